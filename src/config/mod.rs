@@ -1,0 +1,742 @@
+//! Configuration: one main TOML file, one TOML file per source in a connectors directory, and
+//! environment overrides on top of both.
+//!
+//! ```text
+//! cdc-agent.toml                 [kafka] [schema_registry] [event_store] [agent]
+//! connectors/*.toml              one source each: name, kind, connection, topic_prefix, …
+//! CDC_AGENT__KAFKA__BOOTSTRAP_SERVERS=…           overrides a main-file key
+//! CDC_AGENT__SOURCES__DEMO_PG__PASSWORD=…         overrides a key of source `demo-pg`
+//! ```
+//!
+//! Every error is one line that names the file (or environment variable), the key and the fix:
+//! an operator reading a journal at 3 a.m. should not need the source code to repair a typo.
+//! Unknown keys are errors, never ignored: a misspelt `slot_nmae` silently falling back to a
+//! default is how CDC pipelines end up on the wrong slot.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+/// Prefix of every environment override; `__` separates nesting levels.
+pub const ENV_PREFIX: &str = "CDC_AGENT__";
+/// Default connectors directory, relative to the main file's directory.
+pub const DEFAULT_CONNECTORS_DIR: &str = "connectors";
+/// Default directory for local state (spool files, standby markers).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/cdc-agent";
+/// Default event-store (ledger) topic.
+pub const DEFAULT_EVENT_STORE_TOPIC: &str = "cdc.events";
+/// Default PostgreSQL port.
+pub const DEFAULT_POSTGRES_PORT: u16 = 5432;
+/// Default MySQL/MariaDB port.
+pub const DEFAULT_MYSQL_PORT: u16 = 3306;
+/// Default compression codec for produced batches.
+pub const DEFAULT_COMPRESSION: &str = "zstd";
+/// Default partitions of topics the agent creates.
+pub const DEFAULT_TOPIC_PARTITIONS: i32 = 1;
+/// Default replication factor of topics the agent creates.
+pub const DEFAULT_TOPIC_REPLICATION: i32 = 1;
+
+/// The whole configuration after loading: the main file plus every source.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main file this configuration was loaded from.
+    pub path: PathBuf,
+    /// The main file's settings.
+    pub main: MainConfig,
+    /// One entry per connector file, sorted by file name.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// The main file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MainConfig {
+    /// Agent-wide settings.
+    #[serde(default)]
+    pub agent: AgentConfig,
+    /// Kafka connection and producer settings.
+    pub kafka: KafkaConfig,
+    /// The Confluent-compatible schema registry.
+    pub schema_registry: SchemaRegistryConfig,
+    /// The long-term event store (ledger) topic.
+    #[serde(default)]
+    pub event_store: EventStoreConfig,
+}
+
+/// `[agent]`: settings of the daemon itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Directory holding one TOML file per source. Relative paths are resolved against the
+    /// main file's directory. Default: `connectors`.
+    #[serde(default = "default_connectors_dir")]
+    pub connectors_dir: PathBuf,
+    /// Directory for local state. Default: `/var/lib/cdc-agent` (systemd's `StateDirectory`).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            connectors_dir: default_connectors_dir(),
+            state_dir: default_state_dir(),
+        }
+    }
+}
+
+/// `[kafka]`: where events are published.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list. Required.
+    pub bootstrap_servers: String,
+    /// Compression codec: `none`, `gzip`, `snappy`, `lz4` or `zstd`. Default: `zstd`.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// Partitions of topics the agent creates. Default: 1.
+    #[serde(default = "default_topic_partitions")]
+    pub topic_partitions: i32,
+    /// Replication factor of topics the agent creates. Default: 1.
+    #[serde(default = "default_topic_replication")]
+    pub topic_replication_factor: i32,
+    /// Extra librdkafka properties passed to every client, e.g. `"security.protocol" = "SASL_SSL"`.
+    /// Default: none.
+    #[serde(default)]
+    pub properties: BTreeMap<String, Secret>,
+}
+
+/// `[schema_registry]`: a Confluent-compatible registry (Confluent, Apicurio ccompat, Karapace,
+/// Redpanda).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    /// Base URL of the Confluent REST API, e.g. `http://127.0.0.1:8081` or Apicurio's
+    /// `http://host:8080/apis/ccompat/v7`. Required.
+    pub url: String,
+    /// Basic-auth user name. Default: none.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic-auth password. Default: none.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// File whose first line is the basic-auth password; wins over `password`. Default: none.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// `[event_store]`: the ledger topic every event is mirrored into.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventStoreConfig {
+    /// Topic name. Default: `cdc.events`.
+    #[serde(default = "default_event_store_topic")]
+    pub topic: String,
+    /// Mirror events into the event store at all. Default: true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for EventStoreConfig {
+    fn default() -> Self {
+        Self {
+            topic: default_event_store_topic(),
+            enabled: true,
+        }
+    }
+}
+
+/// The database a source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// PostgreSQL logical replication (pgoutput).
+    Postgres,
+    /// MySQL or MariaDB row binlog.
+    Mysql,
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceKind::Postgres => "postgres",
+            SourceKind::Mysql => "mysql",
+        })
+    }
+}
+
+/// How an initial snapshot is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// Snapshot existing rows once, then stream changes.
+    #[default]
+    Initial,
+    /// Stream changes only, from the slot's or binlog's current position.
+    Never,
+    /// Snapshot existing rows, then stop.
+    InitialOnly,
+}
+
+/// `[snapshot]` of a source file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// `initial` (default), `never` or `initial_only`.
+    #[serde(default)]
+    pub mode: SnapshotMode,
+}
+
+/// `[postgres]` of a source file: PostgreSQL-only settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresOptions {
+    /// Replication slot name. Default: the source name with `-` replaced by `_`.
+    #[serde(default)]
+    pub slot_name: Option<String>,
+    /// Publication name. Default: `cdc_<source name>`.
+    #[serde(default)]
+    pub publication: Option<String>,
+    /// Tables (`schema.table`) of a publication the agent creates; empty means all tables.
+    /// Ignored when the publication already exists. Default: all tables.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// libpq-style `sslmode`: `disable`, `prefer`, `require`. Default: `prefer`.
+    #[serde(default)]
+    pub sslmode: Option<String>,
+}
+
+/// `[mysql]` of a source file: MySQL/MariaDB-only settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlOptions {
+    /// Server id the agent uses as a replica; must be unique among the server's replicas.
+    /// Default: derived from the source name.
+    #[serde(default)]
+    pub server_id: Option<u32>,
+    /// Databases to capture; empty means all but the system schemas. Default: all.
+    #[serde(default)]
+    pub databases: Vec<String>,
+}
+
+/// One connector file: a single database source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique source name; part of slot, transactional id and offset keys. Required.
+    pub name: String,
+    /// `postgres` or `mysql` (MySQL and MariaDB). Required.
+    pub kind: SourceKind,
+    /// Prefix of every table topic: `<topic_prefix>.<schema>.<table>`. Required.
+    pub topic_prefix: String,
+    /// Database host. Default: `127.0.0.1`.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Database port. Default: 5432 for postgres, 3306 for mysql.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// User the agent connects as. Required.
+    pub user: String,
+    /// Password. Prefer `password_file` or the environment override. Default: none.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// File whose first line is the password; wins over `password`. Default: none.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Database to connect to. Required for postgres; optional for mysql.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Initial snapshot settings.
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    /// PostgreSQL-only settings (only with `kind = "postgres"`).
+    #[serde(default)]
+    pub postgres: Option<PostgresOptions>,
+    /// MySQL/MariaDB-only settings (only with `kind = "mysql"`).
+    #[serde(default)]
+    pub mysql: Option<MysqlOptions>,
+    /// The file this source was loaded from.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+impl SourceConfig {
+    /// The port, defaulted by kind.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.kind {
+            SourceKind::Postgres => DEFAULT_POSTGRES_PORT,
+            SourceKind::Mysql => DEFAULT_MYSQL_PORT,
+        })
+    }
+
+    /// The environment-variable prefix that overrides this source's keys.
+    pub fn env_prefix(&self) -> String {
+        source_env_prefix(&self.name)
+    }
+}
+
+/// A secret string: deserialized like a string, never printed.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is handed to a client library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// A configuration error: where it is, which key, what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {}{problem}; fix: {fix}", key.as_deref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file (or environment variable family) the bad value came from.
+    pub origin: String,
+    /// Dotted key path, when the error concerns one key.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub problem: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl ConfigError {
+    fn new(
+        origin: impl fmt::Display,
+        key: Option<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            origin: origin.to_string(),
+            key,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Loads the main file, every `*.toml` in the connectors directory, and the environment.
+pub fn load(main_path: &Path) -> Result<Config, ConfigError> {
+    load_with_env(main_path, std::env::vars())
+}
+
+/// [`load`] with an explicit environment, so tests need not mutate the process environment.
+pub fn load_with_env(
+    main_path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    check_toml_file(main_path)?;
+    let main_env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| {
+            !k[ENV_PREFIX.len()..]
+                .to_ascii_uppercase()
+                .starts_with("SOURCES__")
+        })
+        .cloned()
+        .collect();
+    let main: MainConfig = extract(
+        Figment::from(Toml::file(main_path)).merge(env_provider(ENV_PREFIX, &main_env)),
+        main_path,
+        ENV_PREFIX,
+    )?;
+    let main = resolve_main(main, main_path)?;
+
+    let dir = if main.agent.connectors_dir.is_absolute() {
+        main.agent.connectors_dir.clone()
+    } else {
+        main_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&main.agent.connectors_dir)
+    };
+    let mut files = Vec::new();
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => {
+            for entry in entries.flatten() {
+                let p = entry.path();
+                if p.extension().is_some_and(|e| e == "toml") && p.is_file() {
+                    files.push(p);
+                }
+            }
+        }
+        Err(e) => {
+            return Err(ConfigError::new(
+                main_path.display(),
+                Some("agent.connectors_dir".into()),
+                format!("cannot read directory {}: {e}", dir.display()),
+                "create the directory or point agent.connectors_dir at the folder of source files",
+            ))
+        }
+    }
+    files.sort();
+
+    let mut sources: Vec<SourceConfig> = Vec::with_capacity(files.len());
+    for file in files {
+        let source = load_source(&file, &env)?;
+        if let Some(other) = sources.iter().find(|s| s.name == source.name) {
+            return Err(ConfigError::new(
+                file.display(),
+                Some("name".into()),
+                format!(
+                    "source name `{}` is already used by {}",
+                    source.name,
+                    other.file.display()
+                ),
+                "give every source a unique name",
+            ));
+        }
+        sources.push(source);
+    }
+    Ok(Config {
+        path: main_path.to_path_buf(),
+        main,
+        sources,
+    })
+}
+
+fn load_source(file: &Path, env: &[(String, String)]) -> Result<SourceConfig, ConfigError> {
+    let text = check_toml_file(file)?;
+    // The name selects the environment overrides, so read it before the full extraction.
+    let name = text
+        .get("name")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            ConfigError::new(
+                file.display(),
+                Some("name".into()),
+                "missing string `name`",
+                "add `name = \"<unique source name>\"` at the top of the file",
+            )
+        })?
+        .to_owned();
+    let prefix = source_env_prefix(&name);
+    let mut source: SourceConfig = extract(
+        Figment::from(Toml::file(file)).merge(env_provider(&prefix, env)),
+        file,
+        &prefix,
+    )?;
+    source.file = file.to_path_buf();
+    validate_source(source)
+}
+
+fn validate_source(mut s: SourceConfig) -> Result<SourceConfig, ConfigError> {
+    let origin = s.file.display().to_string();
+    let bad = |key: &str, problem: String, fix: &str| {
+        Err(ConfigError::new(&origin, Some(key.into()), problem, fix))
+    };
+    if s.name.is_empty()
+        || !s
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return bad(
+            "name",
+            format!("`{}` is not a valid source name", s.name),
+            "use letters, digits, `-` and `_` only",
+        );
+    }
+    if s.topic_prefix.is_empty()
+        || !s
+            .topic_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return bad(
+            "topic_prefix",
+            format!("`{}` is not a valid Kafka topic prefix", s.topic_prefix),
+            "use letters, digits, `.`, `-` and `_` only",
+        );
+    }
+    match s.kind {
+        SourceKind::Postgres => {
+            if s.mysql.is_some() {
+                return bad(
+                    "mysql",
+                    "a [mysql] section in a postgres source".into(),
+                    "remove the [mysql] section or set kind = \"mysql\"",
+                );
+            }
+            if s.database.is_none() {
+                return bad(
+                    "database",
+                    "missing database for a postgres source".into(),
+                    "add `database = \"<database name>\"`",
+                );
+            }
+        }
+        SourceKind::Mysql => {
+            if s.postgres.is_some() {
+                return bad(
+                    "postgres",
+                    "a [postgres] section in a mysql source".into(),
+                    "remove the [postgres] section or set kind = \"postgres\"",
+                );
+            }
+        }
+    }
+    if let Some(path) = &s.password_file {
+        s.password = Some(read_secret_file(path, &origin, "password_file")?);
+    }
+    Ok(s)
+}
+
+fn resolve_main(mut m: MainConfig, path: &Path) -> Result<MainConfig, ConfigError> {
+    let origin = path.display().to_string();
+    const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
+    if !CODECS.contains(&m.kafka.compression.as_str()) {
+        return Err(ConfigError::new(
+            origin,
+            Some("kafka.compression".into()),
+            format!("unknown codec `{}`", m.kafka.compression),
+            "use one of none, gzip, snappy, lz4, zstd",
+        ));
+    }
+    if m.kafka.bootstrap_servers.trim().is_empty() {
+        return Err(ConfigError::new(
+            origin,
+            Some("kafka.bootstrap_servers".into()),
+            "empty bootstrap server list",
+            "set it to `host:port[,host:port…]`",
+        ));
+    }
+    if !(m.schema_registry.url.starts_with("http://")
+        || m.schema_registry.url.starts_with("https://"))
+    {
+        return Err(ConfigError::new(
+            origin,
+            Some("schema_registry.url".into()),
+            format!("`{}` is not an http(s) URL", m.schema_registry.url),
+            "set it to the registry's base URL, e.g. http://127.0.0.1:8081",
+        ));
+    }
+    if let Some(file) = &m.schema_registry.password_file {
+        m.schema_registry.password = Some(read_secret_file(
+            file,
+            &origin,
+            "schema_registry.password_file",
+        )?);
+    }
+    Ok(m)
+}
+
+fn read_secret_file(path: &Path, origin: &str, key: &str) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            origin,
+            Some(key.into()),
+            format!("cannot read {}: {e}", path.display()),
+            "point it at a readable file whose first line is the secret",
+        )
+    })?;
+    Ok(Secret::new(text.lines().next().unwrap_or_default()))
+}
+
+/// Reads and syntax-checks a TOML file, so a missing file or a syntax error is reported with
+/// its line instead of being treated as an empty file.
+fn check_toml_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            path.display(),
+            None,
+            format!("cannot read config file: {e}"),
+            "check the path given with --config (or the connectors directory)",
+        )
+    })?;
+    text.parse::<toml::Table>().map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            .unwrap_or(0);
+        ConfigError::new(
+            format!("{}:{line}", path.display()),
+            None,
+            format!("TOML syntax error: {}", e.message().trim()),
+            "correct the TOML syntax on that line",
+        )
+    })
+}
+
+/// Environment overrides as a figment provider. figment's own `Env` reads the process
+/// environment; this one takes the variables as data so that loading is a pure function of
+/// (files, environment) and tests need not mutate global state.
+struct EnvOverrides {
+    prefix: String,
+    vars: Vec<(String, String)>,
+}
+
+impl figment::Provider for EnvOverrides {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(format!("environment variables {}*", self.prefix))
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Dict, Value};
+        fn merge(into: &mut Dict, from: Dict) {
+            for (k, v) in from {
+                match (into.get_mut(&k), v) {
+                    (Some(Value::Dict(_, a)), Value::Dict(_, b)) => merge(a, b),
+                    (_, v) => {
+                        into.insert(k, v);
+                    }
+                }
+            }
+        }
+        let mut dict = Dict::new();
+        for (k, v) in &self.vars {
+            let Some(rest) = strip_prefix_ci(k, &self.prefix) else {
+                continue;
+            };
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            if key.is_empty() {
+                continue;
+            }
+            let value: Value = v.parse().unwrap_or_else(|_| Value::from(v.clone()));
+            if let Some(nested) = figment::util::nest(&key, value).into_dict() {
+                merge(&mut dict, nested);
+            }
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+fn strip_prefix_ci<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
+    (key.len() >= prefix.len() && key[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &key[prefix.len()..])
+}
+
+fn env_provider(prefix: &str, env: &[(String, String)]) -> EnvOverrides {
+    EnvOverrides {
+        prefix: prefix.to_string(),
+        vars: env.to_vec(),
+    }
+}
+
+fn extract<T: serde::de::DeserializeOwned>(
+    figment: Figment,
+    file: &Path,
+    env_prefix: &str,
+) -> Result<T, ConfigError> {
+    figment.extract().map_err(|e| explain(e, file, env_prefix))
+}
+
+/// Turns a figment error into one line with origin, key and fix.
+fn explain(e: figment::Error, file: &Path, env_prefix: &str) -> ConfigError {
+    use figment::error::Kind;
+    let origin = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+        Some(figment::Source::File(p)) => p.display().to_string(),
+        _ => match &e.metadata {
+            Some(m) if m.name.starts_with("environment") => {
+                format!(
+                    "environment variable {env_prefix}{}",
+                    e.path.join("__").to_ascii_uppercase()
+                )
+            }
+            _ => file.display().to_string(),
+        },
+    };
+    let key = (!e.path.is_empty()).then(|| e.path.join("."));
+    let (problem, fix) = match &e.kind {
+        Kind::UnknownField(field, expected) => (
+            format!("unknown key `{field}`"),
+            if expected.is_empty() {
+                "remove it: this section takes no keys".to_string()
+            } else {
+                format!("remove it or use one of: {}", expected.join(", "))
+            },
+        ),
+        Kind::MissingField(field) => (
+            format!("missing required key `{field}`"),
+            format!("add `{field} = …` to this section"),
+        ),
+        Kind::InvalidType(actual, expected) => (
+            format!("wrong type: found {actual}, expected {expected}"),
+            format!("set it to {expected}"),
+        ),
+        Kind::InvalidValue(actual, expected) => (
+            format!("invalid value {actual}, expected {expected}"),
+            format!("set it to {expected}"),
+        ),
+        Kind::UnknownVariant(v, expected) => (
+            format!("unknown value `{v}`"),
+            format!("use one of: {}", expected.join(", ")),
+        ),
+        other => (other.to_string(), "see config.example.toml".to_string()),
+    };
+    // For a missing field the path names the section; put the field into the key.
+    let key = match (&e.kind, key) {
+        (Kind::MissingField(f), Some(k)) => Some(format!("{k}.{f}")),
+        (Kind::MissingField(f), None) => Some(f.to_string()),
+        (Kind::UnknownField(f, _), Some(k)) if !k.ends_with(f.as_str()) => Some(format!("{k}.{f}")),
+        (Kind::UnknownField(f, _), None) => Some(f.clone()),
+        (_, k) => k,
+    };
+    ConfigError::new(origin, key, problem, fix)
+}
+
+/// `CDC_AGENT__SOURCES__<NAME>__` with the name upper-cased and `-` turned into `_`.
+pub fn source_env_prefix(name: &str) -> String {
+    let norm: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{ENV_PREFIX}SOURCES__{norm}__")
+}
+
+fn default_connectors_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_CONNECTORS_DIR)
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIR)
+}
+fn default_event_store_topic() -> String {
+    DEFAULT_EVENT_STORE_TOPIC.to_string()
+}
+fn default_compression() -> String {
+    DEFAULT_COMPRESSION.to_string()
+}
+fn default_topic_partitions() -> i32 {
+    DEFAULT_TOPIC_PARTITIONS
+}
+fn default_topic_replication() -> i32 {
+    DEFAULT_TOPIC_REPLICATION
+}
+fn default_host() -> String {
+    "127.0.0.1".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests;

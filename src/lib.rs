@@ -1,0 +1,22 @@
+//! cdc-agent: a change-data-capture daemon.
+//!
+//! ```text
+//!  PostgreSQL ──pgoutput──┐                                        ┌─▶ <prefix>.<schema>.<table>  (one topic per table)
+//!                         ├─▶ source ─▶ event ─▶ Avro encoder ─▶ Kafka sink
+//!  MySQL/MariaDB ─binlog──┘    (positions)     (schema registry)   └─▶ event-store topic (ledger)
+//!        ▲                                                                │
+//!        └──────────── acknowledge position only after Kafka acked ◀──────┘
+//! ```
+//!
+//! The binary (`src/main.rs`) is a thin shell over [`cli`]; everything else is a library so
+//! integration tests and benchmarks drive the same code the daemon runs.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod ops;
+pub mod registry;
+pub mod shutdown;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,4 @@
+//! Operating the daemon: logging, exit codes, and (later) health, metrics and systemd.
+
+pub mod exit;
+pub mod logging;
