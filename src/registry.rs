@@ -1,0 +1,192 @@
+//! Confluent-compatible schema registry client (Confluent, Apicurio `ccompat`, Karapace,
+//! Redpanda): registers a subject's schema and returns its id for the wire format.
+//!
+//! Ids are cached by (subject, schema text), so the registry sees one call per table schema
+//! version, not per event. A registry that is down is *transient*: the caller retries with
+//! backoff and the pipeline pauses, nothing is dropped. A registry that refuses the schema
+//! (incompatible, invalid, unauthorized) is *definite*: the source stops with the registry's
+//! own explanation.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::{SchemaRegistryConfig, Secret};
+
+/// Content type of the Confluent REST API.
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+/// Per-request timeout: long enough for a registry under load, short enough to notice a hang.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// First retry delay; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest delay between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// A registry failure, split into what retrying can fix and what it cannot.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Network trouble or a 5xx: retry.
+    #[error("schema registry unavailable: {0}")]
+    Unavailable(String),
+    /// The registry refused the schema as incompatible with earlier versions.
+    #[error(
+        "schema registry rejected the schema of subject `{subject}` as incompatible: {message}; \
+         fix: make the change backward compatible, or relax the subject's compatibility \
+         (PUT /config/{subject}), or route such events to a dead-letter topic"
+    )]
+    Incompatible {
+        /// The subject.
+        subject: String,
+        /// The registry's explanation (names the field).
+        message: String,
+    },
+    /// Any other refusal (invalid schema, unauthorized, …).
+    #[error("schema registry refused subject `{subject}` (http {status}): {message}")]
+    Refused {
+        /// The subject.
+        subject: String,
+        /// HTTP status.
+        status: u16,
+        /// The registry's message.
+        message: String,
+    },
+}
+
+impl RegistryError {
+    /// Whether retrying may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RegistryError::Unavailable(_))
+    }
+}
+
+#[derive(Deserialize)]
+struct IdResponse {
+    id: u32,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    #[serde(default)]
+    error_code: Option<i64>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Registry client with an id cache. Cheap to share behind an `Arc`.
+pub struct Registry {
+    base: String,
+    http: reqwest::Client,
+    username: Option<String>,
+    password: Option<Secret>,
+    cache: Mutex<HashMap<(String, String), u32>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("base", &self.base).finish()
+    }
+}
+
+impl Registry {
+    /// A client for the configured registry.
+    pub fn new(cfg: &SchemaRegistryConfig) -> Result<Self, RegistryError> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| RegistryError::Unavailable(format!("http client: {e}")))?;
+        Ok(Self {
+            base: cfg.url.trim_end_matches('/').to_string(),
+            http,
+            username: cfg.username.clone(),
+            password: cfg.password.clone(),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The id of `schema` under `subject`, registering it when the registry does not know it.
+    /// One attempt; see [`Registry::register_with_retry`].
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        let key = (subject.to_string(), schema.to_string());
+        if let Some(id) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(*id);
+        }
+        let body = serde_json::json!({ "schema": schema });
+        let mut req = self
+            .http
+            .post(format!("{}/subjects/{}/versions", self.base, subject))
+            .header("Content-Type", CONTENT_TYPE)
+            .header("Accept", CONTENT_TYPE)
+            .body(body.to_string());
+        if let Some(user) = &self.username {
+            req = req.basic_auth(user, self.password.as_ref().map(|p| p.expose()));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.without_url().to_string()))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.without_url().to_string()))?;
+        if status.is_success() {
+            let id = serde_json::from_str::<IdResponse>(&text)
+                .map_err(|e| RegistryError::Refused {
+                    subject: subject.to_string(),
+                    status: status.as_u16(),
+                    message: format!("unexpected response {text:?}: {e}"),
+                })?
+                .id;
+            self.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, id);
+            return Ok(id);
+        }
+        let err: ErrorResponse = serde_json::from_str(&text).unwrap_or(ErrorResponse {
+            error_code: None,
+            message: Some(text.clone()),
+        });
+        let message = err.message.unwrap_or_default();
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(RegistryError::Unavailable(format!("http {status}: {message}")));
+        }
+        if status.as_u16() == 409 || err.error_code == Some(409) {
+            return Err(RegistryError::Incompatible {
+                subject: subject.to_string(),
+                message,
+            });
+        }
+        Err(RegistryError::Refused {
+            subject: subject.to_string(),
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    /// [`Registry::register`], retrying transient failures with exponential backoff until
+    /// `stop` says to give up (the shutdown signal). Definite failures return at once.
+    pub async fn register_with_retry(
+        &self,
+        subject: &str,
+        schema: &str,
+        stop: &mut crate::shutdown::Shutdown,
+    ) -> Result<u32, RegistryError> {
+        let mut delay = FIRST_BACKOFF;
+        loop {
+            match self.register(subject, schema).await {
+                Err(e) if e.is_transient() && !stop.is_triggered() => {
+                    tracing::warn!(subject, error = %e, retry_in_ms = delay.as_millis() as u64, "schema registry unavailable, retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {},
+                        _ = stop.wait() => {},
+                    }
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                }
+                other => return other,
+            }
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Kafka sink: publishes encoded events and tells the source how far Kafka has acknowledged.
+//!
+//! ## Contract
+//! - **Delivery**: at-least-once. A position handed to [`KafkaSink::mark`] is reported by
+//!   [`KafkaSink::acked`] only after Kafka acknowledged (acks=all, idempotent producer) every
+//!   record sent before it. Sources acknowledge that position to the database and nothing
+//!   earlier, so a crash replays from the last fully acknowledged point: nothing is lost.
+//! - **Ordering**: records of one key land in one partition in send order (idempotence keeps
+//!   order across retries).
+//! - **Backpressure**: at most `max_in_flight` records wait for acknowledgement; `send` waits
+//!   for the oldest ones beyond that, so memory is bounded whatever the transaction size.
+//! - **Failures**: a record Kafka refuses (too large, unauthorized, timed out after the
+//!   producer's own retries) fails the sink; the source stops and restarts from its last
+//!   acknowledged position. Nothing is dropped silently.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientConfig;
+
+use crate::config::KafkaConfig;
+
+/// Records waiting for acknowledgement before `send` waits. Bounds memory and keeps
+/// librdkafka's own queue (sized below) from ever filling.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 50_000;
+/// librdkafka's send queue cap in KiB. Its default (1 GiB) would defeat the memory goal.
+const QUEUE_MAX_KBYTES: &str = "65536";
+/// librdkafka's send queue cap in messages; above [`DEFAULT_MAX_IN_FLIGHT`] with room for the
+/// event-store mirror of each record.
+const QUEUE_MAX_MESSAGES: &str = "200000";
+/// How long librdkafka retries one record before reporting it failed.
+const MESSAGE_TIMEOUT_MS: &str = "120000";
+/// Timeout of admin operations (topic creation).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A sink failure.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A record is larger than the producer or broker allows. Definite.
+    #[error(
+        "record for topic `{topic}` is too large ({size} bytes): {source}; fix: raise \
+         `message.max.bytes` in [kafka.properties] and the topic's `max.message.bytes`"
+    )]
+    TooLarge {
+        /// Topic.
+        topic: String,
+        /// Key plus value size.
+        size: usize,
+        /// Kafka's error.
+        source: KafkaError,
+    },
+    /// Kafka refused or could not take a record.
+    #[error("kafka produce to `{topic}` failed: {source}")]
+    Produce {
+        /// Topic.
+        topic: String,
+        /// Kafka's error.
+        source: KafkaError,
+    },
+    /// Client creation or an admin operation failed.
+    #[error("kafka: {0}")]
+    Client(String),
+}
+
+impl SinkError {
+    /// Whether restarting the pipeline may succeed without operator action.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SinkError::TooLarge { .. } => false,
+            SinkError::Produce { source, .. } => !matches!(
+                source.rdkafka_error_code(),
+                Some(
+                    RDKafkaErrorCode::TopicAuthorizationFailed
+                        | RDKafkaErrorCode::ClusterAuthorizationFailed
+                        | RDKafkaErrorCode::MessageSizeTooLarge
+                        | RDKafkaErrorCode::InvalidRecord
+                )
+            ),
+            SinkError::Client(_) => true,
+        }
+    }
+}
+
+/// The librdkafka settings every client of ours shares: bootstrap servers plus the
+/// operator's `[kafka.properties]` (security settings live there).
+pub fn base_client_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.bootstrap_servers);
+    for (k, v) in &cfg.properties {
+        c.set(k, v.expose());
+    }
+    c
+}
+
+/// One record to publish. Key and value are copied by librdkafka, so callers encode into
+/// reusable buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct OutRecord<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Key bytes.
+    pub key: &'a [u8],
+    /// Value bytes; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: &'a [(&'a str, &'a [u8])],
+}
+
+enum Pending<P> {
+    Delivery { fut: DeliveryFuture, topic: String },
+    Mark(Option<P>),
+}
+
+/// What one queue entry resolves to: a delivery result or a position mark.
+type Resolved<P> = Result<Option<P>, SinkError>;
+
+impl<P: Unpin> Future for Pending<P> {
+    type Output = Resolved<P>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Pending::Mark(p) => Poll::Ready(Ok(p.take())),
+            Pending::Delivery { fut, topic } => match Pin::new(fut).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(Ok(_))) => Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(Err((e, _msg)))) => Poll::Ready(Err(produce_error(topic, 0, e))),
+                Poll::Ready(Err(_canceled)) => Poll::Ready(Err(SinkError::Client(
+                    "producer dropped an in-flight record".into(),
+                ))),
+            },
+        }
+    }
+}
+
+fn produce_error(topic: &str, size: usize, e: KafkaError) -> SinkError {
+    if matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge)
+    ) {
+        SinkError::TooLarge {
+            topic: topic.to_string(),
+            size,
+            source: e,
+        }
+    } else {
+        SinkError::Produce {
+            topic: topic.to_string(),
+            source: e,
+        }
+    }
+}
+
+/// At-least-once Kafka publisher with in-order acknowledgement tracking. `P` is the source's
+/// position type.
+pub struct KafkaSink<P: Unpin> {
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    queue: FuturesOrdered<Pending<P>>,
+    max_in_flight: usize,
+    acked: Option<P>,
+    topics_known: HashMap<String, ()>,
+    partitions: i32,
+    replication: i32,
+}
+
+impl<P: Unpin + Clone> KafkaSink<P> {
+    /// An idempotent producer (acks=all) configured for bounded memory and Java-compatible
+    /// partitioning.
+    pub fn new(cfg: &KafkaConfig, client_id: &str) -> Result<Self, SinkError> {
+        let mut c = base_client_config(cfg);
+        c.set("client.id", client_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", &cfg.compression)
+            .set("linger.ms", "5")
+            .set("batch.size", "1000000")
+            // Keys land in the partition Java clients (and Debezium) would choose.
+            .set("partitioner", "murmur2_random")
+            .set("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES)
+            .set("queue.buffering.max.messages", QUEUE_MAX_MESSAGES)
+            .set("message.timeout.ms", MESSAGE_TIMEOUT_MS);
+        // Operator properties win over ours (they were set first; set them again).
+        for (k, v) in &cfg.properties {
+            c.set(k, v.expose());
+        }
+        let producer: FutureProducer = c
+            .create()
+            .map_err(|e| SinkError::Client(format!("producer: {e}")))?;
+        let admin = base_client_config(cfg)
+            .create()
+            .map_err(|e| SinkError::Client(format!("admin client: {e}")))?;
+        Ok(Self {
+            producer,
+            admin,
+            queue: FuturesOrdered::new(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            acked: None,
+            topics_known: HashMap::new(),
+            partitions: cfg.topic_partitions,
+            replication: cfg.topic_replication_factor,
+        })
+    }
+
+    /// Creates `topic` unless it exists, with the given topic configs.
+    pub async fn ensure_topic(
+        &mut self,
+        topic: &str,
+        configs: &[(&str, &str)],
+    ) -> Result<(), SinkError> {
+        if self.topics_known.contains_key(topic) {
+            return Ok(());
+        }
+        let mut new = NewTopic::new(
+            topic,
+            self.partitions,
+            TopicReplication::Fixed(self.replication),
+        );
+        for (k, v) in configs {
+            new = new.set(k, v);
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        let res = self
+            .admin
+            .create_topics(&[new], &opts)
+            .await
+            .map_err(|e| SinkError::Client(format!("create topic `{topic}`: {e}")))?;
+        for r in res {
+            match r {
+                Ok(_) => tracing::info!(topic, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => {
+                    return Err(SinkError::Client(format!(
+                        "create topic `{topic}`: {code}; fix: create it yourself or grant \
+                         CREATE on the cluster to the agent's principal"
+                    )))
+                }
+            }
+        }
+        self.topics_known.insert(topic.to_string(), ());
+        Ok(())
+    }
+
+    /// Queues one record. Waits while `max_in_flight` records are unacknowledged.
+    pub async fn send(&mut self, rec: OutRecord<'_>) -> Result<(), SinkError> {
+        while self.queue.len() >= self.max_in_flight {
+            self.settle_one().await?;
+        }
+        let size = rec.key.len() + rec.value.map_or(0, <[u8]>::len);
+        let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
+        for (k, v) in rec.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(*v),
+            });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(rec.topic)
+            .key(rec.key)
+            .headers(headers);
+        if let Some(v) = rec.value {
+            record = record.payload(v);
+        }
+        loop {
+            match self.producer.send_result(record) {
+                Ok(fut) => {
+                    self.queue.push_back(Pending::Delivery {
+                        fut,
+                        topic: rec.topic.to_string(),
+                    });
+                    return Ok(());
+                }
+                Err((e, back))
+                    if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::QueueFull)) =>
+                {
+                    // librdkafka's queue is full (other records than ours share it only in
+                    // theory): wait for the oldest delivery, then retry the same record.
+                    record = back;
+                    if self.queue.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    } else {
+                        self.settle_one().await?;
+                    }
+                }
+                Err((e, _)) => return Err(produce_error(rec.topic, size, e)),
+            }
+        }
+    }
+
+    /// Marks `position`: once every record sent before this call is acknowledged,
+    /// [`KafkaSink::acked`] reports it.
+    pub fn mark(&mut self, position: P) {
+        self.queue.push_back(Pending::Mark(Some(position)));
+    }
+
+    /// The newest position whose preceding records are all acknowledged, without waiting.
+    pub fn acked(&mut self) -> Result<Option<P>, SinkError> {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        while let Poll::Ready(Some(r)) = self.queue.poll_next_unpin(&mut cx) {
+            if let Some(p) = r? {
+                self.acked = Some(p);
+            }
+        }
+        Ok(self.acked.clone())
+    }
+
+    /// Waits until the oldest queued entry resolves.
+    async fn settle_one(&mut self) -> Result<(), SinkError> {
+        if let Some(r) = self.queue.next().await {
+            if let Some(p) = r? {
+                self.acked = Some(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the next queued entry resolves; returns at once when nothing is queued.
+    /// Used by the source's select loop to learn about acknowledgements promptly.
+    pub async fn progress(&mut self) -> Result<Option<P>, SinkError> {
+        self.settle_one().await?;
+        Ok(self.acked.clone())
+    }
+
+    /// Records sent but not yet acknowledged (marks included).
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Waits for every queued record; returns the newest acknowledged position.
+    pub async fn drain(&mut self) -> Result<Option<P>, SinkError> {
+        while !self.queue.is_empty() {
+            self.settle_one().await?;
+        }
+        Ok(self.acked.clone())
+    }
+
+    /// Flushes librdkafka's queue (shutdown path).
+    pub fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
+        self.producer
+            .flush(timeout)
+            .map_err(|e| SinkError::Client(format!("flush: {e}")))
+    }
+}
+
+/// Topic configs of the event store: history is kept forever.
+pub const EVENT_STORE_TOPIC_CONFIGS: &[(&str, &str)] =
+    &[("retention.ms", "-1"), ("retention.bytes", "-1")];
