@@ -1,0 +1,169 @@
+//! Shared helpers of the integration tests. They run against the real local stack
+//! (`scripts/stack up`), found through the variables `scripts/stack env` prints; `scripts/test`
+//! sets them. Nothing here mocks a service.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A stack variable, or a panic that says how to get it.
+pub fn stack_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: integration tests run against the local stack; \
+             use scripts/test, or `scripts/stack up && eval \"$(scripts/stack env)\"` first"
+        )
+    })
+}
+
+/// A name no other test (or earlier run) uses: `<prefix>_<pid>_<n>_<time>`.
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+/// Tests wait on conditions, never on fixed sleeps.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Connects with tokio-postgres and drives the connection on the current runtime.
+pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", redact(url)));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+/// A database made for one test and dropped with it, together with every replication slot
+/// on it (publications go with the database).
+pub struct FreshPgDb {
+    /// Database name.
+    pub name: String,
+    /// Superuser URL of this database.
+    pub url: String,
+    /// The agent role's URL of this database.
+    pub agent_url: String,
+}
+
+impl FreshPgDb {
+    /// Creates `test_<what>_…` owned by the test superuser, readable by the agent role.
+    pub async fn create(what: &str) -> Self {
+        let admin = pg_connect(&stack_env("PG_URL")).await;
+        let name = unique_name(&format!("t_{what}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let url = replace_db(&stack_env("PG_URL"), &name);
+        let agent_url = replace_db(&stack_env("PG_AGENT_URL"), &name);
+        let db = pg_connect(&url).await;
+        db.batch_execute(
+            "GRANT USAGE ON SCHEMA public TO cdc_agent;
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO cdc_agent;",
+        )
+        .await
+        .unwrap();
+        FreshPgDb {
+            name,
+            url,
+            agent_url,
+        }
+    }
+}
+
+impl Drop for FreshPgDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let admin_url = stack_env("PG_URL");
+        // Drop may run inside a test's runtime, where blocking on another future is not
+        // allowed; a short-lived thread with its own runtime sidesteps that.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let admin = pg_connect(&admin_url).await;
+                let _ = admin
+                    .execute(
+                        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+                         WHERE database = $1 AND active_pid IS NOT NULL",
+                        &[&name],
+                    )
+                    .await;
+                for _ in 0..50 {
+                    let left = admin
+                        .query(
+                            "SELECT slot_name, active FROM pg_replication_slots WHERE database = $1",
+                            &[&name],
+                        )
+                        .await
+                        .unwrap_or_default();
+                    if left.is_empty() {
+                        break;
+                    }
+                    for row in left {
+                        let slot: String = row.get(0);
+                        let _ = admin
+                            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+                            .await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+fn replace_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let cut = base.rfind('/').expect("database URL has a path");
+    let mut out = format!("{}/{db}", &base[..cut]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
