@@ -1,12 +1,19 @@
 //! The daemon's top level: start every source pipeline, wait for the shutdown signal, stop
 //! them in order.
 
-use crate::config::Config;
-use crate::shutdown;
+use std::sync::Arc;
 
-/// Runs until SIGTERM/SIGINT, then shuts down gracefully.
+use anyhow::Context;
+
+use crate::config::{Config, SourceKind};
+use crate::registry::Registry;
+use crate::shutdown;
+use crate::source::postgres::{self, PgSourceSettings};
+
+/// Runs until SIGTERM/SIGINT (then shuts down gracefully) or until a source fails
+/// definitely.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let (trigger, mut stop) = shutdown::channel();
+    let (trigger, stop) = shutdown::channel();
     shutdown::install_signal_handlers(trigger.clone())?;
     tracing::info!(
         config = %cfg.path.display(),
@@ -14,7 +21,50 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         kafka = %cfg.main.kafka.bootstrap_servers,
         "cdc-agent starting"
     );
-    stop.wait().await;
-    tracing::info!("stopped");
-    Ok(())
+    let registry = Arc::new(Registry::new(&cfg.main.schema_registry)?);
+    let mut tasks = tokio::task::JoinSet::new();
+    for source in cfg.sources.clone() {
+        let name = source.name.clone();
+        match source.kind {
+            SourceKind::Postgres => {
+                let settings = PgSourceSettings::new(source, cfg.main.clone());
+                let (registry, stop) = (registry.clone(), stop.clone());
+                tasks.spawn(async move { (name, postgres::run(settings, registry, stop).await) });
+            }
+            SourceKind::Mysql => {
+                anyhow::bail!(
+                    "source `{name}` ({}): the mysql source is not available yet",
+                    source.file.display()
+                );
+            }
+        }
+    }
+    let mut stop_wait = stop.clone();
+    let mut first_error = None;
+    if tasks.is_empty() {
+        tracing::warn!("no sources configured; waiting for shutdown");
+        stop_wait.wait().await;
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) = joined.context("source task panicked")?;
+        match result {
+            Ok(()) => tracing::info!(source = %name, "source stopped"),
+            Err(e) => {
+                tracing::error!(source = %name, error = %e, "source failed");
+                if first_error.is_none() {
+                    first_error = Some(anyhow::anyhow!("source `{name}`: {e}"));
+                }
+                // One definite failure stops the daemon: the operator must act, and a
+                // supervisor restart should not hide it behind the other sources.
+                trigger.trigger();
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
 }

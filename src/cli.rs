@@ -49,6 +49,24 @@ pub enum Command {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Print events of the event store (ledger) as JSON lines, oldest first.
+    Replay {
+        /// Main configuration file (Kafka, registry, event-store topic).
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Only events of this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only events of this table (`schema.table`).
+        #[arg(long)]
+        table: Option<String>,
+        /// Only events of this key, as in the ledger key: e.g. '{"id":42}'.
+        #[arg(long)]
+        key: Option<String>,
+        /// Keep printing new events until interrupted.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Load and validate the configuration, print a summary, and exit.
     Validate {
         /// Main configuration file.
@@ -77,29 +95,62 @@ pub fn main() -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
+        Command::Replay {
+            config,
+            source,
+            table,
+            key,
+            follow,
+        } => {
+            let cfg = match config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(e) => return config_error(&e),
+            };
+            let filter = crate::ledger::ReplayFilter {
+                source,
+                table,
+                key,
+                follow,
+            };
+            with_runtime(|| async move {
+                let (trigger, stop) = crate::shutdown::channel();
+                crate::shutdown::install_signal_handlers(trigger)?;
+                let mut out = std::io::stdout();
+                crate::ledger::replay(&cfg, &filter, stop, &mut out).await?;
+                Ok(())
+            })
+        }
         Command::Run { config } => {
             let cfg = match config::load(&config) {
                 Ok(cfg) => cfg,
                 Err(e) => return config_error(&e),
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::from(exit::FAILURE);
-                }
-            };
-            match runtime.block_on(crate::app::run(cfg)) {
-                Ok(()) => ExitCode::from(exit::OK),
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "stopped");
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(exit::FAILURE)
-                }
-            }
+            with_runtime(|| crate::app::run(cfg))
+        }
+    }
+}
+
+/// Runs `f` on a fresh multi-threaded runtime; errors become one line and exit code 1.
+fn with_runtime<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(f()) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILURE)
         }
     }
 }

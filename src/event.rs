@@ -82,7 +82,8 @@ pub enum ColumnType {
     ZonedTimestamp,
     /// `io.debezium.time.ZonedTime`: string, ISO-8601 time with offset.
     ZonedTime,
-    /// `io.debezium.time.MicroDuration`: long, microseconds (months as 30 days, as Debezium).
+    /// `io.debezium.time.MicroDuration`: long, microseconds (a month counts 365.25 / 12 days,
+    /// as Debezium's `MicroDuration.DAYS_PER_MONTH_AVG`).
     MicroDuration,
     /// `io.debezium.time.Year`: int.
     Year,
@@ -94,13 +95,20 @@ pub enum ColumnType {
     Enum(Vec<String>),
     /// `io.debezium.data.EnumSet`: string, comma-separated, with the allowed values.
     EnumSet(Vec<String>),
-    /// `io.debezium.data.Bits`: bytes, little-endian bit string of `length` bits.
+    /// `io.debezium.data.Bits`: bytes, the bit string as a little-endian integer (the last bit
+    /// of the string is bit 0), without high zero bytes, as Debezium writes it.
     Bits {
         /// Declared bit length.
         length: u32,
     },
     /// Connect `array` of the element type; elements are optional.
     Array(Box<ColumnType>),
+    /// `io.debezium.data.Xml`: string (PostgreSQL `xml`).
+    Xml,
+    /// `io.debezium.data.Ltree`: string (PostgreSQL `ltree` extension type).
+    Ltree,
+    /// `io.debezium.data.Tsvector`: string (PostgreSQL `tsvector`).
+    TsVector,
 }
 
 /// One column of a table as the event schemas show it.
@@ -155,6 +163,27 @@ pub enum Datum<'a> {
     /// A TOASTed value the database did not send because it did not change. The encoder
     /// writes the configured placeholder; it is never silently null.
     Unchanged,
+}
+
+impl Datum<'_> {
+    /// The same value with every borrow copied, for values that must outlive the buffer they
+    /// were parsed from (array elements unescaped into a temporary, values kept across events).
+    pub fn into_owned(self) -> Datum<'static> {
+        match self {
+            Datum::Null => Datum::Null,
+            Datum::Bool(b) => Datum::Bool(b),
+            Datum::Int(i) => Datum::Int(i),
+            Datum::Float(f) => Datum::Float(f),
+            Datum::Str(s) => Datum::Str(Cow::Owned(s.into_owned())),
+            Datum::Bytes(b) => Datum::Bytes(Cow::Owned(b.into_owned())),
+            Datum::Decimal { unscaled, scale } => Datum::Decimal {
+                unscaled: Cow::Owned(unscaled.into_owned()),
+                scale,
+            },
+            Datum::Array(items) => Datum::Array(items.into_iter().map(Datum::into_owned).collect()),
+            Datum::Unchanged => Datum::Unchanged,
+        }
+    }
 }
 
 /// What happened to a row. The single letters are Debezium's `op` values.

@@ -12,10 +12,14 @@
 //! integration tests and benchmarks drive the same code the daemon runs.
 
 pub mod app;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod encode;
 pub mod event;
+pub mod ledger;
 pub mod ops;
+pub mod publish;
 pub mod registry;
 pub mod shutdown;
 pub mod sink;

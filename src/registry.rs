@@ -8,7 +8,7 @@
 //! own explanation.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -81,11 +81,14 @@ pub struct Registry {
     username: Option<String>,
     password: Option<Secret>,
     cache: Mutex<HashMap<(String, String), u32>>,
+    by_id: Mutex<HashMap<u32, Arc<str>>>,
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("base", &self.base).finish()
+        f.debug_struct("Registry")
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -102,6 +105,7 @@ impl Registry {
             username: cfg.username.clone(),
             password: cfg.password.clone(),
             cache: Mutex::new(HashMap::new()),
+            by_id: Mutex::new(HashMap::new()),
         })
     }
 
@@ -109,7 +113,12 @@ impl Registry {
     /// One attempt; see [`Registry::register_with_retry`].
     pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
         let key = (subject.to_string(), schema.to_string());
-        if let Some(id) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(id) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(*id);
         }
         let body = serde_json::json!({ "schema": schema });
@@ -151,7 +160,9 @@ impl Registry {
         });
         let message = err.message.unwrap_or_default();
         if status.is_server_error() || status.as_u16() == 429 {
-            return Err(RegistryError::Unavailable(format!("http {status}: {message}")));
+            return Err(RegistryError::Unavailable(format!(
+                "http {status}: {message}"
+            )));
         }
         if status.as_u16() == 409 || err.error_code == Some(409) {
             return Err(RegistryError::Incompatible {
@@ -164,6 +175,54 @@ impl Registry {
             status: status.as_u16(),
             message,
         })
+    }
+
+    /// The schema text registered under `id` (`GET /schemas/ids/{id}`), cached.
+    pub async fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError> {
+        if let Some(s) = self
+            .by_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return Ok(s.clone());
+        }
+        let mut req = self
+            .http
+            .get(format!("{}/schemas/ids/{id}", self.base))
+            .header("Accept", CONTENT_TYPE);
+        if let Some(user) = &self.username {
+            req = req.basic_auth(user, self.password.as_ref().map(|p| p.expose()));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.without_url().to_string()))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.without_url().to_string()))?;
+        if status.is_server_error() {
+            return Err(RegistryError::Unavailable(format!("http {status}")));
+        }
+        #[derive(Deserialize)]
+        struct SchemaResponse {
+            schema: String,
+        }
+        let schema: Arc<str> = serde_json::from_str::<SchemaResponse>(&text)
+            .map_err(|_| RegistryError::Refused {
+                subject: format!("schema id {id}"),
+                status: status.as_u16(),
+                message: text.clone(),
+            })?
+            .schema
+            .into();
+        self.by_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, schema.clone());
+        Ok(schema)
     }
 
     /// [`Registry::register`], retrying transient failures with exponential backoff until

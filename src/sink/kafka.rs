@@ -107,8 +107,8 @@ pub fn base_client_config(cfg: &KafkaConfig) -> ClientConfig {
 pub struct OutRecord<'a> {
     /// Topic.
     pub topic: &'a str,
-    /// Key bytes.
-    pub key: &'a [u8],
+    /// Key bytes; `None` for events without a key (truncate, keyless tables).
+    pub key: Option<&'a [u8]>,
     /// Value bytes; `None` is a tombstone.
     pub value: Option<&'a [u8]>,
     /// Headers.
@@ -254,7 +254,7 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         while self.queue.len() >= self.max_in_flight {
             self.settle_one().await?;
         }
-        let size = rec.key.len() + rec.value.map_or(0, <[u8]>::len);
+        let size = rec.key.map_or(0, <[u8]>::len) + rec.value.map_or(0, <[u8]>::len);
         let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
         for (k, v) in rec.headers {
             headers = headers.insert(Header {
@@ -262,9 +262,10 @@ impl<P: Unpin + Clone> KafkaSink<P> {
                 value: Some(*v),
             });
         }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(rec.topic)
-            .key(rec.key)
-            .headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(rec.topic).headers(headers);
+        if let Some(k) = rec.key {
+            record = record.key(k);
+        }
         if let Some(v) = rec.value {
             record = record.payload(v);
         }

@@ -3,6 +3,8 @@
 //! sets them. Nothing here mocks a service.
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};

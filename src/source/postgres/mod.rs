@@ -1,7 +1,337 @@
 //! PostgreSQL source: logical replication with the pgoutput plugin.
 //!
+//! ```text
+//!             ┌────────── setup.rs ──────────┐
+//!  SQL conn ─▶│ wal_level, role, publication │
+//!             └──────────────┬───────────────┘
+//!                            ▼
+//!  slot missing? ── replication.rs: CREATE_REPLICATION_SLOT … EXPORT_SNAPSHOT
+//!                            │
+//!                            ▼
+//!                  snapshot.rs: COPY every table under SET TRANSACTION SNAPSHOT (parallel)
+//!                            │        rows → op "r" events → Publisher → Kafka
+//!                            ▼        checkpoint {snapshot_done} after Kafka acked them all
+//!                  stream.rs: START_REPLICATION → wire.rs → pgoutput.rs → schema.rs (Datums)
+//!                            │        → Publisher (Avro, registry, table topic + ledger)
+//!                            ▼
+//!                  flush LSN ◀── only positions whose events Kafka acknowledged
+//! ```
+//!
+//! This file only wires the stages and decides between *definite* errors (stop and tell the
+//! operator) and *transient* ones (retry from the slot's confirmed position with backoff).
 //! The protocol layers are pure and fuzzable: [`wire`] frames the streaming-replication
 //! CopyData messages, [`pgoutput`] decodes the logical messages inside them.
 
 pub mod pgoutput;
+pub mod replication;
+pub mod schema;
+pub mod setup;
+pub mod snapshot;
+pub mod stream;
+pub mod types;
 pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::source::SourceError;
+
+use crate::checkpoint::{self, Checkpoint, OFFSETS_TOPIC_CONFIGS};
+use crate::config::{MainConfig, SnapshotMode, SourceConfig};
+use crate::publish::{PublishConfig, Publisher};
+use crate::registry::Registry;
+use crate::shutdown::Shutdown;
+use crate::sink::kafka::KafkaSink;
+use replication::{ReplicationClient, ReplicationConfig};
+use setup::SlotState;
+use wire::Lsn;
+
+/// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Longest delay between retries.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+/// Session settings that make PostgreSQL's text output what [`types`] parses, on both the SQL
+/// (snapshot) and the replication connection.
+pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; \
+     SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; SET lc_monetary = 'C'; \
+     SET bytea_output = 'hex'";
+
+/// Everything a PostgreSQL source needs, resolved from the configuration.
+#[derive(Debug, Clone)]
+pub struct PgSourceSettings {
+    /// The source's configuration.
+    pub source: SourceConfig,
+    /// The main configuration.
+    pub main: MainConfig,
+    /// Slot name.
+    pub slot: String,
+    /// Publication name.
+    pub publication: String,
+}
+
+impl PgSourceSettings {
+    /// Resolves defaults (slot and publication names) from the source configuration.
+    pub fn new(source: SourceConfig, main: MainConfig) -> Self {
+        let pg = source.postgres.clone().unwrap_or_default();
+        let slot = pg
+            .slot_name
+            .unwrap_or_else(|| source.name.replace('-', "_"));
+        let publication = pg
+            .publication
+            .unwrap_or_else(|| format!("cdc_{}", source.name.replace('-', "_")));
+        Self {
+            source,
+            main,
+            slot,
+            publication,
+        }
+    }
+
+    fn database(&self) -> &str {
+        self.source.database.as_deref().unwrap_or("postgres")
+    }
+
+    /// tokio-postgres configuration of the SQL connection.
+    pub fn sql_config(&self) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host(&self.source.host)
+            .port(self.source.port())
+            .user(&self.source.user)
+            .dbname(self.database())
+            .application_name("cdc-agent")
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(p) = &self.source.password {
+            c.password(p.expose());
+        }
+        c
+    }
+
+    /// Configuration of the replication connection.
+    pub fn replication_config(&self) -> ReplicationConfig {
+        let mut c = ReplicationConfig::new(
+            &self.source.host,
+            self.source.port(),
+            &self.source.user,
+            self.database(),
+        );
+        c.password = self
+            .source
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string());
+        c
+    }
+}
+
+/// Runs the source until shutdown, retrying transient failures with backoff.
+pub async fn run(
+    settings: PgSourceSettings,
+    registry: Arc<Registry>,
+    mut stop: Shutdown,
+) -> Result<(), SourceError> {
+    let mut delay = FIRST_RETRY_DELAY;
+    loop {
+        match run_once(&settings, &registry, &mut stop).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && !stop.is_triggered() => {
+                tracing::warn!(source = %settings.source.name, error = %e, retry_in_s = delay.as_secs(), "source failed, retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {},
+                    _ = stop.wait() => return Ok(()),
+                }
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+            Err(e) if stop.is_triggered() && e.is_transient() => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Connects the SQL session with the settings [`types`] expects.
+pub async fn connect_sql(
+    settings: &PgSourceSettings,
+) -> Result<tokio_postgres::Client, SourceError> {
+    let (client, conn) = settings
+        .sql_config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(SourceError::sql("connect to PostgreSQL"))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "sql connection ended");
+        }
+    });
+    client
+        .batch_execute(SESSION_SETTINGS)
+        .await
+        .map_err(SourceError::sql("session settings"))?;
+    Ok(client)
+}
+
+async fn run_once(
+    settings: &PgSourceSettings,
+    registry: &Arc<Registry>,
+    stop: &mut Shutdown,
+) -> Result<(), SourceError> {
+    let src = &settings.source;
+    let sql = connect_sql(settings).await?;
+    setup::check_prerequisites(&sql).await?;
+    let tables = src
+        .postgres
+        .as_ref()
+        .map(|p| p.tables.clone())
+        .unwrap_or_default();
+    setup::ensure_publication(&sql, &settings.publication, &tables).await?;
+    setup::check_replica_identity(&sql, &settings.publication).await?;
+
+    let sink = KafkaSink::new(&settings.main.kafka, &format!("cdc-agent-{}", src.name))?;
+    let mut publisher = Publisher::new(
+        PublishConfig {
+            source: src.name.clone(),
+            topic_prefix: src.topic_prefix.clone(),
+            event_store_topic: settings
+                .main
+                .event_store
+                .enabled
+                .then(|| settings.main.event_store.topic.clone()),
+            tombstones: true,
+            connector: crate::encode::avro::ConnectorKind::Postgres,
+        },
+        sink,
+        registry.clone(),
+    );
+    publisher.prepare().await?;
+    let offsets_topic = checkpoint::offsets_topic(&src.topic_prefix);
+    publisher
+        .sink()
+        .ensure_topic(&offsets_topic, OFFSETS_TOPIC_CONFIGS)
+        .await?;
+    let kafka = settings.main.kafka.clone();
+    let (topic, name) = (offsets_topic.clone(), src.name.clone());
+    let saved = tokio::task::spawn_blocking(move || checkpoint::load(&kafka, &topic, &name))
+        .await
+        .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
+    let snapshot_done = saved
+        .as_ref()
+        .is_some_and(|c| c.snapshot_done && c.slot.as_deref() == Some(settings.slot.as_str()));
+
+    let mode = src.snapshot.mode;
+    let slot = setup::slot_state(&sql, &settings.slot).await?;
+    if let SlotState::Present {
+        active_pid: Some(pid),
+        ..
+    } = slot
+    {
+        return Err(SourceError::Definite(format!(
+            "replication slot `{}` is active in another process (pid {pid}); fix: stop the \
+             other agent, or terminate it with SELECT pg_terminate_backend({pid}); or give \
+             this source another slot_name",
+            settings.slot
+        )));
+    }
+    let needs_snapshot = mode != SnapshotMode::Never && !snapshot_done;
+    if needs_snapshot && matches!(slot, SlotState::Present { .. }) {
+        // A slot without a finished snapshot: the snapshot it exported is gone, so start
+        // over from a new slot. Rows already published are published again (at-least-once).
+        tracing::warn!(slot = %settings.slot, "snapshot did not finish before; recreating the slot and snapshotting again");
+        setup::drop_slot(&sql, &settings.slot).await?;
+    }
+
+    let mut repl = ReplicationClient::connect(&settings.replication_config())
+        .await
+        .map_err(stream::repl_error)?;
+    let server_version: u32 = repl
+        .parameter("server_version")
+        .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+
+    if needs_snapshot || matches!(slot, SlotState::Missing) {
+        let created = repl
+            .create_logical_slot(&settings.slot, needs_snapshot, false)
+            .await
+            .map_err(stream::repl_error)?;
+        tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created replication slot");
+        if needs_snapshot {
+            let snapshot_name = created
+                .snapshot_name
+                .clone()
+                .ok_or_else(|| SourceError::Definite("server did not export a snapshot".into()))?;
+            snapshot::run(
+                settings,
+                &sql,
+                &snapshot_name,
+                created.consistent_point,
+                &mut publisher,
+                stop,
+            )
+            .await?;
+            if stop.is_triggered() {
+                return Ok(());
+            }
+            let done = Checkpoint {
+                snapshot_done: true,
+                slot: Some(settings.slot.clone()),
+                position: Some(created.consistent_point.to_string()),
+            };
+            publish_checkpoint(&mut publisher, &offsets_topic, &src.name, &done).await?;
+            publisher.sink().drain().await?;
+            tracing::info!(source = %src.name, "snapshot complete");
+            if mode == SnapshotMode::InitialOnly {
+                return Ok(());
+            }
+        }
+    }
+
+    let proto = match server_version {
+        v if v >= 16 => "4",
+        v if v >= 15 => "3",
+        v if v >= 14 => "2",
+        _ => "1",
+    };
+    let publications = format!("\"{}\"", settings.publication.replace('"', "\"\""));
+    let mut options: Vec<(&str, &str)> = vec![
+        ("proto_version", proto),
+        ("publication_names", publications.as_str()),
+    ];
+    if server_version >= 14 {
+        options.push(("messages", "true"));
+    }
+    let mut stream_conn = repl
+        .start_replication(&settings.slot, Lsn(0), &options)
+        .await
+        .map_err(stream::repl_error)?;
+    tracing::info!(source = %src.name, slot = %settings.slot, proto_version = proto, "streaming");
+    stream::run(
+        stream::StreamContext {
+            server_name: &src.topic_prefix,
+            database: settings.database(),
+            sql: &sql,
+        },
+        &mut stream_conn,
+        &mut publisher,
+        stop,
+    )
+    .await
+}
+
+async fn publish_checkpoint(
+    publisher: &mut Publisher<Lsn>,
+    topic: &str,
+    source: &str,
+    cp: &Checkpoint,
+) -> Result<(), SourceError> {
+    let value = serde_json::to_vec(cp)
+        .map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))?;
+    publisher
+        .sink()
+        .send(crate::sink::kafka::OutRecord {
+            topic,
+            key: Some(source.as_bytes()),
+            value: Some(&value),
+            headers: &[],
+        })
+        .await?;
+    Ok(())
+}

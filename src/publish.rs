@@ -1,0 +1,320 @@
+//! From change events to Kafka records, for any source: schema registration, Avro encoding,
+//! the table topic, the tombstone after a delete, and the event-store (ledger) mirror.
+//!
+//! ```text
+//! ChangeEvent ─▶ TableCodec (Avro, Confluent framing) ─▶ <prefix>.<schema>.<table>   key = primary key
+//!                                                    └─▶ event store                key = source/table/key
+//! ```
+//!
+//! Event-store records carry the same Avro bytes as the table topic, so a ledger reader
+//! decodes them with the same registry schemas. Their key is
+//! `<source>/<schema>.<table>/<key JSON>` (see docs/event-store.md): one row's history stays in
+//! one partition, in order, whatever the key schema's id. Tombstones are not mirrored: the
+//! ledger keeps history.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use crate::encode::avro::{ConnectorKind, TableCodec};
+use crate::event::{ChangeEvent, Datum, Op, TableId, TableSchema};
+use crate::registry::Registry;
+use crate::shutdown::Shutdown;
+use crate::sink::kafka::{KafkaSink, OutRecord, EVENT_STORE_TOPIC_CONFIGS};
+use crate::source::SourceError;
+
+/// Separator inside event-store keys. `/` cannot appear in a source name and is rare in
+/// identifiers; the key JSON comes last, so it may contain anything.
+const KEY_SEP: u8 = b'/';
+
+/// Settings of a publisher, taken from the source and main configuration.
+#[derive(Debug, Clone)]
+pub struct PublishConfig {
+    /// Source name (event-store keys, headers).
+    pub source: String,
+    /// Topic prefix: `<prefix>.<schema>.<table>`, also the Avro namespace prefix.
+    pub topic_prefix: String,
+    /// Event-store topic, when mirroring is on.
+    pub event_store_topic: Option<String>,
+    /// Emit a tombstone after every delete.
+    pub tombstones: bool,
+    /// Which connector's `source` block events carry.
+    pub connector: ConnectorKind,
+}
+
+struct TableEntry {
+    schema: Arc<TableSchema>,
+    codec: TableCodec,
+    topic: String,
+    key_id: Option<u32>,
+    value_id: u32,
+    table_header: String,
+}
+
+/// Positions and context the source attaches to each event's headers.
+#[derive(Debug, Clone, Copy)]
+pub struct EventMeta<'a> {
+    /// Source position, e.g. the LSN as `X/X`.
+    pub position: &'a str,
+    /// Source transaction id, when there is one.
+    pub txid: Option<&'a str>,
+    /// Commit time in milliseconds since the epoch.
+    pub commit_ms: i64,
+}
+
+/// Encodes and publishes events. One per source; owns the source's Kafka sink.
+pub struct Publisher<P: Unpin> {
+    cfg: PublishConfig,
+    sink: KafkaSink<P>,
+    registry: Arc<Registry>,
+    tables: HashMap<TableId, TableEntry>,
+    key_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+    store_key_buf: Vec<u8>,
+    num_buf: String,
+}
+
+impl<P: Unpin + Clone> Publisher<P> {
+    /// A publisher over `sink`.
+    pub fn new(cfg: PublishConfig, sink: KafkaSink<P>, registry: Arc<Registry>) -> Self {
+        Self {
+            cfg,
+            sink,
+            registry,
+            tables: HashMap::new(),
+            key_buf: Vec::with_capacity(256),
+            value_buf: Vec::with_capacity(4096),
+            store_key_buf: Vec::with_capacity(256),
+            num_buf: String::new(),
+        }
+    }
+
+    /// The sink, for acknowledgement tracking.
+    pub fn sink(&mut self) -> &mut KafkaSink<P> {
+        &mut self.sink
+    }
+
+    /// Creates the event-store topic if needed.
+    pub async fn prepare(&mut self) -> Result<(), SourceError> {
+        if let Some(t) = self.cfg.event_store_topic.clone() {
+            self.sink
+                .ensure_topic(&t, EVENT_STORE_TOPIC_CONFIGS)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The current schema of `table`, if known.
+    pub fn table(&self, table: &TableId) -> Option<&Arc<TableSchema>> {
+        self.tables.get(table).map(|e| &e.schema)
+    }
+
+    /// Makes `schema` the table's current schema: registers its key and value schemas (a new
+    /// version when it changed) and creates its topic, before any event needs them.
+    pub async fn set_table(
+        &mut self,
+        schema: TableSchema,
+        stop: &mut Shutdown,
+    ) -> Result<Arc<TableSchema>, SourceError> {
+        if let Some(e) = self.tables.get(&schema.id) {
+            if *e.schema == schema {
+                return Ok(e.schema.clone());
+            }
+        }
+        let codec =
+            TableCodec::new(&self.cfg.topic_prefix, &schema, self.cfg.connector).map_err(|e| {
+                SourceError::Definite(format!(
+                    "table {}: cannot build Avro schema: {e}",
+                    schema.id
+                ))
+            })?;
+        let topic = format!(
+            "{}.{}.{}",
+            self.cfg.topic_prefix, schema.id.schema, schema.id.table
+        );
+        self.sink.ensure_topic(&topic, &[]).await?;
+        let key_id = match codec.key_schema() {
+            Some(key_schema) => Some(
+                self.registry
+                    .register_with_retry(&format!("{topic}-key"), key_schema, stop)
+                    .await
+                    .map_err(|e| table_registry_error(&schema.id, e))?,
+            ),
+            None => None,
+        };
+        let value_id = self
+            .registry
+            .register_with_retry(&format!("{topic}-value"), codec.value_schema(), stop)
+            .await
+            .map_err(|e| table_registry_error(&schema.id, e))?;
+        tracing::info!(table = %schema.id, topic, ?key_id, value_id, "table schema registered");
+        let schema = Arc::new(schema);
+        self.tables.insert(
+            schema.id.clone(),
+            TableEntry {
+                schema: schema.clone(),
+                codec,
+                table_header: schema.id.to_string(),
+                topic,
+                key_id,
+                value_id,
+            },
+        );
+        Ok(schema)
+    }
+
+    /// Publishes one event (and its tombstone and ledger copy). The table must have been set
+    /// with [`Publisher::set_table`].
+    pub async fn publish(
+        &mut self,
+        ev: &ChangeEvent<'_>,
+        meta: EventMeta<'_>,
+    ) -> Result<(), SourceError> {
+        let Some(entry) = self.tables.get(&ev.table.id) else {
+            return Err(SourceError::Definite(format!(
+                "internal: event for unregistered table {}",
+                ev.table.id
+            )));
+        };
+        let row = match ev.op {
+            Op::Delete => ev.before,
+            _ => ev.after.or(ev.before),
+        };
+        self.key_buf.clear();
+        self.value_buf.clear();
+        let keyed = match (row, entry.key_id) {
+            (Some(row), Some(key_id)) => {
+                entry
+                    .codec
+                    .encode_key(row, key_id, &mut self.key_buf)
+                    .map_err(|e| SourceError::Definite(format!("table {}: {e}", ev.table.id)))?;
+                true
+            }
+            _ => false,
+        };
+        entry
+            .codec
+            .encode_value(ev, entry.value_id, &mut self.value_buf)
+            .map_err(|e| SourceError::Definite(format!("table {}: {e}", ev.table.id)))?;
+
+        self.num_buf.clear();
+        let _ = std::fmt::Write::write_fmt(&mut self.num_buf, format_args!("{}", meta.commit_ms));
+        let headers: [(&str, &[u8]); 6] = [
+            ("cdc.source", self.cfg.source.as_bytes()),
+            ("cdc.table", entry.table_header.as_bytes()),
+            ("cdc.op", ev.op.code().as_bytes()),
+            ("cdc.position", meta.position.as_bytes()),
+            ("cdc.txid", meta.txid.unwrap_or("").as_bytes()),
+            ("cdc.commit_ts_ms", self.num_buf.as_bytes()),
+        ];
+        self.sink
+            .send(OutRecord {
+                topic: &entry.topic,
+                key: keyed.then_some(&self.key_buf[..]),
+                value: Some(&self.value_buf),
+                headers: &[],
+            })
+            .await?;
+        if let Some(store) = &self.cfg.event_store_topic {
+            self.store_key_buf.clear();
+            self.store_key_buf
+                .extend_from_slice(self.cfg.source.as_bytes());
+            self.store_key_buf.push(KEY_SEP);
+            self.store_key_buf
+                .extend_from_slice(entry.table_header.as_bytes());
+            self.store_key_buf.push(KEY_SEP);
+            if let (true, Some(row)) = (keyed, row) {
+                key_json(&entry.schema, row, &mut self.store_key_buf);
+            }
+            self.sink
+                .send(OutRecord {
+                    topic: store,
+                    key: Some(&self.store_key_buf),
+                    value: Some(&self.value_buf),
+                    headers: &headers,
+                })
+                .await?;
+        }
+        if ev.op == Op::Delete && self.cfg.tombstones && keyed {
+            self.sink
+                .send(OutRecord {
+                    topic: &entry.topic,
+                    key: Some(&self.key_buf),
+                    value: None,
+                    headers: &[],
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks a source position: acknowledged once everything published before it is.
+    pub fn mark(&mut self, position: P) {
+        self.sink.mark(position);
+    }
+}
+
+fn table_registry_error(table: &TableId, e: crate::registry::RegistryError) -> SourceError {
+    let transient = e.is_transient();
+    let text = format!("table {table}: {e}");
+    if transient {
+        SourceError::Transient(text)
+    } else {
+        SourceError::Definite(text)
+    }
+}
+
+/// The key columns of `row` as a JSON object in key order: `{"id":42}`. Stable across
+/// schema ids and readable in `history --key`.
+pub fn key_json(schema: &TableSchema, row: &[Datum<'_>], out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (n, &i) in schema.key.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        let name = schema.columns.get(i).map_or("", |c| c.name.as_str());
+        let _ = serde_json::to_writer(&mut *out, name);
+        out.push(b':');
+        datum_json(row.get(i).unwrap_or(&Datum::Null), out);
+    }
+    out.push(b'}');
+}
+
+fn datum_json(d: &Datum<'_>, out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail.
+    let _ = write_datum_json(d, out);
+}
+
+fn write_datum_json(d: &Datum<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
+    match d {
+        Datum::Null | Datum::Unchanged => out.write_all(b"null"),
+        Datum::Bool(b) => write!(out, "{b}"),
+        Datum::Int(i) => write!(out, "{i}"),
+        Datum::Float(f) => serde_json::to_writer(&mut *out, f).map_err(std::io::Error::other),
+        Datum::Str(s) => serde_json::to_writer(&mut *out, s).map_err(std::io::Error::other),
+        Datum::Bytes(b) => {
+            out.push(b'"');
+            for byte in b.iter() {
+                write!(out, "{byte:02x}")?;
+            }
+            out.write_all(b"\"")
+        }
+        Datum::Decimal { unscaled, scale } => {
+            out.write_all(b"{\"unscaled\":\"")?;
+            for byte in unscaled.iter() {
+                write!(out, "{byte:02x}")?;
+            }
+            write!(out, "\",\"scale\":{scale}}}")
+        }
+        Datum::Array(items) => {
+            out.push(b'[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_datum_json(item, out)?;
+            }
+            out.write_all(b"]")
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Table schemas: from a pgoutput Relation message (streaming) or the catalog (snapshot) to
+//! the event model's [`TableSchema`], plus the per-column decoders that turn PostgreSQL's text
+//! format into [`Datum`]s.
+//!
+//! Both paths go through [`SchemaLoader::build`] with the same catalog facts (nullability,
+//! primary key, types), so the snapshot and the stream register the same Avro schema and a
+//! table's topic does not get a spurious new version at the switch.
+
+use std::sync::Arc;
+
+use tokio_postgres::Client;
+
+use super::pgoutput::{Column as PgCol, Relation, TupleData};
+use super::types::{self, CatalogRow, PgColumnDecoder, TypeCatalog};
+use super::SourceError;
+use crate::event::{Column, Datum, TableId, TableSchema};
+
+/// One column as the server describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawColumn {
+    /// Name.
+    pub name: String,
+    /// Type oid.
+    pub type_oid: u32,
+    /// Type modifier (`-1` when none).
+    pub type_modifier: i32,
+}
+
+/// A table ready for decoding rows: its event schema and one decoder per column.
+#[derive(Debug, Clone)]
+pub struct RelationState {
+    schema: Arc<TableSchema>,
+    decoders: Vec<PgColumnDecoder>,
+}
+
+impl RelationState {
+    /// The event schema.
+    pub fn schema(&self) -> &TableSchema {
+        &self.schema
+    }
+
+    /// A copy of the event schema, to hand to the publisher.
+    pub fn schema_owned(&self) -> TableSchema {
+        (*self.schema).clone()
+    }
+
+    /// The same state with the publisher's shared schema (saves a copy per table).
+    pub fn with_schema(mut self, schema: Arc<TableSchema>) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    /// Decodes one pgoutput tuple into `out` (cleared first), in column order.
+    pub fn decode<'a>(
+        &self,
+        tuple: TupleData<'a>,
+        out: &mut Vec<Datum<'a>>,
+    ) -> Result<(), SourceError> {
+        out.clear();
+        if tuple.len() != self.decoders.len() {
+            return Err(SourceError::Transient(format!(
+                "table {}: tuple has {} columns, schema has {}; reloading the schema",
+                self.schema.id,
+                tuple.len(),
+                self.decoders.len()
+            )));
+        }
+        for (i, col) in tuple.iter().enumerate() {
+            let d = match col {
+                PgCol::Null => Datum::Null,
+                PgCol::UnchangedToast => Datum::Unchanged,
+                PgCol::Text(t) | PgCol::Binary(t) => self.decode_text(i, t)?,
+            };
+            out.push(d);
+        }
+        Ok(())
+    }
+
+    /// Decodes column `i` from its text form.
+    pub fn decode_text<'a>(&self, i: usize, text: &'a [u8]) -> Result<Datum<'a>, SourceError> {
+        let Some(dec) = self.decoders.get(i) else {
+            return Err(SourceError::Transient(format!(
+                "table {}: column {i} beyond the schema",
+                self.schema.id
+            )));
+        };
+        dec.decode(text).map_err(|e| {
+            let col = self.schema.columns.get(i).map_or("?", |c| c.name.as_str());
+            SourceError::Definite(format!(
+                "table {}: column `{col}`: cannot decode value: {e}",
+                self.schema.id
+            ))
+        })
+    }
+
+    /// Whether the key columns differ between two full rows.
+    pub fn key_differs(&self, a: &[Datum<'_>], b: &[Datum<'_>]) -> bool {
+        self.schema.key.iter().any(|&i| a.get(i) != b.get(i))
+    }
+
+    /// Number of columns.
+    pub fn width(&self) -> usize {
+        self.decoders.len()
+    }
+}
+
+/// Loads the catalog facts a schema needs. Keeps the type catalog across tables.
+pub struct SchemaLoader<'c> {
+    sql: &'c Client,
+    types: TypeCatalog,
+}
+
+impl<'c> SchemaLoader<'c> {
+    /// A loader on an SQL connection (with the source's session settings).
+    pub fn new(sql: &'c Client) -> Self {
+        Self {
+            sql,
+            types: TypeCatalog::default(),
+        }
+    }
+
+    /// The state of the table a Relation message describes.
+    pub async fn load(&mut self, rel: &Relation<'_>) -> Result<RelationState, SourceError> {
+        let columns: Vec<RawColumn> = rel
+            .columns
+            .iter()
+            .map(|c| RawColumn {
+                name: c.name.to_string(),
+                type_oid: c.type_oid,
+                type_modifier: c.type_modifier,
+            })
+            .collect();
+        let key_flags: Vec<bool> = rel.columns.iter().map(|c| c.is_key()).collect();
+        self.build(
+            rel.oid,
+            TableId::new(rel.schema(), rel.name),
+            columns,
+            Some(key_flags),
+        )
+        .await
+    }
+
+    /// The state of a table by name, for the snapshot: the columns pgoutput would send
+    /// (generated columns excluded, as PostgreSQL 15 does not publish them).
+    pub async fn load_table(
+        &mut self,
+        schema: &str,
+        table: &str,
+    ) -> Result<(RelationState, u32), SourceError> {
+        let oid: u32 = self
+            .sql
+            .query_one(
+                "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2",
+                &[&schema, &table],
+            )
+            .await
+            .map_err(SourceError::sql("look up table"))?
+            .get(0);
+        let rows = self
+            .sql
+            .query(
+                "SELECT attname::text, atttypid, atttypmod FROM pg_attribute \
+                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' \
+                 ORDER BY attnum",
+                &[&oid],
+            )
+            .await
+            .map_err(SourceError::sql("list table columns"))?;
+        let columns = rows
+            .iter()
+            .map(|r| RawColumn {
+                name: r.get(0),
+                type_oid: r.get(1),
+                type_modifier: r.get(2),
+            })
+            .collect();
+        let state = self
+            .build(oid, TableId::new(schema, table), columns, None)
+            .await?;
+        Ok((state, oid))
+    }
+
+    /// Loads the catalog entries of `oids` not loaded yet (with their element and base types).
+    async fn load_types(&mut self, oids: &[u32]) -> Result<(), SourceError> {
+        let missing: Vec<u32> = oids
+            .iter()
+            .copied()
+            .filter(|o| self.types.get(*o).is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let rows = self
+            .sql
+            .query(types::CATALOG_QUERY, &[&missing])
+            .await
+            .map_err(SourceError::sql("read type catalog"))?;
+        for r in rows {
+            self.types.insert_row(CatalogRow {
+                oid: r.get(0),
+                name: r.get(1),
+                schema: r.get(2),
+                typtype: r.get(3),
+                category: r.get(4),
+                elem: r.get(5),
+                base: r.get(6),
+                typmod: r.get(7),
+                delimiter: r.get(8),
+                enum_labels: r.get(9),
+            });
+        }
+        Ok(())
+    }
+
+    /// Builds the state from raw columns and catalog facts. The event key is the primary key;
+    /// without one, the replica-identity columns flagged in the Relation message.
+    pub async fn build(
+        &mut self,
+        oid: u32,
+        id: TableId,
+        columns: Vec<RawColumn>,
+        identity_flags: Option<Vec<bool>>,
+    ) -> Result<RelationState, SourceError> {
+        let facts = self
+            .sql
+            .query(
+                "SELECT a.attname::text, a.attnotnull, \
+                        COALESCE(a.attnum = ANY (i.indkey::int2[]), false) AS in_pk, \
+                        array_position(i.indkey::int2[], a.attnum) AS pk_pos \
+                 FROM pg_attribute a \
+                 LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&oid],
+            )
+            .await
+            .map_err(SourceError::sql("read column facts"))?;
+        let oids: Vec<u32> = columns.iter().map(|c| c.type_oid).collect();
+        self.load_types(&oids).await?;
+
+        let mut out_cols = Vec::with_capacity(columns.len());
+        let mut decoders = Vec::with_capacity(columns.len());
+        let mut pk: Vec<(i32, usize)> = Vec::new();
+        for (idx, c) in columns.iter().enumerate() {
+            let fact = facts.iter().find(|r| r.get::<_, String>(0) == c.name);
+            let not_null = fact.is_some_and(|r| r.get::<_, bool>(1));
+            if let Some(pos) = fact.and_then(|r| r.get::<_, Option<i32>>(3)) {
+                pk.push((pos, idx));
+            }
+            let dec = PgColumnDecoder::new(&self.types, c.type_oid, c.type_modifier, !not_null);
+            out_cols.push(Column {
+                name: c.name.clone(),
+                ty: dec.column_type().clone(),
+                optional: !not_null,
+                source_type: dec.source_type().to_string(),
+            });
+            decoders.push(dec);
+        }
+        pk.sort();
+        let key: Vec<usize> = if !pk.is_empty() {
+            pk.into_iter().map(|(_, i)| i).collect()
+        } else if let Some(flags) = identity_flags {
+            // Without a primary key the replica identity index identifies rows; with
+            // REPLICA IDENTITY FULL every column is flagged, which would make the whole row the
+            // key: Debezium then emits no key, and so do we.
+            let flagged: Vec<usize> = flags
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| **f)
+                .map(|(i, _)| i)
+                .collect();
+            if flagged.len() == columns.len() {
+                Vec::new()
+            } else {
+                flagged
+            }
+        } else {
+            Vec::new()
+        };
+        Ok(RelationState {
+            schema: Arc::new(TableSchema {
+                id,
+                columns: out_cols,
+                key,
+            }),
+            decoders,
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! Prerequisites, publication and slot management over a plain SQL connection.
+//!
+//! Every failure here is *definite* and says what to run to fix it: an operator should be able
+//! to copy the SQL from the log.
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+use super::SourceError;
+
+/// Checks the server-side settings logical decoding needs.
+pub async fn check_prerequisites(sql: &Client) -> Result<(), SourceError> {
+    let wal_level: String = sql
+        .query_one("SHOW wal_level", &[])
+        .await
+        .map_err(SourceError::sql("read wal_level"))?
+        .get(0);
+    if wal_level != "logical" {
+        return Err(SourceError::Definite(format!(
+            "wal_level is `{wal_level}`, logical replication needs `logical`; fix: \
+             ALTER SYSTEM SET wal_level = 'logical'; then restart PostgreSQL \
+             (see docs/postgres-setup.md)"
+        )));
+    }
+    let row = sql
+        .query_one(
+            "SELECT rolreplication OR rolsuper, current_user::text FROM pg_roles \
+             WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(SourceError::sql("read role attributes"))?;
+    let (can_replicate, user): (bool, String) = (row.get(0), row.get(1));
+    if !can_replicate {
+        return Err(SourceError::Definite(format!(
+            "role `{user}` lacks the REPLICATION attribute; fix: ALTER ROLE {user} REPLICATION;"
+        )));
+    }
+    Ok(())
+}
+
+/// Uses the publication if it exists, otherwise creates it for `tables` (all tables when
+/// empty).
+pub async fn ensure_publication(
+    sql: &Client,
+    name: &str,
+    tables: &[String],
+) -> Result<(), SourceError> {
+    let exists = sql
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+        .await
+        .map_err(SourceError::sql("look up publication"))?
+        .is_some();
+    if exists {
+        return Ok(());
+    }
+    let target = if tables.is_empty() {
+        "FOR ALL TABLES".to_string()
+    } else {
+        let list: Vec<String> = tables.iter().map(|t| quote_qualified(t)).collect();
+        format!("FOR TABLE {}", list.join(", "))
+    };
+    let stmt = format!("CREATE PUBLICATION {} {target}", quote_ident(name));
+    match sql.batch_execute(&stmt).await {
+        Ok(()) => {
+            tracing::info!(publication = name, "created publication");
+            Ok(())
+        }
+        Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            Err(SourceError::Definite(format!(
+                "cannot create publication `{name}`: {}; fix: have a superuser (FOR ALL TABLES) \
+                 or the tables' owner run: {stmt}; (see docs/postgres-setup.md)",
+                db_message(&e)
+            )))
+        }
+        Err(e) => Err(SourceError::sql("create publication")(e)),
+    }
+}
+
+/// State of the replication slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotState {
+    /// No slot of that name.
+    Missing,
+    /// The slot exists; `active_pid` is the backend streaming from it, if any.
+    Present {
+        /// Plugin of the slot.
+        plugin: Option<String>,
+        /// Database of the slot.
+        database: Option<String>,
+        /// Backend pid currently using the slot.
+        active_pid: Option<i32>,
+    },
+}
+
+/// Looks up the slot.
+pub async fn slot_state(sql: &Client, slot: &str) -> Result<SlotState, SourceError> {
+    let row = sql
+        .query_opt(
+            "SELECT plugin::text, database::text, active_pid FROM pg_replication_slots \
+             WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(SourceError::sql("look up replication slot"))?;
+    Ok(match row {
+        None => SlotState::Missing,
+        Some(r) => SlotState::Present {
+            plugin: r.get(0),
+            database: r.get(1),
+            active_pid: r.get(2),
+        },
+    })
+}
+
+/// Drops the slot (used when a snapshot did not finish: it restarts from a new slot).
+pub async fn drop_slot(sql: &Client, slot: &str) -> Result<(), SourceError> {
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .map_err(SourceError::sql("drop replication slot"))?;
+    Ok(())
+}
+
+/// Tables of the publication, as `(schema, table)`.
+pub async fn publication_tables(
+    sql: &Client,
+    publication: &str,
+) -> Result<Vec<(String, String)>, SourceError> {
+    let rows = sql
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables \
+             WHERE pubname = $1 ORDER BY 1, 2",
+            &[&publication],
+        )
+        .await
+        .map_err(SourceError::sql("list publication tables"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Fails when a published table cannot identify its rows: no primary key and replica
+/// identity DEFAULT (no key to use) or NOTHING. PostgreSQL would reject UPDATE and DELETE on
+/// such a table for every writer, and the events could carry no key.
+pub async fn check_replica_identity(sql: &Client, publication: &str) -> Result<(), SourceError> {
+    let rows = sql
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname), c.relreplident::text \
+             FROM pg_publication_tables p \
+             JOIN pg_namespace n ON n.nspname = p.schemaname \
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename \
+             WHERE p.pubname = $1 \
+               AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS \
+                    (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))) \
+             ORDER BY 1",
+            &[&publication],
+        )
+        .await
+        .map_err(SourceError::sql("check replica identity"))?;
+    if let Some(row) = rows.first() {
+        let table: String = row.get(0);
+        let more = if rows.len() > 1 {
+            format!(" (and {} more)", rows.len() - 1)
+        } else {
+            String::new()
+        };
+        return Err(SourceError::Definite(format!(
+            "table {table}{more} has no primary key and no usable replica identity, so its \
+             updates and deletes cannot be captured; fix: add a primary key, or run \
+             ALTER TABLE {table} REPLICA IDENTITY FULL; (or USING INDEX <unique index>)"
+        )));
+    }
+    Ok(())
+}
+
+/// `"ident"` with embedded quotes doubled.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// `schema.table` → `"schema"."table"`; a bare name stays unqualified.
+pub fn quote_qualified(s: &str) -> String {
+    match s.split_once('.') {
+        Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+        None => quote_ident(s),
+    }
+}
+
+/// `'literal'` with embedded quotes doubled.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The server's message of a database error, or the client error text.
+pub fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.hint() {
+            Some(h) => format!("{} (hint: {h})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_literals_are_quoted_with_doubled_quotes() {
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(quote_qualified("public.t"), "\"public\".\"t\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+}

@@ -1,0 +1,383 @@
+//! The streaming phase: pgoutput messages from the slot → change events → Kafka, and the
+//! slot's flush position fed back only as far as Kafka has acknowledged.
+//!
+//! One task does decode, encode and send. Backpressure is end to end without queues of our
+//! own: when the sink has its maximum of unacknowledged records, `send` waits, we stop reading
+//! the socket, and the server stops sending (TCP). Large transactions are never buffered: the
+//! server spills them to disk until commit (streaming of in-progress transactions is not
+//! requested), and we forward their rows as they arrive.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::Client;
+
+use super::pgoutput::{self, LogicalMessage, OldTuple};
+use super::replication::ReplicationStream;
+use super::schema::{RelationState, SchemaLoader};
+use super::wire::{self, Lsn, ReplicationFrame};
+use super::SourceError;
+use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TableId, TransactionInfo};
+use crate::publish::{EventMeta, Publisher};
+use crate::shutdown::Shutdown;
+
+/// How often a standby status update is sent without being asked.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What the loop needs besides the stream.
+pub struct StreamContext<'a> {
+    /// Logical source name (`source.name`), i.e. the topic prefix.
+    pub server_name: &'a str,
+    /// Database name (`source.db`).
+    pub database: &'a str,
+    /// SQL connection for catalog look-ups.
+    pub sql: &'a Client,
+}
+
+struct Tx {
+    xid: u32,
+    final_lsn: Lsn,
+    commit_us: i64,
+    id: String,
+    total_order: i64,
+    per_table: HashMap<TableId, i64>,
+}
+
+/// Streams until shutdown or error. Returns after the last acknowledged position was reported.
+pub async fn run(
+    ctx: StreamContext<'_>,
+    stream: &mut ReplicationStream,
+    publisher: &mut Publisher<Lsn>,
+    stop: &mut Shutdown,
+) -> Result<(), SourceError> {
+    let mut loader = SchemaLoader::new(ctx.sql);
+    let mut relations: HashMap<u32, RelationState> = HashMap::new();
+    let mut tx: Option<Tx> = None;
+    let mut received = Lsn(0);
+    let mut acked = Lsn(0);
+    let mut last_commit_lsn = Lsn(0);
+    let mut before_buf: Vec<Datum<'static>> = Vec::new();
+    let mut after_buf: Vec<Datum<'static>> = Vec::new();
+    let mut timer = tokio::time::interval(STATUS_INTERVAL);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut position = String::with_capacity(24);
+
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = stop.wait() => break,
+            r = publisher.sink().progress(), if publisher.sink().in_flight() > 0 => {
+                if let Some(p) = r? { acked = acked.max(p); }
+                continue;
+            }
+            _ = timer.tick() => {
+                if let Some(p) = publisher.sink().acked()? { acked = acked.max(p); }
+                send_status(stream, received, acked, false).await?;
+                continue;
+            }
+            f = stream.recv() => f.map_err(repl_error)?,
+        };
+        let Some(frame) = frame else {
+            return Err(SourceError::Transient(
+                "server ended the replication stream".into(),
+            ));
+        };
+        let (wal_start, data) = match wire::decode_frame(&frame).map_err(protocol_error)? {
+            ReplicationFrame::XLogData(x) => {
+                received = received.max(Lsn(x.wal_end.0));
+                (x.wal_start, x.data)
+            }
+            ReplicationFrame::PrimaryKeepalive(k) => {
+                received = received.max(k.wal_end);
+                if let Some(p) = publisher.sink().acked()? {
+                    acked = acked.max(p);
+                }
+                // Idle between transactions with everything acknowledged: the server's
+                // position holds nothing for us, so the slot may advance to it. This is what
+                // keeps the slot moving when only unpublished tables are written.
+                if tx.is_none() && publisher.sink().in_flight() == 0 {
+                    acked = acked.max(k.wal_end);
+                }
+                if k.reply_requested {
+                    send_status(stream, received, acked, false).await?;
+                }
+                continue;
+            }
+        };
+        let msg = pgoutput::decode(data, false).map_err(protocol_error)?;
+        match msg {
+            LogicalMessage::Begin(b) => {
+                let commit_us = wire::pg_us_to_unix_us(b.commit_time).unwrap_or(0);
+                tx = Some(Tx {
+                    xid: b.xid,
+                    final_lsn: b.final_lsn,
+                    commit_us,
+                    id: format!("{}:{}", b.xid, b.final_lsn.0),
+                    total_order: 0,
+                    per_table: HashMap::new(),
+                });
+            }
+            LogicalMessage::Commit(c) => {
+                last_commit_lsn = c.commit_lsn;
+                tx = None;
+                publisher.mark(c.end_lsn);
+            }
+            LogicalMessage::Relation(rel) => {
+                let state = loader.load(&rel).await?;
+                let schema = publisher.set_table(state.schema_owned(), stop).await?;
+                relations.insert(rel.oid, state.with_schema(schema));
+            }
+            LogicalMessage::Insert(ins) => {
+                let rel = relation(&relations, ins.relation_oid)?;
+                let mut after = recycle(std::mem::take(&mut after_buf));
+                rel.decode(ins.new, &mut after)?;
+                let t = tx_mut(&mut tx)?;
+                emit(
+                    &ctx,
+                    publisher,
+                    rel,
+                    t,
+                    Op::Create,
+                    None,
+                    Some(&after),
+                    wal_start,
+                    last_commit_lsn,
+                    &mut position,
+                )
+                .await?;
+                after_buf = recycle(after);
+            }
+            LogicalMessage::Update(up) => {
+                let rel = relation(&relations, up.relation_oid)?;
+                let mut after = recycle(std::mem::take(&mut after_buf));
+                let mut before = recycle(std::mem::take(&mut before_buf));
+                rel.decode(up.new, &mut after)?;
+                let old = match &up.old {
+                    Some(o) => {
+                        rel.decode(o.tuple(), &mut before)?;
+                        Some(o)
+                    }
+                    None => None,
+                };
+                let t = tx_mut(&mut tx)?;
+                let key_changed = match old {
+                    Some(OldTuple::Key(_)) => true,
+                    Some(OldTuple::Full(_)) => rel.key_differs(&before, &after),
+                    None => false,
+                };
+                if key_changed {
+                    // Debezium's contract for a primary-key change: delete (and tombstone) on
+                    // the old key, create on the new one.
+                    emit(
+                        &ctx,
+                        publisher,
+                        rel,
+                        t,
+                        Op::Delete,
+                        Some(&before),
+                        None,
+                        wal_start,
+                        last_commit_lsn,
+                        &mut position,
+                    )
+                    .await?;
+                    emit(
+                        &ctx,
+                        publisher,
+                        rel,
+                        t,
+                        Op::Create,
+                        None,
+                        Some(&after),
+                        wal_start,
+                        last_commit_lsn,
+                        &mut position,
+                    )
+                    .await?;
+                } else {
+                    let b = matches!(old, Some(OldTuple::Full(_))).then_some(&before[..]);
+                    emit(
+                        &ctx,
+                        publisher,
+                        rel,
+                        t,
+                        Op::Update,
+                        b,
+                        Some(&after),
+                        wal_start,
+                        last_commit_lsn,
+                        &mut position,
+                    )
+                    .await?;
+                }
+                after_buf = recycle(after);
+                before_buf = recycle(before);
+            }
+            LogicalMessage::Delete(del) => {
+                let rel = relation(&relations, del.relation_oid)?;
+                let mut before = recycle(std::mem::take(&mut before_buf));
+                rel.decode(del.old.tuple(), &mut before)?;
+                let t = tx_mut(&mut tx)?;
+                emit(
+                    &ctx,
+                    publisher,
+                    rel,
+                    t,
+                    Op::Delete,
+                    Some(&before),
+                    None,
+                    wal_start,
+                    last_commit_lsn,
+                    &mut position,
+                )
+                .await?;
+                before_buf = recycle(before);
+            }
+            LogicalMessage::Truncate(tr) => {
+                for oid in &tr.relation_oids {
+                    let rel = relation(&relations, *oid)?;
+                    let t = tx_mut(&mut tx)?;
+                    emit(
+                        &ctx,
+                        publisher,
+                        rel,
+                        t,
+                        Op::Truncate,
+                        None,
+                        None,
+                        wal_start,
+                        last_commit_lsn,
+                        &mut position,
+                    )
+                    .await?;
+                }
+            }
+            LogicalMessage::Origin(_) | LogicalMessage::Type(_) | LogicalMessage::Message(_) => {}
+            other => {
+                return Err(SourceError::Definite(format!(
+                    "unexpected pgoutput message `{}` (streaming and two-phase are not requested)",
+                    other.kind()
+                )))
+            }
+        }
+    }
+
+    // Shutdown: stop reading, wait for Kafka, report the final position.
+    let drained = publisher.sink().drain().await?;
+    if let Some(p) = drained {
+        acked = acked.max(p);
+    }
+    send_status(stream, received, acked, false).await?;
+    tracing::info!(flush_lsn = %acked, "stream stopped, position acknowledged");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn emit(
+    ctx: &StreamContext<'_>,
+    publisher: &mut Publisher<Lsn>,
+    rel: &RelationState,
+    tx: &mut Tx,
+    op: Op,
+    before: Option<&[Datum<'_>]>,
+    after: Option<&[Datum<'_>]>,
+    lsn: Lsn,
+    last_commit_lsn: Lsn,
+    position: &mut String,
+) -> Result<(), SourceError> {
+    let table = rel.schema();
+    tx.total_order += 1;
+    let per = tx.per_table.entry(table.id.clone()).or_insert(0);
+    *per += 1;
+    let sequence = format!("[\"{}\",\"{}\"]", last_commit_lsn.0, lsn.0);
+    let ev = ChangeEvent {
+        table,
+        op,
+        before,
+        after,
+        source: SourceBlock::Postgres(PostgresSource {
+            name: ctx.server_name,
+            ts_us: tx.commit_us,
+            snapshot: "false",
+            db: ctx.database,
+            sequence: Some(sequence.into()),
+            schema: &table.id.schema,
+            table: &table.id.table,
+            tx_id: Some(i64::from(tx.xid)),
+            lsn: Some(lsn.0 as i64),
+            xmin: None,
+        }),
+        processed_us: now_us(),
+        transaction: Some(TransactionInfo {
+            id: tx.id.as_str().into(),
+            total_order: tx.total_order,
+            data_collection_order: *per,
+        }),
+    };
+    position.clear();
+    use std::fmt::Write;
+    let _ = write!(position, "{}", tx.final_lsn);
+    publisher
+        .publish(
+            &ev,
+            EventMeta {
+                position,
+                txid: Some(&tx.id),
+                commit_ms: tx.commit_us.div_euclid(1000),
+            },
+        )
+        .await
+}
+
+fn relation(map: &HashMap<u32, RelationState>, oid: u32) -> Result<&RelationState, SourceError> {
+    map.get(&oid).ok_or_else(|| {
+        SourceError::Transient(format!(
+            "row for relation {oid} arrived before its Relation message; restarting the stream"
+        ))
+    })
+}
+
+fn tx_mut(tx: &mut Option<Tx>) -> Result<&mut Tx, SourceError> {
+    tx.as_mut().ok_or_else(|| {
+        SourceError::Transient("row change outside a transaction; restarting the stream".into())
+    })
+}
+
+/// Reuses a row buffer's allocation for datums of another lifetime: the buffer is emptied
+/// first, so no datum outlives the frame it borrowed from, and the in-place `collect` keeps
+/// the capacity (same layout), so rows cost no allocation once the buffer has grown.
+fn recycle<'a, 'b>(mut v: Vec<Datum<'a>>) -> Vec<Datum<'b>> {
+    v.clear();
+    v.into_iter().map(|_| Datum::Null).collect()
+}
+
+async fn send_status(
+    stream: &mut ReplicationStream,
+    received: Lsn,
+    flush: Lsn,
+    reply: bool,
+) -> Result<(), SourceError> {
+    stream
+        .send_status(received.max(flush), flush, flush, reply)
+        .await
+        .map_err(repl_error)
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+pub(super) fn repl_error(e: super::replication::ReplError) -> SourceError {
+    if e.is_transient() {
+        SourceError::Transient(format!("replication: {e}"))
+    } else {
+        SourceError::Definite(format!("replication: {e}"))
+    }
+}
+
+fn protocol_error(e: wire::DecodeError) -> SourceError {
+    SourceError::Transient(format!("malformed replication data: {e}"))
+}

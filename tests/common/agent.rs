@@ -1,0 +1,280 @@
+//! Runs the built `cdc-agent` binary on a configuration written for one test, and reads back
+//! what it published, decoded through the real registry with a standard Avro reader.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use apache_avro::types::Value as Avro;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use super::stack_env;
+
+/// A running agent; killed (SIGKILL) when dropped, its log kept for failure messages.
+pub struct Agent {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+/// Main and source configuration of one test's agent.
+pub struct AgentConfig {
+    pub source_name: String,
+    pub topic_prefix: String,
+    pub event_store_topic: String,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    pub extra_source_toml: String,
+}
+
+impl AgentConfig {
+    /// A PostgreSQL source on `database` as the agent role, with unique names.
+    pub fn postgres(name: &str, database: &str) -> Self {
+        Self {
+            source_name: name.to_string(),
+            topic_prefix: name.to_string(),
+            event_store_topic: format!("{name}.events"),
+            database: database.to_string(),
+            user: "cdc_agent".into(),
+            password: "cdc_agent".into(),
+            extra_source_toml: String::new(),
+        }
+    }
+}
+
+impl Agent {
+    /// Writes the configuration and starts `cdc-agent run`.
+    pub fn start(cfg: &AgentConfig) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("connectors")).unwrap();
+        std::fs::write(
+            dir.path().join("cdc-agent.toml"),
+            format!(
+                "[agent]\nstate_dir = \"{state}\"\n[kafka]\nbootstrap_servers = \"{kafka}\"\n\
+                 [schema_registry]\nurl = \"{registry}\"\n[event_store]\ntopic = \"{store}\"\n",
+                state = dir.path().join("state").display(),
+                kafka = stack_env("KAFKA_BOOTSTRAP"),
+                registry = stack_env("SCHEMA_REGISTRY_URL"),
+                store = cfg.event_store_topic,
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("connectors").join("source.toml"),
+            format!(
+                "name = \"{name}\"\nkind = \"postgres\"\ntopic_prefix = \"{prefix}\"\n\
+                 host = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\npassword = \"{pw}\"\n\
+                 database = \"{db}\"\n{extra}\n",
+                name = cfg.source_name,
+                prefix = cfg.topic_prefix,
+                port = stack_env("PG_PORT"),
+                user = cfg.user,
+                pw = cfg.password,
+                db = cfg.database,
+                extra = cfg.extra_source_toml,
+            ),
+        )
+        .unwrap();
+        Self::spawn(dir)
+    }
+
+    fn spawn(dir: tempfile::TempDir) -> Agent {
+        let log = dir.path().join("agent.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cdc-agent"))
+            .args(["run", "--config"])
+            .arg(dir.path().join("cdc-agent.toml"))
+            .env(
+                "RUST_LOG",
+                "info,cdc_agent=debug,librdkafka=warn,rdkafka=warn",
+            )
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Agent { child, dir, log }
+    }
+
+    /// Starts the same configuration again (after a crash or stop).
+    pub fn restart(self) -> Agent {
+        let mut me = self;
+        let _ = me.child.kill();
+        let _ = me.child.wait();
+        let dir = std::mem::replace(&mut me.dir, tempfile::tempdir().unwrap());
+        drop(me);
+        Self::spawn(dir)
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        unsafe_kill(self.child.id(), "TERM");
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// One record read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: HashMap<String, String>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Reads `topic` from the beginning (read_committed) until `done` says the records suffice
+/// or `timeout` passes; returns what was read.
+pub fn read_topic(
+    topic: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&[Record]) -> bool,
+) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
+        .set("group.id", format!("test-reader-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut out = Vec::new();
+    // The topic may not exist yet: wait for its metadata.
+    let partitions = loop {
+        if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+                if t.error().is_none() && !t.partitions().is_empty() {
+                    break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
+                }
+            }
+        }
+        if start.elapsed() > timeout {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    while !done(&out) && start.elapsed() < timeout {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let mut headers = HashMap::new();
+            if let Some(h) = m.headers() {
+                for hd in h.iter() {
+                    headers.insert(
+                        hd.key.to_string(),
+                        String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            out.push(Record {
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers,
+                partition: m.partition(),
+                offset: m.offset(),
+            });
+        }
+    }
+    out
+}
+
+/// Decodes Confluent-framed Avro with the writer schema fetched from the registry by id,
+/// as a Confluent deserializer does.
+pub struct AvroDecoder {
+    schemas: HashMap<u32, apache_avro::Schema>,
+}
+
+impl AvroDecoder {
+    pub fn new() -> Self {
+        Self {
+            schemas: HashMap::new(),
+        }
+    }
+
+    pub fn decode(&mut self, bytes: &[u8]) -> Avro {
+        assert!(bytes.len() >= 5 && bytes[0] == 0, "Confluent framing");
+        let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
+        let schema = self.schemas.entry(id).or_insert_with(|| {
+            let url = format!("{}/schemas/ids/{id}", stack_env("SCHEMA_REGISTRY_URL"));
+            let body: serde_json::Value = reqwest::blocking_get(&url);
+            apache_avro::Schema::parse_str(body["schema"].as_str().unwrap()).unwrap()
+        });
+        apache_avro::from_avro_datum(schema, &mut &bytes[5..], None).unwrap()
+    }
+}
+
+mod reqwest {
+    /// A GET from a test thread that may or may not be inside a runtime.
+    pub fn blocking_get(url: &str) -> serde_json::Value {
+        let url = url.to_string();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async { ::reqwest::get(&url).await.unwrap().json().await.unwrap() })
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+/// A record field by name.
+pub fn field<'a>(v: &'a Avro, name: &str) -> &'a Avro {
+    match v {
+        Avro::Record(fields) => {
+            &fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("no field {name} in {v:?}"))
+                .1
+        }
+        Avro::Union(_, inner) => field(inner, name),
+        other => panic!("not a record: {other:?}"),
+    }
+}
+
+/// Strips a union wrapper.
+pub fn unwrap_union(v: &Avro) -> &Avro {
+    match v {
+        Avro::Union(_, inner) => inner,
+        other => other,
+    }
+}
