@@ -35,9 +35,25 @@ pub struct Checkpoint {
     /// snapshot does not match the stream and must be taken again.
     #[serde(default)]
     pub slot: Option<String>,
-    /// Source position (PostgreSQL LSN as `X/X`), informational in at-least-once mode.
+    /// Source position (PostgreSQL LSN as `X/X`), for operators reading the topic.
     #[serde(default)]
     pub position: Option<String>,
+    /// Exactly-once: commit LSN of the newest source transaction whose events are all in
+    /// committed Kafka transactions. Replayed source transactions at or below it are skipped.
+    #[serde(default)]
+    pub last_tx_lsn: Option<u64>,
+    /// Exactly-once: a source transaction larger than one Kafka transaction, partly committed.
+    #[serde(default)]
+    pub partial: Option<PartialTx>,
+}
+
+/// The committed part of a source transaction that spans several Kafka transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialTx {
+    /// Commit LSN of the source transaction.
+    pub tx_lsn: u64,
+    /// How many of its row messages (inserts, updates, deletes, truncates) are committed.
+    pub messages: u64,
 }
 
 /// Reads the newest checkpoint of `source` from `topic` (read_committed), or `None` when the

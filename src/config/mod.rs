@@ -37,6 +37,10 @@ pub const DEFAULT_MYSQL_PORT: u16 = 3306;
 pub const DEFAULT_COMPRESSION: &str = "zstd";
 /// Default partitions of topics the agent creates.
 pub const DEFAULT_TOPIC_PARTITIONS: i32 = 1;
+/// Default bound of records per Kafka transaction.
+pub const DEFAULT_TXN_MAX_RECORDS: usize = 10_000;
+/// Default bound of a Kafka transaction's duration under load, in milliseconds.
+pub const DEFAULT_TXN_MAX_MS: u64 = 100;
 /// Default replication factor of topics the agent creates.
 pub const DEFAULT_TOPIC_REPLICATION: i32 = 1;
 
@@ -104,6 +108,13 @@ pub struct KafkaConfig {
     /// Replication factor of topics the agent creates. Default: 1.
     #[serde(default = "default_topic_replication")]
     pub topic_replication_factor: i32,
+    /// Exactly-once: close a Kafka transaction after this many records. Default: 10000.
+    #[serde(default = "default_txn_max_records")]
+    pub transaction_max_records: usize,
+    /// Exactly-once: close a Kafka transaction after this many milliseconds under load (it
+    /// closes at once when nothing more is waiting). Default: 100.
+    #[serde(default = "default_txn_max_ms")]
+    pub transaction_max_ms: u64,
     /// Extra librdkafka properties passed to every client, e.g. `"security.protocol" = "SASL_SSL"`.
     /// Default: none.
     #[serde(default)]
@@ -182,6 +193,18 @@ pub enum SnapshotMode {
     InitialOnly,
 }
 
+/// Delivery guarantee of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Table topics, event store and source offsets are written in one Kafka transaction; a
+    /// read_committed consumer sees every change exactly once.
+    #[default]
+    ExactlyOnce,
+    /// Idempotent producer, no transactions: after a crash some changes may appear twice.
+    AtLeastOnce,
+}
+
 /// `[snapshot]` of a source file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -250,6 +273,9 @@ pub struct SourceConfig {
     /// Database to connect to. Required for postgres; optional for mysql.
     #[serde(default)]
     pub database: Option<String>,
+    /// `exactly-once` (default) or `at-least-once`.
+    #[serde(default)]
+    pub delivery: Delivery,
     /// Initial snapshot settings.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
@@ -730,6 +756,12 @@ fn default_topic_partitions() -> i32 {
 }
 fn default_topic_replication() -> i32 {
     DEFAULT_TOPIC_REPLICATION
+}
+fn default_txn_max_records() -> usize {
+    DEFAULT_TXN_MAX_RECORDS
+}
+fn default_txn_max_ms() -> u64 {
+    DEFAULT_TXN_MAX_MS
 }
 fn default_host() -> String {
     "127.0.0.1".to_string()

@@ -69,6 +69,17 @@ pub enum SinkError {
     /// Client creation or an admin operation failed.
     #[error("kafka: {0}")]
     Client(String),
+    /// Another producer with the same `transactional.id` took over: this agent is a zombie
+    /// and must stop without writing anything more. Definite.
+    #[error(
+        "fenced: another cdc-agent took over this source's transactional id ({0}); this \
+         process stops without writing"
+    )]
+    Fenced(String),
+    /// A Kafka transaction failed and was aborted; nothing of it is visible to
+    /// read_committed consumers. Transient: the source resumes from the last committed offset.
+    #[error("kafka transaction aborted: {0}")]
+    Aborted(String),
 }
 
 impl SinkError {
@@ -85,7 +96,8 @@ impl SinkError {
                         | RDKafkaErrorCode::InvalidRecord
                 )
             ),
-            SinkError::Client(_) => true,
+            SinkError::Client(_) | SinkError::Aborted(_) => true,
+            SinkError::Fenced(_) => false,
         }
     }
 }
@@ -170,12 +182,32 @@ pub struct KafkaSink<P: Unpin> {
     topics_known: HashMap<String, ()>,
     partitions: i32,
     replication: i32,
+    txn: Option<TxnState<P>>,
 }
+
+/// Bookkeeping of the open Kafka transaction (exactly-once mode).
+struct TxnState<P> {
+    open: bool,
+    records: usize,
+    opened_at: std::time::Instant,
+    /// The newest position marked inside the open transaction; acknowledged at commit.
+    pending: Option<P>,
+}
+
+/// How long transactional calls (init, commit, abort) may take before they count as failed.
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl<P: Unpin + Clone> KafkaSink<P> {
     /// An idempotent producer (acks=all) configured for bounded memory and Java-compatible
     /// partitioning.
-    pub fn new(cfg: &KafkaConfig, client_id: &str) -> Result<Self, SinkError> {
+    ///
+    /// With `transactional_id` the sink is exactly-once: records are written inside Kafka
+    /// transactions and positions are acknowledged only when their transaction commits.
+    pub fn new(
+        cfg: &KafkaConfig,
+        client_id: &str,
+        transactional_id: Option<&str>,
+    ) -> Result<Self, SinkError> {
         let mut c = base_client_config(cfg);
         c.set("client.id", client_id)
             .set("enable.idempotence", "true")
@@ -188,6 +220,10 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             .set("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES)
             .set("queue.buffering.max.messages", QUEUE_MAX_MESSAGES)
             .set("message.timeout.ms", MESSAGE_TIMEOUT_MS);
+        if let Some(id) = transactional_id {
+            c.set("transactional.id", id)
+                .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+        }
         // Operator properties win over ours (they were set first; set them again).
         for (k, v) in &cfg.properties {
             c.set(k, v.expose());
@@ -207,7 +243,112 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             topics_known: HashMap::new(),
             partitions: cfg.topic_partitions,
             replication: cfg.topic_replication_factor,
+            txn: transactional_id.map(|_| TxnState {
+                open: false,
+                records: 0,
+                opened_at: std::time::Instant::now(),
+                pending: None,
+            }),
         })
+    }
+
+    /// Whether this sink writes in Kafka transactions.
+    pub fn is_transactional(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// Registers the transactional id with the broker, fencing any older producer that used
+    /// it (a zombie agent) and aborting what it left open. Call once before sending.
+    pub async fn init_transactions(&self) -> Result<(), SinkError> {
+        if self.txn.is_none() {
+            return Ok(());
+        }
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.init_transactions(TXN_TIMEOUT))
+            .await
+            .map_err(|e| SinkError::Client(format!("init transactions task: {e}")))?
+            .map_err(|e| txn_error("init transactions", e))
+    }
+
+    /// Records in the open transaction (0 when none is open).
+    pub fn txn_records(&self) -> usize {
+        self.txn.as_ref().filter(|t| t.open).map_or(0, |t| t.records)
+    }
+
+    /// Age of the open transaction.
+    pub fn txn_age(&self) -> Duration {
+        self.txn
+            .as_ref()
+            .filter(|t| t.open)
+            .map_or(Duration::ZERO, |t| t.opened_at.elapsed())
+    }
+
+    /// Whether a transaction is open.
+    pub fn txn_open(&self) -> bool {
+        self.txn.as_ref().is_some_and(|t| t.open)
+    }
+
+    fn ensure_txn(&mut self) -> Result<(), SinkError> {
+        if let Some(t) = &mut self.txn {
+            if !t.open {
+                self.producer
+                    .begin_transaction()
+                    .map_err(|e| txn_error("begin transaction", e))?;
+                t.open = true;
+                t.records = 0;
+                t.opened_at = std::time::Instant::now();
+            }
+            t.records += 1;
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction: waits for every record's delivery, then commits. On
+    /// success the newest marked position is acknowledged and returned. A failed commit is
+    /// aborted; nothing of it becomes visible to read_committed consumers.
+    pub async fn commit(&mut self) -> Result<Option<P>, SinkError> {
+        let Some(t) = &self.txn else {
+            self.drain_queue().await?;
+            return Ok(self.acked.clone());
+        };
+        if !t.open {
+            return Ok(self.acked.clone());
+        }
+        let delivered = self.drain_queue().await;
+        let producer = self.producer.clone();
+        let result = match delivered {
+            Ok(()) => tokio::task::spawn_blocking(move || {
+                producer.commit_transaction(TXN_TIMEOUT)
+            })
+            .await
+            .map_err(|e| SinkError::Client(format!("commit task: {e}")))?
+            .map_err(|e| txn_error("commit transaction", e)),
+            Err(e) => Err(e),
+        };
+        let t = self.txn.as_mut().expect("checked above");
+        t.open = false;
+        match result {
+            Ok(()) => {
+                if let Some(p) = t.pending.take() {
+                    self.acked = Some(p);
+                }
+                Ok(self.acked.clone())
+            }
+            Err(e) => {
+                t.pending = None;
+                if !matches!(e, SinkError::Fenced(_)) {
+                    let producer = self.producer.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        producer.abort_transaction(TXN_TIMEOUT)
+                    })
+                    .await;
+                }
+                Err(match e {
+                    SinkError::Fenced(_) => e,
+                    other => SinkError::Aborted(other.to_string()),
+                })
+            }
+        }
     }
 
     /// Creates `topic` unless it exists, with the given topic configs.
@@ -254,6 +395,7 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         while self.queue.len() >= self.max_in_flight {
             self.settle_one().await?;
         }
+        self.ensure_txn()?;
         let size = rec.key.map_or(0, <[u8]>::len) + rec.value.map_or(0, <[u8]>::len);
         let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
         for (k, v) in rec.headers {
@@ -297,8 +439,14 @@ impl<P: Unpin + Clone> KafkaSink<P> {
 
     /// Marks `position`: once every record sent before this call is acknowledged,
     /// [`KafkaSink::acked`] reports it.
+    ///
+    /// In exactly-once mode the position is acknowledged when the transaction holding the
+    /// records before it commits (see [`KafkaSink::commit`]).
     pub fn mark(&mut self, position: P) {
-        self.queue.push_back(Pending::Mark(Some(position)));
+        match &mut self.txn {
+            Some(t) => t.pending = Some(position),
+            None => self.queue.push_back(Pending::Mark(Some(position))),
+        }
     }
 
     /// The newest position whose preceding records are all acknowledged, without waiting.
@@ -335,12 +483,21 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         self.queue.len()
     }
 
-    /// Waits for every queued record; returns the newest acknowledged position.
+    /// Waits for every queued record; returns the newest acknowledged position. In
+    /// exactly-once mode this commits the open transaction.
     pub async fn drain(&mut self) -> Result<Option<P>, SinkError> {
+        if self.txn.is_some() {
+            return self.commit().await;
+        }
+        self.drain_queue().await?;
+        Ok(self.acked.clone())
+    }
+
+    async fn drain_queue(&mut self) -> Result<(), SinkError> {
         while !self.queue.is_empty() {
             self.settle_one().await?;
         }
-        Ok(self.acked.clone())
+        Ok(())
     }
 
     /// Flushes librdkafka's queue (shutdown path).
@@ -350,6 +507,36 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             .map_err(|e| SinkError::Client(format!("flush: {e}")))
     }
 }
+
+/// Maps a transactional API error: fencing is definite, everything else aborts the
+/// transaction and is retried from the last committed offset.
+fn txn_error(what: &str, e: KafkaError) -> SinkError {
+    let fenced = match &e {
+        KafkaError::Transaction(r) => {
+            r.is_fatal()
+                || matches!(
+                    r.code(),
+                    RDKafkaErrorCode::Fenced
+                        | RDKafkaErrorCode::ProducerFenced
+                        | RDKafkaErrorCode::InvalidProducerEpoch
+                )
+        }
+        _ => matches!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced)
+        ),
+    };
+    if fenced {
+        SinkError::Fenced(format!("{what}: {e}"))
+    } else {
+        SinkError::Aborted(format!("{what}: {e}"))
+    }
+}
+
+/// Transaction timeout: the broker aborts a transaction open longer than this, which also
+/// bounds how long a snapshot (one transaction in exactly-once mode) may take. Brokers cap it
+/// at `transaction.max.timeout.ms` (15 minutes by default).
+const TRANSACTION_TIMEOUT_MS: &str = "900000";
 
 /// Topic configs of the event store: history is kept forever.
 pub const EVENT_STORE_TOPIC_CONFIGS: &[(&str, &str)] =

@@ -37,7 +37,7 @@ use std::time::Duration;
 pub use crate::source::SourceError;
 
 use crate::checkpoint::{self, Checkpoint, OFFSETS_TOPIC_CONFIGS};
-use crate::config::{MainConfig, SnapshotMode, SourceConfig};
+use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
 use crate::publish::{PublishConfig, Publisher};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
@@ -185,7 +185,15 @@ async fn run_once(
     setup::ensure_publication(&sql, &settings.publication, &tables).await?;
     setup::check_replica_identity(&sql, &settings.publication).await?;
 
-    let sink = KafkaSink::new(&settings.main.kafka, &format!("cdc-agent-{}", src.name))?;
+    let exactly_once = src.delivery == Delivery::ExactlyOnce;
+    // One transactional id per source: a second agent on the same source fences the first
+    // at init, and a paused zombie is refused at its next commit.
+    let txn_id = format!("cdc-agent-{}", src.name);
+    let sink = KafkaSink::new(
+        &settings.main.kafka,
+        &format!("cdc-agent-{}", src.name),
+        exactly_once.then_some(txn_id.as_str()),
+    )?;
     let mut publisher = Publisher::new(
         PublishConfig {
             source: src.name.clone(),
@@ -202,6 +210,7 @@ async fn run_once(
         registry.clone(),
     );
     publisher.prepare().await?;
+    publisher.sink().init_transactions().await?;
     let offsets_topic = checkpoint::offsets_topic(&src.topic_prefix);
     publisher
         .sink()
@@ -209,7 +218,7 @@ async fn run_once(
         .await?;
     let kafka = settings.main.kafka.clone();
     let (topic, name) = (offsets_topic.clone(), src.name.clone());
-    let saved = tokio::task::spawn_blocking(move || checkpoint::load(&kafka, &topic, &name))
+    let mut saved = tokio::task::spawn_blocking(move || checkpoint::load(&kafka, &topic, &name))
         .await
         .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
     let snapshot_done = saved
@@ -274,9 +283,13 @@ async fn run_once(
                 snapshot_done: true,
                 slot: Some(settings.slot.clone()),
                 position: Some(created.consistent_point.to_string()),
+                last_tx_lsn: None,
+                partial: None,
             };
             publish_checkpoint(&mut publisher, &offsets_topic, &src.name, &done).await?;
             publisher.sink().drain().await?;
+            // A new slot: nothing of the old checkpoint applies to its stream.
+            saved = Some(done);
             tracing::info!(source = %src.name, "snapshot complete");
             if mode == SnapshotMode::InitialOnly {
                 return Ok(());
@@ -308,6 +321,22 @@ async fn run_once(
             server_name: &src.topic_prefix,
             database: settings.database(),
             sql: &sql,
+            source_name: &src.name,
+            slot: &settings.slot,
+            offsets_topic: &offsets_topic,
+            resume: match (&saved, exactly_once) {
+                (Some(cp), true) if cp.slot.as_deref() == Some(settings.slot.as_str()) => {
+                    stream::Resume {
+                        last_tx_lsn: cp.last_tx_lsn.map(Lsn),
+                        partial: cp.partial.map(|p| (Lsn(p.tx_lsn), p.messages)),
+                    }
+                }
+                _ => stream::Resume::default(),
+            },
+            bounds: stream::TxnBounds {
+                max_records: settings.main.kafka.transaction_max_records.max(1),
+                max_age: Duration::from_millis(settings.main.kafka.transaction_max_ms),
+            },
         },
         &mut stream_conn,
         &mut publisher,

@@ -18,11 +18,34 @@ use super::schema::{RelationState, SchemaLoader};
 use super::wire::{self, Lsn, ReplicationFrame};
 use super::SourceError;
 use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TableId, TransactionInfo};
+use crate::checkpoint::{Checkpoint, PartialTx};
 use crate::publish::{EventMeta, Publisher};
+use crate::sink::kafka::OutRecord;
+use futures_util::FutureExt;
 use crate::shutdown::Shutdown;
 
 /// How often a standby status update is sent without being asked.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Where a restarted stream picks up in exactly-once mode: what the last committed Kafka
+/// transaction already holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resume {
+    /// Source transactions with a commit LSN at or below this are already in Kafka.
+    pub last_tx_lsn: Option<Lsn>,
+    /// The first `messages` row messages of the source transaction committing at `tx_lsn`
+    /// are already in Kafka.
+    pub partial: Option<(Lsn, u64)>,
+}
+
+/// Bounds of one Kafka transaction in exactly-once mode.
+#[derive(Debug, Clone, Copy)]
+pub struct TxnBounds {
+    /// Commit after this many records.
+    pub max_records: usize,
+    /// Commit after this long under load.
+    pub max_age: Duration,
+}
 
 /// What the loop needs besides the stream.
 pub struct StreamContext<'a> {
@@ -32,9 +55,23 @@ pub struct StreamContext<'a> {
     pub database: &'a str,
     /// SQL connection for catalog look-ups.
     pub sql: &'a Client,
+    /// Source name: key of the offsets record.
+    pub source_name: &'a str,
+    /// Slot name, recorded in checkpoints.
+    pub slot: &'a str,
+    /// Offsets topic.
+    pub offsets_topic: &'a str,
+    /// What is already committed (exactly-once).
+    pub resume: Resume,
+    /// Kafka transaction bounds (exactly-once).
+    pub bounds: TxnBounds,
 }
 
 struct Tx {
+    /// Row messages of this transaction seen so far (its position for partial resumes).
+    messages: u64,
+    /// Row messages up to this index are already in Kafka (replayed after a crash).
+    skip_until: u64,
     xid: u32,
     final_lsn: Lsn,
     commit_us: i64,
@@ -56,6 +93,7 @@ pub async fn run(
     let mut received = Lsn(0);
     let mut acked = Lsn(0);
     let mut last_commit_lsn = Lsn(0);
+    let mut committed_tx_lsn: Option<Lsn> = ctx.resume.last_tx_lsn;
     let mut before_buf: Vec<Datum<'static>> = Vec::new();
     let mut after_buf: Vec<Datum<'static>> = Vec::new();
     let mut timer = tokio::time::interval(STATUS_INTERVAL);
@@ -63,7 +101,28 @@ pub async fn run(
     let mut position = String::with_capacity(24);
 
     loop {
-        let frame = tokio::select! {
+        // Exactly-once: close the open Kafka transaction at once when nothing more is
+        // waiting (a quiet system sees its changes within milliseconds), or at the bounds
+        // under load. `recv` is cancel-safe, so peeking with `now_or_never` loses nothing.
+        let mut ready = None;
+        if publisher.sink().txn_open() {
+            let sink = publisher.sink();
+            let full = sink.txn_records() >= ctx.bounds.max_records
+                || sink.txn_age() >= ctx.bounds.max_age;
+            if !full {
+                ready = stream.recv().now_or_never();
+            }
+            if ready.is_none() {
+                if let Some(p) = commit_txn(&ctx, publisher, &tx, committed_tx_lsn).await? {
+                    acked = acked.max(p);
+                }
+                send_status(stream, received, acked, false).await?;
+            }
+        }
+        let frame = if let Some(f) = ready {
+            f.map_err(repl_error)?
+        } else {
+            tokio::select! {
             biased;
             _ = stop.wait() => break,
             r = publisher.sink().progress(), if publisher.sink().in_flight() > 0 => {
@@ -76,6 +135,7 @@ pub async fn run(
                 continue;
             }
             f = stream.recv() => f.map_err(repl_error)?,
+            }
         };
         let Some(frame) = frame else {
             return Err(SourceError::Transient(
@@ -95,7 +155,10 @@ pub async fn run(
                 // Idle between transactions with everything acknowledged: the server's
                 // position holds nothing for us, so the slot may advance to it. This is what
                 // keeps the slot moving when only unpublished tables are written.
-                if tx.is_none() && publisher.sink().in_flight() == 0 {
+                if tx.is_none()
+                    && publisher.sink().in_flight() == 0
+                    && !publisher.sink().txn_open()
+                {
                     acked = acked.max(k.wal_end);
                 }
                 if k.reply_requested {
@@ -105,10 +168,36 @@ pub async fn run(
             }
         };
         let msg = pgoutput::decode(data, false).map_err(protocol_error)?;
+        if matches!(
+            msg,
+            LogicalMessage::Insert(_)
+                | LogicalMessage::Update(_)
+                | LogicalMessage::Delete(_)
+                | LogicalMessage::Truncate(_)
+        ) {
+            let t = tx_mut(&mut tx)?;
+            t.messages += 1;
+            if t.messages <= t.skip_until {
+                continue;
+            }
+        }
         match msg {
             LogicalMessage::Begin(b) => {
                 let commit_us = wire::pg_us_to_unix_us(b.commit_time).unwrap_or(0);
+                let skip_until = if ctx.resume.last_tx_lsn.is_some_and(|l| b.final_lsn <= l) {
+                    u64::MAX
+                } else {
+                    match ctx.resume.partial {
+                        Some((lsn, n)) if lsn == b.final_lsn => n,
+                        _ => 0,
+                    }
+                };
+                if skip_until > 0 {
+                    tracing::debug!(tx_lsn = %b.final_lsn, skip_until, "skipping what a committed Kafka transaction already holds");
+                }
                 tx = Some(Tx {
+                    messages: 0,
+                    skip_until,
                     xid: b.xid,
                     final_lsn: b.final_lsn,
                     commit_us,
@@ -120,6 +209,7 @@ pub async fn run(
             LogicalMessage::Commit(c) => {
                 last_commit_lsn = c.commit_lsn;
                 tx = None;
+                committed_tx_lsn = Some(c.commit_lsn);
                 publisher.mark(c.end_lsn);
             }
             LogicalMessage::Relation(rel) => {
@@ -262,7 +352,12 @@ pub async fn run(
         }
     }
 
-    // Shutdown: stop reading, wait for Kafka, report the final position.
+    // Shutdown: stop reading, wait for Kafka (commit), report the final position.
+    if publisher.sink().txn_open() {
+        if let Some(p) = commit_txn(&ctx, publisher, &tx, committed_tx_lsn).await? {
+            acked = acked.max(p);
+        }
+    }
     let drained = publisher.sink().drain().await?;
     if let Some(p) = drained {
         acked = acked.max(p);
@@ -270,6 +365,41 @@ pub async fn run(
     send_status(stream, received, acked, false).await?;
     tracing::info!(flush_lsn = %acked, "stream stopped, position acknowledged");
     Ok(())
+}
+
+/// Commits the open Kafka transaction together with the offsets record that says what it
+/// holds: every source transaction up to `committed_tx_lsn`, plus the messages of the open one.
+async fn commit_txn(
+    ctx: &StreamContext<'_>,
+    publisher: &mut Publisher<Lsn>,
+    tx: &Option<Tx>,
+    committed_tx_lsn: Option<Lsn>,
+) -> Result<Option<Lsn>, SourceError> {
+    let partial = tx.as_ref().and_then(|t| {
+        (t.messages > 0).then_some(PartialTx {
+            tx_lsn: t.final_lsn.0,
+            messages: t.messages,
+        })
+    });
+    let cp = Checkpoint {
+        snapshot_done: true,
+        slot: Some(ctx.slot.to_string()),
+        position: committed_tx_lsn.map(|l| l.to_string()),
+        last_tx_lsn: committed_tx_lsn.map(|l| l.0),
+        partial,
+    };
+    let value = serde_json::to_vec(&cp)
+        .map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))?;
+    publisher
+        .sink()
+        .send(OutRecord {
+            topic: ctx.offsets_topic,
+            key: Some(ctx.source_name.as_bytes()),
+            value: Some(&value),
+            headers: &[],
+        })
+        .await?;
+    Ok(publisher.sink().commit().await?)
 }
 
 #[allow(clippy::too_many_arguments)]
