@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::{Config, SourceKind};
+use crate::ops::exit;
+use crate::source::SourceError;
 use crate::registry::Registry;
 use crate::shutdown;
 use crate::source::postgres::{self, PgSourceSettings};
@@ -52,7 +54,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Err(e) => {
                 tracing::error!(source = %name, error = %e, "source failed");
                 if first_error.is_none() {
-                    first_error = Some(anyhow::anyhow!("source `{name}`: {e}"));
+                    let code = match e {
+                        SourceError::Taken(_) => exit::SOURCE_TAKEN,
+                        SourceError::Fenced(_) => exit::FENCED,
+                        _ => exit::FAILURE,
+                    };
+                    first_error = Some(anyhow::Error::new(ExitWith {
+                        code,
+                        message: format!("source `{name}`: {e}"),
+                    }));
                 }
                 // One definite failure stops the daemon: the operator must act, and a
                 // supervisor restart should not hide it behind the other sources.
@@ -67,4 +77,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A failure that asks for a specific process exit code (see [`crate::ops::exit`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitWith {
+    /// The exit code.
+    pub code: u8,
+    /// What happened.
+    pub message: String,
 }

@@ -67,6 +67,17 @@ pub enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Print one PostgreSQL source's live changes as JSON lines on stdout, without Kafka.
+    ///
+    /// Reads through a temporary replication slot, which the server drops when tail exits.
+    Tail {
+        /// Main configuration file; the source is read from its connectors directory.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Name of the source (`name` in its connector file).
+        #[arg(long)]
+        source: String,
+    },
     /// Load and validate the configuration, print a summary, and exit.
     Validate {
         /// Main configuration file.
@@ -120,6 +131,33 @@ pub fn main() -> ExitCode {
                 Ok(())
             })
         }
+        Command::Tail { config, source } => {
+            let cfg = match config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(e) => return config_error(&e),
+            };
+            let Some(src) = cfg.sources.iter().find(|s| s.name == source).cloned() else {
+                let names: Vec<&str> = cfg.sources.iter().map(|s| s.name.as_str()).collect();
+                return config_error(&config::ConfigError {
+                    origin: cfg.path.display().to_string(),
+                    key: None,
+                    problem: format!("no source named `{source}`"),
+                    fix: format!("pass --source with one of: {}", names.join(", ")),
+                });
+            };
+            if src.kind != config::SourceKind::Postgres {
+                eprintln!("error: source `{source}`: tail supports postgres sources only");
+                return ExitCode::from(exit::FAILURE);
+            }
+            let settings = crate::source::postgres::PgSourceSettings::new(src, cfg.main);
+            with_runtime(|| async move {
+                let (trigger, stop) = crate::shutdown::channel();
+                crate::shutdown::install_signal_handlers(trigger)?;
+                let mut out = std::io::stdout();
+                crate::source::postgres::tail::run(&settings, stop, &mut out).await?;
+                Ok(())
+            })
+        }
         Command::Run { config } => {
             let cfg = match config::load(&config) {
                 Ok(cfg) => cfg,
@@ -150,7 +188,10 @@ where
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(exit::FAILURE)
+            let code = e
+                .downcast_ref::<crate::app::ExitWith>()
+                .map_or(exit::FAILURE, |x| x.code);
+            ExitCode::from(code)
         }
     }
 }

@@ -280,7 +280,10 @@ pub fn key_json(schema: &TableSchema, row: &[Datum<'_>], out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-fn datum_json(d: &Datum<'_>, out: &mut Vec<u8>) {
+/// One datum as JSON, in the representation its column type prescribes (Debezium's: dates as
+/// days, timestamps as epoch integers, bytes as hex, decimals as `{"unscaled","scale"}`;
+/// unchanged TOAST as `null`). Shared by ledger keys and `cdc-agent tail`.
+pub fn datum_json(d: &Datum<'_>, out: &mut Vec<u8>) {
     // Writing into a Vec cannot fail.
     let _ = write_datum_json(d, out);
 }

@@ -205,6 +205,17 @@ pub enum Delivery {
     AtLeastOnce,
 }
 
+/// What an agent does when another agent already owns its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenTaken {
+    /// Exit with code 3 (`SOURCE_TAKEN`).
+    #[default]
+    Exit,
+    /// Wait as a hot standby and take over when the owner dies.
+    Standby,
+}
+
 /// `[snapshot]` of a source file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -276,6 +287,10 @@ pub struct SourceConfig {
     /// `exactly-once` (default) or `at-least-once`.
     #[serde(default)]
     pub delivery: Delivery,
+    /// When another agent owns this source: `exit` (default, exit code 3) or `standby` (wait
+    /// and take over when it dies).
+    #[serde(default)]
+    pub when_taken: WhenTaken,
     /// Initial snapshot settings.
     #[serde(default)]
     pub snapshot: SnapshotConfig,

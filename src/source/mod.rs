@@ -14,6 +14,14 @@ pub enum SourceError {
     /// Connection loss, server restart, broker or registry unavailable.
     #[error("{0}")]
     Transient(String),
+    /// Another agent owns the source (its slot or lock is held). A standby waits; otherwise
+    /// the process exits with [`crate::ops::exit::SOURCE_TAKEN`].
+    #[error("{0}")]
+    Taken(String),
+    /// Another agent took over and fenced this one in Kafka; it must stop without writing.
+    /// Exits with [`crate::ops::exit::FENCED`].
+    #[error("{0}")]
+    Fenced(String),
 }
 
 impl SourceError {
@@ -61,7 +69,9 @@ fn postgres_error_text(e: &tokio_postgres::Error) -> String {
 
 impl From<crate::sink::kafka::SinkError> for SourceError {
     fn from(e: crate::sink::kafka::SinkError) -> Self {
-        if e.is_transient() {
+        if matches!(e, crate::sink::kafka::SinkError::Fenced(_)) {
+            SourceError::Fenced(e.to_string())
+        } else if e.is_transient() {
             SourceError::Transient(e.to_string())
         } else {
             SourceError::Definite(e.to_string())

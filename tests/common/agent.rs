@@ -29,6 +29,8 @@ pub struct AgentConfig {
     pub user: String,
     pub password: String,
     pub extra_source_toml: String,
+    /// Appended to the main file's `[kafka]` section.
+    pub extra_kafka_toml: String,
 }
 
 impl AgentConfig {
@@ -42,6 +44,7 @@ impl AgentConfig {
             user: "cdc_agent".into(),
             password: "cdc_agent".into(),
             extra_source_toml: String::new(),
+            extra_kafka_toml: String::new(),
         }
     }
 }
@@ -55,11 +58,13 @@ impl Agent {
             dir.path().join("cdc-agent.toml"),
             format!(
                 "[agent]\nstate_dir = \"{state}\"\n[kafka]\nbootstrap_servers = \"{kafka}\"\n\
-                 [schema_registry]\nurl = \"{registry}\"\n[event_store]\ntopic = \"{store}\"\n",
+                 {kafka_extra}\n[schema_registry]\nurl = \"{registry}\"\n[event_store]\n\
+                 topic = \"{store}\"\n",
                 state = dir.path().join("state").display(),
                 kafka = stack_env("KAFKA_BOOTSTRAP"),
                 registry = stack_env("SCHEMA_REGISTRY_URL"),
                 store = cfg.event_store_topic,
+                kafka_extra = cfg.extra_kafka_toml,
             ),
         )
         .unwrap();
@@ -84,7 +89,12 @@ impl Agent {
 
     fn spawn(dir: tempfile::TempDir) -> Agent {
         let log = dir.path().join("agent.log");
-        let out = std::fs::File::create(&log).unwrap();
+        // Appended across restarts, so a test can read what every incarnation did.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cdc-agent"))
             .args(["run", "--config"])
             .arg(dir.path().join("cdc-agent.toml"))

@@ -28,6 +28,7 @@ pub mod schema;
 pub mod setup;
 pub mod snapshot;
 pub mod stream;
+pub mod tail;
 pub mod types;
 pub mod wire;
 
@@ -37,7 +38,7 @@ use std::time::Duration;
 pub use crate::source::SourceError;
 
 use crate::checkpoint::{self, Checkpoint, OFFSETS_TOPIC_CONFIGS};
-use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
+use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig, WhenTaken};
 use crate::publish::{PublishConfig, Publisher};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
@@ -48,6 +49,8 @@ use wire::Lsn;
 
 /// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How often a standby checks whether the source is free.
+const STANDBY_POLL: Duration = Duration::from_secs(2);
 /// Longest delay between retries.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
@@ -134,6 +137,15 @@ pub async fn run(
     loop {
         match run_once(&settings, &registry, &mut stop).await {
             Ok(()) => return Ok(()),
+            Err(SourceError::Taken(why)) if settings.source.when_taken == WhenTaken::Standby => {
+                // Hot standby: poll until the owner lets go of the slot, then take over.
+                tracing::info!(source = %settings.source.name, reason = %why, "standing by");
+                tokio::select! {
+                    _ = tokio::time::sleep(STANDBY_POLL) => {},
+                    _ = stop.wait() => return Ok(()),
+                }
+                delay = FIRST_RETRY_DELAY;
+            }
             Err(e) if e.is_transient() && !stop.is_triggered() => {
                 tracing::warn!(source = %settings.source.name, error = %e, retry_in_s = delay.as_secs(), "source failed, retrying");
                 tokio::select! {
@@ -210,21 +222,15 @@ async fn run_once(
         registry.clone(),
     );
     publisher.prepare().await?;
-    publisher.sink().init_transactions().await?;
     let offsets_topic = checkpoint::offsets_topic(&src.topic_prefix);
     publisher
         .sink()
         .ensure_topic(&offsets_topic, OFFSETS_TOPIC_CONFIGS)
         .await?;
-    let kafka = settings.main.kafka.clone();
-    let (topic, name) = (offsets_topic.clone(), src.name.clone());
-    let mut saved = tokio::task::spawn_blocking(move || checkpoint::load(&kafka, &topic, &name))
-        .await
-        .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
-    let snapshot_done = saved
-        .as_ref()
-        .is_some_and(|c| c.snapshot_done && c.slot.as_deref() == Some(settings.slot.as_str()));
 
+    // Ownership first: the slot is the source's lock. Only the agent holding it may
+    // register the transactional id (which fences every other producer of this source), so a
+    // resumed zombie can never fence the agent that took over from it.
     let mode = src.snapshot.mode;
     let slot = setup::slot_state(&sql, &settings.slot).await?;
     if let SlotState::Present {
@@ -232,21 +238,8 @@ async fn run_once(
         ..
     } = slot
     {
-        return Err(SourceError::Definite(format!(
-            "replication slot `{}` is active in another process (pid {pid}); fix: stop the \
-             other agent, or terminate it with SELECT pg_terminate_backend({pid}); or give \
-             this source another slot_name",
-            settings.slot
-        )));
+        return Err(slot_taken(&settings.slot, Some(pid)));
     }
-    let needs_snapshot = mode != SnapshotMode::Never && !snapshot_done;
-    if needs_snapshot && matches!(slot, SlotState::Present { .. }) {
-        // A slot without a finished snapshot: the snapshot it exported is gone, so start
-        // over from a new slot. Rows already published are published again (at-least-once).
-        tracing::warn!(slot = %settings.slot, "snapshot did not finish before; recreating the slot and snapshotting again");
-        setup::drop_slot(&sql, &settings.slot).await?;
-    }
-
     let mut repl = ReplicationClient::connect(&settings.replication_config())
         .await
         .map_err(stream::repl_error)?;
@@ -255,14 +248,23 @@ async fn run_once(
         .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    let options = replication_options(server_version, &settings.publication);
+    let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
-    if needs_snapshot || matches!(slot, SlotState::Missing) {
+    let (mut stream_conn, saved) = if matches!(slot, SlotState::Missing) {
+        let snapshot = mode != SnapshotMode::Never;
         let created = repl
-            .create_logical_slot(&settings.slot, needs_snapshot, false)
+            .create_logical_slot(&settings.slot, snapshot, false)
             .await
-            .map_err(stream::repl_error)?;
+            .map_err(|e| match e.sqlstate() {
+                // Another agent created it between our look-up and now.
+                Some("42710") => slot_taken(&settings.slot, None),
+                _ => stream::repl_error(e),
+            })?;
         tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created replication slot");
-        if needs_snapshot {
+        publisher.sink().init_transactions().await?;
+        let mut saved = None;
+        if snapshot {
             let snapshot_name = created
                 .snapshot_name
                 .clone()
@@ -288,34 +290,44 @@ async fn run_once(
             };
             publish_checkpoint(&mut publisher, &offsets_topic, &src.name, &done).await?;
             publisher.sink().drain().await?;
-            // A new slot: nothing of the old checkpoint applies to its stream.
-            saved = Some(done);
             tracing::info!(source = %src.name, "snapshot complete");
             if mode == SnapshotMode::InitialOnly {
                 return Ok(());
             }
+            saved = Some(done);
         }
-    }
-
-    let proto = match server_version {
-        v if v >= 16 => "4",
-        v if v >= 15 => "3",
-        v if v >= 14 => "2",
-        _ => "1",
+        let stream = repl
+            .start_replication(&settings.slot, Lsn(0), &options)
+            .await
+            .map_err(|e| start_error(&settings.slot, e))?;
+        (stream, saved)
+    } else {
+        let stream = repl
+            .start_replication(&settings.slot, Lsn(0), &options)
+            .await
+            .map_err(|e| start_error(&settings.slot, e))?;
+        publisher.sink().init_transactions().await?;
+        let kafka = settings.main.kafka.clone();
+        let (topic, name) = (offsets_topic.clone(), src.name.clone());
+        let saved = tokio::task::spawn_blocking(move || checkpoint::load(&kafka, &topic, &name))
+            .await
+            .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
+        let snapshot_done = saved
+            .as_ref()
+            .is_some_and(|c| c.snapshot_done && c.slot.as_deref() == Some(settings.slot.as_str()));
+        if mode != SnapshotMode::Never && !snapshot_done {
+            // The slot exists but its snapshot never finished: the snapshot it exported is
+            // gone, so start over from a new slot (the retry takes the path above).
+            tracing::warn!(slot = %settings.slot, "snapshot did not finish before; recreating the slot and snapshotting again");
+            drop(stream);
+            drop_slot_when_released(&sql, &settings.slot).await?;
+            return Err(SourceError::Transient(
+                "restarting with a new slot and snapshot".into(),
+            ));
+        }
+        (stream, saved)
     };
-    let publications = format!("\"{}\"", settings.publication.replace('"', "\"\""));
-    let mut options: Vec<(&str, &str)> = vec![
-        ("proto_version", proto),
-        ("publication_names", publications.as_str()),
-    ];
-    if server_version >= 14 {
-        options.push(("messages", "true"));
-    }
-    let mut stream_conn = repl
-        .start_replication(&settings.slot, Lsn(0), &options)
-        .await
-        .map_err(stream::repl_error)?;
-    tracing::info!(source = %src.name, slot = %settings.slot, proto_version = proto, "streaming");
+    tracing::info!(source = %src.name, slot = %settings.slot, "streaming");
     stream::run(
         stream::StreamContext {
             server_name: &src.topic_prefix,
@@ -343,6 +355,64 @@ async fn run_once(
         stop,
     )
     .await
+}
+
+/// pgoutput options for the server's version. Streaming of in-progress transactions is not
+/// requested: the server spills large transactions to disk and sends them at commit.
+fn replication_options(server_version: u32, publication: &str) -> Vec<(&'static str, String)> {
+    let proto = match server_version {
+        v if v >= 16 => "4",
+        v if v >= 15 => "3",
+        v if v >= 14 => "2",
+        _ => "1",
+    };
+    let mut options = vec![
+        ("proto_version", proto.to_string()),
+        (
+            "publication_names",
+            format!("\"{}\"", publication.replace('"', "\"\"")),
+        ),
+    ];
+    if server_version >= 14 {
+        options.push(("messages", "true".to_string()));
+    }
+    options
+}
+
+fn slot_taken(slot: &str, pid: Option<i32>) -> SourceError {
+    let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    let kill = pid
+        .map(|p| format!(", or terminate it with SELECT pg_terminate_backend({p});"))
+        .unwrap_or_default();
+    SourceError::Taken(format!(
+        "replication slot `{slot}` is active in another process{who}; another agent owns this \
+         source; fix: stop the other agent{kill} or give this source another slot_name, or set \
+         when_taken = \"standby\" to wait and take over"
+    ))
+}
+
+fn start_error(slot: &str, e: replication::ReplError) -> SourceError {
+    match e.sqlstate() {
+        Some("55006") => slot_taken(slot, None),
+        _ => stream::repl_error(e),
+    }
+}
+
+/// Drops the slot once our own walsender has let go of it.
+async fn drop_slot_when_released(sql: &tokio_postgres::Client, slot: &str) -> Result<(), SourceError> {
+    for _ in 0..100 {
+        match setup::slot_state(sql, slot).await? {
+            SlotState::Present {
+                active_pid: Some(_),
+                ..
+            } => tokio::time::sleep(Duration::from_millis(100)).await,
+            SlotState::Present { .. } => return setup::drop_slot(sql, slot).await,
+            SlotState::Missing => return Ok(()),
+        }
+    }
+    Err(SourceError::Transient(format!(
+        "replication slot `{slot}` still active; retrying"
+    )))
 }
 
 async fn publish_checkpoint(

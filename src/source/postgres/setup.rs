@@ -67,9 +67,16 @@ pub async fn ensure_publication(
             Ok(())
         }
         Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            // FOR ALL TABLES needs a superuser whatever else is granted; FOR TABLE needs the
+            // tables' owner with CREATE on the database.
+            let who = if tables.is_empty() {
+                "a superuser"
+            } else {
+                "a superuser (or the tables' owner with CREATE on the database)"
+            };
             Err(SourceError::Definite(format!(
-                "cannot create publication `{name}`: {}; fix: have a superuser (FOR ALL TABLES) \
-                 or the tables' owner run: {stmt}; (see docs/postgres-setup.md)",
+                "cannot create publication `{name}`: {}; fix: have {who} run: {stmt}; \
+                 (see docs/postgres-setup.md)",
                 db_message(&e)
             )))
         }

@@ -71,7 +71,7 @@ pub async fn run(
     tracing::info!(tables = tables.len(), estimated_rows = estimate, %consistent_point, "snapshot starting");
 
     let (tx, mut rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
-    let queue: Vec<(usize, String)> = tables
+    let queue: Vec<(usize, String, (String, String))> = tables
         .iter()
         .enumerate()
         .zip(&states)
@@ -94,6 +94,7 @@ pub async fn run(
                     quote_ident(s),
                     quote_ident(t)
                 ),
+                (s.clone(), t.clone()),
             )
         })
         .collect();
@@ -110,11 +111,17 @@ pub async fn run(
             .await
             .map_err(SourceError::sql("import the exported snapshot"))?;
         let (tx, queue) = (tx.clone(), queue.clone());
+        let role = settings.source.user.clone();
         readers.push(tokio::spawn(async move {
             loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                let Some((idx, copy)) = next else { break };
-                if let Err(e) = read_table(&client, idx, &copy, &tx).await {
+                let Some((idx, copy, table)) = next else {
+                    break;
+                };
+                if let Err(e) = read_table(&client, idx, &copy, &tx)
+                    .await
+                    .map_err(|e| copy_error(e, &table, &role))
+                {
                     let _ = tx.send(Chunk::Failed(e)).await;
                     return;
                 }
@@ -249,19 +256,52 @@ async fn read_table(
     idx: usize,
     copy: &str,
     tx: &mpsc::Sender<Chunk>,
-) -> Result<(), SourceError> {
+) -> Result<(), CopyError> {
     let stream = client
         .copy_out(copy)
         .await
-        .map_err(SourceError::sql("start COPY"))?;
+        .map_err(|e| CopyError("start COPY", e))?;
     pin_mut!(stream);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(SourceError::sql("read COPY"))?;
+        let chunk = chunk.map_err(|e| CopyError("read COPY", e))?;
         if tx.send(Chunk::Data(idx, chunk)).await.is_err() {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// A COPY failure with the step it happened in, classified by [`copy_error`] once the table
+/// and role are at hand.
+struct CopyError(&'static str, tokio_postgres::Error);
+
+/// Classifies a COPY failure. A missing SELECT privilege is the one an operator meets first
+/// (a role made for replication only), so it gets the exact GRANT instead of a bare
+/// SQLSTATE; everything else keeps the generic transient/definite split.
+fn copy_error(e: CopyError, (schema, table): &(String, String), role: &str) -> SourceError {
+    let CopyError(what, e) = e;
+    if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+        let message = setup::db_message(&e);
+        // Without USAGE on the schema PostgreSQL complains about the schema first; the
+        // SELECT grant is needed next, so name both.
+        let usage = if message.contains("schema") {
+            format!(
+                "GRANT USAGE ON SCHEMA {} TO {}; ",
+                quote_ident(schema),
+                quote_ident(role)
+            )
+        } else {
+            String::new()
+        };
+        return SourceError::Definite(format!(
+            "snapshot of {schema}.{table}: {message} (SQLSTATE 42501); fix: grant SELECT on \
+             {schema}.{table} to {role}: {usage}GRANT SELECT ON {}.{} TO {};",
+            quote_ident(schema),
+            quote_ident(table),
+            quote_ident(role)
+        ));
+    }
+    SourceError::sql(what)(e)
 }
 
 /// Splits one line of COPY text format into fields, undoing its backslash escapes. Fields

@@ -1,0 +1,135 @@
+//! Shared parts of the exactly-once tests: a seeded generator, reading (id, v) changes back
+//! read_committed, and counting lost, duplicated and out-of-order changes.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use apache_avro::types::Value as Avro;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use super::agent::{field, unwrap_union, AvroDecoder};
+use super::{stack_env, unique_name};
+
+/// xorshift64*: a seeded generator, so a failing run can be repeated.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+pub fn int(v: &Avro) -> i64 {
+    match unwrap_union(v) {
+        Avro::Int(i) => i64::from(*i),
+        Avro::Long(l) => *l,
+        other => panic!("not an int: {other:?}"),
+    }
+}
+
+/// (id, v, op) of every change event in `topic`, in offset order per partition, decoded through
+/// the registry. Reads read_committed until every key of `final_state` reached its final
+/// value, or `timeout` passes.
+pub fn changes(
+    topic: &str,
+    final_state: &HashMap<i64, i64>,
+    timeout: Duration,
+) -> Vec<(i64, i64, char)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
+        .set("group.id", unique_name("eos-reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut dec = AvroDecoder::new();
+    let mut out = Vec::new();
+    let mut reached = HashSet::new();
+    let start = Instant::now();
+    while reached.len() < final_state.len() && start.elapsed() < timeout {
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        let Some(payload) = m.payload() else { continue };
+        let v = dec.decode(payload);
+        let after = unwrap_union(field(&v, "after"));
+        if matches!(after, Avro::Null) {
+            continue;
+        }
+        let op = match field(&v, "op") {
+            Avro::String(s) => s.chars().next().unwrap_or('?'),
+            _ => '?',
+        };
+        let (id, val) = (int(field(after, "id")), int(field(after, "v")));
+        if final_state.get(&id) == Some(&val) {
+            reached.insert(id);
+        }
+        out.push((id, val, op));
+    }
+    out
+}
+
+/// Checks the changes seen against the table's final state (`id → final v`, where every
+/// update added 1 to v): per key the values seen must run without gap from where the key
+/// entered the topic to its final value, each exactly once, in order. A key enters with a
+/// snapshot read (`r`, any value) or an insert (`c`, v = 0). Prints and asserts
+/// lost = dup = out_of_order = 0.
+pub fn check(name: &str, seen: &[(i64, i64, char)], final_state: &HashMap<i64, i64>) {
+    let mut per_key: HashMap<i64, Vec<(i64, char)>> = HashMap::new();
+    for (id, v, op) in seen {
+        per_key.entry(*id).or_default().push((*v, *op));
+    }
+    let (mut lost, mut dup, mut out_of_order, mut unexpected) = (0usize, 0usize, 0usize, 0usize);
+    for (id, final_v) in final_state {
+        let Some(vs) = per_key.get(id) else {
+            lost += 1 + *final_v as usize;
+            continue;
+        };
+        let (first, first_op) = vs[0];
+        if first_op != 'r' && first != 0 {
+            lost += first as usize; // versions before the first seen never arrived
+        }
+        let mut distinct = HashSet::new();
+        let mut prev = None;
+        for (v, _) in vs {
+            if !distinct.insert(*v) {
+                dup += 1;
+            }
+            if prev.is_some_and(|p| *v <= p) {
+                out_of_order += 1;
+            }
+            prev = Some(*v);
+        }
+        for v in first..=*final_v {
+            if !distinct.contains(&v) {
+                lost += 1;
+            }
+        }
+    }
+    for id in per_key.keys() {
+        if !final_state.contains_key(id) {
+            unexpected += 1;
+        }
+    }
+    println!(
+        "{name}: lost={lost} dup={dup} out_of_order={out_of_order} unexpected_keys={unexpected} events={}",
+        seen.len()
+    );
+    assert_eq!((lost, dup, out_of_order, unexpected), (0, 0, 0, 0), "{name}");
+}
