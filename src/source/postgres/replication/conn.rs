@@ -118,13 +118,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
         frontend::query(sql, &mut self.wbuf).map_err(|e| invalid_input("query", &e))
     }
 
-    pub(super) fn queue_copy_data(&mut self, payload: &[u8]) {
-        match frontend::CopyData::new(payload) {
-            Ok(data) => data.write(&mut self.wbuf),
-            // Only callers in this module queue data, and only standby status updates of a
-            // fixed 34 bytes, far from the i32 limit that `new` checks.
-            Err(_) => unreachable!("copy data payload of {} bytes", payload.len()),
-        }
+    pub(super) fn queue_copy_data(&mut self, payload: &[u8]) -> Result<(), ReplError> {
+        frontend::CopyData::new(payload)
+            .map_err(|e| invalid_input("copy data", &e))?
+            .write(&mut self.wbuf);
+        Ok(())
     }
 
     pub(super) fn queue_copy_done(&mut self) {

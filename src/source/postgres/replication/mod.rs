@@ -738,7 +738,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ReplicationStream<S> {
         }
         self.status.clear();
         wire::encode_standby_status(write, flush, apply, now_pg_us(), reply, &mut self.status);
-        self.client.conn.queue_copy_data(&self.status);
+        self.client.conn.queue_copy_data(&self.status)?;
         self.client.conn.flush().await
     }
 
