@@ -49,23 +49,46 @@ pub enum Command {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Print events of the event store (ledger) as JSON lines, oldest first.
+    /// Print events of the event store (ledger) as JSON lines in ledger order (per key:
+    /// commit order), or re-publish them into a topic.
     Replay {
         /// Main configuration file (Kafka, registry, event-store topic).
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Start: `beginning`, an RFC 3339 UTC time, epoch milliseconds, or an LSN (X/X).
+        #[arg(long, default_value = "beginning")]
+        from: crate::ledger::From,
         /// Only events of this source.
         #[arg(long)]
         source: Option<String>,
         /// Only events of this table (`schema.table`).
         #[arg(long)]
         table: Option<String>,
-        /// Only events of this key, as in the ledger key: e.g. '{"id":42}'.
+        /// Only events of this key, as JSON: e.g. '{"id":42}'.
         #[arg(long)]
         key: Option<String>,
-        /// Keep printing new events until interrupted.
+        /// Re-publish the selection into this topic (created when missing) instead of
+        /// printing it.
         #[arg(long)]
+        to_topic: Option<String>,
+        /// Keep printing new events until interrupted.
+        #[arg(long, conflicts_with = "to_topic")]
         follow: bool,
+    },
+    /// Print every version of one row, oldest first, with commit time, op and transaction id.
+    History {
+        /// Main configuration file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Source name.
+        #[arg(long)]
+        source: String,
+        /// Table (`schema.table`).
+        #[arg(long)]
+        table: String,
+        /// Key as JSON: e.g. '{"id":42}'.
+        #[arg(long)]
+        key: String,
     },
     /// Print one PostgreSQL source's live changes as JSON lines on stdout, without Kafka.
     ///
@@ -108,16 +131,23 @@ pub fn main() -> ExitCode {
         },
         Command::Replay {
             config,
+            from,
             source,
             table,
             key,
+            to_topic,
             follow,
         } => {
             let cfg = match config::load(&config) {
                 Ok(cfg) => cfg,
                 Err(e) => return config_error(&e),
             };
-            let filter = crate::ledger::ReplayFilter {
+            let key = match key.map(|k| parse_key(&k)).transpose() {
+                Ok(k) => k,
+                Err(code) => return code,
+            };
+            let sel = crate::ledger::Selection {
+                from,
                 source,
                 table,
                 key,
@@ -126,8 +156,43 @@ pub fn main() -> ExitCode {
             with_runtime(|| async move {
                 let (trigger, stop) = crate::shutdown::channel();
                 crate::shutdown::install_signal_handlers(trigger)?;
+                match to_topic {
+                    Some(topic) => {
+                        let n = crate::ledger::replay_to_topic(&cfg, &sel, stop, &topic).await?;
+                        eprintln!("replayed {n} events into {topic}");
+                    }
+                    None => {
+                        let mut out = std::io::stdout();
+                        crate::ledger::replay_json(&cfg, &sel, stop, &mut out).await?;
+                    }
+                }
+                Ok(())
+            })
+        }
+        Command::History {
+            config,
+            source,
+            table,
+            key,
+        } => {
+            let cfg = match config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(e) => return config_error(&e),
+            };
+            let key = match parse_key(&key) {
+                Ok(k) => k,
+                Err(code) => return code,
+            };
+            let sel = crate::ledger::Selection {
+                source: Some(source),
+                table: Some(table),
+                key: Some(key),
+                ..Default::default()
+            };
+            with_runtime(|| async move {
+                let (_trigger, stop) = crate::shutdown::channel();
                 let mut out = std::io::stdout();
-                crate::ledger::replay(&cfg, &filter, stop, &mut out).await?;
+                crate::ledger::history(&cfg, &sel, stop, &mut out).await?;
                 Ok(())
             })
         }
@@ -166,6 +231,13 @@ pub fn main() -> ExitCode {
             with_runtime(|| crate::app::run(cfg))
         }
     }
+}
+
+fn parse_key(key: &str) -> Result<serde_json::Value, ExitCode> {
+    serde_json::from_str(key).map_err(|e| {
+        eprintln!("error: --key `{key}` is not JSON ({e}); fix: give the key columns as a JSON object, e.g. '{{\"id\":42}}'");
+        ExitCode::from(exit::CONFIG)
+    })
 }
 
 /// Runs `f` on a fresh multi-threaded runtime; errors become one line and exit code 1.

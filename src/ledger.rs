@@ -1,9 +1,14 @@
-//! Reading the event store back: `cdc-agent replay` prints ledger events as JSON lines.
+//! Reading the event store back.
 //!
-//! It reads with `isolation.level=read_committed`, decodes each value with the writer schema
-//! fetched from the registry by the id in its Confluent header (as any Confluent deserializer
-//! does), and filters on the record key (`<source>/<schema>.<table>/<key JSON>`, see
-//! docs/event-store.md) so a selection never needs the value decoded first.
+//! - `cdc-agent replay`: the selected events as JSON lines, or re-published into a topic (to
+//!   rebuild a consumer's store);
+//! - `cdc-agent history`: every version of one row, oldest first.
+//!
+//! Both read with `isolation.level=read_committed`, decode values with the writer schema
+//! fetched from the registry by the id in their Confluent header (as any Confluent
+//! deserializer does), and select on the record key (`<source>/<schema>.<table>/<key JSON>`,
+//! see docs/event-store.md) and headers, so a record is decoded only when it is selected.
+//! Order is the ledger's: per key, source commit order.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -11,41 +16,122 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::sink::kafka::base_client_config;
+use crate::source::postgres::wire::Lsn;
 
-/// What to print.
-#[derive(Debug, Clone, Default)]
-pub struct ReplayFilter {
+/// Where a replay starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum From {
+    /// The ledger's beginning.
+    Beginning,
+    /// Events committed at or after this time (milliseconds since the epoch).
+    Time(i64),
+    /// Events at or after this source position (PostgreSQL LSN).
+    Position(Lsn),
+}
+
+impl std::str::FromStr for From {
+    type Err = String;
+
+    /// `beginning`, an RFC 3339 time (`2026-11-26T15:00:00Z`), milliseconds since the epoch,
+    /// or an LSN (`16/B374D848`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "beginning" {
+            return Ok(From::Beginning);
+        }
+        if let Ok(lsn) = s.parse::<Lsn>() {
+            if s.contains('/') {
+                return Ok(From::Position(lsn));
+            }
+        }
+        if let Ok(ms) = s.parse::<i64>() {
+            return Ok(From::Time(ms));
+        }
+        parse_rfc3339_ms(s).map(From::Time).ok_or_else(|| {
+            format!(
+                "`{s}` is neither `beginning`, an RFC 3339 time (2026-11-26T15:00:00Z), \
+                 epoch milliseconds, nor an LSN (16/B374D848)"
+            )
+        })
+    }
+}
+
+/// Which events to select.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Start point.
+    pub from: From,
     /// Only this source.
     pub source: Option<String>,
     /// Only this table (`schema.table`).
     pub table: Option<String>,
-    /// Only this key JSON (exactly as in the record key, e.g. `{"id":42}`).
-    pub key: Option<String>,
+    /// Only this key, as JSON (`{"id":42}`); compared as JSON values, so spacing is free.
+    pub key: Option<serde_json::Value>,
     /// Keep reading new events instead of stopping at the end.
     pub follow: bool,
 }
 
-/// Prints the event store's events as JSON lines on `out` until its end (or forever with
-/// `follow`, until `stop`).
-pub async fn replay(
+impl Default for Selection {
+    fn default() -> Self {
+        Self {
+            from: From::Beginning,
+            source: None,
+            table: None,
+            key: None,
+            follow: false,
+        }
+    }
+}
+
+/// One selected ledger record.
+#[derive(Debug, Clone)]
+pub struct LedgerEvent {
+    /// Partition and offset in the event store.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Source name.
+    pub source: String,
+    /// `schema.table`.
+    pub table: String,
+    /// The row key as JSON.
+    pub key: serde_json::Value,
+    /// The raw record key.
+    pub raw_key: Vec<u8>,
+    /// Headers as strings.
+    pub headers: Vec<(String, String)>,
+    /// The raw value (Confluent-framed Avro).
+    pub raw_value: Option<Vec<u8>>,
+}
+
+impl LedgerEvent {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads the event store and sends every selected event to `out` (bounded: a slow reader
+/// slows the scan), until the end (or forever with `follow`, until `stop`). Returns how many
+/// were selected.
+pub async fn scan(
     cfg: &Config,
-    filter: &ReplayFilter,
+    sel: &Selection,
     mut stop: crate::shutdown::Shutdown,
-    out: &mut (impl Write + Send),
+    out: tokio::sync::mpsc::Sender<LedgerEvent>,
 ) -> anyhow::Result<u64> {
     let topic = &cfg.main.event_store.topic;
-    let registry = Registry::new(&cfg.main.schema_registry)?;
     let consumer: StreamConsumer = base_client_config(&cfg.main.kafka)
-        .set(
-            "group.id",
-            format!("cdc-agent-replay-{}", std::process::id()),
-        )
+        .set("group.id", format!("cdc-agent-ledger-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
@@ -61,7 +147,7 @@ pub async fn replay(
         if !found.is_empty() {
             break found;
         }
-        if !filter.follow {
+        if !sel.follow {
             anyhow::bail!("event-store topic `{topic}` does not exist (yet)");
         }
         // Following a ledger that the agent has not created yet: wait for it.
@@ -74,10 +160,24 @@ pub async fn replay(
     for p in &partitions {
         tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
     }
+    // A time start seeks with the broker's time index (record timestamps are produce times,
+    // never earlier than commit times), then filters exactly on the commit-time header.
+    if let From::Time(ms) = sel.from {
+        let mut times = TopicPartitionList::new();
+        for p in &partitions {
+            times.add_partition_offset(topic, *p, Offset::Offset(ms))?;
+        }
+        if let Ok(found) = consumer.offsets_for_times(times, Duration::from_secs(30)) {
+            for el in found.elements() {
+                if let Offset::Offset(o) = el.offset() {
+                    tpl.set_partition_offset(topic, el.partition(), Offset::Offset(o))?;
+                }
+            }
+        }
+    }
     consumer.assign(&tpl)?;
     let mut at_end: HashMap<i32, bool> = partitions.iter().map(|p| (*p, false)).collect();
-    let mut schemas: HashMap<u32, Arc<apache_avro::Schema>> = HashMap::new();
-    let mut printed = 0u64;
+    let mut selected = 0u64;
     loop {
         let msg = tokio::select! {
             m = consumer.recv() => m,
@@ -86,7 +186,7 @@ pub async fn replay(
         let msg = match msg {
             Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
                 at_end.insert(p, true);
-                if !filter.follow && at_end.values().all(|e| *e) {
+                if !sel.follow && at_end.values().all(|e| *e) {
                     break;
                 }
                 continue;
@@ -95,66 +195,355 @@ pub async fn replay(
             Ok(m) => m,
         };
         at_end.insert(msg.partition(), false);
-        let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
-        let mut parts = key.splitn(3, '/');
-        let (source, table, key_json) = (
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-        );
-        if filter.source.as_deref().is_some_and(|s| s != source)
-            || filter.table.as_deref().is_some_and(|t| t != table)
-            || filter.key.as_deref().is_some_and(|k| k != key_json)
-        {
-            continue;
-        }
-        let mut headers = serde_json::Map::new();
-        if let Some(h) = msg.headers() {
-            for hd in h.iter() {
-                let v = String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned();
-                headers.insert(hd.key.to_string(), serde_json::Value::String(v));
+        if let Some(ev) = select(&msg, sel) {
+            selected += 1;
+            if out.send(ev).await.is_err() {
+                break; // the reader stopped
             }
         }
-        let value = match msg.payload() {
-            Some(p) => decode(&registry, &mut schemas, p).await?,
-            None => serde_json::Value::Null,
-        };
-        let line = serde_json::json!({
-            "partition": msg.partition(),
-            "offset": msg.offset(),
-            "source": source,
-            "table": table,
-            "key": serde_json::from_str::<serde_json::Value>(key_json).unwrap_or(serde_json::Value::Null),
-            "headers": headers,
-            "value": value,
-        });
-        serde_json::to_writer(&mut *out, &line)?;
-        out.write_all(b"\n")?;
-        out.flush()?;
-        printed += 1;
     }
-    Ok(printed)
+    Ok(selected)
 }
 
-/// Decodes one Confluent-framed Avro value to JSON.
-async fn decode(
-    registry: &Registry,
-    schemas: &mut HashMap<u32, Arc<apache_avro::Schema>>,
-    bytes: &[u8],
-) -> anyhow::Result<serde_json::Value> {
-    if bytes.len() < 5 || bytes[0] != 0 {
-        anyhow::bail!("value is not in the Confluent wire format");
+fn select(msg: &BorrowedMessage<'_>, sel: &Selection) -> Option<LedgerEvent> {
+    let raw_key = msg.key().unwrap_or_default();
+    let key_text = String::from_utf8_lossy(raw_key);
+    let mut parts = key_text.splitn(3, '/');
+    let (source, table, key_json) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    if sel.source.as_deref().is_some_and(|s| s != source)
+        || sel.table.as_deref().is_some_and(|t| t != table)
+    {
+        return None;
     }
-    let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-    let schema = match schemas.get(&id) {
-        Some(s) => s.clone(),
-        None => {
-            let text = registry.schema_by_id(id).await?;
-            let s = Arc::new(apache_avro::Schema::parse_str(&text)?);
-            schemas.insert(id, s.clone());
-            s
+    let key: serde_json::Value = serde_json::from_str(key_json).unwrap_or(serde_json::Value::Null);
+    if sel.key.as_ref().is_some_and(|k| *k != key) {
+        return None;
+    }
+    let mut headers = Vec::new();
+    if let Some(h) = msg.headers() {
+        for hd in h.iter() {
+            let v = String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned();
+            headers.push((hd.key.to_string(), v));
         }
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     };
-    let value = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None)?;
-    Ok(serde_json::Value::try_from(value)?)
+    match sel.from {
+        From::Beginning => {}
+        From::Time(ms) => {
+            let at: i64 = header("cdc.commit_ts_ms")?.parse().ok()?;
+            if at < ms {
+                return None;
+            }
+        }
+        From::Position(lsn) => {
+            let at: Lsn = header("cdc.position")?.parse().ok()?;
+            if at < lsn {
+                return None;
+            }
+        }
+    }
+    Some(LedgerEvent {
+        partition: msg.partition(),
+        offset: msg.offset(),
+        source: source.to_string(),
+        table: table.to_string(),
+        key,
+        raw_key: raw_key.to_vec(),
+        headers,
+        raw_value: msg.payload().map(<[u8]>::to_vec),
+    })
+}
+
+/// Decodes values through the registry, caching parsed schemas by id.
+pub struct Decoder {
+    registry: Registry,
+    schemas: HashMap<u32, Arc<apache_avro::Schema>>,
+}
+
+impl Decoder {
+    /// A decoder on the configured registry.
+    pub fn new(cfg: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            registry: Registry::new(&cfg.main.schema_registry)?,
+            schemas: HashMap::new(),
+        })
+    }
+
+    /// Decodes one Confluent-framed Avro value to JSON.
+    pub async fn decode(&mut self, bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
+        if bytes.len() < 5 || bytes[0] != 0 {
+            anyhow::bail!("value is not in the Confluent wire format");
+        }
+        let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        let schema = match self.schemas.get(&id) {
+            Some(s) => s.clone(),
+            None => {
+                let text = self.registry.schema_by_id(id).await?;
+                let s = Arc::new(apache_avro::Schema::parse_str(&text)?);
+                self.schemas.insert(id, s.clone());
+                s
+            }
+        };
+        let value = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None)?;
+        Ok(serde_json::Value::try_from(value)?)
+    }
+}
+
+/// `cdc-agent replay`: the selection as JSON lines on `out`.
+pub async fn replay_json(
+    cfg: &Config,
+    sel: &Selection,
+    stop: crate::shutdown::Shutdown,
+    out: &mut (impl Write + Send),
+) -> anyhow::Result<u64> {
+    let mut decoder = Decoder::new(cfg)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<LedgerEvent>(1024);
+    let scanning = scan(cfg, sel, stop, tx);
+    let printing = async {
+        while let Some(ev) = rx.recv().await {
+            let value = match &ev.raw_value {
+                Some(v) => decoder.decode(v).await?,
+                None => serde_json::Value::Null,
+            };
+            let headers: serde_json::Map<String, serde_json::Value> = ev
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let line = serde_json::json!({
+                "partition": ev.partition,
+                "offset": ev.offset,
+                "source": ev.source,
+                "table": ev.table,
+                "key": ev.key,
+                "headers": headers,
+                "value": value,
+            });
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        }
+        anyhow::Ok(())
+    };
+    let (scanned, printed) = tokio::join!(scanning, printing);
+    printed?;
+    scanned
+}
+
+/// `cdc-agent replay --to-topic`: re-publishes the selection into `topic` (created when
+/// missing) with the ledger's keys, values and headers, in one Kafka transaction so a
+/// read_committed consumer sees all of it or nothing.
+pub async fn replay_to_topic(
+    cfg: &Config,
+    sel: &Selection,
+    stop: crate::shutdown::Shutdown,
+    topic: &str,
+) -> anyhow::Result<u64> {
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        base_client_config(&cfg.main.kafka).create()?;
+    let new = rdkafka::admin::NewTopic::new(
+        topic,
+        cfg.main.kafka.topic_partitions,
+        rdkafka::admin::TopicReplication::Fixed(cfg.main.kafka.topic_replication_factor),
+    );
+    let opts = rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin.create_topics(&[new], &opts).await? {
+        match r {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => anyhow::bail!("create topic `{topic}`: {code}"),
+        }
+    }
+    let producer: FutureProducer = base_client_config(&cfg.main.kafka)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set(
+            "transactional.id",
+            format!("cdc-agent-replay-{topic}-{}", std::process::id()),
+        )
+        .create()?;
+    let p = producer.clone();
+    tokio::task::spawn_blocking(move || p.init_transactions(Duration::from_secs(60))).await??;
+    producer.begin_transaction()?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<LedgerEvent>(1024);
+    let scanning = scan(cfg, sel, stop, tx);
+    let producing = async {
+        let mut pending = futures_util::stream::FuturesOrdered::new();
+        while let Some(ev) = rx.recv().await {
+            let mut headers = OwnedHeaders::new_with_capacity(ev.headers.len());
+            for (k, v) in &ev.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                });
+            }
+            let mut rec: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).key(&ev.raw_key[..]).headers(headers);
+            if let Some(v) = &ev.raw_value {
+                rec = rec.payload(&v[..]);
+            }
+            let fut = producer
+                .send_result(rec)
+                .map_err(|(e, _)| anyhow::anyhow!("produce to `{topic}`: {e}"))?;
+            pending.push_back(fut);
+            while pending.len() > 10_000 {
+                if let Some(r) = futures_util::StreamExt::next(&mut pending).await {
+                    r?.map_err(|(e, _)| anyhow::anyhow!("produce to `{topic}`: {e}"))?;
+                }
+            }
+        }
+        while let Some(r) = futures_util::StreamExt::next(&mut pending).await {
+            r?.map_err(|(e, _)| anyhow::anyhow!("produce to `{topic}`: {e}"))?;
+        }
+        anyhow::Ok(())
+    };
+    let (scanned, produced) = tokio::join!(scanning, producing);
+    let count = scanned?;
+    produced?;
+    let p = producer.clone();
+    tokio::task::spawn_blocking(move || p.commit_transaction(Duration::from_secs(60))).await??;
+    Ok(count)
+}
+
+/// `cdc-agent history`: every version of one row as lines of
+/// `<commit time>  <op>  txid=<id>  position=<pos>  <row JSON>`, oldest first.
+pub async fn history(
+    cfg: &Config,
+    sel: &Selection,
+    stop: crate::shutdown::Shutdown,
+    out: &mut (impl Write + Send),
+) -> anyhow::Result<u64> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<LedgerEvent>(1024);
+    let collect = async {
+        let mut events = Vec::new();
+        while let Some(ev) = rx.recv().await {
+            events.push(ev);
+        }
+        events
+    };
+    let (scanned, events) = tokio::join!(scan(cfg, sel, stop, tx), collect);
+    scanned?;
+    let mut decoder = Decoder::new(cfg)?;
+    for ev in &events {
+        let value = match &ev.raw_value {
+            Some(v) => decoder.decode(v).await?,
+            None => serde_json::Value::Null,
+        };
+        let row = match value.get("after") {
+            Some(serde_json::Value::Null) | None => value.get("before").cloned(),
+            Some(a) => Some(a.clone()),
+        }
+        .unwrap_or(serde_json::Value::Null);
+        let when = ev
+            .header("cdc.commit_ts_ms")
+            .and_then(|t| t.parse::<i64>().ok())
+            .map(format_rfc3339_ms)
+            .unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{when}  {op}  txid={txid}  position={pos}  {row}",
+            op = ev.header("cdc.op").unwrap_or("?"),
+            txid = ev.header("cdc.txid").filter(|t| !t.is_empty()).unwrap_or("-"),
+            pos = ev.header("cdc.position").unwrap_or("-"),
+        )?;
+    }
+    Ok(events.len() as u64)
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm; exact for the
+/// proleptic Gregorian calendar).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `2026-11-26T15:00:00Z` or `2026-11-26T15:00:00.123Z` (UTC only) → epoch milliseconds.
+fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':');
+    let (h, mi, sec): (i64, i64, i64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
+    Some(((days_from_civil(y, m, day) * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms)
+}
+
+fn format_rfc3339_ms(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_start_points_parse_from_times_positions_and_beginning() {
+        assert_eq!("beginning".parse::<From>().unwrap(), From::Beginning);
+        assert_eq!(
+            "2026-11-26T15:00:00Z".parse::<From>().unwrap(),
+            From::Time(1_795_705_200_000)
+        );
+        assert_eq!(
+            "1795705200123".parse::<From>().unwrap(),
+            From::Time(1_795_705_200_123)
+        );
+        assert_eq!(
+            "16/B374D848".parse::<From>().unwrap(),
+            From::Position(Lsn(0x16_B374_D848))
+        );
+        assert!("yesterday".parse::<From>().is_err());
+    }
+
+    #[test]
+    fn commit_times_print_as_utc_rfc3339() {
+        assert_eq!(format_rfc3339_ms(1_795_705_200_123), "2026-11-26T15:00:00.123Z");
+        assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00.5Z"), Some(500));
+    }
 }

@@ -124,6 +124,20 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the agent logged that it streams (snapshot, if any, done), so changes made
+    /// afterwards arrive as change events rather than in the snapshot.
+    pub fn wait_streaming(&self, timeout: Duration) {
+        let start = std::time::Instant::now();
+        while !self.log().contains("streaming") {
+            assert!(
+                start.elapsed() < timeout,
+                "agent not streaming after {timeout:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let start = std::time::Instant::now();
