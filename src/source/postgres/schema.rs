@@ -6,6 +6,7 @@
 //! primary key, types), so the snapshot and the stream register the same Avro schema and a
 //! table's topic does not get a spurious new version at the switch.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio_postgres::Client;
@@ -27,10 +28,12 @@ pub struct RawColumn {
 }
 
 /// A table ready for decoding rows: its event schema and one decoder per column.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RelationState {
     schema: Arc<TableSchema>,
     decoders: Vec<PgColumnDecoder>,
+    /// Whether the unchanged-TOAST hint was logged for this table (once is enough).
+    toast_hinted: AtomicBool,
 }
 
 impl RelationState {
@@ -68,7 +71,18 @@ impl RelationState {
         for (i, col) in tuple.iter().enumerate() {
             let d = match col {
                 PgCol::Null => Datum::Null,
-                PgCol::UnchangedToast => Datum::Unchanged,
+                PgCol::UnchangedToast => {
+                    if !self.toast_hinted.swap(true, Ordering::Relaxed) {
+                        let t = &self.schema.id;
+                        tracing::warn!(
+                            table = %t,
+                            "unchanged TOAST values are sent as the placeholder \
+                             __debezium_unavailable_value; for full values run: \
+                             ALTER TABLE {t} REPLICA IDENTITY FULL;"
+                        );
+                    }
+                    Datum::Unchanged
+                }
                 PgCol::Text(t) | PgCol::Binary(t) => self.decode_text(i, t)?,
             };
             out.push(d);
@@ -284,6 +298,7 @@ impl<'c> SchemaLoader<'c> {
                 key,
             }),
             decoders,
+            toast_hinted: AtomicBool::new(false),
         })
     }
 }
