@@ -7,10 +7,10 @@ use anyhow::Context;
 
 use crate::config::{Config, SourceKind};
 use crate::ops::exit;
-use crate::source::SourceError;
 use crate::registry::Registry;
 use crate::shutdown;
 use crate::source::postgres::{self, PgSourceSettings};
+use crate::source::SourceError;
 
 /// Runs until SIGTERM/SIGINT (then shuts down gracefully) or until a source fails
 /// definitely.

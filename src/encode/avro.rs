@@ -24,8 +24,10 @@
 //! * A datum of the wrong shape, an integer outside its Avro type or a decimal with another
 //!   scale than the column's is an [`EncodeError`] naming table and column; nothing panics.
 
+#![warn(missing_docs)]
+
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::event::{ChangeEvent, ColumnType, Datum, SourceBlock, TableId, TableSchema};
 
@@ -217,25 +219,19 @@ impl TableCodec {
             avro_name(&table.id.table)
         );
 
-        let mut seen: HashSet<String> = HashSet::with_capacity(table.columns.len());
-        let mut first_of: Vec<(String, String)> = Vec::new();
+        // Field name -> the column it came from, to report collisions created by adjustment.
+        let mut seen: HashMap<String, &str> = HashMap::with_capacity(table.columns.len());
         let mut field_names = Vec::with_capacity(table.columns.len());
         for column in &table.columns {
             let name = avro_name(&column.name).into_owned();
-            if !seen.insert(name.clone()) {
-                let first = first_of
-                    .iter()
-                    .find(|(field, _)| *field == name)
-                    .map(|(_, col)| col.clone())
-                    .unwrap_or_default();
+            if let Some(first) = seen.insert(name.clone(), &column.name) {
                 return Err(EncodeError::NameCollision {
                     table: label,
-                    first,
+                    first: first.to_owned(),
                     second: column.name.clone(),
                     field: name,
                 });
             }
-            first_of.push((name.clone(), column.name.clone()));
             field_names.push(name);
         }
         for &index in &table.key {
@@ -352,7 +348,14 @@ impl TableCodec {
         let start = out.len();
         write_header(schema_id, out);
         for &index in &self.key {
-            if let Err(e) = self.encode_column(index, &row[index], out) {
+            let result = match row.get(index) {
+                Some(datum) => self.encode_column(index, datum, out),
+                None => Err(EncodeError::BadKeyIndex {
+                    table: self.table.clone(),
+                    index,
+                }),
+            };
+            if let Err(e) = result {
                 out.truncate(start);
                 return Err(e);
             }
@@ -408,7 +411,6 @@ impl TableCodec {
         }
         match &ev.source {
             SourceBlock::Postgres(src) => {
-                let ConnectorKind::Postgres = self.kind;
                 write_str(&self.source_version, out);
                 write_str(self.kind.connector(), out);
                 write_str(src.name, out);
@@ -549,11 +551,20 @@ fn write_header(schema_id: u32, out: &mut Vec<u8>) {
 #[inline]
 fn write_long(value: i64, out: &mut Vec<u8>) {
     let mut z = ((value << 1) ^ (value >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
+    if z < 0x80 {
+        // Union branches, booleans-as-ints, small lengths: one byte.
+        out.push(z as u8);
+        return;
     }
-    out.push(z as u8);
+    let mut buf = [0u8; 10];
+    let mut n = 0;
+    while z >= 0x80 {
+        buf[n] = (z as u8) | 0x80;
+        z >>= 7;
+        n += 1;
+    }
+    buf[n] = z as u8;
+    out.extend_from_slice(&buf[..=n]);
 }
 
 /// A length or count as an Avro long; lengths beyond `i64::MAX` cannot exist in memory.

@@ -10,6 +10,8 @@
 //! event is a straight walk over its datums into the output buffer. See
 //! `docs/decisions/0003-avro-encoding.md` for why the binary encoding is hand-written.
 
+#![warn(missing_docs)]
+
 pub mod avro;
 
 #[cfg(test)]
