@@ -60,6 +60,11 @@ pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, YMD'; SET TimeZone = '
      SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; SET lc_monetary = 'C'; \
      SET bytea_output = 'hex'";
 
+/// [`SESSION_SETTINGS`] as a startup `options` parameter, for the replication connection
+/// (whose walsender renders the values pgoutput sends).
+pub const REPLICATION_OPTIONS: &str = "-c DateStyle=ISO,YMD -c TimeZone=UTC \
+     -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c lc_monetary=C -c bytea_output=hex";
+
 /// Everything a PostgreSQL source needs, resolved from the configuration.
 #[derive(Debug, Clone)]
 pub struct PgSourceSettings {
@@ -399,7 +404,10 @@ fn start_error(slot: &str, e: replication::ReplError) -> SourceError {
 }
 
 /// Drops the slot once our own walsender has let go of it.
-async fn drop_slot_when_released(sql: &tokio_postgres::Client, slot: &str) -> Result<(), SourceError> {
+async fn drop_slot_when_released(
+    sql: &tokio_postgres::Client,
+    slot: &str,
+) -> Result<(), SourceError> {
     for _ in 0..100 {
         match setup::slot_state(sql, slot).await? {
             SlotState::Present {

@@ -17,12 +17,12 @@ use super::replication::ReplicationStream;
 use super::schema::{RelationState, SchemaLoader};
 use super::wire::{self, Lsn, ReplicationFrame};
 use super::SourceError;
-use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TableId, TransactionInfo};
 use crate::checkpoint::{Checkpoint, PartialTx};
+use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TableId, TransactionInfo};
 use crate::publish::{EventMeta, Publisher};
+use crate::shutdown::Shutdown;
 use crate::sink::kafka::OutRecord;
 use futures_util::FutureExt;
-use crate::shutdown::Shutdown;
 
 /// How often a standby status update is sent without being asked.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
@@ -155,9 +155,7 @@ pub async fn run(
                 // Idle between transactions with everything acknowledged: the server's
                 // position holds nothing for us, so the slot may advance to it. This is what
                 // keeps the slot moving when only unpublished tables are written.
-                if tx.is_none()
-                    && publisher.sink().in_flight() == 0
-                    && !publisher.sink().txn_open()
+                if tx.is_none() && publisher.sink().in_flight() == 0 && !publisher.sink().txn_open()
                 {
                     acked = acked.max(k.wal_end);
                 }

@@ -169,7 +169,7 @@ pub(super) async fn startup<S: AsyncRead + AsyncWrite + Unpin + Send>(
     conn: &mut Conn<S>,
     config: &ReplicationConfig,
 ) -> Result<Startup, ReplError> {
-    let params = [
+    let mut params = vec![
         ("user", config.user.as_str()),
         ("database", config.database.as_str()),
         // "database" (not "true") makes this a logical replication connection bound to one
@@ -178,6 +178,11 @@ pub(super) async fn startup<S: AsyncRead + AsyncWrite + Unpin + Send>(
         ("application_name", config.application_name.as_str()),
         ("client_encoding", "UTF8"),
     ];
+    // pgoutput renders values with the walsender's output functions, so session settings
+    // (DateStyle, TimeZone, …) decide the text the decoders parse.
+    if let Some(options) = &config.options {
+        params.push(("options", options.as_str()));
+    }
     frontend::startup_message(params, &mut conn.wbuf)
         .map_err(|e| invalid_input("startup parameters", &e))?;
     conn.flush().await?;

@@ -67,6 +67,8 @@ pub struct ReplicationConfig {
     pub application_name: String,
     /// Upper bound for TCP connect plus startup and authentication.
     pub connect_timeout: Duration,
+    /// The `options` startup parameter (e.g. `-c TimeZone=UTC`), when set.
+    pub options: Option<String>,
 }
 
 impl fmt::Debug for ReplicationConfig {
@@ -104,6 +106,7 @@ impl ReplicationConfig {
             database: database.into(),
             application_name: Self::DEFAULT_APPLICATION_NAME.to_owned(),
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            options: None,
         }
     }
 
@@ -151,6 +154,7 @@ impl ReplicationConfig {
                 .get_connect_timeout()
                 .copied()
                 .unwrap_or(Self::DEFAULT_CONNECT_TIMEOUT),
+            options: cfg.get_options().map(str::to_owned),
         })
     }
 
