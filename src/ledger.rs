@@ -131,7 +131,10 @@ pub async fn scan(
 ) -> anyhow::Result<u64> {
     let topic = &cfg.main.event_store.topic;
     let consumer: StreamConsumer = base_client_config(&cfg.main.kafka)
-        .set("group.id", format!("cdc-agent-ledger-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("cdc-agent-ledger-{}", std::process::id()),
+        )
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
@@ -386,8 +389,9 @@ pub async fn replay_to_topic(
                     value: Some(v.as_bytes()),
                 });
             }
-            let mut rec: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(topic).key(&ev.raw_key[..]).headers(headers);
+            let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+                .key(&ev.raw_key[..])
+                .headers(headers);
             if let Some(v) = &ev.raw_value {
                 rec = rec.payload(&v[..]);
             }
@@ -452,7 +456,10 @@ pub async fn history(
             out,
             "{when}  {op}  txid={txid}  position={pos}  {row}",
             op = ev.header("cdc.op").unwrap_or("?"),
-            txid = ev.header("cdc.txid").filter(|t| !t.is_empty()).unwrap_or("-"),
+            txid = ev
+                .header("cdc.txid")
+                .filter(|t| !t.is_empty())
+                .unwrap_or("-"),
             pos = ev.header("cdc.position").unwrap_or("-"),
         )?;
     }
@@ -542,7 +549,10 @@ mod tests {
 
     #[test]
     fn commit_times_print_as_utc_rfc3339() {
-        assert_eq!(format_rfc3339_ms(1_795_705_200_123), "2026-11-26T15:00:00.123Z");
+        assert_eq!(
+            format_rfc3339_ms(1_795_705_200_123),
+            "2026-11-26T15:00:00.123Z"
+        );
         assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00.5Z"), Some(500));
     }

@@ -51,7 +51,8 @@ async fn every_change_arrives_exactly_once_through_fifty_kills() {
         .unwrap();
     let name = unique_name("eos");
     let mut cfg = AgentConfig::postgres(&name, &db.name);
-    cfg.extra_source_toml = format!("[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n");
+    cfg.extra_source_toml =
+        format!("[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n");
     cfg.extra_kafka_toml = "transaction_max_records = 5000\n".into();
     let mut agent = Agent::start(&cfg);
 
@@ -124,13 +125,19 @@ async fn every_change_arrives_exactly_once_through_fifty_kills() {
     let topic = format!("{name}.public.t");
     let seen = changes(&topic, &final_state, Duration::from_secs(300));
     check("table topic", &seen, &final_state);
-    let ledger = changes(&cfg.event_store_topic, &final_state, Duration::from_secs(300));
+    let ledger = changes(
+        &cfg.event_store_topic,
+        &final_state,
+        Duration::from_secs(300),
+    );
     check("event store", &ledger, &final_state);
     let log = agent.log();
     println!(
         "lost=0 dup=0 kills={KILLS} replays_skipped={} snapshots_restarted={}",
-        log.matches("skipping what a committed Kafka transaction already holds").count(),
-        log.matches("recreating the slot and snapshotting again").count()
+        log.matches("skipping what a committed Kafka transaction already holds")
+            .count(),
+        log.matches("recreating the slot and snapshotting again")
+            .count()
     );
     drop(agent);
 }

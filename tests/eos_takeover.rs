@@ -96,7 +96,10 @@ async fn a_second_agent_in_exit_mode_exits_with_the_documented_code() {
     );
     let log = second.log();
     assert!(log.contains("is active in another process"), "{log}");
-    assert!(log.contains("standby"), "the message names the standby option: {log}");
+    assert!(
+        log.contains("standby"),
+        "the message names the standby option: {log}"
+    );
     drop(active);
 }
 
@@ -104,7 +107,8 @@ async fn a_second_agent_in_exit_mode_exits_with_the_documented_code() {
 async fn a_standby_takes_over_after_the_active_agent_is_killed_with_nothing_lost_or_doubled() {
     let s = setup("eos_standby").await;
     let mut standby_cfg = AgentConfig::postgres(&s.cfg.source_name, &s.db.name);
-    standby_cfg.extra_source_toml = format!("when_taken = \"standby\"\n{}", s.cfg.extra_source_toml);
+    standby_cfg.extra_source_toml =
+        format!("when_taken = \"standby\"\n{}", s.cfg.extra_source_toml);
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(s.db.url.clone(), stop.clone());
 
@@ -142,7 +146,8 @@ async fn a_standby_takes_over_after_the_active_agent_is_killed_with_nothing_lost
 async fn a_paused_agent_that_wakes_after_a_takeover_writes_nothing() {
     let s = setup("eos_zombie").await;
     let mut standby_cfg = AgentConfig::postgres(&s.cfg.source_name, &s.db.name);
-    standby_cfg.extra_source_toml = format!("when_taken = \"standby\"\n{}", s.cfg.extra_source_toml);
+    standby_cfg.extra_source_toml =
+        format!("when_taken = \"standby\"\n{}", s.cfg.extra_source_toml);
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(s.db.url.clone(), stop.clone());
 

@@ -97,7 +97,11 @@ async fn a_broker_restart_mid_load_loses_and_doubles_nothing() {
     let topic = format!("{name}.public.t");
     let seen = changes(&topic, &final_state, Duration::from_secs(240));
     check("table topic across a broker restart", &seen, &final_state);
-    let ledger = changes(&cfg.event_store_topic, &final_state, Duration::from_secs(240));
+    let ledger = changes(
+        &cfg.event_store_topic,
+        &final_state,
+        Duration::from_secs(240),
+    );
     check("event store across a broker restart", &ledger, &final_state);
     assert!(
         agent.child.id() > 0 && agent.log().contains("streaming"),

@@ -47,8 +47,14 @@ async fn started(what: &str) -> (FreshPgDb, AgentConfig, Agent, tokio_postgres::
 #[tokio::test]
 async fn history_of_a_row_updated_five_times_shows_six_versions_in_order() {
     let (_db, cfg, agent, admin) = started("hist").await;
-    admin.execute("INSERT INTO items VALUES (7, 0)", &[]).await.unwrap();
-    admin.execute("INSERT INTO items VALUES (8, 100)", &[]).await.unwrap();
+    admin
+        .execute("INSERT INTO items VALUES (7, 0)", &[])
+        .await
+        .unwrap();
+    admin
+        .execute("INSERT INTO items VALUES (8, 100)", &[])
+        .await
+        .unwrap();
     for q in 1..=5 {
         admin
             .execute("UPDATE items SET qty = $1 WHERE id = 7", &[&q])
@@ -77,9 +83,15 @@ async fn history_of_a_row_updated_five_times_shows_six_versions_in_order() {
         .collect();
     assert_eq!(ops, ["c", "u", "u", "u", "u", "u"], "{out}");
     for (q, line) in lines.iter().enumerate() {
-        assert!(line.contains(&format!("\"qty\":{q}")), "version {q} in order:\n{out}");
+        assert!(
+            line.contains(&format!("\"qty\":{q}")),
+            "version {q} in order:\n{out}"
+        );
         assert!(line.contains("txid="), "{line}");
-        assert!(line.starts_with("20"), "starts with the commit time: {line}");
+        assert!(
+            line.starts_with("20"),
+            "starts with the commit time: {line}"
+        );
     }
 }
 
@@ -100,12 +112,22 @@ async fn replay_to_topic_produces_exactly_the_selection() {
     // The selection: everything of this source and table (the whole ledger here).
     let target = format!("{}.rebuilt", cfg.topic_prefix);
     let err = Command::new(env!("CARGO_BIN_EXE_cdc-agent"))
-        .args(["replay", "--source", &cfg.source_name, "--table", "public.items"])
+        .args([
+            "replay",
+            "--source",
+            &cfg.source_name,
+            "--table",
+            "public.items",
+        ])
         .args(["--to-topic", &target, "--config"])
         .arg(agent.dir.path().join("cdc-agent.toml"))
         .output()
         .unwrap();
-    assert!(err.status.success(), "{}", String::from_utf8_lossy(&err.stderr));
+    assert!(
+        err.status.success(),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
+    );
     let copied = read_topic(&target, WAIT, |r| r.len() >= 65);
     assert_eq!(copied.len(), ledger.len());
     for (a, b) in ledger.iter().zip(&copied) {
@@ -117,7 +139,13 @@ async fn replay_to_topic_produces_exactly_the_selection() {
     // A narrower selection: one key, as JSON lines.
     let out = agent_cli(
         &agent,
-        &["replay", "--source", &cfg.source_name, "--key", r#"{"id":3}"#],
+        &[
+            "replay",
+            "--source",
+            &cfg.source_name,
+            "--key",
+            r#"{"id":3}"#,
+        ],
     );
     let lines: Vec<serde_json::Value> = out
         .lines()

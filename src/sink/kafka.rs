@@ -272,7 +272,10 @@ impl<P: Unpin + Clone> KafkaSink<P> {
 
     /// Records in the open transaction (0 when none is open).
     pub fn txn_records(&self) -> usize {
-        self.txn.as_ref().filter(|t| t.open).map_or(0, |t| t.records)
+        self.txn
+            .as_ref()
+            .filter(|t| t.open)
+            .map_or(0, |t| t.records)
     }
 
     /// Age of the open transaction.
@@ -317,12 +320,10 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         let delivered = self.drain_queue().await;
         let producer = self.producer.clone();
         let result = match delivered {
-            Ok(()) => tokio::task::spawn_blocking(move || {
-                producer.commit_transaction(TXN_TIMEOUT)
-            })
-            .await
-            .map_err(|e| SinkError::Client(format!("commit task: {e}")))?
-            .map_err(|e| txn_error("commit transaction", e)),
+            Ok(()) => tokio::task::spawn_blocking(move || producer.commit_transaction(TXN_TIMEOUT))
+                .await
+                .map_err(|e| SinkError::Client(format!("commit task: {e}")))?
+                .map_err(|e| txn_error("commit transaction", e)),
             Err(e) => Err(e),
         };
         let t = self.txn.as_mut().expect("checked above");

@@ -131,5 +131,9 @@ pub fn check(name: &str, seen: &[(i64, i64, char)], final_state: &HashMap<i64, i
         "{name}: lost={lost} dup={dup} out_of_order={out_of_order} unexpected_keys={unexpected} events={}",
         seen.len()
     );
-    assert_eq!((lost, dup, out_of_order, unexpected), (0, 0, 0, 0), "{name}");
+    assert_eq!(
+        (lost, dup, out_of_order, unexpected),
+        (0, 0, 0, 0),
+        "{name}"
+    );
 }

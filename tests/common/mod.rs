@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 pub mod agent;
-pub mod eos;
 pub mod cdc;
+pub mod eos;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
