@@ -23,6 +23,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::sink::kafka::base_client_config;
+use crate::source::postgres::types::{civil_from_days, days_from_civil};
 use crate::source::postgres::wire::Lsn;
 
 /// Where a replay starts.
@@ -464,31 +465,6 @@ pub async fn history(
         )?;
     }
     Ok(events.len() as u64)
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm; exact for the
-/// proleptic Gregorian calendar).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// `2026-11-26T15:00:00Z` or `2026-11-26T15:00:00.123Z` (UTC only) → epoch milliseconds.

@@ -122,24 +122,12 @@ impl Registry {
             return Ok(*id);
         }
         let body = serde_json::json!({ "schema": schema });
-        let mut req = self
+        let req = self
             .http
             .post(format!("{}/subjects/{}/versions", self.base, subject))
             .header("Content-Type", CONTENT_TYPE)
-            .header("Accept", CONTENT_TYPE)
             .body(body.to_string());
-        if let Some(user) = &self.username {
-            req = req.basic_auth(user, self.password.as_ref().map(|p| p.expose()));
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| RegistryError::Unavailable(e.without_url().to_string()))?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| RegistryError::Unavailable(e.without_url().to_string()))?;
+        let (status, text) = self.call(req).await?;
         if status.is_success() {
             let id = serde_json::from_str::<IdResponse>(&text)
                 .map_err(|e| RegistryError::Refused {
@@ -177,20 +165,14 @@ impl Registry {
         })
     }
 
-    /// The schema text registered under `id` (`GET /schemas/ids/{id}`), cached.
-    pub async fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError> {
-        if let Some(s) = self
-            .by_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-        {
-            return Ok(s.clone());
-        }
-        let mut req = self
-            .http
-            .get(format!("{}/schemas/ids/{id}", self.base))
-            .header("Accept", CONTENT_TYPE);
+    /// Sends one request with the Accept header and credentials; a failure to connect or to
+    /// read the answer is [`RegistryError::Unavailable`] (the URL is left out: it may carry
+    /// credentials).
+    async fn call(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, String), RegistryError> {
+        let mut req = req.header("Accept", CONTENT_TYPE);
         if let Some(user) = &self.username {
             req = req.basic_auth(user, self.password.as_ref().map(|p| p.expose()));
         }
@@ -203,6 +185,21 @@ impl Registry {
             .text()
             .await
             .map_err(|e| RegistryError::Unavailable(e.without_url().to_string()))?;
+        Ok((status, text))
+    }
+
+    /// The schema text registered under `id` (`GET /schemas/ids/{id}`), cached.
+    pub async fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError> {
+        if let Some(s) = self
+            .by_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return Ok(s.clone());
+        }
+        let req = self.http.get(format!("{}/schemas/ids/{id}", self.base));
+        let (status, text) = self.call(req).await?;
         if status.is_server_error() {
             return Err(RegistryError::Unavailable(format!("http {status}")));
         }
