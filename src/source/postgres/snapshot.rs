@@ -166,7 +166,7 @@ pub async fn run(
         let buf = carry.entry(idx).or_default();
         buf.extend_from_slice(&data);
         let mut start = 0;
-        let mut fields: Vec<Cow<'_, [u8]>> = Vec::with_capacity(state.width());
+        let mut fields: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(state.width());
         while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
             let line = &buf[start..start + nl];
             start += nl + 1;
@@ -181,10 +181,9 @@ pub async fn run(
             }
             let mut row: Vec<Datum<'_>> = Vec::with_capacity(fields.len());
             for (i, f) in fields.iter().enumerate() {
-                row.push(if f.as_ref() == b"\\N" {
-                    Datum::Null
-                } else {
-                    state.decode_text(i, f)?
+                row.push(match f {
+                    None => Datum::Null,
+                    Some(f) => state.decode_text(i, f)?,
                 });
             }
             let table = state.schema();
@@ -305,12 +304,17 @@ fn copy_error(e: CopyError, (schema, table): &(String, String), role: &str) -> S
 }
 
 /// Splits one line of COPY text format into fields, undoing its backslash escapes. Fields
-/// without escapes are borrowed; `\N` (NULL) is passed through as the two bytes `\N`.
-pub fn split_copy_line<'a>(line: &'a [u8], out: &mut Vec<Cow<'a, [u8]>>) {
+/// without escapes are borrowed; the NULL marker `\N` is `None`. The check is made on the
+/// raw field, before unescaping: a text value `\N` arrives as `\\N` and is not NULL.
+pub fn split_copy_line<'a>(line: &'a [u8], out: &mut Vec<Option<Cow<'a, [u8]>>>) {
     out.clear();
     for field in line.split(|&b| b == b'\t') {
-        if field == b"\\N" || !field.contains(&b'\\') {
-            out.push(Cow::Borrowed(field));
+        if field == b"\\N" {
+            out.push(None);
+            continue;
+        }
+        if !field.contains(&b'\\') {
+            out.push(Some(Cow::Borrowed(field)));
             continue;
         }
         let mut v = Vec::with_capacity(field.len());
@@ -354,7 +358,7 @@ pub fn split_copy_line<'a>(line: &'a [u8], out: &mut Vec<Cow<'a, [u8]>>) {
                 other => v.push(other),
             }
         }
-        out.push(Cow::Owned(v));
+        out.push(Some(Cow::Owned(v)));
     }
 }
 
@@ -362,17 +366,17 @@ pub fn split_copy_line<'a>(line: &'a [u8], out: &mut Vec<Cow<'a, [u8]>>) {
 mod tests {
     use super::*;
 
-    fn split(line: &[u8]) -> Vec<Vec<u8>> {
+    fn split(line: &[u8]) -> Vec<Option<Vec<u8>>> {
         let mut out = Vec::new();
         split_copy_line(line, &mut out);
-        out.into_iter().map(|c| c.into_owned()).collect()
+        out.into_iter().map(|c| c.map(Cow::into_owned)).collect()
     }
 
     #[test]
     fn copy_fields_without_escapes_are_split_on_tabs() {
         assert_eq!(
             split(b"1\tabc\t\\N"),
-            vec![b"1".to_vec(), b"abc".to_vec(), b"\\N".to_vec()]
+            vec![Some(b"1".to_vec()), Some(b"abc".to_vec()), None]
         );
     }
 
@@ -380,12 +384,17 @@ mod tests {
     fn copy_escapes_are_undone() {
         assert_eq!(
             split(b"a\\tb\\nc\\\\d\\101\\x42"),
-            vec![b"a\tb\nc\\dAB".to_vec()]
+            vec![Some(b"a\tb\nc\\dAB".to_vec())]
         );
     }
 
     #[test]
+    fn the_text_backslash_n_is_not_the_null_marker() {
+        assert_eq!(split(b"\\\\N\t\\N"), vec![Some(b"\\N".to_vec()), None]);
+    }
+
+    #[test]
     fn an_empty_line_is_one_empty_field() {
-        assert_eq!(split(b""), vec![Vec::<u8>::new()]);
+        assert_eq!(split(b""), vec![Some(Vec::<u8>::new())]);
     }
 }
