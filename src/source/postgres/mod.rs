@@ -49,6 +49,9 @@ use wire::Lsn;
 
 /// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How long a busy slot is re-checked before an agent in exit mode concludes that another
+/// agent owns the source.
+const TAKEN_GRACE: Duration = Duration::from_secs(10);
 /// How often a standby checks whether the source is free.
 const STANDBY_POLL: Duration = Duration::from_secs(2);
 /// Longest delay between retries.
@@ -139,9 +142,26 @@ pub async fn run(
     mut stop: Shutdown,
 ) -> Result<(), SourceError> {
     let mut delay = FIRST_RETRY_DELAY;
+    let mut taken_since: Option<std::time::Instant> = None;
     loop {
         match run_once(&settings, &registry, &mut stop).await {
             Ok(()) => return Ok(()),
+            // Right after a crash the server may not have noticed yet that our previous
+            // incarnation is gone and still shows its walsender on the slot: give it a moment
+            // before concluding that another agent owns the source.
+            Err(SourceError::Taken(why))
+                if settings.source.when_taken == WhenTaken::Exit
+                    && taken_since
+                        .get_or_insert_with(std::time::Instant::now)
+                        .elapsed()
+                        < TAKEN_GRACE =>
+            {
+                tracing::info!(source = %settings.source.name, reason = %why, "slot busy, checking again");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {},
+                    _ = stop.wait() => return Ok(()),
+                }
+            }
             Err(SourceError::Taken(why)) if settings.source.when_taken == WhenTaken::Standby => {
                 // Hot standby: poll until the owner lets go of the slot, then take over.
                 tracing::info!(source = %settings.source.name, reason = %why, "standing by");
@@ -152,6 +172,7 @@ pub async fn run(
                 delay = FIRST_RETRY_DELAY;
             }
             Err(e) if e.is_transient() && !stop.is_triggered() => {
+                taken_since = None;
                 tracing::warn!(source = %settings.source.name, error = %e, retry_in_s = delay.as_secs(), "source failed, retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {},
