@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use crate::encode::avro::{ConnectorKind, TableCodec};
+use crate::encode::avro::{CodecOptions, ConnectorKind, TableCodec};
 use crate::event::{ChangeEvent, Datum, Op, TableId, TableSchema};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
@@ -40,6 +40,8 @@ pub struct PublishConfig {
     pub tombstones: bool,
     /// Which connector's `source` block events carry.
     pub connector: ConnectorKind,
+    /// Placeholder of unchanged TOASTed values.
+    pub unavailable_value_placeholder: String,
 }
 
 struct TableEntry {
@@ -121,13 +123,26 @@ impl<P: Unpin + Clone> Publisher<P> {
                 return Ok(e.schema.clone());
             }
         }
-        let codec =
-            TableCodec::new(&self.cfg.topic_prefix, &schema, self.cfg.connector).map_err(|e| {
-                SourceError::Definite(format!(
-                    "table {}: cannot build Avro schema: {e}",
-                    schema.id
-                ))
-            })?;
+        let options = CodecOptions {
+            unavailable_value_placeholder: self
+                .cfg
+                .unavailable_value_placeholder
+                .as_bytes()
+                .to_vec(),
+            ..CodecOptions::default()
+        };
+        let codec = TableCodec::with_options(
+            &self.cfg.topic_prefix,
+            &schema,
+            self.cfg.connector,
+            &options,
+        )
+        .map_err(|e| {
+            SourceError::Definite(format!(
+                "table {}: cannot build Avro schema: {e}",
+                schema.id
+            ))
+        })?;
         let topic = format!(
             "{}.{}.{}",
             self.cfg.topic_prefix, schema.id.schema, schema.id.table

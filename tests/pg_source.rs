@@ -134,3 +134,61 @@ async fn a_table_without_key_or_replica_identity_names_the_fix() {
     assert!(log.contains("REPLICA IDENTITY FULL"), "{log}");
     assert!(log.contains("public.loose"), "{log}");
 }
+
+#[tokio::test]
+async fn deletes_can_go_without_tombstones() {
+    let db = FreshPgDb::create("pgtomb").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE items (id int PRIMARY KEY, name text);
+             CREATE PUBLICATION cdc_pub FOR TABLE items;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("pgtomb");
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml =
+        "tombstones_on_delete = false\n[postgres]\npublication = \"cdc_pub\"\n".into();
+    let agent = Agent::start(&cfg);
+    agent.wait_streaming(WAIT);
+    admin
+        .batch_execute("INSERT INTO items VALUES (1, 'a'); DELETE FROM items WHERE id = 1; INSERT INTO items VALUES (2, 'b');")
+        .await
+        .unwrap();
+    let recs = read_topic(&format!("{name}.public.items"), WAIT, |r| r.len() >= 3);
+    let mut dec = AvroDecoder::new();
+    let ops: Vec<String> = recs
+        .iter()
+        .map(|r| {
+            r.value
+                .as_ref()
+                .map_or("tombstone".into(), |v| op(&dec.decode(v)))
+        })
+        .collect();
+    assert_eq!(ops, ["c", "d", "c"], "log:\n{}", agent.log());
+}
+
+#[tokio::test]
+async fn a_missing_topic_stops_the_source_when_topics_must_exist() {
+    let db = FreshPgDb::create("pgnotopic").await;
+    pg_connect(&db.url)
+        .await
+        .batch_execute(
+            "CREATE TABLE items (id int PRIMARY KEY);
+             CREATE PUBLICATION cdc_pub FOR TABLE items;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("pgnotopic");
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml = "[postgres]\npublication = \"cdc_pub\"\n".into();
+    cfg.extra_kafka_toml = "create_topics = false\n".into();
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(agent.wait_exit(WAIT), Some(1), "log:\n{}", agent.log());
+    let log = agent.log();
+    assert!(
+        log.contains("does not exist and [kafka] create_topics = false"),
+        "{log}"
+    );
+}

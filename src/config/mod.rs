@@ -37,6 +37,8 @@ pub const DEFAULT_MYSQL_PORT: u16 = 3306;
 pub const DEFAULT_COMPRESSION: &str = "zstd";
 /// Default partitions of topics the agent creates.
 pub const DEFAULT_TOPIC_PARTITIONS: i32 = 1;
+/// Debezium's default `unavailable.value.placeholder`.
+pub const DEFAULT_UNAVAILABLE_VALUE_PLACEHOLDER: &str = "__debezium_unavailable_value";
 /// Default bound of records per Kafka transaction.
 pub const DEFAULT_TXN_MAX_RECORDS: usize = 10_000;
 /// Default bound of a Kafka transaction's duration under load, in milliseconds.
@@ -108,6 +110,11 @@ pub struct KafkaConfig {
     /// Replication factor of topics the agent creates. Default: 1.
     #[serde(default = "default_topic_replication")]
     pub topic_replication_factor: i32,
+    /// Create missing topics (table topics, event store, offsets) with the settings above.
+    /// With `false` every topic must exist: a missing one stops the source with its name.
+    /// Default: true.
+    #[serde(default = "default_true")]
+    pub create_topics: bool,
     /// Exactly-once: close a Kafka transaction after this many records. Default: 10000.
     #[serde(default = "default_txn_max_records")]
     pub transaction_max_records: usize,
@@ -291,6 +298,14 @@ pub struct SourceConfig {
     /// and take over when it dies).
     #[serde(default)]
     pub when_taken: WhenTaken,
+    /// Follow every delete with a tombstone (null value) in the table topic, so compaction can
+    /// forget the row. Default: true.
+    #[serde(default = "default_true")]
+    pub tombstones_on_delete: bool,
+    /// What an unchanged TOASTed value the database did not send becomes (strings; bytes get
+    /// its UTF-8 bytes). Default: `__debezium_unavailable_value`, as Debezium.
+    #[serde(default = "default_placeholder")]
+    pub unavailable_value_placeholder: String,
     /// Initial snapshot settings.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
@@ -777,6 +792,9 @@ fn default_txn_max_records() -> usize {
 }
 fn default_txn_max_ms() -> u64 {
     DEFAULT_TXN_MAX_MS
+}
+fn default_placeholder() -> String {
+    DEFAULT_UNAVAILABLE_VALUE_PLACEHOLDER.to_string()
 }
 fn default_host() -> String {
     "127.0.0.1".to_string()

@@ -69,6 +69,12 @@ pub enum SinkError {
     /// Client creation or an admin operation failed.
     #[error("kafka: {0}")]
     Client(String),
+    /// `create_topics = false` and a topic the source needs does not exist. Definite.
+    #[error(
+        "topic `{0}` does not exist and [kafka] create_topics = false; fix: create it (see \
+         docs/event-store.md for the event store's settings) or set create_topics = true"
+    )]
+    MissingTopic(String),
     /// Another producer with the same `transactional.id` took over: this agent is a zombie
     /// and must stop without writing anything more. Definite.
     #[error(
@@ -97,7 +103,7 @@ impl SinkError {
                 )
             ),
             SinkError::Client(_) | SinkError::Aborted(_) => true,
-            SinkError::Fenced(_) => false,
+            SinkError::Fenced(_) | SinkError::MissingTopic(_) => false,
         }
     }
 }
@@ -182,6 +188,7 @@ pub struct KafkaSink<P: Unpin> {
     topics_known: HashMap<String, ()>,
     partitions: i32,
     replication: i32,
+    create_topics: bool,
     txn: Option<TxnState<P>>,
 }
 
@@ -243,6 +250,7 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             topics_known: HashMap::new(),
             partitions: cfg.topic_partitions,
             replication: cfg.topic_replication_factor,
+            create_topics: cfg.create_topics,
             txn: transactional_id.map(|_| TxnState {
                 open: false,
                 records: 0,
@@ -359,6 +367,22 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         configs: &[(&str, &str)],
     ) -> Result<(), SinkError> {
         if self.topics_known.contains_key(topic) {
+            return Ok(());
+        }
+        if !self.create_topics {
+            let md = self
+                .producer
+                .client()
+                .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
+                .map_err(|e| SinkError::Client(format!("metadata of `{topic}`: {e}")))?;
+            let exists = md
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+            if !exists {
+                return Err(SinkError::MissingTopic(topic.to_string()));
+            }
+            self.topics_known.insert(topic.to_string(), ());
             return Ok(());
         }
         let mut new = NewTopic::new(

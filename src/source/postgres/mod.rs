@@ -241,8 +241,9 @@ async fn run_once(
                 .event_store
                 .enabled
                 .then(|| settings.main.event_store.topic.clone()),
-            tombstones: true,
+            tombstones: src.tombstones_on_delete,
             connector: crate::encode::avro::ConnectorKind::Postgres,
+            unavailable_value_placeholder: src.unavailable_value_placeholder.clone(),
         },
         sink,
         registry.clone(),
