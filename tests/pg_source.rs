@@ -192,3 +192,43 @@ async fn a_missing_topic_stops_the_source_when_topics_must_exist() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn logical_decoding_messages_are_routed_to_their_topic() {
+    let db = FreshPgDb::create("pgmsg").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE items (id int PRIMARY KEY);
+             CREATE PUBLICATION cdc_pub FOR TABLE items;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("pgmsg");
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml =
+        format!("[postgres]\npublication = \"cdc_pub\"\nmessages_topic = \"{name}.messages\"\n");
+    let agent = Agent::start(&cfg);
+    agent.wait_streaming(WAIT);
+    admin
+        .batch_execute(
+            "BEGIN; INSERT INTO items VALUES (1);
+             SELECT pg_logical_emit_message(true, 'audit', 'inserted 1'); COMMIT;
+             SELECT pg_logical_emit_message(false, 'ping', 'now');",
+        )
+        .await
+        .unwrap();
+    let recs = read_topic(&format!("{name}.messages"), WAIT, |r| r.len() >= 2);
+    assert_eq!(recs.len(), 2, "log:\n{}", agent.log());
+    assert_eq!(recs[0].key.as_deref(), Some(&b"audit"[..]));
+    assert_eq!(recs[0].value.as_deref(), Some(&b"inserted 1"[..]));
+    assert_eq!(
+        recs[0].headers.get("cdc.transactional").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(recs[1].key.as_deref(), Some(&b"ping"[..]));
+    assert_eq!(
+        recs[1].headers.get("cdc.transactional").map(String::as_str),
+        Some("false")
+    );
+}

@@ -249,6 +249,10 @@ pub struct PostgresOptions {
     /// libpq-style `sslmode`: `disable`, `prefer`, `require`. Default: `prefer`.
     #[serde(default)]
     pub sslmode: Option<String>,
+    /// Topic for logical decoding messages (`pg_logical_emit_message`): key = prefix, value =
+    /// content, headers with source, position, transaction. Default: none (not published).
+    #[serde(default)]
+    pub messages_topic: Option<String>,
 }
 
 /// `[mysql]` of a source file: MySQL/MariaDB-only settings.

@@ -249,6 +249,13 @@ async fn run_once(
         registry.clone(),
     );
     publisher.prepare().await?;
+    if let Some(topic) = src
+        .postgres
+        .as_ref()
+        .and_then(|p| p.messages_topic.as_deref())
+    {
+        publisher.sink().ensure_topic(topic, &[]).await?;
+    }
     let offsets_topic = checkpoint::offsets_topic(&src.topic_prefix);
     publisher
         .sink()
@@ -372,6 +379,10 @@ async fn run_once(
                 }
                 _ => stream::Resume::default(),
             },
+            messages_topic: src
+                .postgres
+                .as_ref()
+                .and_then(|p| p.messages_topic.as_deref()),
             bounds: stream::TxnBounds {
                 max_records: settings.main.kafka.transaction_max_records.max(1),
                 max_age: Duration::from_millis(settings.main.kafka.transaction_max_ms),

@@ -68,6 +68,8 @@ pub struct StreamContext<'a> {
     pub resume: Resume,
     /// Kafka transaction bounds (exactly-once).
     pub bounds: TxnBounds,
+    /// Where logical decoding messages (`pg_logical_emit_message`) go; `None` drops them.
+    pub messages_topic: Option<&'a str>,
 }
 
 struct Tx {
@@ -169,13 +171,17 @@ pub async fn run(
             }
         };
         let msg = pgoutput::decode(data, false).map_err(protocol_error)?;
-        if matches!(
-            msg,
-            LogicalMessage::Insert(_)
-                | LogicalMessage::Update(_)
-                | LogicalMessage::Delete(_)
-                | LogicalMessage::Truncate(_)
-        ) {
+        let routed_message = ctx.messages_topic.is_some()
+            && matches!(&msg, LogicalMessage::Message(m) if m.transactional());
+        if routed_message
+            || matches!(
+                msg,
+                LogicalMessage::Insert(_)
+                    | LogicalMessage::Update(_)
+                    | LogicalMessage::Delete(_)
+                    | LogicalMessage::Truncate(_)
+            )
+        {
             let t = tx_mut(&mut tx)?;
             t.messages += 1;
             if t.messages <= t.skip_until {
@@ -343,7 +349,29 @@ pub async fn run(
                     .await?;
                 }
             }
-            LogicalMessage::Origin(_) | LogicalMessage::Type(_) | LogicalMessage::Message(_) => {}
+            LogicalMessage::Message(m) => {
+                if let Some(topic) = ctx.messages_topic {
+                    // Routed as is: key = prefix, value = content, position in headers.
+                    let lsn = m.lsn.to_string();
+                    let flag: &[u8] = if m.transactional() { b"true" } else { b"false" };
+                    let txid = tx.as_ref().map(|t| t.id.clone()).unwrap_or_default();
+                    publisher
+                        .sink()
+                        .send(OutRecord {
+                            topic,
+                            key: Some(m.prefix.as_bytes()),
+                            value: Some(m.content),
+                            headers: &[
+                                ("cdc.source", ctx.source_name.as_bytes()),
+                                ("cdc.position", lsn.as_bytes()),
+                                ("cdc.txid", txid.as_bytes()),
+                                ("cdc.transactional", flag),
+                            ],
+                        })
+                        .await?;
+                }
+            }
+            LogicalMessage::Origin(_) | LogicalMessage::Type(_) => {}
             other => {
                 return Err(SourceError::Definite(format!(
                     "unexpected pgoutput message `{}` (streaming and two-phase are not requested)",
