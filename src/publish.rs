@@ -42,6 +42,8 @@ pub struct PublishConfig {
     pub connector: ConnectorKind,
     /// Placeholder of unchanged TOASTed values.
     pub unavailable_value_placeholder: String,
+    /// Topic overrides by `schema.table`.
+    pub topic_routes: std::collections::BTreeMap<String, String>,
 }
 
 struct TableEntry {
@@ -143,10 +145,13 @@ impl<P: Unpin + Clone> Publisher<P> {
                 schema.id
             ))
         })?;
-        let topic = format!(
-            "{}.{}.{}",
-            self.cfg.topic_prefix, schema.id.schema, schema.id.table
-        );
+        let topic = match self.cfg.topic_routes.get(&schema.id.to_string()) {
+            Some(t) => t.clone(),
+            None => format!(
+                "{}.{}.{}",
+                self.cfg.topic_prefix, schema.id.schema, schema.id.table
+            ),
+        };
         self.sink.ensure_topic(&topic, &[]).await?;
         let key_id = match codec.key_schema() {
             Some(key_schema) => Some(

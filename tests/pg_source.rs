@@ -232,3 +232,31 @@ async fn logical_decoding_messages_are_routed_to_their_topic() {
         Some("false")
     );
 }
+
+#[tokio::test]
+async fn a_table_can_be_routed_to_a_topic_of_its_own() {
+    let db = FreshPgDb::create("pgroute").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE items (id int PRIMARY KEY);
+             CREATE PUBLICATION cdc_pub FOR TABLE items;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("pgroute");
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml = format!(
+        "topic_routes = {{ \"public.items\" = \"{name}-items\" }}\n[postgres]\npublication = \"cdc_pub\"\n"
+    );
+    let agent = Agent::start(&cfg);
+    agent.wait_streaming(WAIT);
+    admin
+        .execute("INSERT INTO items VALUES (1)", &[])
+        .await
+        .unwrap();
+    let recs = read_topic(&format!("{name}-items"), WAIT, |r| !r.is_empty());
+    assert_eq!(recs.len(), 1, "log:\n{}", agent.log());
+    let mut dec = AvroDecoder::new();
+    assert_eq!(op(&dec.decode(recs[0].value.as_ref().unwrap())), "c");
+}

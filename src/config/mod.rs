@@ -302,6 +302,10 @@ pub struct SourceConfig {
     /// and take over when it dies).
     #[serde(default)]
     pub when_taken: WhenTaken,
+    /// Topic overrides: `"<schema>.<table>" = "<topic>"`. Tables not listed go to
+    /// `<topic_prefix>.<schema>.<table>`. Default: none.
+    #[serde(default)]
+    pub topic_routes: BTreeMap<String, String>,
     /// Follow every delete with a tombstone (null value) in the table topic, so compaction can
     /// forget the row. Default: true.
     #[serde(default = "default_true")]

@@ -244,6 +244,7 @@ async fn run_once(
             tombstones: src.tombstones_on_delete,
             connector: crate::encode::avro::ConnectorKind::Postgres,
             unavailable_value_placeholder: src.unavailable_value_placeholder.clone(),
+            topic_routes: src.topic_routes.clone(),
         },
         sink,
         registry.clone(),
