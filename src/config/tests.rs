@@ -250,3 +250,19 @@ fn the_shipped_example_config_loads() {
     let cfg = load_with_env(&root.join("config.example.toml"), std::iter::empty()).unwrap();
     assert!(!cfg.sources.is_empty());
 }
+
+#[test]
+fn the_shipped_source_examples_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let f = Fixture::new(MAIN)
+        .source(
+            "pg.toml",
+            &std::fs::read_to_string(root.join("connectors/postgres.toml.example")).unwrap(),
+        )
+        .source(
+            "my.toml",
+            &std::fs::read_to_string(root.join("connectors/mysql.toml.example")).unwrap(),
+        );
+    let cfg = f.load(&[]).unwrap();
+    assert_eq!(cfg.sources.len(), 2);
+}
