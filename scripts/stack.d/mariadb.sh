@@ -15,7 +15,7 @@
 # shellcheck source=statedir.sh
 source "$STACK_ROOT/scripts/stack.d/statedir.sh"
 
-MARIADB_STACK_PORT=33106
+MARIADB_STACK_PORT=${CDC_STACK_MARIADB_PORT:-33106}
 STACK_APT_PACKAGES+=(mariadb-server mariadb-client)
 
 _my_pid() {

@@ -16,7 +16,7 @@
 # shellcheck source=statedir.sh
 source "$STACK_ROOT/scripts/stack.d/statedir.sh"
 
-PG_STACK_PORT=54315
+PG_STACK_PORT=${CDC_STACK_PG_PORT:-54315}
 PG_STACK_BIN=/usr/lib/postgresql/15/bin
 # postgresql-15 also provides postgresql-contrib-15 (a virtual package in Debian 12).
 STACK_APT_PACKAGES+=(postgresql-15 postgresql-client-15)

@@ -13,7 +13,7 @@
 # shellcheck shell=bash
 STACK_APT_PACKAGES+=(openjdk-17-jre-headless maven curl)
 
-REGISTRY_PORT=18081
+REGISTRY_PORT=${CDC_STACK_REGISTRY_PORT:-18081}
 
 _registry_dir() { echo "$CDC_STACK_DIR/registry"; }
 APICURIO_VERSION=3.0.9
