@@ -70,6 +70,21 @@ async fn slot_pid(db: &FreshPgDb, slot: &str) -> Option<i32> {
         .and_then(|r| r.get(0))
 }
 
+/// Waits until the standby reports that it waits for the slot; on timeout the failure shows
+/// both agents' logs (a slow machine may make the active agent restart and lose the slot).
+async fn wait_standing_by(standby: &Agent, active: &Agent) {
+    let start = std::time::Instant::now();
+    while !standby.log().contains("standing by") {
+        assert!(
+            start.elapsed() < WAIT,
+            "the standby did not stand by within {WAIT:?}\n--- standby log:\n{}\n--- active log:\n{}",
+            standby.log(),
+            active.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn signal(agent: &Agent, sig: &str) {
     Command::new("kill")
         .arg(format!("-{sig}"))
@@ -119,10 +134,7 @@ async fn a_standby_takes_over_after_the_active_agent_is_killed_with_nothing_lost
     })
     .await;
     let standby = Agent::start(&standby_cfg);
-    wait_until(WAIT, "the standby to stand by", || async {
-        standby.log().contains("standing by").then_some(())
-    })
-    .await;
+    wait_standing_by(&standby, &active).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // load keeps flowing meanwhile
     drop(active); // SIGKILL
     wait_until(WAIT, "the standby to take over", || async {
@@ -158,10 +170,7 @@ async fn a_paused_agent_that_wakes_after_a_takeover_writes_nothing() {
     })
     .await;
     let standby = Agent::start(&standby_cfg);
-    wait_until(WAIT, "the standby to stand by", || async {
-        standby.log().contains("standing by").then_some(())
-    })
-    .await;
+    wait_standing_by(&standby, &old).await;
 
     // Freeze the old agent mid-stream, then free its slot the way wal_sender_timeout would.
     signal(&old, "STOP");
