@@ -16,6 +16,16 @@ use super::types::{self, CatalogRow, PgColumnDecoder, TypeCatalog};
 use super::SourceError;
 use crate::event::{Column, Datum, TableId, TableSchema};
 
+/// Nullability and primary-key position of every column of a table.
+const FACTS_QUERY: &str = "SELECT a.attname::text, a.attnotnull, \
+        COALESCE(a.attnum = ANY (i.indkey::int2[]), false) AS in_pk, \
+        array_position(i.indkey::int2[], a.attnum) AS pk_pos \
+     FROM pg_attribute a \
+     LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
+     WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped";
+/// How often (every 20 ms) the catalog is asked for a table that is not visible yet.
+const CATALOG_WAIT_ATTEMPTS: u32 = 250;
+
 /// One column as the server describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawColumn {
@@ -236,19 +246,31 @@ impl<'c> SchemaLoader<'c> {
         columns: Vec<RawColumn>,
         identity_flags: Option<Vec<bool>>,
     ) -> Result<RelationState, SourceError> {
-        let facts = self
-            .sql
-            .query(
-                "SELECT a.attname::text, a.attnotnull, \
-                        COALESCE(a.attnum = ANY (i.indkey::int2[]), false) AS in_pk, \
-                        array_position(i.indkey::int2[], a.attnum) AS pk_pos \
-                 FROM pg_attribute a \
-                 LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
-                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped",
-                &[&oid],
-            )
-            .await
-            .map_err(SourceError::sql("read column facts"))?;
+        // The walsender may send a transaction's Relation message a moment before that
+        // transaction is visible to other sessions (its commit record is decoded before the
+        // committing backend leaves the proc array): a table created in it can be missing from
+        // the catalog for a few milliseconds. Wait until every column is there.
+        let mut attempt = 0;
+        let facts = loop {
+            let facts = self
+                .sql
+                .query(FACTS_QUERY, &[&oid])
+                .await
+                .map_err(SourceError::sql("read column facts"))?;
+            let visible = columns
+                .iter()
+                .all(|c| facts.iter().any(|r| r.get::<_, String>(0) == c.name));
+            if visible {
+                break facts;
+            }
+            attempt += 1;
+            if attempt >= CATALOG_WAIT_ATTEMPTS {
+                return Err(SourceError::Transient(format!(
+                    "table {id}: its columns are not visible in the catalog; restarting the stream"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
         let oids: Vec<u32> = columns.iter().map(|c| c.type_oid).collect();
         self.load_types(&oids).await?;
 
