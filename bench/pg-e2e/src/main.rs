@@ -535,6 +535,15 @@ fn assign_when_present(c: &BaseConsumer, topic: &str, timeout: Duration, stop: &
     }
 }
 
+/// Consumer errors that do not heal by themselves.
+fn consumer_error_is_fatal(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    !matches!(
+        e.rdkafka_error_code(),
+        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::PartitionEOF | C::RequestTimedOut | C::OperationTimedOut)
+    )
+}
+
 /// Deletes every topic whose name starts with this run's prefix.
 async fn delete_topics(env: &Env) {
     let prefix = format!("e2e{}_", run_id());
@@ -837,6 +846,11 @@ async fn drain_agent(
                 }
                 match c.poll(Duration::from_millis(100)) {
                     None => {}
+                    // librdkafka reconnects by itself (a broker transport failure is
+                    // reported, then reading goes on); only stop on what it cannot fix.
+                    Some(Err(e)) if !consumer_error_is_fatal(&e) => {
+                        eprintln!("(reading {topic}: {e}; continuing)");
+                    }
                     Some(Err(e)) => return Err(format!("reading {topic}: {e}").into()),
                     Some(Ok(m)) => {
                         if first_ms.is_none() {
@@ -950,6 +964,11 @@ async fn live_run(args: &Args, env: &Env, db: &str, delivery: Delivery) -> Resul
                 }
                 match c.poll(Duration::from_millis(50)) {
                     None => {}
+                    // librdkafka reconnects by itself (a broker transport failure is
+                    // reported, then reading goes on); only stop on what it cannot fix.
+                    Some(Err(e)) if !consumer_error_is_fatal(&e) => {
+                        eprintln!("(reading {topic}: {e}; continuing)");
+                    }
                     Some(Err(e)) => return Err(format!("reading {topic}: {e}").into()),
                     Some(Ok(m)) => {
                         let seen = now_us();
@@ -1122,13 +1141,6 @@ fn kafka_version(repo: &Path) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn best<'a>(drains: &'a [Drain], reader: &str) -> Option<&'a Drain> {
-    drains
-        .iter()
-        .filter(|d| d.reader == reader)
-        .max_by(|a, b| a.rate().total_cmp(&b.rate()))
-}
-
 fn verdict(ok: bool) -> &'static str {
     if ok {
         "met"
@@ -1167,11 +1179,21 @@ fn report(
         ram_gib(),
         kafka_version(&repo),
     );
+    let default_agent = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/cdc-agent"));
+    let which = if args.agent == default_agent {
+        format!("{commit}{}", if dirty { " + uncommitted changes in src/" } else { "" })
+    } else {
+        format!("binary `{}` (the repository is at {commit})", args.agent.display())
+    };
     let _ = writeln!(
         o,
-        "- cdc-agent {commit}{} (release build), default settings (zstd, linger 5 ms, event-store mirror on, \
-         transaction bounds 10000 records / 100 ms)",
-        if dirty { " + uncommitted changes in src/" } else { "" }
+        "- cdc-agent {which} (release build), default settings (zstd, linger 5 ms, event-store mirror on, \
+         transaction bounds 10000 records / 100 ms){}",
+        if args.kafka_props.is_empty() && args.kafka_main.is_empty() {
+            String::new()
+        } else {
+            format!("; overridden: {:?} {:?}", args.kafka_main, args.kafka_props)
+        }
     );
     let _ = writeln!(
         o,
@@ -1250,20 +1272,41 @@ fn report(
         }
         let _ = writeln!(o);
     }
-    // Goals (from the issues), best round of each reader.
-    let mut goals = Vec::new();
-    let ceiling = best(drains, "pg_recvlogical").map(Drain::rate);
-    let eos = best(drains, "cdc-agent exactly-once").map(Drain::rate);
-    let alo = best(drains, "cdc-agent at-least-once").map(Drain::rate);
-    if let (Some(c), Some(a)) = (ceiling, alo) {
-        goals.push(("drain rate / pg_recvlogical, at-least-once (best rounds)", "≥ 0.80".to_string(), format!("{:.2}", a / c), a / c >= 0.8));
+    // Goals (from the issues). Throughput is compared within a round (same backlog, minutes
+    // apart); outside load only ever slows a run down, so the best round counts, and every
+    // round is listed.
+    let mut goals: Vec<(&str, String, String, bool)> = Vec::new();
+    let rounds = drains.iter().map(|d| d.round).max().map_or(0, |r| r + 1);
+    let rate = |reader: &str, round: usize| {
+        drains
+            .iter()
+            .find(|d| d.round == round && d.reader == reader)
+            .map(Drain::rate)
+    };
+    let per_round = |f: &dyn Fn(usize) -> Option<f64>| -> Vec<f64> { (0..rounds).filter_map(f).collect() };
+    let list = |v: &[f64], pct: bool| {
+        v.iter()
+            .map(|x| if pct { format!("{:.1}%", x * 100.0) } else { format!("{x:.2}") })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (reader, what) in [
+        ("cdc-agent at-least-once", "drain rate / pg_recvlogical, at-least-once (best round; all rounds)"),
+        ("cdc-agent exactly-once", "drain rate / pg_recvlogical, exactly-once (best round; all rounds)"),
+    ] {
+        let ratios = per_round(&|r| Some(rate(reader, r)? / rate("pg_recvlogical", r)?));
+        if let Some(best) = ratios.iter().copied().reduce(f64::max) {
+            goals.push((what, "≥ 0.80".into(), format!("{best:.2} ({})", list(&ratios, false)), best >= 0.8));
+        }
     }
-    if let (Some(c), Some(e)) = (ceiling, eos) {
-        goals.push(("drain rate / pg_recvlogical, exactly-once (best rounds)", "≥ 0.80".to_string(), format!("{:.2}", e / c), e / c >= 0.8));
-    }
-    if let (Some(a), Some(e)) = (alo, eos) {
-        let cost = 1.0 - e / a;
-        goals.push(("exactly-once throughput cost vs at-least-once", "≤ 15%".to_string(), format!("{:.1}%", cost * 100.0), cost <= 0.15));
+    let costs = per_round(&|r| Some(1.0 - rate("cdc-agent exactly-once", r)? / rate("cdc-agent at-least-once", r)?));
+    if let Some(best) = costs.iter().copied().reduce(f64::min) {
+        goals.push((
+            "exactly-once throughput cost vs at-least-once (best round; all rounds)",
+            "≤ 15%".into(),
+            format!("{:.1}% ({})", best * 100.0, list(&costs, true)),
+            best <= 0.15,
+        ));
     }
     for l in lives {
         let (bound, what) = match l.delivery {
