@@ -1,6 +1,7 @@
 //! Database sources: each turns a database's change stream into [`crate::event`] events and
 //! acknowledges positions back to the database once Kafka holds the events.
 
+pub mod mysql;
 pub mod postgres;
 
 /// A source failure, split the way an operator needs it: *definite* failures stop the source

@@ -1,0 +1,135 @@
+//! What the MySQL/MariaDB source knows about its tables' definitions at one binlog position.
+//!
+//! A row event names its table only through a table map, which carries column *types* (and
+//! their binary metadata) but, unless the server writes `binlog_row_metadata = FULL`, no
+//! column names, key, nullability or ENUM/SET labels. The [`Catalog`] supplies those: it is
+//! loaded from `information_schema` at snapshot time and then changed by every DDL statement
+//! the binlog carries (see `ddl.rs`), and persisted in Kafka (see `history.rs`) so a restart at
+//! an older position decodes with the definitions of that position, not today's.
+//!
+//! These types are plain data, serializable, so the history topic can store them as they are.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A position in the server's binlog.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BinlogPosition {
+    /// Binlog file name (`mariadb-bin.000042`).
+    pub file: String,
+    /// Byte offset in that file.
+    pub pos: u64,
+}
+
+impl BinlogPosition {
+    /// The sequence number of the file (the digits after the last dot), which orders files.
+    pub fn file_seq(&self) -> u64 {
+        self.file
+            .rsplit('.')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl PartialOrd for BinlogPosition {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BinlogPosition {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.file_seq(), &self.file, self.pos).cmp(&(other.file_seq(), &other.file, other.pos))
+    }
+}
+
+impl std::fmt::Display for BinlogPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
+/// One column as `information_schema.COLUMNS` describes it (or as a DDL statement declares
+/// it, normalized to the same shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    /// Column name, as declared.
+    pub name: String,
+    /// `DATA_TYPE`, lower case: `int`, `varchar`, `decimal`, `enum`, `datetime`, …
+    pub data_type: String,
+    /// `COLUMN_TYPE`, lower case: `int(10) unsigned`, `enum('a','b')`, `tinyint(1)`, …
+    pub column_type: String,
+    /// Whether the integer type is UNSIGNED.
+    pub unsigned: bool,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+    /// `CHARACTER_MAXIMUM_LENGTH` (characters for strings, bytes for binary), when it applies.
+    pub char_max_length: Option<u64>,
+    /// `NUMERIC_PRECISION` (DECIMAL precision, BIT length), when it applies.
+    pub numeric_precision: Option<u32>,
+    /// `NUMERIC_SCALE`, when it applies.
+    pub numeric_scale: Option<u32>,
+    /// `DATETIME_PRECISION` (fractional-second digits of TIME/DATETIME/TIMESTAMP).
+    pub datetime_precision: Option<u32>,
+    /// `CHARACTER_SET_NAME` of string columns (`utf8mb4`, `latin1`, `binary`, …).
+    pub charset: Option<String>,
+    /// ENUM or SET labels, in declaration order (their 1-based index is what the binlog
+    /// carries).
+    pub enum_values: Vec<String>,
+}
+
+/// One table's definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDef {
+    /// Database (schema) name.
+    pub database: String,
+    /// Table name.
+    pub name: String,
+    /// Columns in table order (the order row events use).
+    pub columns: Vec<ColumnDef>,
+    /// Primary-key column names, in key order; empty when the table has none.
+    pub primary_key: Vec<String>,
+}
+
+/// Every known table definition, by `(database, table)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Definitions by `(database, table)`.
+    pub tables: BTreeMap<(String, String), TableDef>,
+}
+
+impl Catalog {
+    /// The definition of `database.table`, if known.
+    pub fn get(&self, database: &str, table: &str) -> Option<&TableDef> {
+        self.tables.get(&(database.to_owned(), table.to_owned()))
+    }
+
+    /// Adds or replaces a definition.
+    pub fn put(&mut self, def: TableDef) {
+        self.tables
+            .insert((def.database.clone(), def.name.clone()), def);
+    }
+
+    /// Forgets a table; returns its definition.
+    pub fn remove(&mut self, database: &str, table: &str) -> Option<TableDef> {
+        self.tables.remove(&(database.to_owned(), table.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binlog_positions_order_by_file_number_then_offset() {
+        let p = |f: &str, pos| BinlogPosition {
+            file: f.into(),
+            pos,
+        };
+        assert!(p("bin.000002", 4) > p("bin.000001", 9999));
+        assert!(p("bin.000010", 4) > p("bin.000009", 4));
+        assert!(p("bin.000002", 300) > p("bin.000002", 299));
+    }
+}

@@ -1,0 +1,3 @@
+//! MySQL/MariaDB source: row-based binlog replication. (Being built: see issue 5.)
+
+pub mod catalog;
