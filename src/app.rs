@@ -9,6 +9,7 @@ use crate::config::{Config, SourceKind};
 use crate::ops::exit;
 use crate::registry::Registry;
 use crate::shutdown;
+use crate::source::mysql::{self, MySourceSettings};
 use crate::source::postgres::{self, PgSourceSettings};
 use crate::source::SourceError;
 
@@ -34,10 +35,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 tasks.spawn(async move { (name, postgres::run(settings, registry, stop).await) });
             }
             SourceKind::Mysql => {
-                anyhow::bail!(
-                    "source `{name}` ({}): the mysql source is not available yet",
-                    source.file.display()
-                );
+                let settings = MySourceSettings::new(source, cfg.main.clone());
+                let (registry, stop) = (registry.clone(), stop.clone());
+                tasks.spawn(async move { (name, mysql::run(settings, registry, stop).await) });
             }
         }
     }

@@ -45,6 +45,39 @@ pub struct Checkpoint {
     /// Exactly-once: a source transaction larger than one Kafka transaction, partly committed.
     #[serde(default)]
     pub partial: Option<PartialTx>,
+    /// MySQL/MariaDB sources: where the binlog resumes and what is already in Kafka.
+    /// Absent in PostgreSQL checkpoints and in those written before the MySQL source existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysql: Option<MysqlCheckpoint>,
+}
+
+/// The MySQL/MariaDB part of a checkpoint.
+///
+/// The server keeps no position for us (unlike a PostgreSQL slot), so this *is* the source
+/// position: a restart asks for the binlog at `file`/`pos`, which is either the end of the
+/// newest source transaction whose events are all in Kafka, or the start of a source
+/// transaction whose first `partial_rows` rows are (exactly-once, a source transaction larger
+/// than one Kafka transaction).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MysqlCheckpoint {
+    /// Binlog file to resume from.
+    pub file: String,
+    /// Position in `file` to resume from (an event boundary between transactions).
+    pub pos: u64,
+    /// MariaDB GTID state (`domain-server-seq,…`) matching `file`/`pos`, when known.
+    #[serde(default)]
+    pub gtid_state: Option<String>,
+    /// Rows of the source transaction starting at `file`/`pos` already in Kafka; 0 when
+    /// `file`/`pos` is between transactions.
+    #[serde(default)]
+    pub partial_rows: u64,
+    /// Sequence number of the newest schema-history record committed with this checkpoint.
+    #[serde(default)]
+    pub history_seq: Option<u64>,
+    /// `@@server_uuid`/`@@server_id` of the server the positions belong to: positions of
+    /// another server (a failover to a replica with other file names) are not resumed blindly.
+    #[serde(default)]
+    pub server: Option<String>,
 }
 
 /// The committed part of a source transaction that spans several Kafka transactions.
@@ -138,4 +171,35 @@ pub fn load(cfg: &KafkaConfig, topic: &str, source: &str) -> Result<Option<Check
         }
     }
     Ok(latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_written_before_the_mysql_part_existed_still_reads() {
+        let old = br#"{"snapshot_done":true,"slot":"s","position":"0/16B3748","last_tx_lsn":23803720,"partial":null}"#;
+        let cp: Checkpoint = serde_json::from_slice(old).unwrap();
+        assert!(cp.snapshot_done);
+        assert_eq!(cp.mysql, None);
+    }
+
+    #[test]
+    fn a_mysql_checkpoint_round_trips_through_json() {
+        let cp = Checkpoint {
+            snapshot_done: true,
+            mysql: Some(MysqlCheckpoint {
+                file: "mariadb-bin.000003".into(),
+                pos: 1234,
+                gtid_state: Some("0-1-42".into()),
+                partial_rows: 7,
+                history_seq: Some(3),
+                server: Some("1".into()),
+            }),
+            ..Checkpoint::default()
+        };
+        let json = serde_json::to_vec(&cp).unwrap();
+        assert_eq!(serde_json::from_slice::<Checkpoint>(&json).unwrap(), cp);
+    }
 }

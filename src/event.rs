@@ -250,11 +250,44 @@ pub struct PostgresSource<'a> {
     pub xmin: Option<i64>,
 }
 
+/// The `source` block of a MySQL/MariaDB event (`io.debezium.connector.mysql.Source`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MysqlSource<'a> {
+    /// Logical name of the source (the `topic_prefix`).
+    pub name: &'a str,
+    /// Event time in microseconds since the epoch (binlog timestamps have whole seconds;
+    /// snapshot reads carry the snapshot's start).
+    pub ts_us: i64,
+    /// `true`, `last`, `false`, …
+    pub snapshot: &'a str,
+    /// Database name.
+    pub db: &'a str,
+    /// Table name.
+    pub table: &'a str,
+    /// `server_id` of the server that wrote the event (0 for snapshot reads).
+    pub server_id: i64,
+    /// GTID of the transaction (`domain-server-seq` on MariaDB).
+    pub gtid: Option<&'a str>,
+    /// Binlog file of the event.
+    pub file: &'a str,
+    /// Position of the event in that file (of the transaction's start for rows events, as
+    /// Debezium writes it).
+    pub pos: i64,
+    /// Index of the row within its rows event, from 0.
+    pub row: i32,
+    /// Thread (connection) id that made the change, when known.
+    pub thread: Option<i64>,
+    /// The statement (`binlog_annotate_row_events`), when query inclusion is on.
+    pub query: Option<&'a str>,
+}
+
 /// The `source` block, per connector kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceBlock<'a> {
     /// PostgreSQL.
     Postgres(PostgresSource<'a>),
+    /// MySQL / MariaDB.
+    Mysql(MysqlSource<'a>),
 }
 
 /// One change, borrowed from the source's buffers for the time it takes to encode it.

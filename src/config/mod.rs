@@ -266,6 +266,13 @@ pub struct MysqlOptions {
     /// Databases to capture; empty means all but the system schemas. Default: all.
     #[serde(default)]
     pub databases: Vec<String>,
+    /// Connections reading tables in parallel during the snapshot. Default: 2.
+    #[serde(default)]
+    pub snapshot_parallelism: Option<usize>,
+    /// Heartbeat period the server is asked for while the binlog is idle, in milliseconds.
+    /// Default: 5000.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// One connector file: a single database source.

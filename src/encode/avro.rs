@@ -49,6 +49,8 @@ const ENVELOPE_VERSION: u32 = 2;
 pub enum ConnectorKind {
     /// `io.debezium.connector.postgresql.Source`.
     Postgres,
+    /// `io.debezium.connector.mysql.Source` (MySQL and MariaDB).
+    Mysql,
 }
 
 impl ConnectorKind {
@@ -56,6 +58,7 @@ impl ConnectorKind {
     fn connector(self) -> &'static str {
         match self {
             ConnectorKind::Postgres => "postgresql",
+            ConnectorKind::Mysql => "mysql",
         }
     }
 }
@@ -286,6 +289,7 @@ impl TableCodec {
         );
         match kind {
             ConnectorKind::Postgres => w.out.push_str(POSTGRES_SOURCE_SCHEMA),
+            ConnectorKind::Mysql => w.out.push_str(MYSQL_SOURCE_SCHEMA),
         }
         w.out.push_str(TRANSACTION_AND_TAIL_FIELDS);
         w.out.push_str("],\"connect.version\":");
@@ -434,6 +438,33 @@ impl TableCodec {
                 write_opt_long(src.tx_id, out);
                 write_opt_long(src.lsn, out);
                 write_opt_long(src.xmin, out);
+            }
+            SourceBlock::Mysql(src) => {
+                write_str(&self.source_version, out);
+                write_str(self.kind.connector(), out);
+                write_str(src.name, out);
+                write_long(src.ts_us.div_euclid(1000), out);
+                write_long(0, out);
+                write_str(
+                    if src.snapshot.is_empty() {
+                        "false"
+                    } else {
+                        src.snapshot
+                    },
+                    out,
+                );
+                write_str(src.db, out);
+                write_opt_str(None, out);
+                write_opt_long(Some(src.ts_us), out);
+                write_opt_long(src.ts_us.checked_mul(1000), out);
+                write_opt_str(Some(src.table), out);
+                write_long(src.server_id, out);
+                write_opt_str(src.gtid, out);
+                write_str(src.file, out);
+                write_long(src.pos, out);
+                write_long(i64::from(src.row), out);
+                write_opt_long(src.thread, out);
+                write_opt_str(src.query, out);
             }
         }
         match &ev.transaction {
@@ -904,6 +935,36 @@ const POSTGRES_SOURCE_SCHEMA: &str = concat!(
     "{\"name\":\"lsn\",\"type\":[\"null\",\"long\"],\"default\":null},",
     "{\"name\":\"xmin\",\"type\":[\"null\",\"long\"],\"default\":null}],",
     "\"connect.version\":1,\"connect.name\":\"io.debezium.connector.postgresql.Source\"}"
+);
+
+/// `io.debezium.connector.mysql.Source` as Debezium 3.x's MySQL connector renders it: the
+/// common fields, then `table` (optional), `server_id`, `gtid`, `file`, `pos`, `row`,
+/// `thread`, `query`.
+const MYSQL_SOURCE_SCHEMA: &str = concat!(
+    "{\"type\":\"record\",\"name\":\"Source\",\"namespace\":\"io.debezium.connector.mysql\",",
+    "\"fields\":[",
+    "{\"name\":\"version\",\"type\":\"string\"},",
+    "{\"name\":\"connector\",\"type\":\"string\"},",
+    "{\"name\":\"name\",\"type\":\"string\"},",
+    "{\"name\":\"ts_ms\",\"type\":\"long\"},",
+    "{\"name\":\"snapshot\",\"type\":[{\"type\":\"string\",\"connect.version\":1,",
+    "\"connect.parameters\":{\"allowed\":",
+    "\"true,first,first_in_data_collection,last_in_data_collection,last,false,incremental\"},",
+    "\"connect.default\":\"false\",\"connect.name\":\"io.debezium.data.Enum\"},\"null\"],",
+    "\"default\":\"false\"},",
+    "{\"name\":\"db\",\"type\":\"string\"},",
+    "{\"name\":\"sequence\",\"type\":[\"null\",\"string\"],\"default\":null},",
+    "{\"name\":\"ts_us\",\"type\":[\"null\",\"long\"],\"default\":null},",
+    "{\"name\":\"ts_ns\",\"type\":[\"null\",\"long\"],\"default\":null},",
+    "{\"name\":\"table\",\"type\":[\"null\",\"string\"],\"default\":null},",
+    "{\"name\":\"server_id\",\"type\":\"long\"},",
+    "{\"name\":\"gtid\",\"type\":[\"null\",\"string\"],\"default\":null},",
+    "{\"name\":\"file\",\"type\":\"string\"},",
+    "{\"name\":\"pos\",\"type\":\"long\"},",
+    "{\"name\":\"row\",\"type\":\"int\"},",
+    "{\"name\":\"thread\",\"type\":[\"null\",\"long\"],\"default\":null},",
+    "{\"name\":\"query\",\"type\":[\"null\",\"string\"],\"default\":null}],",
+    "\"connect.version\":1,\"connect.name\":\"io.debezium.connector.mysql.Source\"}"
 );
 
 /// Everything after `source`: the `event.block` transaction record, `op` and the

@@ -31,6 +31,14 @@ mod fixed_schemas {
     use crate::event::{Column, ColumnType, TableId, TableSchema};
 
     fn envelope_field(name: &str) -> serde_json::Value {
+        kind_envelope_field(name, ConnectorKind::Postgres)
+    }
+
+    fn mysql_envelope_field(name: &str) -> serde_json::Value {
+        kind_envelope_field(name, ConnectorKind::Mysql)
+    }
+
+    fn kind_envelope_field(name: &str, kind: ConnectorKind) -> serde_json::Value {
         let table = TableSchema {
             id: TableId::new("public", "t"),
             columns: vec![Column {
@@ -41,7 +49,7 @@ mod fixed_schemas {
             }],
             key: vec![0],
         };
-        let codec = TableCodec::new("prefix", &table, ConnectorKind::Postgres).unwrap();
+        let codec = TableCodec::new("prefix", &table, kind).unwrap();
         let value: serde_json::Value = serde_json::from_str(codec.value_schema()).unwrap();
         let field = value["fields"]
             .as_array()
@@ -73,6 +81,11 @@ mod fixed_schemas {
     #[test]
     fn the_postgres_source_block_matches_schemas_postgres_source_avsc() {
         check("postgres-source.avsc", envelope_field("source"));
+    }
+
+    #[test]
+    fn the_mysql_source_block_matches_schemas_mysql_source_avsc() {
+        check("mysql-source.avsc", mysql_envelope_field("source"));
     }
 
     #[test]

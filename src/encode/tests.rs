@@ -430,7 +430,9 @@ fn snapshot_markers_and_overflowing_nanoseconds_are_written_as_debezium_would() 
     let row = [Datum::Int(1)];
     let mut ev = event(&t, Op::Read, None, Some(&row));
     ev.processed_us = i64::MAX;
-    let SourceBlock::Postgres(src) = &mut ev.source;
+    let SourceBlock::Postgres(src) = &mut ev.source else {
+        unreachable!("a postgres event")
+    };
     src.snapshot = "first_in_data_collection";
     src.ts_us = -1;
     let mut out = Vec::new();

@@ -1,3 +1,412 @@
-//! MySQL/MariaDB source: row-based binlog replication. (Being built: see issue 5.)
+//! MySQL/MariaDB source: row-based binlog replication.
+//!
+//! ```text
+//!             ┌─────────────── setup.rs ───────────────┐
+//!  SQL conn ─▶│ log_bin, binlog_format, row image,     │
+//!             │ privileges, server_id                  │
+//!             └──────────────────┬─────────────────────┘
+//!                                ▼
+//!  lock conn ─▶ lock.rs: GET_LOCK('cdc-agent:<source>', 0), held while running
+//!                                │   (only then: init the Kafka transactional id)
+//!                                ▼
+//!  checkpoint (Kafka offsets topic) ── none / snapshot unfinished?
+//!                                │
+//!                                ▼
+//!                  snapshot.rs: N connections, START TRANSACTION WITH CONSISTENT SNAPSHOT,
+//!                                │  one shared binlog_snapshot_file/position (+ BINLOG_GTID_POS)
+//!                                │  rows → op "r" events → Publisher → Kafka;
+//!                                │  checkpoint {snapshot_done, file, pos} after Kafka has them
+//!                                ▼
+//!                  stream.rs: COM_BINLOG_DUMP from the checkpoint's file/pos
+//!                                │  GTID … rows … XID → events (c/u/d), schema.rs catalog
+//!                                │  → Publisher (Avro, registry, table topic + ledger)
+//!                                ▼
+//!                  checkpoint ◀── only positions whose events Kafka acknowledged
+//!                                 (exactly-once: inside the same Kafka transaction)
+//! ```
+//!
+//! The server keeps no position for a binlog reader, so the checkpoint in Kafka *is* the
+//! position. This file wires the stages and decides between *definite* errors (stop and tell
+//! the operator) and *transient* ones (retry from the checkpoint with backoff).
 
 pub mod catalog;
+pub mod lock;
+pub mod schema;
+pub mod setup;
+pub mod snapshot;
+pub mod stream;
+pub mod stub;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+
+pub use crate::source::SourceError;
+
+use crate::checkpoint::{self, Checkpoint, MysqlCheckpoint, OFFSETS_TOPIC_CONFIGS};
+use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig, WhenTaken};
+use crate::publish::{PublishConfig, Publisher};
+use crate::registry::Registry;
+use crate::shutdown::Shutdown;
+use crate::sink::kafka::{KafkaSink, OutRecord};
+
+/// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Longest delay between retries.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// How long a held lock is re-checked before an agent in exit mode concludes that another
+/// agent owns the source (a crashed predecessor's connection may take a moment to close).
+const TAKEN_GRACE: Duration = Duration::from_secs(10);
+/// How often a standby checks whether the source is free.
+const STANDBY_POLL: Duration = Duration::from_secs(2);
+/// Default heartbeat period asked of the server while the binlog is idle.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 5000;
+/// MariaDB/MySQL error: the binlog position asked for is not (or no longer) on the server.
+pub const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
+
+/// Session settings of every SQL connection: values in UTC and UTF-8.
+pub const SESSION_SETTINGS: &str = "SET time_zone = '+00:00', NAMES utf8mb4";
+
+/// Everything a MySQL source needs, resolved from the configuration.
+#[derive(Debug, Clone)]
+pub struct MySourceSettings {
+    /// The source's configuration.
+    pub source: SourceConfig,
+    /// The main configuration.
+    pub main: MainConfig,
+    /// Server id the agent registers with as a replica.
+    pub server_id: u32,
+    /// Databases captured; empty = every non-system database.
+    pub databases: Vec<String>,
+    /// Snapshot reader connections.
+    pub snapshot_parallelism: usize,
+    /// Heartbeat period asked of the server.
+    pub heartbeat: Duration,
+}
+
+/// Databases never captured.
+pub const SYSTEM_DATABASES: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
+
+impl MySourceSettings {
+    /// Resolves defaults from the source configuration.
+    pub fn new(source: SourceConfig, main: MainConfig) -> Self {
+        let my = source.mysql.clone().unwrap_or_default();
+        let server_id = my
+            .server_id
+            .unwrap_or_else(|| default_server_id(&source.name));
+        let mut databases = my.databases.clone();
+        if databases.is_empty() {
+            if let Some(db) = &source.database {
+                databases.push(db.clone());
+            }
+        }
+        Self {
+            server_id,
+            databases,
+            snapshot_parallelism: my
+                .snapshot_parallelism
+                .unwrap_or(snapshot::DEFAULT_PARALLELISM)
+                .max(1),
+            heartbeat: Duration::from_millis(my.heartbeat_ms.unwrap_or(DEFAULT_HEARTBEAT_MS).max(100)),
+            source,
+            main,
+        }
+    }
+
+    /// Connection options of the SQL and binlog connections.
+    pub fn opts(&self) -> mysql_async::Opts {
+        let mut b = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(self.source.host.clone())
+            .tcp_port(self.source.port())
+            .user(Some(self.source.user.clone()))
+            .prefer_socket(false)
+            .conn_ttl(None::<Duration>)
+            .wait_timeout(Some(28800));
+        if let Some(p) = &self.source.password {
+            b = b.pass(Some(p.expose().to_string()));
+        }
+        b.into()
+    }
+
+    /// Whether `db` is captured.
+    pub fn captures(&self, db: &str) -> bool {
+        if self.databases.is_empty() {
+            !SYSTEM_DATABASES.contains(&db.to_ascii_lowercase().as_str())
+        } else {
+            self.databases.iter().any(|d| d == db)
+        }
+    }
+}
+
+/// A server id derived from the source name (FNV-1a), in a range replicas rarely use.
+fn default_server_id(name: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    1_000_000_000 + h % 1_000_000_000
+}
+
+/// Maps a mysql_async error in the context of `what`: lost connections are transient, errors
+/// the server reports (access denied, unknown database, …) are definite.
+pub fn my_error(what: &'static str) -> impl Fn(mysql_async::Error) -> SourceError {
+    move |e| {
+        let text = format!("{what}: {}", error_text(&e));
+        match &e {
+            mysql_async::Error::Server(s) if is_transient_code(s.code) => {
+                SourceError::Transient(text)
+            }
+            mysql_async::Error::Server(_) => SourceError::Definite(text),
+            mysql_async::Error::Url(_) => SourceError::Definite(text),
+            _ => SourceError::Transient(text),
+        }
+    }
+}
+
+/// Server errors that mean "going away or busy", not "you did something wrong".
+fn is_transient_code(code: u16) -> bool {
+    // 1040 too many connections, 1053 shutdown in progress, 1205 lock wait timeout,
+    // 1213 deadlock, 1927 connection killed, 2006/2013 gone away / lost.
+    matches!(code, 1040 | 1053 | 1205 | 1213 | 1927 | 2006 | 2013)
+}
+
+fn error_text(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(s) => format!("{} (error {}, SQLSTATE {})", s.message, s.code, s.state),
+        other => other.to_string(),
+    }
+}
+
+/// Connects a SQL session in UTC and UTF-8.
+pub async fn connect_sql(settings: &MySourceSettings) -> Result<mysql_async::Conn, SourceError> {
+    let mut conn = mysql_async::Conn::new(settings.opts())
+        .await
+        .map_err(my_error("connect to MySQL"))?;
+    conn.query_drop(SESSION_SETTINGS)
+        .await
+        .map_err(my_error("session settings"))?;
+    Ok(conn)
+}
+
+/// Runs the source until shutdown, retrying transient failures with backoff.
+pub async fn run(
+    settings: MySourceSettings,
+    registry: Arc<Registry>,
+    mut stop: Shutdown,
+) -> Result<(), SourceError> {
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut taken_since: Option<std::time::Instant> = None;
+    loop {
+        match run_once(&settings, &registry, &mut stop).await {
+            Ok(()) => return Ok(()),
+            Err(SourceError::Taken(why))
+                if settings.source.when_taken == WhenTaken::Exit
+                    && taken_since
+                        .get_or_insert_with(std::time::Instant::now)
+                        .elapsed()
+                        < TAKEN_GRACE =>
+            {
+                tracing::info!(source = %settings.source.name, reason = %why, "source lock held, checking again");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {},
+                    _ = stop.wait() => return Ok(()),
+                }
+            }
+            Err(SourceError::Taken(why)) if settings.source.when_taken == WhenTaken::Standby => {
+                tracing::info!(source = %settings.source.name, reason = %why, "standing by");
+                tokio::select! {
+                    _ = tokio::time::sleep(STANDBY_POLL) => {},
+                    _ = stop.wait() => return Ok(()),
+                }
+                delay = FIRST_RETRY_DELAY;
+            }
+            Err(e) if e.is_transient() && !stop.is_triggered() => {
+                taken_since = None;
+                tracing::warn!(source = %settings.source.name, error = %e, retry_in_s = delay.as_secs(), "source failed, retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {},
+                    _ = stop.wait() => return Ok(()),
+                }
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+            Err(e) if stop.is_triggered() && e.is_transient() => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn run_once(
+    settings: &MySourceSettings,
+    registry: &Arc<Registry>,
+    stop: &mut Shutdown,
+) -> Result<(), SourceError> {
+    let src = &settings.source;
+    let mut sql = connect_sql(settings).await?;
+    let server = setup::check_prerequisites(&mut sql, settings).await?;
+
+    // Ownership first: only the agent holding the lock may register the transactional id
+    // (which fences every other producer of this source), so a resumed zombie can never fence
+    // the agent that took over from it.
+    let mut lock = lock::SourceLock::acquire(settings).await?;
+
+    let exactly_once = src.delivery == Delivery::ExactlyOnce;
+    let txn_id = format!("cdc-agent-{}", src.name);
+    let sink = KafkaSink::new(
+        &settings.main.kafka,
+        &format!("cdc-agent-{}", src.name),
+        exactly_once.then_some(txn_id.as_str()),
+    )?;
+    let mut publisher = Publisher::new(
+        PublishConfig {
+            source: src.name.clone(),
+            topic_prefix: src.topic_prefix.clone(),
+            event_store_topic: settings
+                .main
+                .event_store
+                .enabled
+                .then(|| settings.main.event_store.topic.clone()),
+            tombstones: src.tombstones_on_delete,
+            connector: crate::encode::avro::ConnectorKind::Mysql,
+            unavailable_value_placeholder: src.unavailable_value_placeholder.clone(),
+            topic_routes: src.topic_routes.clone(),
+        },
+        sink,
+        registry.clone(),
+    );
+    publisher.prepare().await?;
+    let offsets_topic = checkpoint::offsets_topic(&src.topic_prefix);
+    publisher
+        .sink()
+        .ensure_topic(&offsets_topic, OFFSETS_TOPIC_CONFIGS)
+        .await?;
+    publisher.sink().init_transactions().await?;
+
+    let kafka = settings.main.kafka.clone();
+    let (topic, name) = (offsets_topic.clone(), src.name.clone());
+    let saved = tokio::task::spawn_blocking(move || checkpoint::load(&kafka, &topic, &name))
+        .await
+        .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
+    let saved = saved.and_then(|c| {
+        let my = c.mysql.clone()?;
+        c.snapshot_done.then_some(my)
+    });
+    if let (Some(cp), Some(now)) = (&saved, &server.identity) {
+        if cp.server.as_deref().is_some_and(|s| s != now) {
+            return Err(SourceError::Definite(format!(
+                "the checkpoint of source `{}` was taken on server `{}`, but this is server `{now}`; \
+                 binlog positions of one server mean nothing on another; fix: point the source \
+                 back at the original server, or start over with a new snapshot by deleting the \
+                 checkpoint (see docs/mysql-source.md, \"Starting over\")",
+                src.name,
+                cp.server.as_deref().unwrap_or("")
+            )));
+        }
+    }
+
+    let mode = src.snapshot.mode;
+    let (start, catalog) = match saved {
+        Some(cp) => {
+            let catalog = schema::load_catalog(&mut sql, settings).await?;
+            (cp, catalog)
+        }
+        None if mode == SnapshotMode::Never => {
+            let pos = setup::current_position(&mut sql).await?;
+            let catalog = schema::load_catalog(&mut sql, settings).await?;
+            let cp = MysqlCheckpoint {
+                file: pos.file,
+                pos: pos.pos,
+                gtid_state: setup::current_gtid_state(&mut sql).await.ok().flatten(),
+                partial_rows: 0,
+                history_seq: None,
+                server: server.identity.clone(),
+            };
+            (cp, catalog)
+        }
+        None => {
+            let taken =
+                snapshot::run(settings, server.mariadb, server.server_id, &mut publisher, stop)
+                    .await?;
+            if stop.is_triggered() {
+                return Ok(());
+            }
+            let cp = MysqlCheckpoint {
+                file: taken.position.file.clone(),
+                pos: taken.position.pos,
+                gtid_state: taken.gtid_state.clone(),
+                partial_rows: 0,
+                history_seq: None,
+                server: server.identity.clone(),
+            };
+            publish_checkpoint(&mut publisher, &offsets_topic, &src.name, &cp).await?;
+            publisher.sink().drain().await?;
+            tracing::info!(source = %src.name, position = %taken.position, gtid = ?taken.gtid_state, "snapshot complete");
+            if mode == SnapshotMode::InitialOnly {
+                return Ok(());
+            }
+            (cp, taken.catalog)
+        }
+    };
+    tracing::info!(source = %src.name, file = %start.file, pos = start.pos, "streaming");
+    stream::run(
+        stream::StreamContext {
+            settings,
+            offsets_topic: &offsets_topic,
+            exactly_once,
+            bounds: stream::TxnBounds {
+                max_records: settings.main.kafka.transaction_max_records.max(1),
+                max_age: Duration::from_millis(settings.main.kafka.transaction_max_ms),
+            },
+            server_identity: server.identity.clone(),
+        },
+        start,
+        catalog,
+        sql,
+        &mut lock,
+        &mut publisher,
+        stop,
+    )
+    .await
+}
+
+/// Writes a checkpoint record through the source's producer (inside the open Kafka
+/// transaction in exactly-once mode).
+pub async fn publish_checkpoint(
+    publisher: &mut Publisher<MysqlCheckpoint>,
+    topic: &str,
+    source: &str,
+    cp: &MysqlCheckpoint,
+) -> Result<(), SourceError> {
+    let full = Checkpoint {
+        snapshot_done: true,
+        position: Some(format!("{}:{}", cp.file, cp.pos)),
+        mysql: Some(cp.clone()),
+        ..Checkpoint::default()
+    };
+    let value = serde_json::to_vec(&full)
+        .map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))?;
+    publisher
+        .sink()
+        .send(OutRecord {
+            topic,
+            key: Some(source.as_bytes()),
+            value: Some(&value),
+            headers: &[],
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_server_ids_are_stable_and_out_of_the_usual_range() {
+        let a = default_server_id("orders");
+        assert_eq!(a, default_server_id("orders"));
+        assert_ne!(a, default_server_id("orders2"));
+        assert!(a >= 1_000_000_000);
+    }
+}

@@ -322,6 +322,7 @@ async fn run_once(
                 position: Some(created.consistent_point.to_string()),
                 last_tx_lsn: None,
                 partial: None,
+                mysql: None,
             };
             publish_checkpoint(&mut publisher, &offsets_topic, &src.name, &done).await?;
             publisher.sink().drain().await?;

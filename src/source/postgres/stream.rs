@@ -422,6 +422,7 @@ async fn commit_txn(
         position: committed_tx_lsn.map(|l| l.to_string()),
         last_tx_lsn: committed_tx_lsn.map(|l| l.0),
         partial,
+        mysql: None,
     };
     let value = serde_json::to_vec(&cp)
         .map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))?;
