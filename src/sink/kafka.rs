@@ -188,7 +188,12 @@ fn produce_error(topic: &str, size: usize, e: KafkaError) -> SinkError {
 /// At-least-once Kafka publisher with in-order acknowledgement tracking. `P` is the source's
 /// position type.
 pub struct KafkaSink<P: Unpin> {
+    /// The producer records are sent with (exactly-once: the one whose transaction is open).
     producer: FutureProducer,
+    /// Exactly-once: the other producer of a ring of two, see [`KafkaSink::commit`].
+    spare: Option<FutureProducer>,
+    /// Exactly-once: the transaction being committed in the background by the spare.
+    committing: Option<Committing<P>>,
     admin: AdminClient<DefaultClientContext>,
     queue: FuturesOrdered<Pending<P>>,
     max_in_flight: usize,
@@ -207,6 +212,15 @@ struct TxnState<P> {
     opened_at: std::time::Instant,
     /// The newest position marked inside the open transaction; acknowledged at commit.
     pending: Option<P>,
+}
+
+/// A commit running on a blocking thread while the next transaction fills.
+struct Committing<P> {
+    handle: tokio::task::JoinHandle<Result<(), KafkaError>>,
+    /// Acknowledged when the commit succeeds.
+    position: Option<P>,
+    /// The producer committing, to abort its transaction if the commit fails.
+    producer: FutureProducer,
 }
 
 /// How long transactional calls (init, commit, abort) may take before they count as failed.
@@ -235,22 +249,33 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             .set("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES)
             .set("queue.buffering.max.messages", QUEUE_MAX_MESSAGES)
             .set("message.timeout.ms", MESSAGE_TIMEOUT_MS);
-        if let Some(id) = transactional_id {
-            c.set("transactional.id", id)
-                .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+        if transactional_id.is_some() {
+            c.set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
         }
         // Operator properties win over ours (they were set first; set them again).
         for (k, v) in &cfg.properties {
             c.set(k, v.expose());
         }
-        let producer: FutureProducer = c
-            .create()
-            .map_err(|e| SinkError::Client(format!("producer: {e}")))?;
+        let create = |txn_id: Option<String>| -> Result<FutureProducer, SinkError> {
+            let mut c = c.clone();
+            if let Some(id) = txn_id {
+                c.set("transactional.id", id);
+            }
+            c.create()
+                .map_err(|e| SinkError::Client(format!("producer: {e}")))
+        };
+        let producer = create(transactional_id.map(str::to_owned))?;
+        let spare = match transactional_id {
+            Some(id) => Some(create(Some(format!("{id}{SPARE_TXN_ID_SUFFIX}")))?),
+            None => None,
+        };
         let admin = base_client_config(cfg)
             .create()
             .map_err(|e| SinkError::Client(format!("admin client: {e}")))?;
         Ok(Self {
             producer,
+            spare,
+            committing: None,
             admin,
             queue: FuturesOrdered::new(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -273,17 +298,20 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         self.txn.is_some()
     }
 
-    /// Registers the transactional id with the broker, fencing any older producer that used
-    /// it (a zombie agent) and aborting what it left open. Call once before sending.
+    /// Registers the transactional ids with the broker, fencing any older producer that used
+    /// them (a zombie agent) and aborting what it left open. Call once before sending.
     pub async fn init_transactions(&self) -> Result<(), SinkError> {
         if self.txn.is_none() {
             return Ok(());
         }
-        let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.init_transactions(TXN_TIMEOUT))
-            .await
-            .map_err(|e| SinkError::Client(format!("init transactions task: {e}")))?
-            .map_err(|e| txn_error("init transactions", e))
+        for producer in std::iter::once(&self.producer).chain(self.spare.as_ref()) {
+            let producer = producer.clone();
+            tokio::task::spawn_blocking(move || producer.init_transactions(TXN_TIMEOUT))
+                .await
+                .map_err(|e| SinkError::Client(format!("init transactions task: {e}")))?
+                .map_err(|e| txn_error("init transactions", e))?;
+        }
+        Ok(())
     }
 
     /// Records in the open transaction (0 when none is open).
@@ -322,9 +350,16 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         Ok(())
     }
 
-    /// Commits the open transaction: waits for every record's delivery, then commits. On
-    /// success the newest marked position is acknowledged and returned. A failed commit is
-    /// aborted; nothing of it becomes visible to read_committed consumers.
+    /// Commits the open transaction and returns the newest acknowledged position.
+    ///
+    /// Waits for every record's delivery (so the next transaction's records land after
+    /// these in every partition), then hands the commit to a blocking thread and switches to
+    /// the other producer of the ring: the next transaction fills while this one commits, and
+    /// the coordinator never sees it start while this one's markers are still being written
+    /// (which it answers with `CONCURRENT_TRANSACTIONS` and a 20 ms client back-off). Commits
+    /// stay in order: the next one starts only after this one succeeded, and if this one
+    /// fails the next is aborted with it. The marked position is acknowledged once the commit
+    /// succeeds ([`KafkaSink::acked`], [`KafkaSink::progress`], [`KafkaSink::drain`]).
     pub async fn commit(&mut self) -> Result<Option<P>, SinkError> {
         let Some(t) = &self.txn else {
             self.drain_queue().await?;
@@ -333,35 +368,66 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         if !t.open {
             return Ok(self.acked.clone());
         }
-        let delivered = self.drain_queue().await;
-        let producer = self.producer.clone();
-        let result = match delivered {
-            Ok(()) => tokio::task::spawn_blocking(move || {
-                settle_out_queue(&producer);
-                producer.commit_transaction(TXN_TIMEOUT)
-            })
-            .await
-            .map_err(|e| SinkError::Client(format!("commit task: {e}")))?
-            .map_err(|e| txn_error("commit transaction", e)),
-            Err(e) => Err(e),
-        };
+        if let Err(e) = self.drain_queue().await {
+            self.abort_open().await;
+            return Err(e);
+        }
+        // The previous commit must have succeeded before this one may start.
+        self.finish_commit().await?;
         let t = self.txn.as_mut().expect("checked above");
         t.open = false;
+        let position = t.pending.take();
+        let producer = self.producer.clone();
+        let committing = producer.clone();
+        let handle = tokio::task::spawn_blocking(move || {
+            settle_out_queue(&producer);
+            producer.commit_transaction(TXN_TIMEOUT)
+        });
+        self.committing = Some(Committing {
+            handle,
+            position,
+            producer: committing,
+        });
+        if let Some(spare) = &mut self.spare {
+            std::mem::swap(&mut self.producer, spare);
+        }
+        Ok(self.acked.clone())
+    }
+
+    /// Waits for the commit running in the background, if any, and applies its outcome.
+    async fn finish_commit(&mut self) -> Result<(), SinkError> {
+        let Some(c) = &mut self.committing else {
+            return Ok(());
+        };
+        let joined = (&mut c.handle).await;
+        self.complete_commit(joined).await
+    }
+
+    /// Applies a finished background commit: acknowledges its position, or aborts it and the
+    /// transaction opened after it.
+    async fn complete_commit(
+        &mut self,
+        joined: Result<Result<(), KafkaError>, tokio::task::JoinError>,
+    ) -> Result<(), SinkError> {
+        let c = self.committing.take().expect("a commit is running");
+        let result = joined
+            .map_err(|e| SinkError::Client(format!("commit task: {e}")))
+            .and_then(|r| r.map_err(|e| txn_error("commit transaction", e)));
         match result {
             Ok(()) => {
-                if let Some(p) = t.pending.take() {
+                if let Some(p) = c.position {
                     self.acked = Some(p);
                 }
-                Ok(self.acked.clone())
+                Ok(())
             }
             Err(e) => {
-                t.pending = None;
                 if !matches!(e, SinkError::Fenced(_)) {
-                    let producer = self.producer.clone();
+                    let producer = c.producer;
                     let _ = tokio::task::spawn_blocking(move || {
                         producer.abort_transaction(TXN_TIMEOUT)
                     })
                     .await;
+                    self.abort_open().await;
                 }
                 Err(match e {
                     SinkError::Fenced(_) => e,
@@ -369,6 +435,19 @@ impl<P: Unpin + Clone> KafkaSink<P> {
                 })
             }
         }
+    }
+
+    /// Aborts the open transaction, if any (after a failure: nothing of it becomes visible).
+    async fn abort_open(&mut self) {
+        let Some(t) = &mut self.txn else { return };
+        if !t.open {
+            return;
+        }
+        t.open = false;
+        t.pending = None;
+        let producer = self.producer.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || producer.abort_transaction(TXN_TIMEOUT)).await;
     }
 
     /// Creates `topic` unless it exists, with the given topic configs.
@@ -496,7 +575,53 @@ impl<P: Unpin + Clone> KafkaSink<P> {
                 self.acked = Some(p);
             }
         }
+        if let Some(c) = &mut self.committing {
+            if let Poll::Ready(joined) = Pin::new(&mut c.handle).poll(&mut cx) {
+                self.complete_commit_now(joined)?;
+            }
+        }
         Ok(self.acked.clone())
+    }
+
+    /// [`KafkaSink::complete_commit`] for callers that cannot wait: a failed commit's abort
+    /// runs in the background (the error restarts the pipeline, which aborts anyway when it
+    /// registers the transactional ids again).
+    fn complete_commit_now(
+        &mut self,
+        joined: Result<Result<(), KafkaError>, tokio::task::JoinError>,
+    ) -> Result<(), SinkError> {
+        let c = self.committing.take().expect("a commit is running");
+        let result = joined
+            .map_err(|e| SinkError::Client(format!("commit task: {e}")))
+            .and_then(|r| r.map_err(|e| txn_error("commit transaction", e)));
+        match result {
+            Ok(()) => {
+                if let Some(p) = c.position {
+                    self.acked = Some(p);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if !matches!(e, SinkError::Fenced(_)) {
+                    let failed = c.producer;
+                    let open = self.txn.as_mut().filter(|t| t.open).map(|t| {
+                        t.open = false;
+                        t.pending = None;
+                        self.producer.clone()
+                    });
+                    tokio::task::spawn_blocking(move || {
+                        let _ = failed.abort_transaction(TXN_TIMEOUT);
+                        if let Some(p) = open {
+                            let _ = p.abort_transaction(TXN_TIMEOUT);
+                        }
+                    });
+                }
+                Err(match e {
+                    SinkError::Fenced(_) => e,
+                    other => SinkError::Aborted(other.to_string()),
+                })
+            }
+        }
     }
 
     /// Waits until the oldest queued entry resolves.
@@ -509,23 +634,45 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         Ok(())
     }
 
-    /// Waits until the next queued entry resolves; returns at once when nothing is queued.
-    /// Used by the source's select loop to learn about acknowledgements promptly.
+    /// Waits until the next queued entry or the background commit resolves; returns at once
+    /// when nothing is pending. Used by the source's select loop to learn about
+    /// acknowledgements promptly.
     pub async fn progress(&mut self) -> Result<Option<P>, SinkError> {
-        self.settle_one().await?;
+        if let Some(c) = &mut self.committing {
+            let joined = if self.queue.is_empty() {
+                Some((&mut c.handle).await)
+            } else {
+                tokio::select! {
+                    j = &mut c.handle => Some(j),
+                    r = self.queue.next() => {
+                        if let Some(p) = r.transpose()?.flatten() {
+                            self.acked = Some(p);
+                        }
+                        None
+                    }
+                }
+            };
+            if let Some(j) = joined {
+                self.complete_commit(j).await?;
+            }
+        } else {
+            self.settle_one().await?;
+        }
         Ok(self.acked.clone())
     }
 
-    /// Records sent but not yet acknowledged (marks included).
+    /// Records sent but not yet acknowledged (marks and a running commit included).
     pub fn in_flight(&self) -> usize {
-        self.queue.len()
+        self.queue.len() + usize::from(self.committing.is_some())
     }
 
     /// Waits for every queued record; returns the newest acknowledged position. In
     /// exactly-once mode this commits the open transaction.
     pub async fn drain(&mut self) -> Result<Option<P>, SinkError> {
         if self.txn.is_some() {
-            return self.commit().await;
+            self.commit().await?;
+            self.finish_commit().await?;
+            return Ok(self.acked.clone());
         }
         self.drain_queue().await?;
         Ok(self.acked.clone())
@@ -545,6 +692,9 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             .map_err(|e| SinkError::Client(format!("flush: {e}")))
     }
 }
+
+/// Suffix of the second transactional id of a source's producer ring.
+const SPARE_TXN_ID_SUFFIX: &str = ".1";
 
 /// Longest wait in [`settle_out_queue`] before committing anyway.
 const OUT_QUEUE_SETTLE: Duration = Duration::from_millis(20);

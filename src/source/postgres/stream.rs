@@ -204,8 +204,10 @@ pub async fn run(
                         _ => 0,
                     }
                 };
-                if skip_until > 0 {
-                    tracing::debug!(tx_lsn = %b.final_lsn, skip_until, "skipping what a committed Kafka transaction already holds");
+                if skip_until == u64::MAX {
+                    tracing::debug!(tx_lsn = %b.final_lsn, "skipping what a committed Kafka transaction already holds");
+                } else if skip_until > 0 {
+                    tracing::info!(tx_lsn = %b.final_lsn, committed_messages = skip_until, "resuming inside a partly committed source transaction; skipping what a committed Kafka transaction already holds");
                 }
                 tx = Some(Tx {
                     messages: 0,
