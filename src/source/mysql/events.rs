@@ -167,6 +167,109 @@ pub fn verify_checksum(event: &mysql_async::binlog::events::Event) -> Result<(),
 }
 
 // ---------------------------------------------------------------------------------------
+// framing of binlog files
+
+/// One event cut from a binlog file or stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawEvent<'a> {
+    /// Seconds since the epoch when the statement started.
+    pub timestamp: u32,
+    /// Event type code.
+    pub event_type: u8,
+    /// Originating server.
+    pub server_id: u32,
+    /// Position of the next event in the file.
+    pub log_pos: u32,
+    /// Event flags.
+    pub flags: u16,
+    /// The body: after the header, without the checksum.
+    pub body: &'a [u8],
+    /// The whole event, header to checksum.
+    pub raw: &'a [u8],
+}
+
+/// The magic number at the start of every binlog file.
+pub const BINLOG_MAGIC: &[u8; 4] = b"\xfebin";
+
+/// Cuts a binlog file (or a captured run of events) into events. The checksum setting comes
+/// from the format description event (its algorithm byte), as the server's own reader does;
+/// checksums are verified. Stops at the first malformed event.
+pub struct EventSplitter<'a> {
+    data: &'a [u8],
+    pos: usize,
+    checksums: bool,
+    failed: bool,
+}
+
+impl<'a> EventSplitter<'a> {
+    /// Splits `data`, skipping the file magic when present; `checksums` is the assumption
+    /// until a format description event says otherwise.
+    pub fn new(data: &'a [u8], checksums: bool) -> Self {
+        let pos = if data.starts_with(BINLOG_MAGIC) { 4 } else { 0 };
+        Self {
+            data,
+            pos,
+            checksums,
+            failed: false,
+        }
+    }
+
+    fn next_event(&mut self) -> Result<RawEvent<'a>, DecodeError> {
+        let rest = &self.data[self.pos..];
+        let mut r = Reader::new(rest);
+        let timestamp = r.uint_le(4, "event header")? as u32;
+        let event_type = r.u8("event header")?;
+        let server_id = r.uint_le(4, "event header")? as u32;
+        let size = r.uint_le(4, "event header")? as usize;
+        let log_pos = r.uint_le(4, "event header")? as u32;
+        let flags = r.uint_le(2, "event header")? as u16;
+        if size < HEADER_LEN || size > rest.len() {
+            return Err(DecodeError::malformed("event header", "event size out of range"));
+        }
+        let raw = &rest[..size];
+        if event_type == event_type::FORMAT_DESCRIPTION {
+            // binlog version (2), server version (50), timestamp (4), header length (1), then
+            // post-header lengths; since 5.6.1 the last 5 bytes are the checksum algorithm and
+            // the checksum.
+            let body = &raw[HEADER_LEN..];
+            self.checksums = body.len() >= 57 + 5 && body[body.len() - 5] == 1;
+        }
+        let body_end = if self.checksums {
+            verify_raw_checksum(raw)?;
+            size - CHECKSUM_LEN
+        } else {
+            size
+        };
+        let body = raw
+            .get(HEADER_LEN..body_end)
+            .ok_or_else(|| DecodeError::malformed("event header", "event shorter than its checksum"))?;
+        self.pos += size;
+        Ok(RawEvent {
+            timestamp,
+            event_type,
+            server_id,
+            log_pos,
+            flags,
+            body,
+            raw,
+        })
+    }
+}
+
+impl<'a> Iterator for EventSplitter<'a> {
+    type Item = Result<RawEvent<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.pos >= self.data.len() {
+            return None;
+        }
+        let r = self.next_event();
+        self.failed = r.is_err();
+        Some(r)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // a bounds-checked reader
 
 pub(crate) struct Reader<'a> {
@@ -612,28 +715,61 @@ fn bit(bitmap: &[u8], i: usize) -> bool {
     bitmap.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
 }
 
-/// Whether a column of this real type is numeric for the signedness metadata.
-fn is_numeric(real: u8) -> bool {
-    use mysql_type::*;
-    matches!(
-        real,
-        TINY | SHORT | INT24 | LONG | LONGLONG | NEWDECIMAL | FLOAT | DOUBLE | DECIMAL
-    )
+/// Which server wrote the binlog: the optional metadata of table maps differs in which columns
+/// count as numeric and as character columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    /// MySQL (5.7, 8.x, 9.x).
+    MySql,
+    /// MariaDB.
+    MariaDb,
 }
 
-/// Whether a column of this real type carries a character set in the optional metadata.
-fn is_character(real: u8) -> bool {
+impl Flavor {
+    /// The flavor of a server version string (`10.11.6-MariaDB-log`, `8.0.36`), as the
+    /// format description event and `SELECT VERSION()` give it.
+    pub fn from_server_version(version: &str) -> Self {
+        if version.to_ascii_lowercase().contains("mariadb") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        }
+    }
+
+    /// The flavor named by a format description event body (server version at bytes 2..52).
+    pub fn from_format_description(body: &[u8]) -> Self {
+        let version = body.get(2..52).unwrap_or_default();
+        let end = version.iter().position(|&b| b == 0).unwrap_or(version.len());
+        Self::from_server_version(&String::from_utf8_lossy(&version[..end]))
+    }
+}
+
+/// Whether a column of this real type has a signedness bit in the optional metadata.
+fn is_numeric(real: u8, flavor: Flavor) -> bool {
     use mysql_type::*;
-    // GEOMETRY counts: the server treats it as a BLOB here.
-    matches!(
-        real,
-        STRING | VAR_STRING | VARCHAR | BLOB | TINY_BLOB | MEDIUM_BLOB | LONG_BLOB | GEOMETRY
-    )
+    match real {
+        TINY | SHORT | INT24 | LONG | LONGLONG | NEWDECIMAL | FLOAT | DOUBLE | DECIMAL => true,
+        // MariaDB counts YEAR (an unsigned number to it); MySQL does not.
+        YEAR => flavor == Flavor::MariaDb,
+        _ => false,
+    }
+}
+
+/// Whether a column of this real type has a character set in the optional metadata.
+fn is_character(real: u8, flavor: Flavor) -> bool {
+    use mysql_type::*;
+    match real {
+        STRING | VAR_STRING | VARCHAR | BLOB | TINY_BLOB | MEDIUM_BLOB | LONG_BLOB => true,
+        // MariaDB treats GEOMETRY as the BLOB it is stored as; MySQL leaves it out.
+        GEOMETRY => flavor == Flavor::MariaDb,
+        _ => false,
+    }
 }
 
 impl TableMapInfo {
-    /// Parses a `TABLE_MAP_EVENT` body (6-byte table ids, as every v4 binlog writes them).
-    pub fn parse(body: &[u8]) -> Result<Self, DecodeError> {
+    /// Parses a `TABLE_MAP_EVENT` body (6-byte table ids, as every v4 binlog writes them)
+    /// written by a server of `flavor`.
+    pub fn parse(body: &[u8], flavor: Flavor) -> Result<Self, DecodeError> {
         use mysql_type::*;
         let mut r = Reader::new(body);
         let table_id = r.uint_le(6, "table map table id")?;
@@ -689,7 +825,7 @@ impl TableMapInfo {
         }
         let null_bitmap = r.bytes(count.div_ceil(8), "table map null bitmap")?;
         let nullable = (0..count).map(|i| bit(null_bitmap, i)).collect();
-        let optional = parse_optional(r.rest(), &columns)?;
+        let optional = parse_optional(r.rest(), &columns, flavor)?;
         Ok(Self {
             table_id,
             database,
@@ -701,14 +837,22 @@ impl TableMapInfo {
     }
 }
 
-fn parse_optional(data: &[u8], columns: &[MapColumn]) -> Result<OptionalMetadata, DecodeError> {
+fn parse_optional(
+    data: &[u8],
+    columns: &[MapColumn],
+    flavor: Flavor,
+) -> Result<OptionalMetadata, DecodeError> {
     let n = columns.len();
     let mut o = OptionalMetadata {
         present: !data.is_empty(),
         ..Default::default()
     };
-    let numeric: Vec<usize> = (0..n).filter(|&i| is_numeric(columns[i].real_type)).collect();
-    let character: Vec<usize> = (0..n).filter(|&i| is_character(columns[i].real_type)).collect();
+    let numeric: Vec<usize> = (0..n)
+        .filter(|&i| is_numeric(columns[i].real_type, flavor))
+        .collect();
+    let character: Vec<usize> = (0..n)
+        .filter(|&i| is_character(columns[i].real_type, flavor))
+        .collect();
     let of_real = |ty: u8| -> Vec<usize> { (0..n).filter(|&i| columns[i].real_type == ty).collect() };
     let enum_and_set: Vec<usize> = (0..n)
         .filter(|&i| matches!(columns[i].real_type, mysql_type::ENUM | mysql_type::SET))

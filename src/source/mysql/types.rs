@@ -23,7 +23,7 @@ use std::borrow::Cow;
 
 use super::catalog::{ColumnDef, TableDef};
 pub use super::events::TableMapInfo;
-use super::events::{mysql_type, MapColumn};
+use super::events::{mysql_type, MapColumn, RowsEventView, RowsKind};
 use crate::event::{Column, ColumnType, Datum, TableId, TableSchema};
 use crate::source::postgres::types::{civil_from_days, days_from_civil};
 
@@ -1487,6 +1487,111 @@ pub fn table_def_from_map(database: &str, table: &str, map: &TableMapInfo) -> Op
         columns,
         primary_key,
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// whole rows events and streams
+
+impl RowLayout {
+    /// Decodes every row image of a rows event, calling `f` with the before and after image
+    /// of each row (`None` where the kind has none). `buf` is reused between rows.
+    pub fn for_each_row<'a>(
+        &self,
+        ev: &RowsEventView<'a>,
+        buf: &mut Vec<Datum<'a>>,
+        mut f: impl FnMut(Option<&[Datum<'a>]>, Option<&[Datum<'a>]>),
+    ) -> Result<usize, DecodeError> {
+        if ev.column_count != self.cols.len() {
+            return Err(DecodeError::SchemaMismatch {
+                table: self.table.clone(),
+                detail: format!(
+                    "rows event has {} columns, the table map {}",
+                    ev.column_count,
+                    self.cols.len()
+                ),
+            });
+        }
+        let mut pos = 0;
+        let mut rows = 0;
+        while pos < ev.rows.len() {
+            buf.clear();
+            match ev.kind {
+                RowsKind::Write => {
+                    self.decode_row(ev.rows, &mut pos, ev.present_after, buf)?;
+                    f(None, Some(buf));
+                }
+                RowsKind::Delete => {
+                    self.decode_row(ev.rows, &mut pos, ev.present_before, buf)?;
+                    f(Some(buf), None);
+                }
+                RowsKind::Update => {
+                    self.decode_row(ev.rows, &mut pos, ev.present_before, buf)?;
+                    let split = buf.len();
+                    self.decode_row(ev.rows, &mut pos, ev.present_after, buf)?;
+                    let (before, after) = buf.split_at(split);
+                    f(Some(before), Some(after));
+                }
+            }
+            rows += 1;
+        }
+        Ok(rows)
+    }
+}
+
+/// Decodes every row of a binlog file or captured run of events whose table maps carry
+/// column names (`binlog_row_metadata = FULL`), calling `f(table map, before, after)` per row;
+/// returns the number of rows. Used by the fuzz target, the decoder tests on captured bytes,
+/// and as the decode-only reference of the benchmark. Rows of tables whose map has no names
+/// are skipped.
+pub fn decode_stream(
+    stream: &[u8],
+    opts: &TypeOptions,
+    mut f: impl FnMut(&TableMapInfo, Option<&[Datum<'_>]>, Option<&[Datum<'_>]>),
+) -> Result<usize, DecodeError> {
+    use super::events::{
+        event_type as et, EventSplitter, Flavor, MariadbGtidEvent, MariadbGtidList, MysqlGtidEvent,
+    };
+    use std::collections::HashMap;
+    let mut maps: HashMap<u64, (TableMapInfo, Option<RowLayout>)> = HashMap::new();
+    let mut rows = 0;
+    let mut buf = Vec::new();
+    let mut flavor = Flavor::MySql;
+    for ev in EventSplitter::new(stream, true) {
+        let ev = ev?;
+        super::events::check_supported(ev.event_type)?;
+        match ev.event_type {
+            et::FORMAT_DESCRIPTION => flavor = Flavor::from_format_description(ev.body),
+            et::TABLE_MAP => {
+                let map = TableMapInfo::parse(ev.body, flavor)?;
+                let layout = match table_def_from_map(&map.database, &map.table, &map) {
+                    Some(def) => Some(RowLayout::new(&def, &map, opts)?),
+                    None => None,
+                };
+                maps.insert(map.table_id, (map, layout));
+            }
+            et::MARIADB_GTID => {
+                MariadbGtidEvent::parse(ev.body, ev.server_id)?;
+            }
+            et::MARIADB_GTID_LIST => {
+                MariadbGtidList::parse(ev.body)?;
+            }
+            et::MARIADB_BINLOG_CHECKPOINT => {
+                super::events::parse_binlog_checkpoint(ev.body)?;
+            }
+            et::MYSQL_GTID => {
+                MysqlGtidEvent::parse(ev.body)?;
+            }
+            t if RowsEventView::kind_of(t).is_some() => {
+                let view = RowsEventView::parse(t, ev.body)?;
+                let Some((map, Some(layout))) = maps.get(&view.table_id) else {
+                    continue;
+                };
+                rows += layout.for_each_row(&view, &mut buf, |b, a| f(map, b, a))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
