@@ -109,6 +109,9 @@ pub enum ColumnType {
     Ltree,
     /// `io.debezium.data.Tsvector`: string (PostgreSQL `tsvector`).
     TsVector,
+    /// `io.debezium.data.geometry.Geometry`: record `{wkb: bytes, srid: optional int}`
+    /// (MySQL spatial types).
+    Geometry,
 }
 
 /// One column of a table as the event schemas show it.
@@ -160,6 +163,13 @@ pub enum Datum<'a> {
     },
     /// `Array`.
     Array(Vec<Datum<'a>>),
+    /// `Geometry`: well-known binary and the spatial reference id.
+    Geometry {
+        /// The geometry as OGC well-known binary.
+        wkb: Cow<'a, [u8]>,
+        /// Spatial reference system id, when known.
+        srid: Option<i32>,
+    },
     /// A TOASTed value the database did not send because it did not change. The encoder
     /// writes the configured placeholder; it is never silently null.
     Unchanged,
@@ -181,6 +191,10 @@ impl Datum<'_> {
                 scale,
             },
             Datum::Array(items) => Datum::Array(items.into_iter().map(Datum::into_owned).collect()),
+            Datum::Geometry { wkb, srid } => Datum::Geometry {
+                wkb: Cow::Owned(wkb.into_owned()),
+                srid,
+            },
             Datum::Unchanged => Datum::Unchanged,
         }
     }

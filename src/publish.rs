@@ -339,5 +339,15 @@ fn write_datum_json(d: &Datum<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
             }
             out.write_all(b"]")
         }
+        Datum::Geometry { wkb, srid } => {
+            out.write_all(b"{\"wkb\":\"")?;
+            for byte in wkb.iter() {
+                write!(out, "{byte:02x}")?;
+            }
+            match srid {
+                Some(srid) => write!(out, "\",\"srid\":{srid}}}"),
+                None => out.write_all(b"\",\"srid\":null}"),
+            }
+        }
     }
 }

@@ -678,6 +678,8 @@ enum Kind {
     },
     /// Debezium VariableScaleDecimal record.
     VarDecimal,
+    /// Debezium Geometry record `{wkb: bytes, srid: ["null", int]}`.
+    Geometry,
     /// Avro array whose items are `["null", T]`.
     Array(Box<Kind>),
 }
@@ -705,6 +707,7 @@ impl Kind {
             ColumnType::Bytes => Kind::Bytes { label: "bytes" },
             ColumnType::Decimal { scale, .. } => Kind::Decimal { scale: *scale },
             ColumnType::VariableScaleDecimal => Kind::VarDecimal,
+            ColumnType::Geometry => Kind::Geometry,
             ColumnType::Date => int32("io.debezium.time.Date"),
             ColumnType::Time => int32("io.debezium.time.Time"),
             ColumnType::MicroTime => Kind::Long {
@@ -753,6 +756,7 @@ impl Kind {
             Kind::Double => "float64",
             Kind::Decimal { .. } => "org.apache.kafka.connect.data.Decimal",
             Kind::VarDecimal => "io.debezium.data.VariableScaleDecimal",
+            Kind::Geometry => "io.debezium.data.geometry.Geometry",
             Kind::Array(_) => "array",
         }
     }
@@ -770,6 +774,12 @@ impl Kind {
             Kind::VarDecimal => {
                 write_long(0, out);
                 write_bytes(&[0], out);
+            }
+            // Debezium's converters have no zero geometry; an empty WKB without SRID is the
+            // closest to "no value" a required field can hold.
+            Kind::Geometry => {
+                write_long(0, out);
+                write_long(0, out);
             }
             Kind::Array(_) => write_long(0, out),
         }
@@ -821,6 +831,16 @@ impl Kind {
                 write_long(i64::from(scale), out);
                 write_bytes(unscaled, out);
             }
+            (Kind::Geometry, Datum::Geometry { wkb, srid }) => {
+                write_bytes(wkb, out);
+                match srid {
+                    None => write_long(0, out),
+                    Some(srid) => {
+                        write_long(1, out);
+                        write_long(i64::from(*srid), out);
+                    }
+                }
+            }
             (Kind::Array(elem), Datum::Array(items)) => {
                 if !items.is_empty() {
                     write_len(items.len(), out);
@@ -856,6 +876,7 @@ fn datum_shape(datum: &Datum<'_>) -> &'static str {
         Datum::Bytes(_) => "bytes",
         Datum::Decimal { .. } => "decimal",
         Datum::Array(_) => "array",
+        Datum::Geometry { .. } => "geometry",
         Datum::Unchanged => "unchanged-TOAST",
     }
 }
@@ -986,6 +1007,7 @@ const TRANSACTION_AND_TAIL_FIELDS: &str = concat!(
 struct SchemaWriter {
     out: String,
     variable_scale_decimal_defined: bool,
+    geometry_defined: bool,
 }
 
 impl SchemaWriter {
@@ -993,6 +1015,7 @@ impl SchemaWriter {
         Self {
             out: String::with_capacity(1024 + namespace.len() * 4),
             variable_scale_decimal_defined: false,
+            geometry_defined: false,
         }
     }
 
@@ -1082,6 +1105,21 @@ impl SchemaWriter {
                          {\"name\":\"value\",\"type\":\"bytes\"}],\
                          \"connect.doc\":\"Variable scaled decimal\",\"connect.version\":1,\
                          \"connect.name\":\"io.debezium.data.VariableScaleDecimal\"}",
+                    );
+                }
+            }
+            ColumnType::Geometry => {
+                if self.geometry_defined {
+                    self.out.push_str("\"io.debezium.data.geometry.Geometry\"");
+                } else {
+                    self.geometry_defined = true;
+                    self.out.push_str(
+                        "{\"type\":\"record\",\"name\":\"Geometry\",\
+                         \"namespace\":\"io.debezium.data.geometry\",\"fields\":[\
+                         {\"name\":\"wkb\",\"type\":\"bytes\"},\
+                         {\"name\":\"srid\",\"type\":[\"null\",\"int\"],\"default\":null}],\
+                         \"connect.doc\":\"Geometry\",\"connect.version\":1,\
+                         \"connect.name\":\"io.debezium.data.geometry.Geometry\"}",
                     );
                 }
             }

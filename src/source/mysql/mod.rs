@@ -30,12 +30,14 @@
 //! the operator) and *transient* ones (retry from the checkpoint with backoff).
 
 pub mod catalog;
+pub mod events;
 pub mod lock;
 pub mod schema;
 pub mod setup;
 pub mod snapshot;
 pub mod stream;
 pub mod stub;
+pub mod types;
 
 use std::sync::Arc;
 use std::time::Duration;
