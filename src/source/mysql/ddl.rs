@@ -561,9 +561,12 @@ fn fix_column_tokens(def: &[Token]) -> Result<Vec<Token>, String> {
             i += 1;
         } else if is_kw(t, "BINARY")
             && i >= 2
+            && !(is_kw(&def[i - 1], "SET") && is_kw(&def[i - 2], "CHARACTER"))
+            && !is_kw(&def[i - 1], "CHARSET")
             && (matches!(out.last(), Some(Token::RParen))
                 || out.last().is_some_and(|p| string_types.iter().any(|k| is_kw(p, k)))
-                || (i >= 3 && (is_kw(&def[i - 2], "SET") || is_kw(&def[i - 2], "CHARSET"))))
+                || is_kw(&def[i - 2], "SET")
+                || is_kw(&def[i - 2], "CHARSET"))
         {
             // The BINARY attribute (`VARCHAR(10) BINARY`) picks the `_bin` collation of the
             // column's character set: no effect on what we track.
@@ -665,7 +668,7 @@ fn column_def(
         let (signed_w, unsigned_w, prec) = match ty {
             "tinyint" => (4, 3, 3),
             "smallint" => (6, 5, 5),
-            "mediumint" => (9, 8, 7),
+            "mediumint" => (9, 8, if unsigned { 8 } else { 7 }),
             "int" => (11, 10, 10),
             _ => (20, 20, if unsigned { 20 } else { 19 }),
         };
@@ -676,12 +679,12 @@ fn column_def(
         c.numeric_precision = Some(prec);
         c.numeric_scale = Some(0);
     };
+    // MariaDB reports the byte maximum of TEXT types as CHARACTER_MAXIMUM_LENGTH.
     let text = |c: &mut ColumnDef, ty: &str, max: u64, cs: &Option<String>| {
         c.data_type = ty.into();
         c.column_type = ty.into();
-        let cs = cs.clone().unwrap_or_else(|| "latin1".into());
-        c.char_max_length = Some(max / mbmaxlen(&cs));
-        c.charset = Some(cs);
+        c.char_max_length = Some(max);
+        c.charset = Some(cs.clone().unwrap_or_else(|| "latin1".into()));
     };
     let sized_text = |c: &mut ColumnDef, chars: Option<u64>, blob: bool, cs: &Option<String>| {
         let cs = cs.clone().unwrap_or_else(|| "latin1".into());
@@ -696,10 +699,8 @@ fn column_def(
         let ty = format!("{ty}{}", if blob { "blob" } else { "text" });
         c.data_type = ty.clone();
         c.column_type = ty;
-        if blob {
-            c.char_max_length = Some(max);
-        } else {
-            c.char_max_length = Some(max / mbmaxlen(&cs));
+        c.char_max_length = Some(max);
+        if !blob {
             c.charset = Some(cs);
         }
     };
@@ -887,6 +888,7 @@ fn column_def(
                     int(&mut c, "bigint", None, true);
                     c.nullable = false;
                 }
+                "text" => sized_text(&mut c, num, false, &charset),
                 "int1" => int(&mut c, "tinyint", num, false),
                 "int3" | "middleint" => int(&mut c, "mediumint", num, false),
                 "fixed" => decimal(&mut c, &ExactNumberInfo::None, false),
@@ -1325,35 +1327,23 @@ fn convert_charset(def: &mut TableDef, cs: &str) {
         }
         let is_text = matches!(c.data_type.as_str(), "tinytext" | "text" | "mediumtext" | "longtext");
         if is_text {
-            // The column keeps room for as many characters as before.
-            let chars = c.char_max_length.unwrap_or(0);
+            // The column keeps room for as many characters as before: the server picks the
+            // smallest TEXT type that holds them in the new set, never a smaller one.
+            const TYPES: [(&str, u64); 4] = [
+                ("tinytext", 255),
+                ("text", 65_535),
+                ("mediumtext", 16_777_215),
+                ("longtext", 4_294_967_295),
+            ];
+            let old_max = c.char_max_length.unwrap_or(0);
+            let chars = old_max / mbmaxlen(&old);
             let bytes = chars.saturating_mul(mbmaxlen(cs));
-            let (ty, max) = if bytes < 256 {
-                ("tinytext", 255u64)
-            } else if bytes < 65_536 {
-                ("text", 65_535)
-            } else if bytes < 16_777_216 {
-                ("mediumtext", 16_777_215)
-            } else {
-                ("longtext", 4_294_967_295)
-            };
-            // Never shrinks: the server keeps the old type when it still fits.
-            let rank = |t: &str| ["tinytext", "text", "mediumtext", "longtext"].iter().position(|x| *x == t).unwrap_or(0);
-            let (ty, max) = if rank(ty) >= rank(&c.data_type) {
-                (ty, max)
-            } else {
-                let t = c.data_type.clone();
-                let m = match t.as_str() {
-                    "tinytext" => 255,
-                    "text" => 65_535,
-                    "mediumtext" => 16_777_215,
-                    _ => 4_294_967_295,
-                };
-                (match t.as_str() { "tinytext" => "tinytext", "text" => "text", "mediumtext" => "mediumtext", _ => "longtext" }, m)
-            };
+            let rank_old = TYPES.iter().position(|(t, _)| *t == c.data_type).unwrap_or(0);
+            let fit = TYPES.iter().position(|(_, m)| bytes <= *m).unwrap_or(3);
+            let (ty, max) = TYPES[fit.max(rank_old)];
             c.data_type = ty.into();
             c.column_type = ty.into();
-            c.char_max_length = Some(max / mbmaxlen(cs));
+            c.char_max_length = Some(max);
         }
         c.charset = Some(cs.to_owned());
     }
