@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::config::KafkaConfig;
-use crate::sink::kafka::{base_client_config, SinkError};
+use crate::sink::kafka::SinkError;
+use crate::sink::read::read_to_end;
 
 /// Topic configs of the offsets topic: compacted, only the newest value per key matters.
 pub const OFFSETS_TOPIC_CONFIGS: &[(&str, &str)] = &[("cleanup.policy", "compact")];
@@ -92,84 +92,29 @@ pub struct PartialTx {
 /// Reads the newest checkpoint of `source` from `topic` (read_committed), or `None` when the
 /// topic or the key does not exist yet.
 pub fn load(cfg: &KafkaConfig, topic: &str, source: &str) -> Result<Option<Checkpoint>, SinkError> {
-    let consumer: BaseConsumer = base_client_config(cfg)
-        .set("group.id", format!("cdc-agent-offsets-{source}"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "false")
-        .create()
-        .map_err(|e| SinkError::Client(format!("offsets consumer: {e}")))?;
-    let md = consumer
-        .fetch_metadata(Some(topic), LOAD_TIMEOUT)
-        .map_err(|e| SinkError::Client(format!("offsets topic metadata: {e}")))?;
-    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-        return Ok(None);
-    };
-    if t.error().is_some() || t.partitions().is_empty() {
-        return Ok(None);
-    }
-    let mut tpl = TopicPartitionList::new();
-    let mut ends = Vec::new();
-    for p in t.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p.id(), LOAD_TIMEOUT)
-            .map_err(|e| SinkError::Client(format!("offsets watermarks: {e}")))?;
-        if high > low {
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
-                .map_err(|e| SinkError::Client(e.to_string()))?;
-            ends.push((p.id(), high));
-        }
-    }
-    if ends.is_empty() {
-        return Ok(None);
-    }
-    consumer
-        .assign(&tpl)
-        .map_err(|e| SinkError::Client(format!("offsets assign: {e}")))?;
     let mut latest: Option<Checkpoint> = None;
-    let deadline = std::time::Instant::now() + LOAD_TIMEOUT;
-    while !ends.is_empty() {
-        if std::time::Instant::now() > deadline {
-            return Err(SinkError::Client(format!(
-                "reading offsets topic `{topic}` timed out"
-            )));
-        }
-        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
-            // read_committed stops at the last stable offset, which may be below the high
-            // watermark (transaction markers): check where we stand.
-            for (pid, end) in ends.iter_mut() {
-                if let Ok(pos) = consumer.position() {
-                    if let Some(el) = pos.find_partition(topic, *pid) {
-                        if let Offset::Offset(o) = el.offset() {
-                            if o >= *end {
-                                *end = -1;
-                            }
-                        }
-                    }
-                }
+    read_to_end(
+        cfg,
+        topic,
+        &format!("cdc-agent-offsets-{source}"),
+        "offsets",
+        LOAD_TIMEOUT,
+        |msg| {
+            if msg.key() == Some(source.as_bytes()) {
+                latest = match msg.payload() {
+                    Some(p) => Some(serde_json::from_slice(p).map_err(|e| {
+                        SinkError::Client(format!(
+                            "offsets topic `{topic}` holds an unreadable checkpoint for \
+                             `{source}`: {e}; fix: delete the key (produce a tombstone) to \
+                             start over"
+                        ))
+                    })?),
+                    None => None,
+                };
             }
-            ends.retain(|(_, e)| *e >= 0);
-            continue;
-        };
-        let msg = msg.map_err(|e| SinkError::Client(format!("offsets read: {e}")))?;
-        if msg.key() == Some(source.as_bytes()) {
-            latest = match msg.payload() {
-                Some(p) => Some(serde_json::from_slice(p).map_err(|e| {
-                    SinkError::Client(format!(
-                        "offsets topic `{topic}` holds an unreadable checkpoint for `{source}`: \
-                         {e}; fix: delete the key (produce a tombstone) to start over"
-                    ))
-                })?),
-                None => None,
-            };
-        }
-        if let Some(pos) = ends
-            .iter()
-            .position(|(pid, end)| *pid == msg.partition() && msg.offset() + 1 >= *end)
-        {
-            ends.remove(pos);
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(latest)
 }
 

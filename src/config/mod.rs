@@ -255,10 +255,28 @@ pub struct PostgresOptions {
     pub messages_topic: Option<String>,
 }
 
+/// `[mysql] schema_history_recovery`: what a damaged or missing schema history leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaHistoryRecovery {
+    /// Stop with an error naming the topic and the two ways out.
+    #[default]
+    Stop,
+    /// Rebuild from information_schema when no DDL ran since the resume position.
+    Rebuild,
+}
+
 /// `[mysql]` of a source file: MySQL/MariaDB-only settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MysqlOptions {
+    /// What to do when the schema history topic (`<topic_prefix>.schema-history`) is missing
+    /// or damaged: `stop` (default: exit with an error naming the topic and the recovery) or
+    /// `rebuild` (rebuild it from information_schema, only when no DDL touched the captured
+    /// databases between the resume position and now; otherwise stop as with `stop`). See
+    /// docs/mysql-schema-history.md.
+    #[serde(default)]
+    pub schema_history_recovery: SchemaHistoryRecovery,
     /// Server id the agent uses as a replica; must be unique among the server's replicas.
     /// Default: derived from the source name.
     #[serde(default)]

@@ -266,3 +266,35 @@ fn the_shipped_source_examples_load() {
     let cfg = f.load(&[]).unwrap();
     assert_eq!(cfg.sources.len(), 2);
 }
+
+#[test]
+fn schema_history_recovery_defaults_to_stop_and_accepts_rebuild() {
+    let base = "name = \"shop\"\nkind = \"mysql\"\ntopic_prefix = \"shop\"\nuser = \"cdc\"\n";
+    let f = Fixture::new(MAIN).source("shop.toml", &format!("{base}[mysql]\n"));
+    let cfg = f.load(&[]).unwrap();
+    let my = cfg.sources[0].mysql.as_ref().unwrap();
+    assert_eq!(my.schema_history_recovery, SchemaHistoryRecovery::Stop);
+
+    let f = Fixture::new(MAIN).source(
+        "shop.toml",
+        &format!("{base}[mysql]\nschema_history_recovery = \"rebuild\"\n"),
+    );
+    let cfg = f.load(&[]).unwrap();
+    let my = cfg.sources[0].mysql.as_ref().unwrap();
+    assert_eq!(my.schema_history_recovery, SchemaHistoryRecovery::Rebuild);
+}
+
+#[test]
+fn an_unknown_schema_history_recovery_names_the_key() {
+    let f = Fixture::new(MAIN).source(
+        "shop.toml",
+        "name = \"shop\"\nkind = \"mysql\"\ntopic_prefix = \"shop\"\nuser = \"cdc\"\n\
+         [mysql]\nschema_history_recovery = \"ignore\"\n",
+    );
+    let err = f.load(&[]).unwrap_err();
+    assert!(err.origin.ends_with("shop.toml"), "{err}");
+    assert!(
+        err.to_string().contains("schema_history_recovery"),
+        "{err}"
+    );
+}

@@ -94,10 +94,41 @@ pub struct TableDef {
 }
 
 /// Every known table definition, by `(database, table)`.
+///
+/// Build it with `Catalog::default()` and [`Catalog::put`]: fields may be added.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     /// Definitions by `(database, table)`.
     pub tables: BTreeMap<(String, String), TableDef>,
+    /// Default character set of each database (`information_schema.SCHEMATA.
+    /// DEFAULT_CHARACTER_SET_NAME`): what a `CREATE TABLE` without one inherits.
+    #[serde(default)]
+    pub databases: BTreeMap<String, String>,
+    /// Default character set of each table (the part of `information_schema.TABLES.
+    /// TABLE_COLLATION` before the first `_`, see [`charset_of_collation`]): what a column
+    /// added by `ALTER TABLE` without one gets.
+    #[serde(default)]
+    pub table_charsets: BTreeMap<(String, String), String>,
+    /// `@@character_set_server`: what a `CREATE DATABASE` without a character set gets.
+    #[serde(default)]
+    pub server_charset: Option<String>,
+}
+
+/// The character set a collation belongs to (`utf8mb4_unicode_ci` → `utf8mb4`, `binary` →
+/// `binary`), with the server's spelling of the `utf8` alias (`utf8mb3`).
+pub fn charset_of_collation(collation: &str) -> String {
+    let c = collation.to_ascii_lowercase();
+    let cs = c.split('_').next().unwrap_or(&c);
+    normalize_charset(cs)
+}
+
+/// A character set name as `information_schema` spells it: lower case, `utf8` → `utf8mb3`.
+pub fn normalize_charset(charset: &str) -> String {
+    let cs = charset.to_ascii_lowercase();
+    match cs.as_str() {
+        "utf8" => "utf8mb3".to_owned(),
+        _ => cs,
+    }
 }
 
 impl Catalog {
@@ -115,6 +146,16 @@ impl Catalog {
     /// Forgets a table; returns its definition.
     pub fn remove(&mut self, database: &str, table: &str) -> Option<TableDef> {
         self.tables.remove(&(database.to_owned(), table.to_owned()))
+    }
+
+    /// The default character set a new string column of `database.table` gets: the table's,
+    /// else the database's, else the server's.
+    pub fn default_charset(&self, database: &str, table: &str) -> Option<&str> {
+        self.table_charsets
+            .get(&(database.to_owned(), table.to_owned()))
+            .or_else(|| self.databases.get(database))
+            .or(self.server_charset.as_ref())
+            .map(String::as_str)
     }
 }
 

@@ -30,7 +30,9 @@
 //! the operator) and *transient* ones (retry from the checkpoint with backoff).
 
 pub mod catalog;
+pub mod ddl;
 pub mod events;
+pub mod history;
 pub mod lock;
 pub mod schema;
 pub mod setup;

@@ -1,0 +1,3 @@
+//! Unit tests of the DDL parser.
+
+use super::*;

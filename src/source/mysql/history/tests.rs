@@ -1,0 +1,3 @@
+//! Unit tests of the schema history logic.
+
+use super::*;
