@@ -22,6 +22,10 @@ pub struct Agent {
 
 /// Main and source configuration of one test's agent.
 pub struct AgentConfig {
+    /// `postgres` or `mysql`.
+    pub kind: String,
+    /// Database port.
+    pub port: String,
     pub source_name: String,
     pub topic_prefix: String,
     pub event_store_topic: String,
@@ -37,6 +41,8 @@ impl AgentConfig {
     /// A PostgreSQL source on `database` as the agent role, with unique names.
     pub fn postgres(name: &str, database: &str) -> Self {
         Self {
+            kind: "postgres".into(),
+            port: stack_env("PG_PORT"),
             source_name: name.to_string(),
             topic_prefix: name.to_string(),
             event_store_topic: format!("{name}.events"),
@@ -45,6 +51,17 @@ impl AgentConfig {
             password: "cdc_agent".into(),
             extra_source_toml: String::new(),
             extra_kafka_toml: String::new(),
+        }
+    }
+
+    /// A MySQL/MariaDB source on `database` of the stack's MariaDB as `user`.
+    pub fn mysql(name: &str, database: &str, user: &str, password: &str) -> Self {
+        Self {
+            kind: "mysql".into(),
+            port: stack_env("MYSQL_PORT"),
+            user: user.into(),
+            password: password.into(),
+            ..Self::postgres(name, database)
         }
     }
 }
@@ -71,12 +88,13 @@ impl Agent {
         std::fs::write(
             dir.path().join("connectors").join("source.toml"),
             format!(
-                "name = \"{name}\"\nkind = \"postgres\"\ntopic_prefix = \"{prefix}\"\n\
+                "name = \"{name}\"\nkind = \"{kind}\"\ntopic_prefix = \"{prefix}\"\n\
                  host = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\npassword = \"{pw}\"\n\
                  database = \"{db}\"\n{extra}\n",
                 name = cfg.source_name,
+                kind = cfg.kind,
                 prefix = cfg.topic_prefix,
-                port = stack_env("PG_PORT"),
+                port = cfg.port,
                 user = cfg.user,
                 pw = cfg.password,
                 db = cfg.database,
