@@ -126,8 +126,7 @@ async fn snapshot_and_changes_arrive_as_debezium_events_with_the_mysql_source_bl
 }
 
 /// Folds a table topic into `id → v` (tombstones and deletes remove the key).
-fn fold(recs: &[Record], dec: &mut AvroDecoder) -> BTreeMap<i64, i64> {
-    let mut state = BTreeMap::new();
+fn fold_into(recs: &[Record], dec: &mut AvroDecoder, state: &mut BTreeMap<i64, i64>) {
     for r in recs {
         let Some(k) = &r.key else { continue };
         let id = int(field(&dec.decode(k), "id"));
@@ -148,7 +147,6 @@ fn fold(recs: &[Record], dec: &mut AvroDecoder) -> BTreeMap<i64, i64> {
             }
         }
     }
-    state
 }
 
 async fn snapshot_under_concurrent_writes(delivery: &str) {
@@ -206,20 +204,15 @@ async fn snapshot_under_concurrent_writes(delivery: &str) {
     let expected: BTreeMap<i64, i64> = rows.into_iter().collect();
     let topic = format!("{}.{}.t", cfg.topic_prefix, db.name);
     let mut dec = AvroDecoder::new();
-    let mut seen = 0;
     let mut state = BTreeMap::new();
-    // The topic only grows: re-read until its fold equals the table or time runs out.
-    let start = std::time::Instant::now();
-    while start.elapsed() < WAIT {
-        let recs = read_topic(&topic, Duration::from_secs(20), |r| r.len() > seen);
-        if recs.len() > seen {
-            seen = recs.len();
-            state = fold(&recs, &mut dec);
-            if state == expected {
-                break;
-            }
-        }
-    }
+    let mut folded = 0;
+    // Fold the records as they come until the topic's state equals the table.
+    let recs = read_topic(&topic, WAIT, |recs| {
+        fold_into(&recs[folded..], &mut dec, &mut state);
+        folded = recs.len();
+        state == expected
+    });
+    let seen = recs.len();
     let missing = expected.keys().filter(|k| !state.contains_key(k)).count();
     let extra = state.keys().filter(|k| !expected.contains_key(k)).count();
     let differ = expected

@@ -38,7 +38,6 @@ pub mod schema;
 pub mod setup;
 pub mod snapshot;
 pub mod stream;
-pub mod stub;
 pub mod types;
 
 use std::sync::Arc;
@@ -49,7 +48,13 @@ use mysql_async::prelude::Queryable;
 pub use crate::source::SourceError;
 
 use crate::checkpoint::{self, Checkpoint, MysqlCheckpoint, OFFSETS_TOPIC_CONFIGS};
-use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig, WhenTaken};
+use crate::config::{
+    Delivery, MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig, WhenTaken,
+};
+use catalog::{BinlogPosition, Catalog};
+use events::Flavor;
+use history::SchemaHistory;
+use types::TypeOptions;
 use crate::publish::{PublishConfig, Publisher};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
@@ -309,38 +314,94 @@ async fn run_once(
         }
     }
 
+    let history_topic = history::history_topic(&src.topic_prefix);
+    publisher
+        .sink()
+        .ensure_topic(&history_topic, history::HISTORY_TOPIC_CONFIGS)
+        .await?;
+    let kafka = settings.main.kafka.clone();
+    let (topic, name) = (history_topic.clone(), src.name.clone());
+    let mut history = tokio::task::spawn_blocking(move || SchemaHistory::load(&kafka, &topic, &name))
+        .await
+        .map_err(|e| SourceError::Transient(format!("schema history load task: {e}")))??;
+    history.set_server(server.identity.clone());
+    let types = TypeOptions::default();
+
     let mode = src.snapshot.mode;
     let (start, catalog) = match saved {
-        Some(cp) => {
-            let catalog = schema::load_catalog(&mut sql, settings).await?;
+        Some(mut cp) => {
+            let at = BinlogPosition {
+                file: cp.file.clone(),
+                pos: cp.pos,
+            };
+            let verified = history
+                .verify(cp.history_seq, &history_topic)
+                .and_then(|()| match &server.identity {
+                    Some(id) => history.verify_server(id, &history_topic),
+                    None => Ok(()),
+                });
+            let catalog = match verified {
+                Ok(()) if cp.history_seq.is_some() || history.last_seq().is_some() => {
+                    history.catalog_at(&at)
+                }
+                Ok(()) => {
+                    // A checkpoint from before the history existed: nothing to verify against.
+                    rebuild_history(settings, &mut sql, &mut history, &mut publisher, &history_topic, &at, &cp, &server).await?
+                }
+                Err(e) => {
+                    let recovery = src.mysql.as_ref().map(|m| m.schema_history_recovery).unwrap_or_default();
+                    if recovery != SchemaHistoryRecovery::Rebuild {
+                        return Err(SourceError::Definite(format!("source `{}`: {e}", src.name)));
+                    }
+                    tracing::warn!(source = %src.name, error = %e, "schema history damaged; rebuilding it from information_schema");
+                    history = SchemaHistory::empty(&src.name);
+                    history.set_server(server.identity.clone());
+                    if let Some(seq) = cp.history_seq {
+                        history.continue_after(seq);
+                    }
+                    rebuild_history(settings, &mut sql, &mut history, &mut publisher, &history_topic, &at, &cp, &server).await?
+                }
+            };
+            cp.history_seq = history.last_seq();
             (cp, catalog)
         }
         None if mode == SnapshotMode::Never => {
             let pos = setup::current_position(&mut sql).await?;
             let catalog = schema::load_catalog(&mut sql, settings).await?;
+            let gtid_state = setup::current_gtid_state(&mut sql).await.ok().flatten();
+            send_history_snapshot(&mut history, &mut publisher, &history_topic, &pos, gtid_state.clone(), &catalog).await?;
             let cp = MysqlCheckpoint {
                 file: pos.file,
                 pos: pos.pos,
-                gtid_state: setup::current_gtid_state(&mut sql).await.ok().flatten(),
+                gtid_state,
                 partial_rows: 0,
-                history_seq: None,
+                history_seq: history.last_seq(),
                 server: server.identity.clone(),
             };
+            publish_checkpoint(&mut publisher, &offsets_topic, &src.name, &cp).await?;
+            publisher.sink().drain().await?;
             (cp, catalog)
         }
         None => {
-            let taken =
-                snapshot::run(settings, server.mariadb, server.server_id, &mut publisher, stop)
-                    .await?;
+            let taken = snapshot::run(
+                settings,
+                server.mariadb,
+                server.server_id,
+                &types,
+                &mut publisher,
+                stop,
+            )
+            .await?;
             if stop.is_triggered() {
                 return Ok(());
             }
+            send_history_snapshot(&mut history, &mut publisher, &history_topic, &taken.position, taken.gtid_state.clone(), &taken.catalog).await?;
             let cp = MysqlCheckpoint {
                 file: taken.position.file.clone(),
                 pos: taken.position.pos,
                 gtid_state: taken.gtid_state.clone(),
                 partial_rows: 0,
-                history_seq: None,
+                history_seq: history.last_seq(),
                 server: server.identity.clone(),
             };
             publish_checkpoint(&mut publisher, &offsets_topic, &src.name, &cp).await?;
@@ -363,15 +424,79 @@ async fn run_once(
                 max_age: Duration::from_millis(settings.main.kafka.transaction_max_ms),
             },
             server_identity: server.identity.clone(),
+            flavor: Flavor::from_server_version(&server.version),
+            history_topic: &history_topic,
+            types,
         },
         start,
         catalog,
+        history,
         sql,
         &mut lock,
         &mut publisher,
         stop,
     )
     .await
+}
+
+/// Records the catalog at `pos` as a snapshot epoch of the schema history (sent through the
+/// source's producer: in exactly-once mode it commits with the checkpoint that follows).
+async fn send_history_snapshot(
+    history: &mut SchemaHistory,
+    publisher: &mut Publisher<MysqlCheckpoint>,
+    topic: &str,
+    pos: &BinlogPosition,
+    gtid: Option<String>,
+    catalog: &Catalog,
+) -> Result<(), SourceError> {
+    for rec in history.record_snapshot(pos.clone(), gtid, catalog) {
+        let (key, value) = history.encode(&rec);
+        publisher
+            .sink()
+            .send(OutRecord {
+                topic,
+                key: Some(&key),
+                value: Some(&value),
+                headers: &[],
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// `schema_history_recovery = "rebuild"` (or a checkpoint older than the history): the
+/// catalog from information_schema describes the tables at the resume position only if no
+/// DDL touched the captured databases since; the binlog is scanned to make sure, and the
+/// source stops when it finds one.
+#[allow(clippy::too_many_arguments)]
+async fn rebuild_history(
+    settings: &MySourceSettings,
+    sql: &mut mysql_async::Conn,
+    history: &mut SchemaHistory,
+    publisher: &mut Publisher<MysqlCheckpoint>,
+    topic: &str,
+    at: &BinlogPosition,
+    cp: &MysqlCheckpoint,
+    _server: &setup::ServerInfo,
+) -> Result<Catalog, SourceError> {
+    let catalog = schema::load_catalog(sql, settings).await?;
+    let scan = connect_sql(settings).await?;
+    let found = history::ddl_since(scan, settings.server_id, at, |d| settings.captures(d)).await?;
+    if let Some(first) = found.first() {
+        return Err(SourceError::Definite(format!(
+            "source `{}`: the schema history cannot be rebuilt from information_schema: `{}` at              {} changed captured tables after the resume position {at}; fix: take a new snapshot              (delete this source's key from the offsets topic; see docs/mysql-schema-history.md)",
+            settings.source.name, first.statement, first.position
+        )));
+    }
+    send_history_snapshot(history, publisher, topic, at, cp.gtid_state.clone(), &catalog).await?;
+    let rebuilt = MysqlCheckpoint {
+        history_seq: history.last_seq(),
+        ..cp.clone()
+    };
+    publish_checkpoint(publisher, &checkpoint::offsets_topic(&settings.source.topic_prefix), &settings.source.name, &rebuilt).await?;
+    publisher.sink().drain().await?;
+    tracing::info!(source = %settings.source.name, position = %at, "schema history rebuilt");
+    Ok(catalog)
 }
 
 /// Writes a checkpoint record through the source's producer (inside the open Kafka

@@ -4,7 +4,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::catalog::{Catalog, ColumnDef, TableDef};
+use super::catalog::{charset_of_collation, normalize_charset, Catalog, ColumnDef, TableDef};
 use super::{my_error, MySourceSettings, SourceError, SYSTEM_DATABASES};
 
 type ColumnRow = (
@@ -119,7 +119,7 @@ pub async fn load_tables(
             numeric_precision: prec.map(|p| p as u32),
             numeric_scale: scale.map(|s| s as u32),
             datetime_precision: dtp.map(|d| d as u32),
-            charset: cs,
+            charset: cs.map(|c| normalize_charset(&c)),
             enum_values,
         });
     }
@@ -130,6 +130,39 @@ pub async fn load_tables(
         if let Some(t) = catalog.tables.get_mut(&(db, table)) {
             t.primary_key.push(column);
         }
+    }
+    if only.is_none() {
+        // The defaults a later CREATE/ALTER without a character set inherits (see ddl.rs).
+        let dbs: Vec<(String, String)> = conn
+            .query("SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA")
+            .await
+            .map_err(my_error("read database character sets"))?;
+        for (db, cs) in dbs {
+            if settings.captures(&db) {
+                catalog.databases.insert(db, normalize_charset(&cs));
+            }
+        }
+        let tables: Vec<(String, String, Option<String>)> = conn
+            .query(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES \
+                 WHERE TABLE_TYPE = 'BASE TABLE'",
+            )
+            .await
+            .map_err(my_error("read table character sets"))?;
+        for (db, t, coll) in tables {
+            if let Some(coll) = coll {
+                if catalog.get(&db, &t).is_some() {
+                    catalog
+                        .table_charsets
+                        .insert((db, t), charset_of_collation(&coll));
+                }
+            }
+        }
+        let server: Option<String> = conn
+            .query_first("SELECT @@character_set_server")
+            .await
+            .map_err(my_error("read the server character set"))?;
+        catalog.server_charset = server.map(|s| normalize_charset(&s));
     }
     Ok(catalog)
 }

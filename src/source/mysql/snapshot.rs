@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 
 use super::catalog::{BinlogPosition, Catalog};
 use super::setup::{self, quote_ident};
-use super::{connect_sql, my_error, stub, MySourceSettings, SourceError};
+use super::types::{self, TypeOptions};
+use super::{connect_sql, my_error, MySourceSettings, SourceError};
 use crate::event::{ChangeEvent, Datum, MysqlSource, Op, SourceBlock, TableSchema};
 use crate::publish::{EventMeta, Publisher};
 use crate::shutdown::Shutdown;
@@ -171,15 +172,17 @@ pub async fn run(
     settings: &MySourceSettings,
     mariadb: bool,
     server_id: u32,
+    opts: &TypeOptions,
     publisher: &mut Publisher<crate::checkpoint::MysqlCheckpoint>,
     stop: &mut Shutdown,
 ) -> Result<Taken, SourceError> {
     let (mut conns, position, gtid_state) = start_readers(settings, mariadb).await?;
     let catalog = super::schema::load_catalog(&mut conns[0], settings).await?;
     let mut schemas: Vec<std::sync::Arc<TableSchema>> = Vec::with_capacity(catalog.tables.len());
+    let defs: Vec<&super::catalog::TableDef> = catalog.tables.values().collect();
     let mut queries = Vec::with_capacity(catalog.tables.len());
     for (i, def) in catalog.tables.values().enumerate() {
-        let schema = publisher.set_table(stub::table_schema(def), stop).await?;
+        let schema = publisher.set_table(types::table_schema(def, opts), stop).await?;
         let cols: Vec<String> = def.columns.iter().map(|c| quote_ident(&c.name)).collect();
         queries.push((
             i,
@@ -258,8 +261,10 @@ pub async fn run(
         };
         let table = &*schemas[idx];
         datums.clear();
-        for (col, v) in table.columns.iter().zip(values) {
-            datums.push(stub::value_datum(&col.ty, v));
+        for ((col, def), v) in table.columns.iter().zip(&defs[idx].columns).zip(values) {
+            datums.push(types::snapshot_datum(def, &col.ty, v).map_err(|e| {
+                SourceError::Definite(format!("snapshot of {}: {e}", table.id))
+            })?);
         }
         let ev = ChangeEvent {
             table,

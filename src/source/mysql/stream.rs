@@ -15,20 +15,22 @@
 //! is written to the offsets topic every second.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{FutureExt, StreamExt};
-use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
-use mysql_async::binlog::value::BinlogValue;
+use mysql_async::binlog::events::{Event, EventData};
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Value};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
 use super::catalog::{BinlogPosition, Catalog};
+use super::ddl::{self, DdlOutcome};
+use super::events::{self, Flavor, MariadbGtidEvent, MysqlGtidEvent, RowsEventView, RowsKind, TableMapInfo};
+use super::history::SchemaHistory;
 use super::lock::SourceLock;
+use super::types::{self, DecodeError, RowLayout, TypeOptions};
 use super::{
-    connect_sql, my_error, publish_checkpoint, schema, stub, MySourceSettings, SourceError,
+    connect_sql, my_error, publish_checkpoint, MySourceSettings, SourceError,
     ER_MASTER_FATAL_ERROR_READING_BINLOG,
 };
 use crate::checkpoint::MysqlCheckpoint;
@@ -51,8 +53,6 @@ const XID: u8 = 0x10;
 const TABLE_MAP: u8 = 0x13;
 const MYSQL_GTID: u8 = 0x21;
 const MARIADB_GTID: u8 = 0xa2;
-/// MariaDB GTID flag: the group is a single statement without BEGIN/COMMIT (DDL).
-const FL_STANDALONE: u8 = 1;
 
 /// Bounds of one Kafka transaction in exactly-once mode.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +75,12 @@ pub struct StreamContext<'a> {
     pub bounds: TxnBounds,
     /// Identity of the server, recorded in checkpoints.
     pub server_identity: Option<String>,
+    /// Which server writes the binlog (table-map metadata differs).
+    pub flavor: Flavor,
+    /// The schema-history topic.
+    pub history_topic: &'a str,
+    /// Type mapping options.
+    pub types: TypeOptions,
 }
 
 struct Tx {
@@ -98,7 +104,8 @@ struct Tx {
 }
 
 struct Mapped {
-    tme: TableMapEvent<'static>,
+    map: TableMapInfo,
+    layout: RowLayout,
     schema: Arc<TableSchema>,
 }
 
@@ -112,6 +119,7 @@ struct State {
     resume_partial: Option<(BinlogPosition, u64)>,
     mapped: HashMap<u64, Mapped>,
     catalog: Catalog,
+    history: SchemaHistory,
 }
 
 /// Streams until shutdown or error.
@@ -120,6 +128,7 @@ pub async fn run(
     ctx: StreamContext<'_>,
     start: MysqlCheckpoint,
     catalog: Catalog,
+    history: SchemaHistory,
     mut sql: Conn,
     lock: &mut SourceLock,
     publisher: &mut Publisher<MysqlCheckpoint>,
@@ -158,9 +167,9 @@ pub async fn run(
         gtids,
         mapped: HashMap::new(),
         catalog,
+        history,
     };
-    let mut before: Vec<Datum<'static>> = Vec::new();
-    let mut after: Vec<Datum<'static>> = Vec::new();
+    let mut buf: Vec<Datum<'static>> = Vec::new();
     let mut timer = tokio::time::interval(TICK);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut written: Option<MysqlCheckpoint> = Some(start.clone());
@@ -223,17 +232,9 @@ pub async fn run(
             ));
         };
         let event = event.map_err(|e| stream_error(e, &st, &settings.source.name))?;
-        handle(
-            &ctx,
-            &event,
-            &mut st,
-            &mut sql,
-            publisher,
-            stop,
-            &mut before,
-            &mut after,
-        )
-        .await?;
+        let mut rows = recycle(std::mem::take(&mut buf));
+        handle(&ctx, &event, &mut st, &mut sql, publisher, stop, &mut rows).await?;
+        buf = recycle(rows);
     }
 
     // Shutdown: stop reading, wait for Kafka (commit), record the final position.
@@ -244,6 +245,7 @@ pub async fn run(
             }
             commit_txn(&ctx, publisher, &st).await?;
         }
+        publisher.sink().drain().await?;
     } else {
         let acked = publisher.sink().drain().await?;
         if let Some(acked) = acked {
@@ -338,6 +340,24 @@ async fn commit_txn(
     Ok(())
 }
 
+/// The file name of a ROTATE event. The server's first (artificial) rotate comes before the
+/// format description, so the reader cannot know yet that a checksum follows the name: cut
+/// after the digits of the `.NNNNNN` suffix every binlog file name ends with.
+fn binlog_file_name(raw: &[u8]) -> String {
+    let cut = raw.iter().rposition(|&b| b == b'.').map_or(raw.len(), |dot| {
+        let digits = raw[dot + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits > 0 {
+            dot + 1 + digits
+        } else {
+            raw.len()
+        }
+    });
+    String::from_utf8_lossy(&raw[..cut]).into_owned()
+}
+
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -403,25 +423,150 @@ fn end(st: &mut State, publisher: &mut Publisher<MysqlCheckpoint>, end_pos: u64)
     publisher.mark(st.committed.clone());
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn handle(
+/// Maps a decoder failure: damaged bytes are re-read (transient), a server setting or schema
+/// the agent cannot decode stops the source (definite).
+fn decode_error(e: DecodeError) -> SourceError {
+    match e {
+        DecodeError::Truncated { .. } | DecodeError::Malformed { .. } | DecodeError::Checksum { .. } => {
+            SourceError::Transient(format!("{e}; reading the binlog again from the checkpoint"))
+        }
+        other => SourceError::Definite(other.to_string()),
+    }
+}
+
+/// Reuses a row buffer's allocation for datums of another lifetime (emptied first, so no
+/// datum outlives the event it borrowed from; same layout, so the capacity is kept).
+fn recycle<'a, 'b>(mut v: Vec<Datum<'a>>) -> Vec<Datum<'b>> {
+    v.clear();
+    v.into_iter().map(|_| Datum::Null).collect()
+}
+
+/// Applies a DDL statement to the catalog and records it in the schema history (through the
+/// source's producer, so in exactly-once mode it commits with the events after it).
+async fn apply_ddl(
     ctx: &StreamContext<'_>,
-    event: &Event,
     st: &mut State,
-    sql: &mut Conn,
+    publisher: &mut Publisher<MysqlCheckpoint>,
+    position: BinlogPosition,
+    default_db: Option<&str>,
+    statement: &str,
+) -> Result<(), SourceError> {
+    let settings = ctx.settings;
+    let outcome = match ddl::apply(&mut st.catalog, default_db, statement) {
+        Ok(o) => o,
+        Err(e) => {
+            let captured = match e.table() {
+                Some((db, _)) => settings.captures(&db),
+                None => match ddl::schema_targets(default_db, statement) {
+                    None => false,
+                    Some(dbs) if dbs.is_empty() => true,
+                    Some(dbs) => dbs.iter().any(|d| settings.captures(d)),
+                },
+            };
+            if captured {
+                return Err(SourceError::Definite(format!(
+                    "{e} (at {position}); the agent cannot know the captured table's columns \
+                     after it; fix: take a new snapshot (see docs/mysql-schema-history.md)"
+                )));
+            }
+            tracing::debug!(error = %e, "ignoring a statement on tables that are not captured");
+            return Ok(());
+        }
+    };
+    let DdlOutcome::Changed { tables, dropped } = outcome else {
+        return Ok(());
+    };
+    // Only captured databases belong to the history.
+    for (d, t) in &tables {
+        if !settings.captures(d) {
+            st.catalog.remove(d, t);
+        }
+    }
+    let tables: Vec<_> = tables.into_iter().filter(|(d, _)| settings.captures(d)).collect();
+    let dropped: Vec<_> = dropped.into_iter().filter(|(d, _)| settings.captures(d)).collect();
+    if tables.is_empty() && dropped.is_empty() {
+        return Ok(());
+    }
+    // Table maps of changed tables are rebuilt at their next use.
+    st.mapped.retain(|_, m| {
+        !tables
+            .iter()
+            .chain(&dropped)
+            .any(|(d, t)| *m.schema.id.schema == **d && *m.schema.id.table == **t)
+    });
+    if st.history.contains(&position) {
+        tracing::debug!(%position, "DDL already in the schema history (replayed)");
+        return Ok(());
+    }
+    let outcome = DdlOutcome::Changed { tables, dropped };
+    let gtid = st.tx.as_ref().and_then(|t| t.gtid.clone());
+    let rec = st.history.record(
+        position,
+        gtid,
+        Some(statement.to_owned()),
+        default_db.map(str::to_owned),
+        &st.catalog,
+        &outcome,
+        false,
+    );
+    let (key, value) = st.history.encode(&rec);
+    publisher
+        .sink()
+        .send(crate::sink::kafka::OutRecord {
+            topic: ctx.history_topic,
+            key: Some(&key),
+            value: Some(&value),
+            headers: &[],
+        })
+        .await?;
+    st.committed.history_seq = Some(rec.seq);
+    tracing::info!(seq = rec.seq, position = %rec.position, statement = %statement.chars().take(200).collect::<String>(), "schema change recorded");
+    Ok(())
+}
+
+/// The table's definition for a table map: the schema history's (or snapshot's), checked
+/// against the map; when the map carries column names (`binlog_row_metadata = FULL`) and they
+/// disagree, the map's own.
+fn definition_for(st: &State, map: &TableMapInfo) -> Option<super::catalog::TableDef> {
+    let from_map = types::table_def_from_map(&map.database, &map.table, map);
+    match st.catalog.get(&map.database, &map.table) {
+        Some(def) if def.columns.len() == map.columns.len() => {
+            let names_agree = from_map.as_ref().is_none_or(|m| {
+                m.columns
+                    .iter()
+                    .zip(&def.columns)
+                    .all(|(a, b)| a.name.eq_ignore_ascii_case(&b.name))
+            });
+            if names_agree {
+                return Some(def.clone());
+            }
+            from_map
+        }
+        _ => from_map,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle<'e>(
+    ctx: &StreamContext<'_>,
+    event: &'e Event,
+    st: &mut State,
+    _sql: &mut Conn,
     publisher: &mut Publisher<MysqlCheckpoint>,
     stop: &mut Shutdown,
-    before: &mut Vec<Datum<'static>>,
-    after: &mut Vec<Datum<'static>>,
+    buf: &mut Vec<Datum<'e>>,
 ) -> Result<(), SourceError> {
+    events::verify_checksum(event).map_err(decode_error)?;
     let h = event.header();
+    let ty = h.event_type_raw();
+    events::check_supported(ty).map_err(decode_error)?;
     let end_pos = u64::from(h.log_pos());
     let start_pos = end_pos.saturating_sub(u64::from(h.event_size()));
     let ts_us = i64::from(h.timestamp()) * 1_000_000;
-    match h.event_type_raw() {
+    match ty {
         ROTATE => {
             if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
-                st.file = r.name().into_owned();
+                st.file = binlog_file_name(r.name_raw());
                 if st.tx.is_none() && !r.is_fake() {
                     st.committed.file.clone_from(&st.file);
                     st.committed.pos = r.position();
@@ -429,26 +574,14 @@ async fn handle(
             }
         }
         MARIADB_GTID => {
-            let (seq, domain, flags) = stub::mariadb_gtid(event.data())
-                .ok_or_else(|| malformed("GTID", "short body"))?;
-            let gtid = format!("{domain}-{}-{seq}", h.server_id());
+            let g = MariadbGtidEvent::parse(event.data(), h.server_id()).map_err(decode_error)?;
             let start = BinlogPosition { file: st.file.clone(), pos: start_pos };
-            begin(st, start, Some(gtid), Some(domain), flags & FL_STANDALONE != 0, ts_us, None, h.server_id());
+            begin(st, start, Some(g.gtid.to_string()), Some(g.gtid.domain_id), g.standalone(), ts_us, None, h.server_id());
         }
         MYSQL_GTID => {
-            if let Ok(Some(EventData::GtidEvent(g))) = event.read_data() {
-                let sid = g.sid();
-                let mut uuid = String::with_capacity(36);
-                for (i, b) in sid.iter().enumerate() {
-                    if matches!(i, 4 | 6 | 8 | 10) {
-                        uuid.push('-');
-                    }
-                    let _ = write!(uuid, "{b:02x}");
-                }
-                let gtid = format!("{uuid}:{}", g.gno());
-                let start = BinlogPosition { file: st.file.clone(), pos: start_pos };
-                begin(st, start, Some(gtid), None, false, ts_us, None, h.server_id());
-            }
+            let g = MysqlGtidEvent::parse(event.data()).map_err(decode_error)?;
+            let start = BinlogPosition { file: st.file.clone(), pos: start_pos };
+            begin(st, start, Some(g.gtid()), None, false, ts_us, None, h.server_id());
         }
         QUERY => {
             let Ok(Some(EventData::QueryEvent(q))) = event.read_data() else {
@@ -466,11 +599,10 @@ async fn handle(
             } else if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
                 end(st, publisher, end_pos);
             } else {
-                // DDL (or another statement logged as text). Interim: the definitions are read
-                // again from information_schema; the schema history replaces this.
-                tracing::info!(query = %trimmed.chars().take(200).collect::<String>(), "statement in the binlog; reloading table definitions");
-                st.catalog = schema::load_catalog(sql, ctx.settings).await?;
-                st.mapped.clear();
+                let schema = q.schema();
+                let default_db = (!schema.is_empty()).then_some(schema.as_ref());
+                let position = BinlogPosition { file: st.file.clone(), pos: start_pos };
+                apply_ddl(ctx, st, publisher, position, default_db, trimmed).await?;
                 if st.tx.as_ref().is_none_or(|t| t.standalone) {
                     end(st, publisher, end_pos);
                 }
@@ -478,83 +610,83 @@ async fn handle(
         }
         XID => end(st, publisher, end_pos),
         TABLE_MAP => {
-            let Ok(Some(EventData::TableMapEvent(tme))) = event.read_data() else {
-                return Err(malformed("TABLE_MAP", "unreadable"));
-            };
-            let (db, table) = (tme.database_name().into_owned(), tme.table_name().into_owned());
-            if !ctx.settings.captures(&db) {
-                st.mapped.remove(&tme.table_id());
+            let map = TableMapInfo::parse(event.data(), ctx.flavor).map_err(decode_error)?;
+            if !ctx.settings.captures(&map.database) {
+                st.mapped.remove(&map.table_id);
                 return Ok(());
             }
-            if let Some(m) = st.mapped.get(&tme.table_id()) {
-                if *m.schema.id.schema == *db && *m.schema.id.table == *table
-                    && m.tme.columns_count() == tme.columns_count()
-                {
+            if let Some(m) = st.mapped.get(&map.table_id) {
+                if m.map == map {
                     return Ok(());
                 }
             }
-            let width = tme.columns_count() as usize;
-            let known = st
-                .catalog
-                .get(&db, &table)
-                .is_some_and(|d| d.columns.len() == width);
-            if !known {
-                let fresh = schema::load_tables(sql, ctx.settings, Some((&db, &table))).await?;
-                for def in fresh.tables.into_values() {
-                    st.catalog.put(def);
-                }
-            }
-            let Some(def) = st.catalog.get(&db, &table).filter(|d| d.columns.len() == width) else {
+            let Some(def) = definition_for(st, &map) else {
                 return Err(SourceError::Definite(format!(
-                    "table {db}.{table}: the binlog has {width} columns but no matching definition \
-                     is known"
+                    "table {}.{} at {}:{start_pos}: the binlog has {} columns and the schema \
+                     history knows no matching definition (and the table map carries no column \
+                     names); fix: take a new snapshot (see docs/mysql-schema-history.md)",
+                    map.database,
+                    map.table,
+                    st.file,
+                    map.columns.len()
                 )));
             };
-            let schema = publisher.set_table(stub::table_schema(def), stop).await?;
-            st.mapped.insert(
-                tme.table_id(),
-                Mapped { tme: tme.into_owned(), schema },
-            );
+            let layout = RowLayout::new(&def, &map, &ctx.types).map_err(decode_error)?;
+            let schema = publisher
+                .set_table(types::table_schema(&def, &ctx.types), stop)
+                .await?;
+            st.mapped.insert(map.table_id, Mapped { map, layout, schema });
         }
-        23..=25 | 30..=32 => {
-            let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else {
-                return Err(malformed("ROWS", "unreadable"));
-            };
-            let Some(m) = st.mapped.get(&rows.table_id()) else {
+        _ if RowsEventView::kind_of(ty).is_some() => {
+            let view = RowsEventView::parse(ty, event.data()).map_err(decode_error)?;
+            let Some(m) = st.mapped.get(&view.table_id) else {
                 return Ok(());
             };
-            let op = match &rows {
-                RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Op::Create,
-                RowsEventData::UpdateRowsEventV1(_) | RowsEventData::UpdateRowsEvent(_) => Op::Update,
-                RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
-                _ => return Ok(()),
-            };
-            let schema = m.schema.clone();
             let Some(tx) = st.tx.as_mut() else {
                 return Err(SourceError::Transient(
                     "row event outside a transaction; restarting the stream".into(),
                 ));
             };
-            for (row_index, row) in rows.rows(&m.tme).enumerate() {
-                let (b, a) = row.map_err(|e| malformed("row", e))?;
+            let schema = &*m.schema;
+            let mut pos = 0;
+            let mut row_index = 0usize;
+            while pos < view.rows.len() {
+                buf.clear();
+                let split = match view.kind {
+                    RowsKind::Write => {
+                        m.layout.decode_row(view.rows, &mut pos, view.present_after, buf).map_err(decode_error)?;
+                        0
+                    }
+                    RowsKind::Delete => {
+                        m.layout.decode_row(view.rows, &mut pos, view.present_before, buf).map_err(decode_error)?;
+                        buf.len()
+                    }
+                    RowsKind::Update => {
+                        m.layout.decode_row(view.rows, &mut pos, view.present_before, buf).map_err(decode_error)?;
+                        let split = buf.len();
+                        m.layout.decode_row(view.rows, &mut pos, view.present_after, buf).map_err(decode_error)?;
+                        split
+                    }
+                };
+                row_index += 1;
                 tx.rows += 1;
                 if tx.rows <= tx.skip_until {
                     continue;
                 }
-                fill(&schema, b, before);
-                fill(&schema, a, after);
-                match op {
-                    Op::Create => emit(ctx, publisher, &schema, tx, Op::Create, None, Some(after), ts_us, row_index).await?,
-                    Op::Delete => emit(ctx, publisher, &schema, tx, Op::Delete, Some(before), None, ts_us, row_index).await?,
-                    _ => {
+                let (before, after) = buf.split_at(split);
+                let row = row_index - 1;
+                match view.kind {
+                    RowsKind::Write => emit(ctx, publisher, schema, tx, Op::Create, None, Some(after), ts_us, row).await?,
+                    RowsKind::Delete => emit(ctx, publisher, schema, tx, Op::Delete, Some(before), None, ts_us, row).await?,
+                    RowsKind::Update => {
                         let key_changed = schema.key.iter().any(|&k| before.get(k) != after.get(k));
                         if key_changed {
                             // Debezium's contract for a primary-key change: delete (and
                             // tombstone) on the old key, create on the new one.
-                            emit(ctx, publisher, &schema, tx, Op::Delete, Some(before), None, ts_us, row_index).await?;
-                            emit(ctx, publisher, &schema, tx, Op::Create, None, Some(after), ts_us, row_index).await?;
+                            emit(ctx, publisher, schema, tx, Op::Delete, Some(before), None, ts_us, row).await?;
+                            emit(ctx, publisher, schema, tx, Op::Create, None, Some(after), ts_us, row).await?;
                         } else {
-                            emit(ctx, publisher, &schema, tx, Op::Update, Some(before), Some(after), ts_us, row_index).await?;
+                            emit(ctx, publisher, schema, tx, Op::Update, Some(before), Some(after), ts_us, row).await?;
                         }
                     }
                 }
@@ -565,16 +697,15 @@ async fn handle(
     Ok(())
 }
 
-fn fill(schema: &TableSchema, row: Option<mysql_async::binlog::row::BinlogRow>, out: &mut Vec<Datum<'static>>) {
-    out.clear();
-    let Some(mut row) = row else { return };
-    for (i, col) in schema.columns.iter().enumerate() {
-        let d = match row.take(i) {
-            Some(BinlogValue::Value(v)) => stub::value_datum(&col.ty, v),
-            Some(BinlogValue::Jsonb(j)) => stub::value_datum(&col.ty, Value::Bytes(format!("{j:?}").into_bytes())),
-            _ => Datum::Null,
-        };
-        out.push(d);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotate_name_followed_by_checksum_bytes_is_cut_after_its_number() {
+        assert_eq!(binlog_file_name(b"mariadb-bin.000004~\x01\xff\x07"), "mariadb-bin.000004");
+        assert_eq!(binlog_file_name(b"mariadb-bin.000004"), "mariadb-bin.000004");
+        assert_eq!(binlog_file_name(b"weird"), "weird");
     }
 }
 
