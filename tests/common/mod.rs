@@ -7,6 +7,7 @@ pub mod agent;
 pub mod cdc;
 pub mod eos;
 pub mod mysql;
+pub mod scratch;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,149 @@
+//! A private MariaDB server for tests that must change server-wide settings (binlog format,
+//! row image, purged binlogs), which the shared stack server must never see: installed with
+//! `mariadb-install-db` into a temporary directory, started on a free loopback port with extra
+//! `my.cnf` lines, killed when dropped. Configured like scripts/stack.d/mariadb.sh.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Admin user of every scratch server (all privileges, TCP).
+pub const ADMIN: &str = "cdc_admin";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "cdc_admin";
+
+/// A running scratch server.
+pub struct ScratchMariadb {
+    /// Its loopback port.
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn find(bin: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = PathBuf::from(dir).join(bin);
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from(bin)
+}
+
+impl ScratchMariadb {
+    /// Installs and starts a server with `extra` lines under `[mysqld]`.
+    pub fn start(extra: &str) -> ScratchMariadb {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let d = dir.path();
+        let cnf = d.join("my.cnf");
+        std::fs::write(
+            &cnf,
+            format!(
+                "[client]\nsocket = {sock}\nport = {port}\n\n[mysqld]\nuser = root\n\
+                 datadir = {data}\nsocket = {sock}\npid-file = {d}/mariadb.pid\n\
+                 log-error = {d}/mariadb.err\nport = {port}\nbind-address = 127.0.0.1\n\
+                 skip-name-resolve\ncharacter-set-server = utf8mb4\n\
+                 innodb_buffer_pool_size = 32M\nserver_id = 1\nlog_bin = {data}/mariadb-bin\n\
+                 binlog_format = ROW\nbinlog_row_image = FULL\nbinlog_row_metadata = FULL\n\
+                 gtid_domain_id = 0\n{extra}\n",
+                sock = d.join("mariadb.sock").display(),
+                data = d.join("data").display(),
+                d = d.display(),
+            ),
+        )
+        .unwrap();
+        let out = Command::new(find("mariadb-install-db"))
+            .arg(format!("--defaults-file={}", cnf.display()))
+            .args([
+                "--user=root",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+                "--skip-name-resolve",
+            ])
+            .output()
+            .expect("mariadb-install-db (apt install mariadb-server)");
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let child = Command::new(find("mariadbd"))
+            .arg(format!("--defaults-file={}", cnf.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        let mut me = ScratchMariadb { port, dir, child };
+        let start = Instant::now();
+        loop {
+            if me.root_sql(&format!(
+                "CREATE USER IF NOT EXISTS '{ADMIN}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';
+                 GRANT ALL PRIVILEGES ON *.* TO '{ADMIN}'@'%' WITH GRANT OPTION;"
+            ))
+            .is_ok()
+            {
+                break;
+            }
+            if let Some(status) = me.child.try_wait().unwrap() {
+                panic!(
+                    "scratch mariadbd exited ({status}): {}",
+                    std::fs::read_to_string(me.dir.path().join("mariadb.err")).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "scratch mariadbd did not answer in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        me
+    }
+
+    /// Runs SQL as root over the socket.
+    pub fn root_sql(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new(find("mariadb"))
+            .arg(format!(
+                "--defaults-file={}",
+                self.dir.path().join("my.cnf").display()
+            ))
+            .args(["-uroot", "-N", "-e", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Runs SQL as root, panicking on failure.
+    pub fn sql(&self, sql: &str) -> String {
+        self.root_sql(sql)
+            .unwrap_or_else(|e| panic!("scratch SQL `{sql}` failed: {e}"))
+    }
+
+    /// The admin URL of a database on this server.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "mysql://{ADMIN}:{ADMIN_PASSWORD}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+}
+
+impl Drop for ScratchMariadb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
