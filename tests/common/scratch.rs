@@ -28,6 +28,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A MariaDB tool with the stack's client variables removed (`MYSQL_HOST` would send the
+/// client to the stack server over TCP instead of the scratch socket).
+fn tool(bin: &str) -> Command {
+    let mut c = Command::new(find(bin));
+    for v in ["MYSQL_HOST", "MYSQL_PORT", "MYSQL_TCP_PORT", "MYSQL_UNIX_PORT", "MYSQL_PWD"] {
+        c.env_remove(v);
+    }
+    c
+}
+
 fn find(bin: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
         let p = PathBuf::from(dir).join(bin);
@@ -61,7 +71,7 @@ impl ScratchMariadb {
             ),
         )
         .unwrap();
-        let out = Command::new(find("mariadb-install-db"))
+        let out = tool("mariadb-install-db")
             .arg(format!("--defaults-file={}", cnf.display()))
             .args([
                 "--user=root",
@@ -73,10 +83,11 @@ impl ScratchMariadb {
             .expect("mariadb-install-db (apt install mariadb-server)");
         assert!(
             out.status.success(),
-            "mariadb-install-db failed: {}",
+            "mariadb-install-db failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let child = Command::new(find("mariadbd"))
+        let child = tool("mariadbd")
             .arg(format!("--defaults-file={}", cnf.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -111,12 +122,12 @@ impl ScratchMariadb {
 
     /// Runs SQL as root over the socket.
     pub fn root_sql(&self, sql: &str) -> Result<String, String> {
-        let out = Command::new(find("mariadb"))
+        let out = tool("mariadb")
             .arg(format!(
                 "--defaults-file={}",
                 self.dir.path().join("my.cnf").display()
             ))
-            .args(["-uroot", "-N", "-e", sql])
+            .args(["--protocol=socket", "-uroot", "-N", "-e", sql])
             .output()
             .map_err(|e| e.to_string())?;
         if out.status.success() {
