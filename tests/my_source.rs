@@ -296,3 +296,52 @@ async fn a_restart_resumes_where_the_checkpoint_says_without_a_new_snapshot() {
         agent.log()
     );
 }
+
+#[tokio::test]
+async fn an_alter_table_mid_stream_changes_the_events_from_the_next_row_on() {
+    let db = FreshMyDb::create("myalter").await;
+    let mut admin = my_admin().await;
+    let t = db.table("t");
+    admin
+        .query_drop(format!(
+            "CREATE TABLE {t} (id INT PRIMARY KEY, v INT); INSERT INTO {t} VALUES (1, 1)"
+        ))
+        .await
+        .unwrap();
+    let cfg = agent_config(&db, "exactly-once");
+    let agent = Agent::start(&cfg);
+    agent.wait_streaming(WAIT);
+    admin
+        .query_drop(format!(
+            "INSERT INTO {t} VALUES (2, 2);
+             ALTER TABLE {t} ADD COLUMN note VARCHAR(10) NOT NULL DEFAULT 'x' AFTER id;
+             INSERT INTO {t} (id, note, v) VALUES (3, 'three', 3);"
+        ))
+        .await
+        .unwrap();
+    let topic = format!("{}.{}.t", cfg.topic_prefix, db.name);
+    let recs = read_topic(&topic, WAIT, |r| r.len() >= 3);
+    assert_eq!(recs.len(), 3, "agent log:\n{}", agent.log());
+    let mut dec = AvroDecoder::new();
+    let before_alter = dec.decode(recs[1].value.as_ref().unwrap());
+    let a = unwrap_union(field(&before_alter, "after"));
+    assert_eq!(int(field(a, "v")), 2);
+    assert!(
+        matches!(a, Avro::Record(f) if !f.iter().any(|(n, _)| n == "note")),
+        "{a:?}"
+    );
+    let after_alter = dec.decode(recs[2].value.as_ref().unwrap());
+    let a = unwrap_union(field(&after_alter, "after"));
+    assert_eq!(string(field(a, "note")), "three");
+    assert_eq!(int(field(a, "v")), 3);
+    // The history topic holds the snapshot and the ALTER.
+    let history = read_topic(&format!("{}.schema-history", cfg.topic_prefix), WAIT, |r| {
+        r.len() >= 2
+    });
+    assert_eq!(history.len(), 2, "agent log:\n{}", agent.log());
+    let ddl: serde_json::Value = serde_json::from_slice(history[1].value.as_ref().unwrap()).unwrap();
+    assert!(
+        ddl["ddl"].as_str().is_some_and(|s| s.contains("ADD COLUMN note")),
+        "{ddl}"
+    );
+}
