@@ -276,7 +276,11 @@ impl Text {
 /// the others, which decode as UTF-8 — see `docs/mysql-types.md`).
 pub fn charset_of_collation(id: u16) -> Option<&'static str> {
     // MariaDB numbers its NO PAD variants 1024 above the PAD ones.
-    let id = if (1024..2048).contains(&id) { id - 1024 } else { id };
+    let id = if (1024..2048).contains(&id) {
+        id - 1024
+    } else {
+        id
+    };
     Some(match id {
         63 => "binary",
         5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 => "latin1",
@@ -319,36 +323,74 @@ pub fn cp1252_to_utf8(bytes: &[u8]) -> Cow<'_, str> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Dec {
     /// Little-endian integer of `bytes` bytes.
-    Int { bytes: u8, unsigned: bool, precise: bool },
+    Int {
+        bytes: u8,
+        unsigned: bool,
+        precise: bool,
+    },
     Float,
     Double,
     /// Binary decimal.
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Year,
     Date,
     /// Pre-5.6 TIME: 3-byte HHMMSS integer.
     TimeOld,
-    Time2 { fsp: u8 },
+    Time2 {
+        fsp: u8,
+    },
     /// Pre-5.6 DATETIME: 8-byte YYYYMMDDhhmmss integer.
-    DatetimeOld { micros: bool },
-    Datetime2 { fsp: u8, micros: bool },
+    DatetimeOld {
+        micros: bool,
+    },
+    Datetime2 {
+        fsp: u8,
+        micros: bool,
+    },
     TimestampOld,
-    Timestamp2 { fsp: u8 },
+    Timestamp2 {
+        fsp: u8,
+    },
     /// BIT(n): `len` big-endian bytes.
-    Bit { len: u8, as_bool: bool },
-    Enum { width: u8, labels: Vec<String> },
-    Set { width: u8, labels: Vec<String> },
+    Bit {
+        len: u8,
+        as_bool: bool,
+    },
+    Enum {
+        width: u8,
+        labels: Vec<String>,
+    },
+    Set {
+        width: u8,
+        labels: Vec<String>,
+    },
     /// CHAR/VARCHAR/BINARY/VARBINARY: 1- or 2-byte length prefix; BINARY(n) is re-padded
     /// with zero bytes to `pad` (the server strips them in the binlog but not in SELECT).
-    Str { prefix: u8, text: Text, pad: usize },
+    Str {
+        prefix: u8,
+        text: Text,
+        pad: usize,
+    },
     /// BLOB/TEXT: length prefix of `prefix` bytes.
-    Blob { prefix: u8, text: Text },
+    Blob {
+        prefix: u8,
+        text: Text,
+    },
     /// MySQL binary JSON.
-    Json { prefix: u8 },
+    Json {
+        prefix: u8,
+    },
     /// SRID + WKB.
-    Geometry { prefix: u8 },
+    Geometry {
+        prefix: u8,
+    },
     /// Column types without a known value mapping (MySQL VECTOR): the raw length-prefixed bytes.
-    RawBlob { prefix: u8 },
+    RawBlob {
+        prefix: u8,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,7 +419,11 @@ fn mismatch(def: &TableDef, detail: String) -> DecodeError {
 impl RowLayout {
     /// Builds the decoders from the table map (how the bytes are laid out) and the table
     /// definition (what they mean: signedness, charset, labels, the Debezium type).
-    pub fn new(def: &TableDef, map: &TableMapInfo, opts: &TypeOptions) -> Result<Self, DecodeError> {
+    pub fn new(
+        def: &TableDef,
+        map: &TableMapInfo,
+        opts: &TypeOptions,
+    ) -> Result<Self, DecodeError> {
         if def.columns.len() != map.columns.len() {
             return Err(mismatch(
                 def,
@@ -406,15 +452,16 @@ impl RowLayout {
                 Some(l) if !l.is_empty() => l.clone(),
                 _ => col.enum_values.clone(),
             };
-            let dec = layout_column(col, &ty, mc, unsigned, text, labels, opts).ok_or_else(|| {
-                mismatch(
-                    def,
-                    format!(
-                        "column {} is {} but the binlog has type code {} (real {})",
-                        col.name, col.column_type, mc.binlog_type, mc.real_type
-                    ),
-                )
-            })?;
+            let dec =
+                layout_column(col, &ty, mc, unsigned, text, labels, opts).ok_or_else(|| {
+                    mismatch(
+                        def,
+                        format!(
+                            "column {} is {} but the binlog has type code {} (real {})",
+                            col.name, col.column_type, mc.binlog_type, mc.real_type
+                        ),
+                    )
+                })?;
             cols.push(ColDec {
                 name: col.name.clone(),
                 dec,
@@ -703,10 +750,11 @@ fn datetime_datum(
 fn text_datum<'a>(bytes: &'a [u8], text: Text) -> Result<Datum<'a>, ValueError> {
     Ok(match text {
         Text::Binary => Datum::Bytes(Cow::Borrowed(bytes)),
-        Text::Utf8 => Datum::Str(Cow::Borrowed(
-            std::str::from_utf8(bytes)
-                .map_err(|e| ValueError::Invalid(format!("text is not valid UTF-8: {e}")))?,
-        )),
+        Text::Utf8 => {
+            Datum::Str(Cow::Borrowed(std::str::from_utf8(bytes).map_err(|e| {
+                ValueError::Invalid(format!("text is not valid UTF-8: {e}"))
+            })?))
+        }
         Text::Cp1252 => Datum::Str(cp1252_to_utf8(bytes)),
     })
 }
@@ -901,7 +949,9 @@ fn decode_value<'a>(
 
 fn geometry(b: &[u8]) -> Result<Datum<'_>, ValueError> {
     if b.len() < 4 {
-        return Err(ValueError::Invalid("GEOMETRY value shorter than its SRID".into()));
+        return Err(ValueError::Invalid(
+            "GEOMETRY value shorter than its SRID".into(),
+        ));
     }
     let srid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     Ok(Datum::Geometry {
@@ -927,7 +977,7 @@ fn time2_micros(data: &[u8], p: &mut usize, fsp: u8) -> Result<i64, ValueError> 
     let packed: i64 = match fsp {
         1 | 2 => {
             let mut int = be(take(data, p, 3)?) as i64 - INT_OFS;
-            let mut frac = i64::from(take(data, p, 1)?[0] as i8);
+            let mut frac = i64::from(take(data, p, 1)?[0]);
             if int < 0 && frac != 0 {
                 int += 1;
                 frac -= 0x100;
@@ -937,7 +987,7 @@ fn time2_micros(data: &[u8], p: &mut usize, fsp: u8) -> Result<i64, ValueError> 
         3 | 4 => {
             let mut int = be(take(data, p, 3)?) as i64 - INT_OFS;
             let f = take(data, p, 2)?;
-            let mut frac = i64::from(i16::from_be_bytes([f[0], f[1]]));
+            let mut frac = i64::from(u16::from_be_bytes([f[0], f[1]]));
             if int < 0 && frac != 0 {
                 int += 1;
                 frac -= 0x10000;
@@ -978,7 +1028,13 @@ fn push_time_of_day(s: &mut String, micros: i64, fixed6: bool) {
     use std::fmt::Write as _;
     let secs = micros / MICROS_PER_SEC;
     let frac = micros % MICROS_PER_SEC;
-    let _ = write!(s, "{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    let _ = write!(
+        s,
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
     if fixed6 {
         let _ = write!(s, ".{frac:06}");
     } else if frac != 0 {
@@ -1166,7 +1222,12 @@ fn parse_datetime_text(s: &str) -> Option<(i64, i64, i64, i64, i64, i64, i64)> {
                 return None;
             }
             let secs = micros / MICROS_PER_SEC;
-            (secs / 3600, secs / 60 % 60, secs % 60, micros % MICROS_PER_SEC)
+            (
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60,
+                micros % MICROS_PER_SEC,
+            )
         }
         None => (0, 0, 0, 0),
     };
@@ -1214,7 +1275,12 @@ pub fn snapshot_datum(
     if let V::NULL = value {
         return Ok(Datum::Null);
     }
-    let bad = |v: &V| snap_err(col, format!("unexpected value {v:?} for {}", col.column_type));
+    let bad = |v: &V| {
+        snap_err(
+            col,
+            format!("unexpected value {v:?} for {}", col.column_type),
+        )
+    };
     Ok(match ty {
         ColumnType::Boolean => match &value {
             V::Bytes(b) if col.data_type == "bit" => Datum::Bool(b.iter().any(|&x| x != 0)),
@@ -1231,7 +1297,11 @@ pub fn snapshot_datum(
                 _ => return Err(bad(&value)),
             };
             // BIGINT UNSIGNED above i64::MAX wraps as in the binlog (bigint.unsigned=long)
-            Datum::Int(if v > i128::from(i64::MAX) { v as u64 as i64 } else { v as i64 })
+            Datum::Int(if v > i128::from(i64::MAX) {
+                v as u64 as i64
+            } else {
+                v as i64
+            })
         }
         ColumnType::Float32 | ColumnType::Float64 => match &value {
             V::Float(f) => Datum::Float(f64::from(*f)),
@@ -1281,7 +1351,11 @@ pub fn snapshot_datum(
                     None => zero_date(col.nullable, Datum::Int(0)),
                 }
             } else {
-                datetime_datum(col.nullable, matches!(ty, ColumnType::MicroTimestamp), parts)
+                datetime_datum(
+                    col.nullable,
+                    matches!(ty, ColumnType::MicroTimestamp),
+                    parts,
+                )
             }
         }
         ColumnType::ZonedTimestamp => {
@@ -1436,8 +1510,14 @@ pub fn table_def_from_map(database: &str, table: &str, map: &TableMapInfo) -> Op
             let data_type = data_type_of(mc, binary).to_owned();
             let unsigned = o.unsigned.get(i).copied().flatten().unwrap_or(false);
             let (numeric_precision, numeric_scale) = match mc.real_type {
-                t::NEWDECIMAL => (Some(u32::from(mc.meta >> 8)), Some(u32::from(mc.meta & 0xff))),
-                t::BIT => (Some(u32::from(mc.meta >> 8) * 8 + u32::from(mc.meta & 0xff)), None),
+                t::NEWDECIMAL => (
+                    Some(u32::from(mc.meta >> 8)),
+                    Some(u32::from(mc.meta & 0xff)),
+                ),
+                t::BIT => (
+                    Some(u32::from(mc.meta >> 8) * 8 + u32::from(mc.meta & 0xff)),
+                    None,
+                ),
                 _ => (None, None),
             };
             let datetime_precision = match mc.real_type {
@@ -1592,6 +1672,48 @@ pub fn decode_stream(
         }
     }
     Ok(rows)
+}
+
+/// Feeds arbitrary bytes to every parser of this layer; the `binlog` fuzz target and the
+/// corpus replay test call it. Must never panic.
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    use super::events::{
+        parse_annotate_rows, parse_binlog_checkpoint, EventSplitter, Flavor, MariadbGtidEvent,
+        MariadbGtidList, MysqlGtidEvent,
+    };
+    let opts = TypeOptions::default();
+    // as a binlog file or run of events
+    let _ = decode_stream(data, &opts, |_, _, _| {});
+    // every event body through every parser, with the last table map used for rows events
+    let mut layout: Option<RowLayout> = None;
+    let mut buf = Vec::new();
+    for ev in EventSplitter::new(data, false).take(64) {
+        let Ok(ev) = ev else { break };
+        let body = ev.body;
+        let _ = MariadbGtidEvent::parse(body, ev.server_id);
+        let _ = MariadbGtidList::parse(body);
+        let _ = parse_binlog_checkpoint(body);
+        let _ = parse_annotate_rows(body);
+        let _ = MysqlGtidEvent::parse(body).map(|g| g.gtid());
+        for flavor in [Flavor::MySql, Flavor::MariaDb] {
+            if let Ok(map) = TableMapInfo::parse(body, flavor) {
+                if let Some(def) = table_def_from_map("db", "t", &map) {
+                    let _ = table_schema(&def, &opts);
+                    if let Ok(l) = RowLayout::new(&def, &map, &opts) {
+                        layout = Some(l);
+                    }
+                }
+            }
+        }
+        for t in [23u8, 24, 25, 30, 31, 32] {
+            if let (Ok(view), Some(l)) = (RowsEventView::parse(t, body), &layout) {
+                let _ = l.for_each_row(&view, &mut buf, |_, _| {});
+            }
+        }
+    }
+    // as a binary JSON document
+    let _ = json::to_text(data);
 }
 
 #[cfg(test)]
