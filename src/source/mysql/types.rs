@@ -173,8 +173,10 @@ fn float_has_m_d(column_type: &str) -> bool {
 pub fn column_type(col: &ColumnDef, opts: &TypeOptions) -> ColumnType {
     let dt = col.data_type.as_str();
     match dt {
-        "bool" | "boolean" => ColumnType::Boolean,
-        "tinyint" => ColumnType::Int16,
+        // BOOLEAN is TINYINT(1) to the server (information_schema says `tinyint`); DDL that
+        // spells it BOOLEAN must not give another type than the snapshot did (Debezium's
+        // DBZ-6225 fix).
+        "bool" | "boolean" | "tinyint" => ColumnType::Int16,
         "smallint" if col.unsigned => ColumnType::Int32,
         "smallint" => ColumnType::Int16,
         "mediumint" | "middleint" => ColumnType::Int32,
@@ -391,6 +393,24 @@ enum Dec {
     RawBlob {
         prefix: u8,
     },
+    /// MariaDB INET4/INET6/UUID: fixed binary in the binlog (trailing zeros stripped), printed
+    /// as the server prints them.
+    Fixed {
+        kind: FixedText,
+        len: u8,
+    },
+    /// An unknown type stored as binary: lowercase hex of its bytes (`prefix`-byte length).
+    Hex {
+        prefix: u8,
+    },
+}
+
+/// The text forms of MariaDB's fixed-size binary types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FixedText {
+    Inet4,
+    Inet6,
+    Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -618,6 +638,18 @@ fn layout_column(
             },
             labels,
         },
+        t::STRING if is_unknown(ty, col) && fixed_text(&col.data_type).is_some() => {
+            let (kind, len) = fixed_text(&col.data_type)?;
+            if usize::from(mc.meta) != usize::from(len) {
+                return None;
+            }
+            Dec::Fixed { kind, len }
+        }
+        t::STRING | t::VARCHAR | t::VAR_STRING if is_unknown(ty, col) && text == Text::Binary => {
+            Dec::Hex {
+                prefix: if mc.meta < 256 { 1 } else { 2 },
+            }
+        }
         t::STRING | t::VARCHAR | t::VAR_STRING if stringish || is_unknown(ty, col) => {
             let prefix = if mc.meta < 256 { 1 } else { 2 };
             let text = if matches!(ty, ColumnType::Bytes) {
@@ -657,6 +689,15 @@ fn layout_column(
         },
         _ => return None,
     })
+}
+
+fn fixed_text(data_type: &str) -> Option<(FixedText, u8)> {
+    match data_type {
+        "inet4" => Some((FixedText::Inet4, 4)),
+        "inet6" => Some((FixedText::Inet6, 16)),
+        "uuid" => Some((FixedText::Uuid, 16)),
+        _ => None,
+    }
 }
 
 /// A type that fell through [`column_type`] to the `String` fallback.
@@ -944,7 +985,43 @@ fn decode_value<'a>(
             geometry(b)?
         }
         Dec::RawBlob { prefix } => Datum::Bytes(Cow::Borrowed(length_prefixed(data, p, *prefix)?)),
+        Dec::Fixed { kind, len } => {
+            let b = length_prefixed(data, p, 1)?;
+            if b.len() > usize::from(*len) {
+                return Err(ValueError::Invalid(format!(
+                    "{} bytes for a {len}-byte value",
+                    b.len()
+                )));
+            }
+            let mut v = [0u8; 16];
+            v[..b.len()].copy_from_slice(b);
+            Datum::Str(Cow::Owned(match kind {
+                FixedText::Inet4 => std::net::Ipv4Addr::new(v[0], v[1], v[2], v[3]).to_string(),
+                FixedText::Inet6 => std::net::Ipv6Addr::from(v).to_string(),
+                FixedText::Uuid => {
+                    let h = hex(&v);
+                    format!(
+                        "{}-{}-{}-{}-{}",
+                        &h[..8],
+                        &h[8..12],
+                        &h[12..16],
+                        &h[16..20],
+                        &h[20..]
+                    )
+                }
+            }))
+        }
+        Dec::Hex { prefix } => Datum::Str(Cow::Owned(hex(length_prefixed(data, p, *prefix)?))),
     })
+}
+
+fn hex(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
 }
 
 fn geometry(b: &[u8]) -> Result<Datum<'_>, ValueError> {
