@@ -389,7 +389,7 @@ enum Dec {
     Geometry {
         prefix: u8,
     },
-    /// Column types without a known value mapping (MySQL VECTOR): the raw length-prefixed bytes.
+    /// Column types without a known value mapping stored as blobs (MySQL VECTOR): hex text.
     RawBlob {
         prefix: u8,
     },
@@ -984,7 +984,8 @@ fn decode_value<'a>(
             let b = length_prefixed(data, p, *prefix)?;
             geometry(b)?
         }
-        Dec::RawBlob { prefix } => Datum::Bytes(Cow::Borrowed(length_prefixed(data, p, *prefix)?)),
+        // the fallback type is a string: hex keeps it one
+        Dec::RawBlob { prefix } => Datum::Str(Cow::Owned(hex(length_prefixed(data, p, *prefix)?))),
         Dec::Fixed { kind, len } => {
             let b = length_prefixed(data, p, 1)?;
             if b.len() > usize::from(*len) {
