@@ -454,6 +454,21 @@ impl RowLayout {
                 ),
             ));
         }
+        // With FULL metadata the server names the columns: a definition whose names differ
+        // (a rename the schema history missed) would label values wrongly.
+        if map.optional.names.len() == def.columns.len() {
+            if let Some((c, n)) = def
+                .columns
+                .iter()
+                .zip(&map.optional.names)
+                .find(|(c, n)| !c.name.eq_ignore_ascii_case(n))
+            {
+                return Err(mismatch(
+                    def,
+                    format!("column {} is named {n} in the table map", c.name),
+                ));
+            }
+        }
         let mut cols = Vec::with_capacity(def.columns.len());
         for (i, (col, mc)) in def.columns.iter().zip(&map.columns).enumerate() {
             let ty = column_type(col, opts);

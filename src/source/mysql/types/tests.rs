@@ -1870,3 +1870,21 @@ fn mariadb_inet_and_uuid_columns_read_as_the_server_prints_them() {
     .unwrap();
     assert_eq!(d, s("ab01"));
 }
+
+#[test]
+fn a_definition_whose_names_differ_from_full_metadata_is_refused() {
+    let data = corpus("mariadb_10_11_all_types");
+    let ev = EventSplitter::new(&data, true)
+        .map(Result::unwrap)
+        .find(|e| e.event_type == event_type::TABLE_MAP)
+        .unwrap();
+    let m = TableMapInfo::parse(ev.body, Flavor::MariaDb).unwrap();
+    let mut def = table_def_from_map("db", "t", &m).unwrap();
+    def.columns[1].name = "renamed".into();
+    let err = RowLayout::new(&def, &m, &TypeOptions::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("column renamed is named ti in the table map"),
+        "{err}"
+    );
+}
