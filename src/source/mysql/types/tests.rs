@@ -1888,3 +1888,47 @@ fn a_definition_whose_names_differ_from_full_metadata_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn checksums_of_events_split_by_mysql_common_are_verified() {
+    use crate::source::mysql::events::verify_checksum;
+    use mysql_async::binlog::events::{Event, FormatDescriptionEvent};
+    use mysql_async::binlog::BinlogVersion;
+    let data = corpus("mariadb_10_11_all_types");
+    let read_all = |bytes: &[u8]| -> Vec<Event> {
+        let mut fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+        let mut input = &bytes[4..];
+        let mut events = Vec::new();
+        while !input.is_empty() {
+            let ev = Event::read(&fde, &mut input).unwrap();
+            if ev.header().event_type_raw() == event_type::FORMAT_DESCRIPTION {
+                let f: FormatDescriptionEvent<'_> = ev.read_event().unwrap();
+                fde = f.into_owned().with_footer(ev.footer());
+            }
+            events.push(ev);
+        }
+        events
+    };
+    let events = read_all(&data);
+    assert!(events.len() > 20);
+    for ev in &events {
+        verify_checksum(ev).unwrap();
+    }
+    // one flipped bit in the first rows event's body
+    let at = EventSplitter::new(&data, true)
+        .map(Result::unwrap)
+        .find(|e| e.event_type == event_type::WRITE_ROWS_V1)
+        .map(|e| e.raw.as_ptr() as usize - data.as_ptr() as usize)
+        .unwrap();
+    let mut bad = data.clone();
+    bad[at + 40] ^= 0x10;
+    let failures: Vec<_> = read_all(&bad)
+        .iter()
+        .filter_map(|e| verify_checksum(e).err())
+        .collect();
+    assert_eq!(failures.len(), 1);
+    assert!(matches!(
+        failures[0],
+        DecodeError::Checksum { event_type: 23, .. }
+    ));
+}
