@@ -246,7 +246,29 @@ fn all_types() -> Vec<(ColumnType, Datum<'static>, Value)> {
             s("'a':1"),
             Value::String("'a':1".into()),
         ),
+        (
+            ColumnType::Geometry,
+            Datum::Geometry {
+                wkb: Cow::Owned(vec![1, 1, 0, 0, 0]),
+                srid: Some(4326),
+            },
+            geometry(&[1, 1, 0, 0, 0], Some(4326)),
+        ),
     ]
+}
+
+/// A Debezium Geometry record as apache-avro decodes it.
+fn geometry(wkb: &[u8], srid: Option<i32>) -> Value {
+    Value::Record(vec![
+        ("wkb".into(), Value::Bytes(wkb.to_vec())),
+        (
+            "srid".into(),
+            match srid {
+                Some(srid) => some(Value::Int(srid)),
+                None => none(),
+            },
+        ),
+    ])
 }
 
 /// A table with a non-optional and an optional column of every type, key on the first.
@@ -336,6 +358,7 @@ fn nulls_in_non_optional_columns_are_debeziums_zero_values() {
         ColumnType::ZonedTimestamp => Value::String("1970-01-01T00:00:00Z".into()),
         ColumnType::ZonedTime => Value::String("00:00:00Z".into()),
         ColumnType::Array(_) => Value::Array(vec![]),
+        ColumnType::Geometry => geometry(&[], None),
         _ => Value::String(String::new()),
     };
     for (i, (ty, _, _)) in all_types().into_iter().enumerate() {
@@ -597,6 +620,43 @@ fn semantic_types_carry_connect_names_versions_and_parameters() {
         assert!(schema.contains(expected), "missing {expected}\nin {schema}");
     }
     Schema::parse_str(&schema).unwrap();
+}
+
+#[test]
+fn geometry_is_debeziums_record_defined_once_and_referenced_afterwards() {
+    let t = table(
+        vec![
+            col("id", ColumnType::Int32, false),
+            col("a", ColumnType::Geometry, false),
+            col("b", ColumnType::Geometry, true),
+        ],
+        vec![0],
+    );
+    let codec = TableCodec::new("srv", &t, ConnectorKind::Postgres).unwrap();
+    let schema = codec.value_schema();
+    assert_eq!(schema.matches("\"name\":\"Geometry\"").count(), 1);
+    assert!(schema.contains(
+        "{\"type\":\"record\",\"name\":\"Geometry\",\"namespace\":\"io.debezium.data.geometry\",\"fields\":[{\"name\":\"wkb\",\"type\":\"bytes\"},{\"name\":\"srid\",\"type\":[\"null\",\"int\"],\"default\":null}],\"connect.doc\":\"Geometry\",\"connect.version\":1,\"connect.name\":\"io.debezium.data.geometry.Geometry\"}"
+    ));
+    assert!(schema.contains("[\"null\",\"io.debezium.data.geometry.Geometry\"]"));
+    let row = [
+        Datum::Int(1),
+        Datum::Geometry {
+            wkb: Cow::Owned(vec![1, 2, 3]),
+            srid: None,
+        },
+        Datum::Geometry {
+            wkb: Cow::Owned(vec![4]),
+            srid: Some(0),
+        },
+    ];
+    let mut out = Vec::new();
+    codec
+        .encode_value(&event(&t, Op::Create, None, Some(&row)), 3, &mut out)
+        .unwrap();
+    let value = decode(codec.value_schema(), &out, 3);
+    assert_eq!(field(after(&value), "a"), &geometry(&[1, 2, 3], None));
+    assert_eq!(field(after(&value), "b"), &some(geometry(&[4], Some(0))));
 }
 
 #[test]

@@ -174,7 +174,11 @@ fn container(ty: u8, doc: &[u8], out: &mut String, depth: usize) -> R<()> {
     let value_entries_at = header + if is_object { count * key_entry } else { 0 };
     // Every entry must fit before anything is written.
     if count
-        .checked_mul(if is_object { key_entry + value_entry } else { value_entry })
+        .checked_mul(if is_object {
+            key_entry + value_entry
+        } else {
+            value_entry
+        })
         .and_then(|n| n.checked_add(header))
         .is_none_or(|end| end > size)
     {
@@ -250,8 +254,14 @@ fn opaque(field_type: u8, b: &[u8], out: &mut String) -> R<()> {
             write_decimal(out, &unscaled, u32::from(scale));
             Ok(())
         }
-        t::DATE | t::TIME | t::DATETIME | t::TIMESTAMP | t::TIME2 | t::DATETIME2
-        | t::TIMESTAMP2 | t::NEWDATE => {
+        t::DATE
+        | t::TIME
+        | t::DATETIME
+        | t::TIMESTAMP
+        | t::TIME2
+        | t::DATETIME2
+        | t::TIMESTAMP2
+        | t::NEWDATE => {
             let packed = get(b, 0, 8)?;
             let mut a = [0u8; 8];
             a.copy_from_slice(packed);
@@ -310,6 +320,14 @@ fn temporal(field_type: u8, packed: i64, out: &mut String) -> R<()> {
 }
 
 /// Unscaled two's complement bytes + scale → decimal text (`-12.340`).
+#[cfg(test)]
+pub(super) fn decimal_text(unscaled: &[u8], scale: u32) -> String {
+    let mut s = String::new();
+    write_decimal(&mut s, unscaled, scale);
+    s
+}
+
+/// Writes unscaled two's complement bytes + scale as decimal text.
 fn write_decimal(out: &mut String, unscaled: &[u8], scale: u32) {
     let negative = unscaled.first().is_some_and(|b| b & 0x80 != 0);
     // magnitude as base-1e9 digits via repeated division of a big-endian byte string
@@ -387,7 +405,12 @@ mod tests {
 
     #[test]
     fn base64_pads_like_rfc4648() {
-        for (input, want) in [(&b"f"[..], "Zg=="), (b"fo", "Zm8="), (b"foo", "Zm9v"), (b"", "")] {
+        for (input, want) in [
+            (&b"f"[..], "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"", ""),
+        ] {
             let mut s = String::new();
             base64(input, &mut s);
             assert_eq!(s, want);
