@@ -136,11 +136,6 @@ pub fn apply(catalog: &mut Catalog, default_db: Option<&str>, sql: &str) -> Resu
     while matches!(toks.last(), Some(Token::SemiColon)) {
         toks.pop();
     }
-    if toks.iter().any(|t| matches!(t, Token::SemiColon)) {
-        if toks.iter().take(3).any(|t| is_kw(t, "CREATE") || is_kw(t, "ALTER")) {
-            return Err(ctx.unsupported(None, "several statements in one event"));
-        }
-    }
     let mut work = catalog.clone();
     let out = dispatch(&mut work, &ctx, &toks)?;
     if out != DdlOutcome::NotSchema {
@@ -1511,12 +1506,17 @@ fn rename_tables(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token]) -> Result<Ddl
     let Statement::RenameTable(pairs) = parse_statement(ctx, &sql)? else {
         return Err(ctx.parse_err("not a RENAME TABLE"));
     };
-    let mut tables: Vec<(String, String)> = Vec::new();
-    let mut dropped: Vec<(String, String)> = Vec::new();
     // Renames apply left to right (`RENAME TABLE a TO tmp, b TO a, tmp TO b` swaps).
+    let mut touched: Vec<((String, String), bool)> = Vec::new();
     for p in &pairs {
         let from = ctx.qualify_obj(&p.old_name)?;
         let to = ctx.qualify_obj(&p.new_name)?;
+        for k in [&from, &to] {
+            if !touched.iter().any(|(t, _)| t == k) {
+                let existed = cat.get(&k.0, &k.1).is_some();
+                touched.push((k.clone(), existed));
+            }
+        }
         let Some(mut def) = cat.remove(&from.0, &from.1) else {
             return Err(ctx.unknown(from));
         };
@@ -1527,14 +1527,16 @@ fn rename_tables(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token]) -> Result<Ddl
         if let Some(cs) = cs {
             cat.table_charsets.insert(to.clone(), cs);
         }
-        tables.retain(|t| *t != from);
-        dropped.retain(|t| *t != to);
-        if !dropped.contains(&from) {
-            dropped.push(from);
-        }
-        tables.push(to);
     }
-    dropped.retain(|t| !tables.contains(t));
+    let mut tables = Vec::new();
+    let mut dropped = Vec::new();
+    for (k, existed) in touched {
+        if cat.get(&k.0, &k.1).is_some() {
+            tables.push(k);
+        } else if existed {
+            dropped.push(k);
+        }
+    }
     Ok(DdlOutcome::Changed { tables, dropped })
 }
 
