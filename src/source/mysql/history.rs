@@ -660,6 +660,8 @@ pub struct BinlogDdl {
 const QUERY_EVENT: u8 = 0x02;
 /// Event type of a ROTATE event.
 const ROTATE_EVENT: u8 = 0x04;
+/// Event type of a FORMAT_DESCRIPTION event.
+const FORMAT_DESCRIPTION_EVENT: u8 = 0x0f;
 
 /// Reads the binlog from `from` to its current end (a non-blocking dump, as replica
 /// `server_id`, which must not be in use by a running stream) and returns every statement
@@ -699,16 +701,22 @@ pub async fn ddl_since(
         .await
         .map_err(sql_err("read the binlog for DDL since the resume position"))?;
     let mut file = from.file.clone();
+    let mut seen_fde = false;
     let mut found = Vec::new();
     while let Some(ev) = stream.next().await {
         let ev = ev.map_err(sql_err("read the binlog for DDL since the resume position"))?;
         let h = ev.header();
         match h.event_type_raw() {
-            ROTATE_EVENT => {
+            FORMAT_DESCRIPTION_EVENT => seen_fde = true,
+            ROTATE_EVENT if seen_fde => {
                 if let Ok(Some(EventData::RotateEvent(r))) = ev.read_data() {
                     file = r.name().into_owned();
                 }
             }
+            // The server's first (fake) ROTATE comes before any FORMAT_DESCRIPTION, so the
+            // parser does not know yet that events end in a CRC32 and reads those 4 bytes as
+            // part of the file name. It names the file we asked for anyway.
+            ROTATE_EVENT => {}
             QUERY_EVENT => {
                 let Ok(Some(EventData::QueryEvent(q))) = ev.read_data() else {
                     continue;
@@ -736,6 +744,54 @@ pub async fn ddl_since(
     }
     let _ = stream.close().await;
     Ok(found)
+}
+
+/// `[mysql] schema_history_recovery = "rebuild"`: a new history for a source whose history
+/// is missing or damaged, when that is safe.
+///
+/// `catalog_now` must have been loaded from information_schema *before* this call: the scan
+/// then covers every DDL that could make it differ from the tables at `resume`. When the scan
+/// finds none, the returned history holds one new epoch — a snapshot of `catalog_now` at
+/// `resume`, numbered after `after_seq` (the checkpoint's) — and the records to write in the
+/// source's next Kafka transaction. Otherwise the error names the first such statement and the
+/// way out (a new snapshot).
+#[allow(clippy::too_many_arguments)]
+pub async fn rebuild_if_safe(
+    conn: mysql_async::Conn,
+    server_id: u32,
+    source: &str,
+    topic: &str,
+    resume: &BinlogPosition,
+    gtid: Option<String>,
+    catalog_now: &Catalog,
+    after_seq: Option<u64>,
+    captures: impl Fn(&str) -> bool,
+) -> Result<(SchemaHistory, Vec<HistoryRecord>), crate::source::SourceError> {
+    let ddl = ddl_since(conn, server_id, resume, captures).await?;
+    if let Some(first) = ddl.first() {
+        return Err(crate::source::SourceError::Definite(format!(
+            "schema history topic `{topic}` cannot be rebuilt from information_schema: {} \
+             statement(s) changed captured tables since the resume position {resume}, the \
+             first at {}: `{}`. Fix: take a new snapshot (delete source `{source}`'s key from \
+             the offsets topic, or use a new topic_prefix); see {RECOVERY_DOC}",
+            ddl.len(),
+            first.position,
+            first.statement
+        )));
+    }
+    let mut h = SchemaHistory::empty(source);
+    if let Some(seq) = after_seq {
+        h.continue_after(seq);
+    }
+    let records = h.record_snapshot(resume.clone(), gtid, catalog_now);
+    tracing::warn!(
+        source,
+        topic,
+        position = %resume,
+        tables = catalog_now.tables.len(),
+        "schema history rebuilt from information_schema: no DDL on captured tables since the resume position"
+    );
+    Ok((h, records))
 }
 
 #[cfg(test)]
