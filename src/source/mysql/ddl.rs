@@ -410,8 +410,9 @@ fn to_sql(toks: &[Token]) -> String {
     s
 }
 
-/// Index of the token after the parenthesized group opening at `open`.
-fn skip_parens(toks: &[Token], open: usize) -> usize {
+/// Index of the token after the parenthesized group opening at `open`, or `None` when it is
+/// not closed.
+fn skip_parens(toks: &[Token], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = open;
     while i < toks.len() {
@@ -420,14 +421,14 @@ fn skip_parens(toks: &[Token], open: usize) -> usize {
             Token::RParen => {
                 depth = depth.saturating_sub(1);
                 if depth == 0 {
-                    return i + 1;
+                    return Some(i + 1);
                 }
             }
             _ => {}
         }
         i += 1;
     }
-    toks.len()
+    None
 }
 
 /// Splits at top-level commas.
@@ -683,7 +684,7 @@ fn column_def(
     };
     let sized_text = |c: &mut ColumnDef, chars: Option<u64>, blob: bool, cs: &Option<String>| {
         let cs = cs.clone().unwrap_or_else(|| "latin1".into());
-        let bytes = chars.map(|n| if blob { n } else { n * mbmaxlen(&cs) });
+        let bytes = chars.map(|n| if blob { n } else { n.saturating_mul(mbmaxlen(&cs)) });
         let (ty, max) = match bytes {
             Some(b) if b < 256 => ("tiny", 255u64),
             None => ("", 65_535),
@@ -1005,7 +1006,7 @@ fn create_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) 
     if !matches!(toks.get(after_name), Some(Token::LParen)) {
         return Err(ctx.unsupported(Some(key), "CREATE TABLE without a column list (… SELECT)"));
     }
-    let close = skip_parens(toks, after_name);
+    let close = skip_parens(toks, after_name).ok_or_else(|| ctx.parse_err("unbalanced parentheses"))?;
     let options = &toks[close..];
     if options.iter().any(|t| is_kw(t, "SELECT")) {
         return Err(ctx.unsupported(Some(key), "CREATE TABLE … SELECT (the binlog of a row-based server carries the full definition instead)"));
@@ -1145,8 +1146,8 @@ fn classify_spec<'a>(ctx: &Ctx<'_>, spec: &'a [Token]) -> Result<Spec<'a>, DdlEr
             j += 3;
         }
         if matches!(spec.get(j), Some(Token::LParen)) {
-            let close = skip_parens(spec, j);
-            let inner = &spec[j + 1..close.saturating_sub(1)];
+            let close = skip_parens(spec, j).ok_or_else(|| ctx.parse_err("unbalanced parentheses"))?;
+            let inner = &spec[j + 1..close - 1];
             let mut cols = Vec::new();
             for el in split_commas(inner) {
                 let mut v = vec![Token::make_keyword("ADD"), Token::make_keyword("COLUMN")];

@@ -397,3 +397,23 @@ fn schema_targets_name_the_databases_a_statement_changes() {
     // Without a default database an unqualified name could be anywhere.
     assert_eq!(schema_targets(None, "ALTER TABLE t ADD b INT"), Some(vec![]));
 }
+
+#[test]
+fn every_ddl_corpus_file_applies_without_panicking() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/ddl");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let sql = String::from_utf8_lossy(&data);
+        let mut c = cat();
+        run(&mut c, "CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(10), b TEXT, e ENUM('x','y'))");
+        run(&mut c, "CREATE TABLE u (k BIGINT UNSIGNED NOT NULL, v DECIMAL(10,2), PRIMARY KEY (k))");
+        let before = c.clone();
+        if apply(&mut c, Some("shop"), &sql).is_err() {
+            assert_eq!(c, before);
+        }
+        let _ = schema_targets(Some("shop"), &sql);
+        seen += 1;
+    }
+    assert!(seen > 0, "corpus {dir} is empty");
+}
