@@ -14,9 +14,7 @@ use cdc_agent::source::mysql::history::{
     history_topic, HistoryError, HistoryRecord, SchemaHistory, HISTORY_TOPIC_CONFIGS,
 };
 use common::{stack_env, unique_name};
-use rdkafka::admin::{
-    AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication,
-};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
@@ -86,11 +84,27 @@ fn records(source: &str) -> (SchemaHistory, Vec<HistoryRecord>) {
     let mut h = SchemaHistory::empty(source);
     let mut cat = Catalog::default();
     cat.databases.insert("shop".into(), "utf8mb4".into());
-    ddl::apply(&mut cat, Some("shop"), "CREATE TABLE t (id INT PRIMARY KEY, a TEXT)").unwrap();
+    ddl::apply(
+        &mut cat,
+        Some("shop"),
+        "CREATE TABLE t (id INT PRIMARY KEY, a TEXT)",
+    )
+    .unwrap();
     let mut recs = h.record_snapshot(pos(100), None, &cat);
-    for (p, sql) in [(200, "ALTER TABLE t ADD b INT"), (300, "ALTER TABLE t DROP a")] {
+    for (p, sql) in [
+        (200, "ALTER TABLE t ADD b INT"),
+        (300, "ALTER TABLE t DROP a"),
+    ] {
         let out = ddl::apply(&mut cat, Some("shop"), sql).unwrap();
-        recs.push(h.record(pos(p), None, Some(sql.into()), Some("shop".into()), &cat, &out, false));
+        recs.push(h.record(
+            pos(p),
+            None,
+            Some(sql.into()),
+            Some("shop".into()),
+            &cat,
+            &out,
+            false,
+        ));
     }
     (h, recs)
 }
@@ -109,8 +123,18 @@ async fn committed_history_loads_back_read_committed_and_aborted_records_stay_in
     let p = producer(&unique_name("hist-tx"));
     // Another source's records share the topic under their own key.
     let (oh, orecs) = records("billing");
-    send(&p, &topic, &orecs.iter().map(|r| oh.encode(r)).collect::<Vec<_>>(), true);
-    send(&p, &topic, &recs[..2].iter().map(|r| h.encode(r)).collect::<Vec<_>>(), true);
+    send(
+        &p,
+        &topic,
+        &orecs.iter().map(|r| oh.encode(r)).collect::<Vec<_>>(),
+        true,
+    );
+    send(
+        &p,
+        &topic,
+        &recs[..2].iter().map(|r| h.encode(r)).collect::<Vec<_>>(),
+        true,
+    );
     // A crashed agent's transaction: its record must not count.
     send(&p, &topic, &[h.encode(&recs[2])], false);
 
@@ -125,9 +149,25 @@ async fn committed_history_loads_back_read_committed_and_aborted_records_stay_in
     assert_eq!(loaded.last_seq(), Some(2));
     loaded.verify(Some(2), &topic).unwrap();
     let e = loaded.verify(Some(3), &topic).unwrap_err();
-    assert!(matches!(e, HistoryError::Truncated { have: 2, expected: 3, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            HistoryError::Truncated {
+                have: 2,
+                expected: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let at = loaded.catalog_at(&pos(250));
-    let cols: Vec<_> = at.get("shop", "t").unwrap().columns.iter().map(|c| c.name.as_str()).collect();
+    let cols: Vec<_> = at
+        .get("shop", "t")
+        .unwrap()
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     assert_eq!(cols, ["id", "a", "b"]);
 
     // The record committed later is seen by the next load.
@@ -163,9 +203,17 @@ async fn a_deleted_history_topic_is_detected_before_decoding() {
     create_topic(&topic).await;
     let (h, recs) = records("shop");
     let p = producer(&unique_name("hist-tx"));
-    send(&p, &topic, &recs.iter().map(|r| h.encode(r)).collect::<Vec<_>>(), true);
+    send(
+        &p,
+        &topic,
+        &recs.iter().map(|r| h.encode(r)).collect::<Vec<_>>(),
+        true,
+    );
     admin()
-        .delete_topics(&[topic.as_str()], &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
+        .delete_topics(
+            &[topic.as_str()],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
         .await
         .unwrap()[0]
         .as_ref()
@@ -174,7 +222,9 @@ async fn a_deleted_history_topic_is_detected_before_decoding() {
     let loaded = common::wait_until(TIMEOUT, "the topic to disappear", || {
         let topic = topic.clone();
         async move {
-            let h = tokio::task::spawn_blocking(move || load(&topic, "shop")).await.unwrap();
+            let h = tokio::task::spawn_blocking(move || load(&topic, "shop"))
+                .await
+                .unwrap();
             (!h.topic_existed()).then_some(h)
         }
     })
@@ -184,11 +234,17 @@ async fn a_deleted_history_topic_is_detected_before_decoding() {
     loaded.verify(None, &topic).unwrap();
     // … with one that says 3 records were committed, decoding must not start.
     let e = loaded.verify(Some(3), &topic).unwrap_err();
-    assert!(matches!(e, HistoryError::Missing { expected: 3, .. }), "{e}");
+    assert!(
+        matches!(e, HistoryError::Missing { expected: 3, .. }),
+        "{e}"
+    );
     let msg = e.to_string();
     println!("missing history: {msg}");
     assert!(msg.contains(&topic), "{msg}");
-    assert!(msg.contains("schema_history_recovery = \"rebuild\""), "{msg}");
+    assert!(
+        msg.contains("schema_history_recovery = \"rebuild\""),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +255,12 @@ async fn a_damaged_record_is_reported_with_its_offset() {
     let (h, recs) = records("shop");
     let p = producer(&unique_name("hist-tx"));
     send(&p, &topic, &[h.encode(&recs[0])], true);
-    send(&p, &topic, &[(b"shop".to_vec(), b"{\"seq\": \"garbage".to_vec())], true);
+    send(
+        &p,
+        &topic,
+        &[(b"shop".to_vec(), b"{\"seq\": \"garbage".to_vec())],
+        true,
+    );
     let loaded = tokio::task::spawn_blocking({
         let topic = topic.clone();
         move || load(&topic, "shop")

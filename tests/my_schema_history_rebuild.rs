@@ -19,8 +19,11 @@ async fn connect(var: &str) -> Conn {
 }
 
 async fn position(conn: &mut Conn) -> BinlogPosition {
-    let (file, pos, _, _): (String, u64, String, String) =
-        conn.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
+    let (file, pos, _, _): (String, u64, String, String) = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .unwrap()
+        .unwrap();
     BinlogPosition { file, pos }
 }
 
@@ -55,14 +58,23 @@ async fn a_rebuild_is_granted_without_ddl_since_the_resume_position_and_refused_
         .await
         .unwrap();
     let captures = |d: &str| d == db;
-    let found = ddl_since(connect("MYSQL_AGENT_URL").await, server_id(), &resume, captures)
-        .await
-        .unwrap();
+    let found = ddl_since(
+        connect("MYSQL_AGENT_URL").await,
+        server_id(),
+        &resume,
+        captures,
+    )
+    .await
+    .unwrap();
     assert!(found.is_empty(), "{found:?}");
 
     let mut cat = Catalog::default();
-    cdc_agent::source::mysql::ddl::apply(&mut cat, Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, a INT)")
-        .unwrap();
+    cdc_agent::source::mysql::ddl::apply(
+        &mut cat,
+        Some(&db),
+        "CREATE TABLE t (id INT PRIMARY KEY, a INT)",
+    )
+    .unwrap();
     let (h, recs) = rebuild_if_safe(
         connect("MYSQL_AGENT_URL").await,
         server_id(),
@@ -89,12 +101,20 @@ async fn a_rebuild_is_granted_without_ddl_since_the_resume_position_and_refused_
         .query_drop(format!("ALTER TABLE `{db}`.t ADD b INT"))
         .await
         .unwrap();
-    let found = ddl_since(connect("MYSQL_AGENT_URL").await, server_id(), &resume, captures)
-        .await
-        .unwrap();
+    let found = ddl_since(
+        connect("MYSQL_AGENT_URL").await,
+        server_id(),
+        &resume,
+        captures,
+    )
+    .await
+    .unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].statement.contains("ADD b INT"), "{found:?}");
-    assert!(found[0].position >= before_alter, "{found:?} before {before_alter}");
+    assert!(
+        found[0].position >= before_alter,
+        "{found:?} before {before_alter}"
+    );
     let e = rebuild_if_safe(
         connect("MYSQL_AGENT_URL").await,
         server_id(),
@@ -112,7 +132,10 @@ async fn a_rebuild_is_granted_without_ddl_since_the_resume_position_and_refused_
         panic!("{e}")
     };
     println!("refused rebuild: {msg}");
-    assert!(msg.contains("shop.schema-history") && msg.contains("ADD b INT"), "{msg}");
+    assert!(
+        msg.contains("shop.schema-history") && msg.contains("ADD b INT"),
+        "{msg}"
+    );
     assert!(msg.contains("snapshot"), "{msg}");
     admin
         .query_drop(format!("DROP DATABASE `{db}`; DROP DATABASE `{other}`"))

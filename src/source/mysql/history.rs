@@ -104,6 +104,13 @@ pub struct HistoryRecord {
     pub continues: bool,
 }
 
+impl HistoryRecord {
+    /// Whether this record starts an epoch (a snapshot's first part).
+    pub fn starts_epoch(&self) -> bool {
+        self.snapshot && !self.continues
+    }
+}
+
 /// A problem with the stored history that makes decoding unsafe.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryError {
@@ -212,7 +219,11 @@ impl SchemaHistory {
     /// Unreadable or foreign records do not fail the load: they are kept as problems that
     /// [`SchemaHistory::verify`] reports with the recovery advice. Only Kafka failures are
     /// errors here.
-    pub fn load(kafka: &KafkaConfig, topic: &str, source: &str) -> Result<SchemaHistory, SinkError> {
+    pub fn load(
+        kafka: &KafkaConfig,
+        topic: &str,
+        source: &str,
+    ) -> Result<SchemaHistory, SinkError> {
         let mut loaded = Vec::new();
         let read = read_to_end(
             kafka,
@@ -273,7 +284,10 @@ impl SchemaHistory {
                         if *prev != *r {
                             h.problems.push((
                                 r.seq,
-                                Loaded::Damaged(format!("two different records with seq {}", r.seq)),
+                                Loaded::Damaged(format!(
+                                    "two different records with seq {}",
+                                    r.seq
+                                )),
                             ));
                         }
                         continue;
@@ -341,7 +355,7 @@ impl SchemaHistory {
     fn epoch_rest(&self, start: usize) -> impl Iterator<Item = &HistoryRecord> {
         self.records[start + 1..]
             .iter()
-            .take_while(|r| !(r.snapshot && !r.continues))
+            .take_while(|r| !r.starts_epoch())
     }
 
     /// Index of the first record of the newest epoch whose snapshot is at or before `pos`.
@@ -350,7 +364,7 @@ impl SchemaHistory {
             .iter()
             .enumerate()
             .rev()
-            .find(|(_, r)| r.snapshot && !r.continues && r.position <= *pos)
+            .find(|(_, r)| r.starts_epoch() && r.position <= *pos)
             .map(|(i, _)| i)
     }
 
@@ -370,18 +384,17 @@ impl SchemaHistory {
     /// starts a new epoch: it need not verify.
     pub fn verify(&self, expected_last_seq: Option<u64>, topic: &str) -> Result<(), HistoryError> {
         let expected = expected_last_seq.filter(|e| *e > 0);
-        let is_start = |r: &HistoryRecord| r.snapshot && !r.continues;
         let start = self
             .records
             .iter()
-            .rposition(|r| is_start(r) && expected.is_none_or(|e| r.seq <= e))
+            .rposition(|r| r.starts_epoch() && expected.is_none_or(|e| r.seq <= e))
             .or_else(|| {
                 // A history rebuilt after the old one was lost starts after the checkpoint's
                 // number (at-least-once: its checkpoint may not be written yet). Safe: only the
                 // agent writes snapshots, each describing the tables at its position.
                 let e = expected?;
                 let first = self.records.first()?;
-                (first.seq > e && is_start(first)).then_some(0)
+                (first.seq > e && first.starts_epoch()).then_some(0)
             });
         let from_seq = start.map_or(0, |i| self.records[i].seq);
         for (after, p) in &self.problems {
@@ -432,7 +445,7 @@ impl SchemaHistory {
                     found: r.seq,
                 });
             }
-            if !(r.snapshot && !r.continues) && r.position < p.position {
+            if !r.starts_epoch() && r.position < p.position {
                 return Err(HistoryError::Damaged {
                     topic: topic.into(),
                     detail: format!(
@@ -611,7 +624,7 @@ fn charsets_of(catalog: &Catalog, tables: &[TableDef]) -> Vec<(String, String, S
 
 /// Applies one record to a catalog.
 fn apply_record(cat: &mut Catalog, r: &HistoryRecord) {
-    if r.snapshot && !r.continues {
+    if r.starts_epoch() {
         *cat = Catalog::default();
     }
     for (d, t) in &r.dropped {
@@ -622,7 +635,8 @@ fn apply_record(cat: &mut Catalog, r: &HistoryRecord) {
         cat.put(t.clone());
     }
     for (d, t, cs) in &r.table_charsets {
-        cat.table_charsets.insert((d.clone(), t.clone()), cs.clone());
+        cat.table_charsets
+            .insert((d.clone(), t.clone()), cs.clone());
     }
     cat.databases = r.databases.clone();
     if r.server_charset.is_some() {
@@ -632,7 +646,9 @@ fn apply_record(cat: &mut Catalog, r: &HistoryRecord) {
 
 fn decode_value(source: &str, payload: Option<&[u8]>, at: &str) -> Loaded {
     let Some(p) = payload else {
-        return Loaded::Damaged(format!("{at}: a tombstone (null value) under the source's key"));
+        return Loaded::Damaged(format!(
+            "{at}: a tombstone (null value) under the source's key"
+        ));
     };
     match serde_json::from_slice::<HistoryRecord>(p) {
         Ok(r) if !r.source.is_empty() && r.source != source => Loaded::Foreign {

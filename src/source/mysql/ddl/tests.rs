@@ -4,8 +4,10 @@
 use super::*;
 
 fn cat() -> Catalog {
-    let mut c = Catalog::default();
-    c.server_charset = Some("utf8mb4".into());
+    let mut c = Catalog {
+        server_charset: Some("utf8mb4".into()),
+        ..Catalog::default()
+    };
     c.databases.insert("shop".into(), "utf8mb4".into());
     c
 }
@@ -121,27 +123,45 @@ fn create_table_reads_backticks_comments_and_mariadb_column_syntax() {
     let t = c.get("shop", "orders").unwrap();
     assert_eq!(t.primary_key, ["id"]);
     let id = col(&c, "orders", "id");
-    assert_eq!((id.column_type.as_str(), id.unsigned, id.nullable), ("bigint(20) unsigned", true, false));
+    assert_eq!(
+        (id.column_type.as_str(), id.unsigned, id.nullable),
+        ("bigint(20) unsigned", true, false)
+    );
     let st = col(&c, "orders", "status");
     assert_eq!(st.enum_values, ["new", "paid", "it's"]);
     assert_eq!(st.column_type, "enum('new','paid','it''s')");
     assert_eq!(st.charset.as_deref(), Some("latin1"));
     assert!(!st.nullable);
     let total = col(&c, "orders", "total");
-    assert_eq!((total.numeric_precision, total.numeric_scale), (Some(12), Some(2)));
+    assert_eq!(
+        (total.numeric_precision, total.numeric_scale),
+        (Some(12), Some(2))
+    );
     assert_eq!(col(&c, "orders", "flags").enum_values, ["a", "b"]);
-    assert_eq!(col(&c, "orders", "note").charset.as_deref(), Some("utf8mb3"));
+    assert_eq!(
+        col(&c, "orders", "note").charset.as_deref(),
+        Some("utf8mb3")
+    );
     assert_eq!(col(&c, "orders", "at").datetime_precision, Some(3));
-    assert_eq!(col(&c, "orders", "z").column_type, "int(5) unsigned zerofill");
+    assert_eq!(
+        col(&c, "orders", "z").column_type,
+        "int(5) unsigned zerofill"
+    );
     assert_eq!(col(&c, "orders", "doc").data_type, "longtext");
-    assert_eq!(c.table_charsets.get(&key("orders")).map(String::as_str), Some("utf8mb4"));
+    assert_eq!(
+        c.table_charsets.get(&key("orders")).map(String::as_str),
+        Some("utf8mb4")
+    );
 }
 
 #[test]
 fn string_columns_inherit_the_table_then_database_then_server_character_set() {
     let mut c = cat();
     c.databases.insert("legacy".into(), "latin1".into());
-    run(&mut c, "CREATE TABLE a (s VARCHAR(3)) DEFAULT CHARACTER SET = cp1250");
+    run(
+        &mut c,
+        "CREATE TABLE a (s VARCHAR(3)) DEFAULT CHARACTER SET = cp1250",
+    );
     assert_eq!(col(&c, "a", "s").charset.as_deref(), Some("cp1250"));
     run(&mut c, "CREATE TABLE b (s CHAR(3)) COLLATE ascii_bin");
     assert_eq!(col(&c, "b", "s").charset.as_deref(), Some("ascii"));
@@ -152,15 +172,24 @@ fn string_columns_inherit_the_table_then_database_then_server_character_set() {
     );
     run(&mut c, "CREATE DATABASE fresh");
     run(&mut c, "CREATE TABLE fresh.d (s TEXT)");
-    assert_eq!(c.get("fresh", "d").unwrap().columns[0].charset.as_deref(), Some("utf8mb4"));
-    run(&mut c, "CREATE SCHEMA IF NOT EXISTS `old` DEFAULT CHARACTER SET = 'utf8' COLLATE utf8_bin");
+    assert_eq!(
+        c.get("fresh", "d").unwrap().columns[0].charset.as_deref(),
+        Some("utf8mb4")
+    );
+    run(
+        &mut c,
+        "CREATE SCHEMA IF NOT EXISTS `old` DEFAULT CHARACTER SET = 'utf8' COLLATE utf8_bin",
+    );
     assert_eq!(c.databases.get("old").map(String::as_str), Some("utf8mb3"));
     run(&mut c, "ALTER DATABASE `old` CHARACTER SET latin2");
     assert_eq!(c.databases.get("old").map(String::as_str), Some("latin2"));
     // A column added later gets the table's default, not the database's.
     run(&mut c, "ALTER TABLE a ADD t VARCHAR(2)");
     assert_eq!(col(&c, "a", "t").charset.as_deref(), Some("cp1250"));
-    run(&mut c, "ALTER TABLE a DEFAULT CHARSET latin1, ADD u VARCHAR(2)");
+    run(
+        &mut c,
+        "ALTER TABLE a DEFAULT CHARSET latin1, ADD u VARCHAR(2)",
+    );
     assert_eq!(col(&c, "a", "u").charset.as_deref(), Some("latin1"));
     assert_eq!(col(&c, "a", "s").charset.as_deref(), Some("cp1250"));
 }
@@ -168,7 +197,10 @@ fn string_columns_inherit_the_table_then_database_then_server_character_set() {
 #[test]
 fn alter_table_applies_several_specifications_in_order() {
     let mut c = cat();
-    run(&mut c, "CREATE TABLE t (a INT PRIMARY KEY, b INT, c INT, d INT)");
+    run(
+        &mut c,
+        "CREATE TABLE t (a INT PRIMARY KEY, b INT, c INT, d INT)",
+    );
     let out = run(
         &mut c,
         "ALTER TABLE `t` ADD COLUMN x INT FIRST, ADD y VARCHAR(3) AFTER b, DROP COLUMN c, \
@@ -186,14 +218,20 @@ fn alter_table_applies_several_specifications_in_order() {
     assert_eq!(names(&c, "t"), ["xx", "a", "bb", "y", "d", "p", "q"]);
     assert_eq!(col(&c, "t", "bb").column_type, "smallint(5) unsigned");
     assert!(!col(&c, "t", "d").nullable);
-    run(&mut c, "ALTER TABLE t MODIFY COLUMN q INT AFTER xx, CHANGE COLUMN p p2 INT FIRST");
+    run(
+        &mut c,
+        "ALTER TABLE t MODIFY COLUMN q INT AFTER xx, CHANGE COLUMN p p2 INT FIRST",
+    );
     assert_eq!(names(&c, "t"), ["p2", "xx", "q", "a", "bb", "y", "d"]);
 }
 
 #[test]
 fn the_primary_key_follows_add_drop_rename_and_column_drops() {
     let mut c = cat();
-    run(&mut c, "CREATE TABLE t (a INT, b INT, c INT, CONSTRAINT pk PRIMARY KEY (b, a))");
+    run(
+        &mut c,
+        "CREATE TABLE t (a INT, b INT, c INT, CONSTRAINT pk PRIMARY KEY (b, a))",
+    );
     assert_eq!(c.get("shop", "t").unwrap().primary_key, ["b", "a"]);
     assert!(!col(&c, "t", "a").nullable);
     run(&mut c, "ALTER TABLE t CHANGE a a2 INT NOT NULL");
@@ -207,9 +245,15 @@ fn the_primary_key_follows_add_drop_rename_and_column_drops() {
     assert!(!col(&c, "t", "c").nullable);
     run(&mut c, "ALTER TABLE t DROP COLUMN c");
     assert!(c.get("shop", "t").unwrap().primary_key.is_empty());
-    run(&mut c, "ALTER TABLE t ADD COLUMN id INT NOT NULL PRIMARY KEY FIRST");
+    run(
+        &mut c,
+        "ALTER TABLE t ADD COLUMN id INT NOT NULL PRIMARY KEY FIRST",
+    );
     assert_eq!(c.get("shop", "t").unwrap().primary_key, ["id"]);
-    run(&mut c, "CREATE TABLE u (k VARCHAR(20), PRIMARY KEY (k(10)))");
+    run(
+        &mut c,
+        "CREATE TABLE u (k VARCHAR(20), PRIMARY KEY (k(10)))",
+    );
     assert_eq!(c.get("shop", "u").unwrap().primary_key, ["k"]);
 }
 
@@ -225,7 +269,10 @@ fn renames_move_definitions_and_report_old_names_as_dropped() {
     let DdlOutcome::Changed { tables, dropped } = out else {
         panic!()
     };
-    assert!(tables.contains(&key("a")) && tables.contains(&key("b")), "{tables:?}");
+    assert!(
+        tables.contains(&key("a")) && tables.contains(&key("b")),
+        "{tables:?}"
+    );
     assert!(dropped.is_empty(), "{dropped:?}");
     let out = run(&mut c, "ALTER TABLE a RENAME TO other.a2");
     assert_eq!(
@@ -253,7 +300,10 @@ fn drop_table_and_drop_database_forget_definitions() {
     run(&mut c, "CREATE TABLE a (x INT)");
     run(&mut c, "CREATE TABLE b (x INT)");
     run(&mut c, "CREATE TABLE other.c (x INT)");
-    let out = run(&mut c, "DROP TABLE IF EXISTS `a`, nope, `other`.`c` /* generated by server */");
+    let out = run(
+        &mut c,
+        "DROP TABLE IF EXISTS `a`, nope, `other`.`c` /* generated by server */",
+    );
     assert_eq!(
         out,
         DdlOutcome::Changed {
@@ -276,16 +326,25 @@ fn drop_table_and_drop_database_forget_definitions() {
 #[test]
 fn create_table_like_copies_the_definition() {
     let mut c = cat();
-    run(&mut c, "CREATE TABLE a (x INT PRIMARY KEY, s VARCHAR(3)) CHARSET latin1");
+    run(
+        &mut c,
+        "CREATE TABLE a (x INT PRIMARY KEY, s VARCHAR(3)) CHARSET latin1",
+    );
     run(&mut c, "CREATE TABLE b LIKE a");
-    run(&mut c, "CREATE TABLE IF NOT EXISTS `other`.`d` (LIKE `shop`.`a`)");
+    run(
+        &mut c,
+        "CREATE TABLE IF NOT EXISTS `other`.`d` (LIKE `shop`.`a`)",
+    );
     for (db, t) in [("shop", "b"), ("other", "d")] {
         let d = c.get(db, t).unwrap();
         assert_eq!(d.columns, c.get("shop", "a").unwrap().columns);
         assert_eq!(d.primary_key, ["x"]);
         assert_eq!(d.database, db);
     }
-    assert_eq!(c.table_charsets.get(&key("b")).map(String::as_str), Some("latin1"));
+    assert_eq!(
+        c.table_charsets.get(&key("b")).map(String::as_str),
+        Some("latin1")
+    );
 }
 
 #[test]
@@ -296,7 +355,10 @@ fn convert_to_character_set_changes_every_text_column_and_the_default() {
         "CREATE TABLE t (a VARCHAR(5), b TEXT, c BLOB, d ENUM('x'), e VARBINARY(3), \
          f CHAR(2) CHARACTER SET binary) CHARACTER SET latin1",
     );
-    run(&mut c, "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
+    run(
+        &mut c,
+        "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+    );
     assert_eq!(col(&c, "t", "a").charset.as_deref(), Some("utf8mb4"));
     assert_eq!(col(&c, "t", "b").data_type, "mediumtext");
     assert_eq!(col(&c, "t", "d").charset.as_deref(), Some("utf8mb4"));
@@ -332,7 +394,12 @@ fn a_failing_statement_leaves_the_catalog_as_it_was() {
     run(&mut c, "CREATE TABLE t (a INT, b INT)");
     let before = c.clone();
     // The first specification is fine, the second names a missing column.
-    let e = apply(&mut c, Some("shop"), "ALTER TABLE t ADD x INT, DROP COLUMN nope").unwrap_err();
+    let e = apply(
+        &mut c,
+        Some("shop"),
+        "ALTER TABLE t ADD x INT, DROP COLUMN nope",
+    )
+    .unwrap_err();
     assert!(matches!(e, DdlError::Parse { .. }), "{e}");
     assert_eq!(c, before);
     let e = apply(&mut c, Some("shop"), "RENAME TABLE t TO u, ghost TO v").unwrap_err();
@@ -351,11 +418,19 @@ fn broken_or_unsupported_ddl_is_reported_not_guessed() {
         "CREATE TABLE t (a VARCHAR)",
         "CREATE TABLE t (a NATIONAL)",
     ] {
-        assert!(apply(&mut c, Some("shop"), sql).is_err(), "{sql} was accepted");
+        assert!(
+            apply(&mut c, Some("shop"), sql).is_err(),
+            "{sql} was accepted"
+        );
     }
     let e = apply(&mut c, Some("shop"), "CREATE TABLE t SELECT 1 AS a").unwrap_err();
     assert!(matches!(e, DdlError::Unsupported { .. }), "{e}");
-    let e = apply(&mut c, Some("shop"), "CREATE TABLE t (a INT) WITH SYSTEM VERSIONING").unwrap_err();
+    let e = apply(
+        &mut c,
+        Some("shop"),
+        "CREATE TABLE t (a INT) WITH SYSTEM VERSIONING",
+    )
+    .unwrap_err();
     assert!(matches!(e, DdlError::Unsupported { .. }), "{e}");
     run(&mut c, "CREATE TABLE t (a INT)");
     let e = apply(&mut c, Some("shop"), "ALTER TABLE t ADD SYSTEM VERSIONING").unwrap_err();
@@ -378,7 +453,10 @@ fn schema_targets_name_the_databases_a_statement_changes() {
     assert_eq!(t("INSERT INTO t VALUES (1)"), None);
     assert_eq!(t("CREATE TEMPORARY TABLE x (a INT)"), None);
     assert_eq!(t("CREATE TABLE t (a INT)"), Some(vec!["shop".into()]));
-    assert_eq!(t("CREATE TABLE IF NOT EXISTS o.t (a INT)"), Some(vec!["o".into()]));
+    assert_eq!(
+        t("CREATE TABLE IF NOT EXISTS o.t (a INT)"),
+        Some(vec!["o".into()])
+    );
     assert_eq!(t("ALTER TABLE `o`.`t` ADD b INT"), Some(vec!["o".into()]));
     assert_eq!(
         t("ALTER TABLE t RENAME TO x.t"),
@@ -393,9 +471,15 @@ fn schema_targets_name_the_databases_a_statement_changes() {
         Some(vec!["shop".into(), "y".into(), "z".into()])
     );
     assert_eq!(t("DROP DATABASE q"), Some(vec!["q".into()]));
-    assert_eq!(t("ALTER DATABASE CHARACTER SET latin1"), Some(vec!["shop".into()]));
+    assert_eq!(
+        t("ALTER DATABASE CHARACTER SET latin1"),
+        Some(vec!["shop".into()])
+    );
     // Without a default database an unqualified name could be anywhere.
-    assert_eq!(schema_targets(None, "ALTER TABLE t ADD b INT"), Some(vec![]));
+    assert_eq!(
+        schema_targets(None, "ALTER TABLE t ADD b INT"),
+        Some(vec![])
+    );
 }
 
 #[test]
@@ -406,8 +490,14 @@ fn every_ddl_corpus_file_applies_without_panicking() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
         let sql = String::from_utf8_lossy(&data);
         let mut c = cat();
-        run(&mut c, "CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(10), b TEXT, e ENUM('x','y'))");
-        run(&mut c, "CREATE TABLE u (k BIGINT UNSIGNED NOT NULL, v DECIMAL(10,2), PRIMARY KEY (k))");
+        run(
+            &mut c,
+            "CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(10), b TEXT, e ENUM('x','y'))",
+        );
+        run(
+            &mut c,
+            "CREATE TABLE u (k BIGINT UNSIGNED NOT NULL, v DECIMAL(10,2), PRIMARY KEY (k))",
+        );
         let before = c.clone();
         if apply(&mut c, Some("shop"), &sql).is_err() {
             assert_eq!(c, before);

@@ -14,10 +14,17 @@ fn pos(file: u64, p: u64) -> BinlogPosition {
 }
 
 fn base_catalog() -> Catalog {
-    let mut c = Catalog::default();
-    c.server_charset = Some("utf8mb4".into());
+    let mut c = Catalog {
+        server_charset: Some("utf8mb4".into()),
+        ..Catalog::default()
+    };
     c.databases.insert("shop".into(), "utf8mb4".into());
-    ddl::apply(&mut c, Some("shop"), "CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(5))").unwrap();
+    ddl::apply(
+        &mut c,
+        Some("shop"),
+        "CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(5))",
+    )
+    .unwrap();
     c
 }
 
@@ -37,7 +44,15 @@ fn history() -> (SchemaHistory, Vec<HistoryRecord>) {
         (pos(2, 50), "RENAME TABLE t TO t2"),
     ] {
         let out = ddl::apply(&mut cat, Some("shop"), sql).unwrap();
-        recs.push(h.record(p, None, Some(sql.into()), Some("shop".into()), &cat, &out, false));
+        recs.push(h.record(
+            p,
+            None,
+            Some(sql.into()),
+            Some("shop".into()),
+            &cat,
+            &out,
+            false,
+        ));
     }
     (h, recs)
 }
@@ -59,7 +74,10 @@ fn reload(recs: &[HistoryRecord]) -> SchemaHistory {
 #[test]
 fn the_catalog_at_a_position_has_the_definitions_written_before_it() {
     let (h, _) = history();
-    assert!(h.catalog_at(&pos(1, 99)).tables.is_empty(), "before the snapshot nothing is known");
+    assert!(
+        h.catalog_at(&pos(1, 99)).tables.is_empty(),
+        "before the snapshot nothing is known"
+    );
     assert_eq!(columns(&h.catalog_at(&pos(1, 100)), "t"), ["id", "a"]);
     // The ALTER's own position still decodes with the old definition: its event is the change.
     assert_eq!(columns(&h.catalog_at(&pos(1, 500)), "t"), ["id", "a"]);
@@ -67,7 +85,10 @@ fn the_catalog_at_a_position_has_the_definitions_written_before_it() {
     let late = h.catalog_at(&pos(2, 51));
     assert!(late.get("shop", "t").is_none());
     assert_eq!(columns(&late, "t2"), ["id", "a", "b"]);
-    assert_eq!(late.databases.get("shop").map(String::as_str), Some("utf8mb4"));
+    assert_eq!(
+        late.databases.get("shop").map(String::as_str),
+        Some("utf8mb4")
+    );
     assert_eq!(late.server_charset.as_deref(), Some("utf8mb4"));
 }
 
@@ -96,7 +117,15 @@ fn sequence_numbers_continue_after_a_reload_and_after_a_rebuild() {
         tables: vec![("shop".into(), "t2".into())],
         dropped: vec![],
     };
-    let r = loaded.record(pos(3, 10), None, Some("ALTER …".into()), None, &cat, &out, false);
+    let r = loaded.record(
+        pos(3, 10),
+        None,
+        Some("ALTER …".into()),
+        None,
+        &cat,
+        &out,
+        false,
+    );
     assert_eq!(r.seq, 4);
     let mut rebuilt = SchemaHistory::empty("shop");
     rebuilt.continue_after(9);
@@ -132,14 +161,25 @@ fn a_new_snapshot_starts_a_new_epoch() {
 fn a_large_catalog_is_split_into_several_snapshot_records() {
     let mut cat = Catalog::default();
     for i in 0..400 {
-        let cols: Vec<String> = (0..40).map(|c| format!("column_number_{c} VARCHAR(20)")).collect();
-        ddl::apply(&mut cat, Some("shop"), &format!("CREATE TABLE t{i} ({})", cols.join(", "))).unwrap();
+        let cols: Vec<String> = (0..40)
+            .map(|c| format!("column_number_{c} VARCHAR(20)"))
+            .collect();
+        ddl::apply(
+            &mut cat,
+            Some("shop"),
+            &format!("CREATE TABLE t{i} ({})", cols.join(", ")),
+        )
+        .unwrap();
     }
     let mut h = SchemaHistory::empty("shop");
     let parts = h.record_snapshot(pos(1, 4), None, &cat);
     assert!(parts.len() > 1, "{} part(s)", parts.len());
     for p in &parts {
-        assert!(h.encode(p).1.len() < 1_000_000, "{} bytes", h.encode(p).1.len());
+        assert!(
+            h.encode(p).1.len() < 1_000_000,
+            "{} bytes",
+            h.encode(p).1.len()
+        );
     }
     assert!(parts.iter().skip(1).all(|p| p.continues && p.snapshot));
     let loaded = reload(&parts);
@@ -153,9 +193,15 @@ fn an_empty_history_is_fine_until_a_checkpoint_says_records_were_committed() {
     h.verify(None, TOPIC).unwrap();
     h.verify(Some(0), TOPIC).unwrap();
     let e = h.verify(Some(4), TOPIC).unwrap_err();
-    assert!(matches!(e, HistoryError::Missing { expected: 4, .. }), "{e}");
+    assert!(
+        matches!(e, HistoryError::Missing { expected: 4, .. }),
+        "{e}"
+    );
     let msg = e.to_string();
-    assert!(msg.contains(TOPIC) && msg.contains("schema_history_recovery"), "{msg}");
+    assert!(
+        msg.contains(TOPIC) && msg.contains("schema_history_recovery"),
+        "{msg}"
+    );
     assert!(msg.contains("snapshot"), "{msg}");
 }
 
@@ -179,8 +225,21 @@ fn fewer_records_than_the_checkpoint_says_are_a_truncation() {
 #[test]
 fn a_missing_record_in_the_middle_or_at_the_start_is_a_gap() {
     let (_, recs) = history();
-    let e = reload(&[recs[0].clone(), recs[2].clone()]).verify(Some(3), TOPIC).unwrap_err();
-    assert!(matches!(e, HistoryError::Gap { after: 1, missing: 2, found: 3, .. }), "{e}");
+    let e = reload(&[recs[0].clone(), recs[2].clone()])
+        .verify(Some(3), TOPIC)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            HistoryError::Gap {
+                after: 1,
+                missing: 2,
+                found: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = reload(&recs[1..]).verify(Some(3), TOPIC).unwrap_err();
     assert!(matches!(e, HistoryError::Gap { after: 0, .. }), "{e}");
 }
@@ -200,15 +259,26 @@ fn unreadable_or_foreign_records_are_damage() {
     let e = load(vec![Some(good[0].clone()), Some(b"{not json".to_vec())])
         .verify(None, TOPIC)
         .unwrap_err();
-    assert!(matches!(&e, HistoryError::Damaged { detail, .. } if detail.contains("offset 1")), "{e}");
-    let e = load(vec![Some(good[0].clone()), None]).verify(None, TOPIC).unwrap_err();
+    assert!(
+        matches!(&e, HistoryError::Damaged { detail, .. } if detail.contains("offset 1")),
+        "{e}"
+    );
+    let e = load(vec![Some(good[0].clone()), None])
+        .verify(None, TOPIC)
+        .unwrap_err();
     assert!(matches!(e, HistoryError::Damaged { .. }), "{e}");
     let mut other = recs[1].clone();
     other.source = "billing".into();
-    let e = load(vec![Some(good[0].clone()), Some(serde_json::to_vec(&other).unwrap())])
-        .verify(None, TOPIC)
-        .unwrap_err();
-    assert!(matches!(e, HistoryError::Foreign { what: "source", .. }), "{e}");
+    let e = load(vec![
+        Some(good[0].clone()),
+        Some(serde_json::to_vec(&other).unwrap()),
+    ])
+    .verify(None, TOPIC)
+    .unwrap_err();
+    assert!(
+        matches!(e, HistoryError::Foreign { what: "source", .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -216,15 +286,21 @@ fn a_duplicate_record_is_harmless_but_a_different_one_under_the_same_number_is_n
     let (h, recs) = history();
     let mut vals: Vec<Vec<u8>> = recs.iter().map(|r| h.encode(r).1).collect();
     vals.insert(2, vals[1].clone());
-    let dup = SchemaHistory::from_values("shop", vals.iter().map(|v| (String::new(), Some(v.as_slice()))));
+    let dup = SchemaHistory::from_values(
+        "shop",
+        vals.iter().map(|v| (String::new(), Some(v.as_slice()))),
+    );
     dup.verify(Some(3), TOPIC).unwrap();
     assert_eq!(dup.records().len(), 3);
     let mut changed = recs[1].clone();
     changed.ddl = Some("ALTER TABLE t ADD c INT".into());
     vals[2] = serde_json::to_vec(&changed).unwrap();
-    let e = SchemaHistory::from_values("shop", vals.iter().map(|v| (String::new(), Some(v.as_slice()))))
-        .verify(Some(3), TOPIC)
-        .unwrap_err();
+    let e = SchemaHistory::from_values(
+        "shop",
+        vals.iter().map(|v| (String::new(), Some(v.as_slice()))),
+    )
+    .verify(Some(3), TOPIC)
+    .unwrap_err();
     assert!(matches!(e, HistoryError::Damaged { .. }), "{e}");
 }
 
@@ -243,7 +319,10 @@ fn records_of_another_server_are_refused() {
     h.record_snapshot(pos(1, 4), None, &base_catalog());
     h.verify_server("11", TOPIC).unwrap();
     let e = h.verify_server("12", TOPIC).unwrap_err();
-    assert!(matches!(e, HistoryError::Foreign { what: "server", .. }), "{e}");
+    assert!(
+        matches!(e, HistoryError::Foreign { what: "server", .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -253,7 +332,9 @@ fn damage_before_a_new_snapshot_does_not_block_the_new_epoch() {
     vals.push(Some(b"garbage".to_vec()));
     let old = SchemaHistory::from_values(
         "shop",
-        vals.iter().enumerate().map(|(i, v)| (format!("offset {i}"), v.as_deref())),
+        vals.iter()
+            .enumerate()
+            .map(|(i, v)| (format!("offset {i}"), v.as_deref())),
     );
     assert!(old.verify(Some(3), TOPIC).is_err());
     // The operator re-snapshots: the new epoch follows the damaged record.
@@ -263,7 +344,9 @@ fn damage_before_a_new_snapshot_does_not_block_the_new_epoch() {
     vals.extend(snap.iter().map(|r| Some(again.encode(r).1)));
     let reloaded = SchemaHistory::from_values(
         "shop",
-        vals.iter().enumerate().map(|(i, v)| (format!("offset {i}"), v.as_deref())),
+        vals.iter()
+            .enumerate()
+            .map(|(i, v)| (format!("offset {i}"), v.as_deref())),
     );
     reloaded.verify(Some(4), TOPIC).unwrap();
     // The old epoch is still damaged for a checkpoint that points into it.
