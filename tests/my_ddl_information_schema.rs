@@ -123,8 +123,12 @@ fn labels(column_type: &str) -> Vec<String> {
 
 fn diff(db: &str, ours: &Catalog, theirs: &Catalog) -> Vec<String> {
     let mut out = Vec::new();
-    let keys: std::collections::BTreeSet<_> =
-        ours.tables.keys().chain(theirs.tables.keys()).cloned().collect();
+    let keys: std::collections::BTreeSet<_> = ours
+        .tables
+        .keys()
+        .chain(theirs.tables.keys())
+        .cloned()
+        .collect();
     for k in keys {
         match (ours.tables.get(&k), theirs.tables.get(&k)) {
             (Some(a), Some(b)) => {
@@ -138,11 +142,17 @@ fn diff(db: &str, ours: &Catalog, theirs: &Catalog) -> Vec<String> {
                 }
                 for (x, y) in a.columns.iter().zip(&b.columns) {
                     if x != y {
-                        out.push(format!("{}.{}:\n  ours   {x:?}\n  server {y:?}", k.1, x.name));
+                        out.push(format!(
+                            "{}.{}:\n  ours   {x:?}\n  server {y:?}",
+                            k.1, x.name
+                        ));
                     }
                 }
                 if a.primary_key != b.primary_key {
-                    out.push(format!("{}: pk {:?} vs server {:?}", k.1, a.primary_key, b.primary_key));
+                    out.push(format!(
+                        "{}: pk {:?} vs server {:?}",
+                        k.1, a.primary_key, b.primary_key
+                    ));
                 }
                 let (ca, cb) = (ours.table_charsets.get(&k), theirs.table_charsets.get(&k));
                 if ca != cb {
@@ -236,10 +246,23 @@ async fn apply_builds_what_information_schema_says_after_every_statement() {
         .await
         .unwrap()
         .unwrap();
-    let mut cat = Catalog::default();
-    cat.server_charset = Some(server_cs);
-    let out = ddl::apply(&mut cat, Some("demo"), &format!("CREATE DATABASE `{db}` CHARACTER SET latin1")).unwrap();
-    assert_eq!(out, DdlOutcome::Changed { tables: vec![], dropped: vec![] });
+    let mut cat = Catalog {
+        server_charset: Some(server_cs),
+        ..Catalog::default()
+    };
+    let out = ddl::apply(
+        &mut cat,
+        Some("demo"),
+        &format!("CREATE DATABASE `{db}` CHARACTER SET latin1"),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        DdlOutcome::Changed {
+            tables: vec![],
+            dropped: vec![]
+        }
+    );
     assert_eq!(cat.databases.get(&db).map(String::as_str), Some("latin1"));
 
     let mut failures = Vec::new();
@@ -265,10 +288,16 @@ async fn apply_builds_what_information_schema_says_after_every_statement() {
             cat.table_charsets.extend(server.table_charsets);
         }
     }
-    conn.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
+    conn.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .unwrap();
     let out = ddl::apply(&mut cat, None, &format!("DROP DATABASE `{db}`")).unwrap();
     assert!(matches!(out, DdlOutcome::Changed { .. }));
     assert!(cat.tables.keys().all(|(d, _)| *d != db));
-    println!("{} statements compared with information_schema, {} mismatches", STATEMENTS.len(), failures.len());
+    println!(
+        "{} statements compared with information_schema, {} mismatches",
+        STATEMENTS.len(),
+        failures.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

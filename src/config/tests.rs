@@ -293,8 +293,5 @@ fn an_unknown_schema_history_recovery_names_the_key() {
     );
     let err = f.load(&[]).unwrap_err();
     assert!(err.origin.ends_with("shop.toml"), "{err}");
-    assert!(
-        err.to_string().contains("schema_history_recovery"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("schema_history_recovery"), "{err}");
 }

@@ -113,7 +113,11 @@ fn excerpt(sql: &str) -> String {
 /// default database (unqualified names resolve against it).
 ///
 /// On error the catalog is unchanged.
-pub fn apply(catalog: &mut Catalog, default_db: Option<&str>, sql: &str) -> Result<DdlOutcome, DdlError> {
+pub fn apply(
+    catalog: &mut Catalog,
+    default_db: Option<&str>,
+    sql: &str,
+) -> Result<DdlOutcome, DdlError> {
     let ctx = Ctx {
         sql,
         default_db: default_db.filter(|d| !d.is_empty()),
@@ -135,11 +139,6 @@ pub fn apply(catalog: &mut Catalog, default_db: Option<&str>, sql: &str) -> Resu
         .collect();
     while matches!(toks.last(), Some(Token::SemiColon)) {
         toks.pop();
-    }
-    if toks.iter().any(|t| matches!(t, Token::SemiColon)) {
-        if toks.iter().take(3).any(|t| is_kw(t, "CREATE") || is_kw(t, "ALTER")) {
-            return Err(ctx.unsupported(None, "several statements in one event"));
-        }
     }
     let mut work = catalog.clone();
     let out = dispatch(&mut work, &ctx, &toks)?;
@@ -220,11 +219,13 @@ pub fn schema_targets(default_db: Option<&str>, sql: &str) -> Option<Vec<String>
         if kw_at(&toks, 1, "TABLE") || kw_at(&toks, 1, "TABLES") {
             let j = skip_if(2);
             for el in split_commas(&toks[j.min(toks.len())..]) {
-                dbs.push(read_name(el, 0).and_then(|(parts, _)| match parts.as_slice() {
-                    [_] => default_db.map(str::to_owned),
-                    [d, _] => Some(d.clone()),
-                    _ => None,
-                }));
+                dbs.push(
+                    read_name(el, 0).and_then(|(parts, _)| match parts.as_slice() {
+                        [_] => default_db.map(str::to_owned),
+                        [d, _] => Some(d.clone()),
+                        _ => None,
+                    }),
+                );
             }
         } else if kw_at(&toks, 1, "DATABASE") || kw_at(&toks, 1, "SCHEMA") {
             let j = skip_if(2);
@@ -237,11 +238,13 @@ pub fn schema_targets(default_db: Option<&str>, sql: &str) -> Option<Vec<String>
             for (k, _) in el.iter().enumerate() {
                 if k == 0 || kw_at(el, k, "TO") {
                     let at = if k == 0 { 0 } else { k + 1 };
-                    dbs.push(read_name(el, at).and_then(|(parts, _)| match parts.as_slice() {
-                        [_] => default_db.map(str::to_owned),
-                        [d, _] => Some(d.clone()),
-                        _ => None,
-                    }));
+                    dbs.push(
+                        read_name(el, at).and_then(|(parts, _)| match parts.as_slice() {
+                            [_] => default_db.map(str::to_owned),
+                            [d, _] => Some(d.clone()),
+                            _ => None,
+                        }),
+                    );
                 }
             }
         }
@@ -312,7 +315,11 @@ impl Ctx<'_> {
         let parts: Vec<String> = name
             .0
             .iter()
-            .map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_else(|| p.to_string()))
+            .map(|p| {
+                p.as_ident()
+                    .map(|i| i.value.clone())
+                    .unwrap_or_else(|| p.to_string())
+            })
             .collect();
         self.qualify(&parts)
     }
@@ -415,8 +422,9 @@ fn to_sql(toks: &[Token]) -> String {
     s
 }
 
-/// Index of the token after the parenthesized group opening at `open`.
-fn skip_parens(toks: &[Token], open: usize) -> usize {
+/// Index of the token after the parenthesized group opening at `open`, or `None` when it is
+/// not closed.
+fn skip_parens(toks: &[Token], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = open;
     while i < toks.len() {
@@ -425,14 +433,14 @@ fn skip_parens(toks: &[Token], open: usize) -> usize {
             Token::RParen => {
                 depth = depth.saturating_sub(1);
                 if depth == 0 {
-                    return i + 1;
+                    return Some(i + 1);
                 }
             }
             _ => {}
         }
         i += 1;
     }
-    toks.len()
+    None
 }
 
 /// Splits at top-level commas.
@@ -526,7 +534,14 @@ fn fix_column_tokens(def: &[Token]) -> Result<Vec<Token>, String> {
     let mut out: Vec<Token> = Vec::with_capacity(def.len() + 2);
     let mut i = 0;
     let string_types = [
-        "CHAR", "VARCHAR", "TEXT", "TINYTEXT", "MEDIUMTEXT", "LONGTEXT", "CHARACTER", "ENUM",
+        "CHAR",
+        "VARCHAR",
+        "TEXT",
+        "TINYTEXT",
+        "MEDIUMTEXT",
+        "LONGTEXT",
+        "CHARACTER",
+        "ENUM",
         "SET",
     ];
     while i < def.len() {
@@ -564,7 +579,9 @@ fn fix_column_tokens(def: &[Token]) -> Result<Vec<Token>, String> {
             && !(is_kw(&def[i - 1], "SET") && is_kw(&def[i - 2], "CHARACTER"))
             && !is_kw(&def[i - 1], "CHARSET")
             && (matches!(out.last(), Some(Token::RParen))
-                || out.last().is_some_and(|p| string_types.iter().any(|k| is_kw(p, k)))
+                || out
+                    .last()
+                    .is_some_and(|p| string_types.iter().any(|k| is_kw(p, k)))
                 || is_kw(&def[i - 2], "SET")
                 || is_kw(&def[i - 2], "CHARSET"))
         {
@@ -589,7 +606,8 @@ fn fix_column_tokens(def: &[Token]) -> Result<Vec<Token>, String> {
 }
 
 fn parse_statement(ctx: &Ctx<'_>, sql: &str) -> Result<Statement, DdlError> {
-    let mut stmts = Parser::parse_sql(&MySqlDialect {}, sql).map_err(|e| ctx.parse_err(e.to_string()))?;
+    let mut stmts =
+        Parser::parse_sql(&MySqlDialect {}, sql).map_err(|e| ctx.parse_err(e.to_string()))?;
     if stmts.len() != 1 {
         return Err(ctx.parse_err(format!("{} statements", stmts.len())));
     }
@@ -672,7 +690,11 @@ fn column_def(
             "int" => (11, 10, 10),
             _ => (20, 20, if unsigned { 20 } else { 19 }),
         };
-        let w = width.unwrap_or(if unsigned || zerofill { unsigned_w } else { signed_w });
+        let w = width.unwrap_or(if unsigned || zerofill {
+            unsigned_w
+        } else {
+            signed_w
+        });
         c.data_type = ty.into();
         c.column_type = format!("{ty}({w})");
         c.unsigned = unsigned || zerofill;
@@ -688,7 +710,13 @@ fn column_def(
     };
     let sized_text = |c: &mut ColumnDef, chars: Option<u64>, blob: bool, cs: &Option<String>| {
         let cs = cs.clone().unwrap_or_else(|| "latin1".into());
-        let bytes = chars.map(|n| if blob { n } else { n * mbmaxlen(&cs) });
+        let bytes = chars.map(|n| {
+            if blob {
+                n
+            } else {
+                n.saturating_mul(mbmaxlen(&cs))
+            }
+        });
         let (ty, max) = match bytes {
             Some(b) if b < 256 => ("tiny", 255u64),
             None => ("", 65_535),
@@ -751,7 +779,11 @@ fn column_def(
     let temporal = |c: &mut ColumnDef, ty: &str, fsp: Option<u64>| {
         let f = fsp.unwrap_or(0);
         c.data_type = ty.into();
-        c.column_type = if f > 0 { format!("{ty}({f})") } else { ty.into() };
+        c.column_type = if f > 0 {
+            format!("{ty}({f})")
+        } else {
+            ty.into()
+        };
         c.datetime_precision = Some(f as u32);
     };
     match dt {
@@ -771,12 +803,8 @@ fn column_def(
             int(&mut c, "int", *w, true)
         }
         DataType::BigInt(w) | DataType::Int8(w) => int(&mut c, "bigint", *w, false),
-        DataType::BigIntUnsigned(w) | DataType::Int8Unsigned(w) => {
-            int(&mut c, "bigint", *w, true)
-        }
-        DataType::Decimal(i) | DataType::Dec(i) | DataType::Numeric(i) => {
-            decimal(&mut c, i, false)
-        }
+        DataType::BigIntUnsigned(w) | DataType::Int8Unsigned(w) => int(&mut c, "bigint", *w, true),
+        DataType::Decimal(i) | DataType::Dec(i) | DataType::Numeric(i) => decimal(&mut c, i, false),
         DataType::DecimalUnsigned(i) | DataType::DecUnsigned(i) => decimal(&mut c, i, true),
         DataType::Float(i) => float(&mut c, i, false, false),
         DataType::FloatUnsigned(i) => float(&mut c, i, false, true),
@@ -813,7 +841,9 @@ fn column_def(
             }
         }
         DataType::Varchar(l) | DataType::CharVarying(l) | DataType::CharacterVarying(l) => {
-            let n = char_len(l).ok_or_else(|| ctx.parse_err(format!("VARCHAR without a length in column `{name}`")))?;
+            let n = char_len(l).ok_or_else(|| {
+                ctx.parse_err(format!("VARCHAR without a length in column `{name}`"))
+            })?;
             if charset.as_deref() == Some("binary") {
                 c.data_type = "varbinary".into();
                 c.column_type = format!("varbinary({n})");
@@ -823,7 +853,9 @@ fn column_def(
             }
         }
         DataType::Nvarchar(l) => {
-            let n = char_len(l).ok_or_else(|| ctx.parse_err(format!("NVARCHAR without a length in column `{name}`")))?;
+            let n = char_len(l).ok_or_else(|| {
+                ctx.parse_err(format!("NVARCHAR without a length in column `{name}`"))
+            })?;
             chars(&mut c, "varchar", n, Some("utf8mb3".into()))
         }
         DataType::Binary(n) => {
@@ -835,7 +867,11 @@ fn column_def(
         DataType::Varbinary(l) => {
             let n = match l {
                 Some(sqlparser::ast::BinaryLength::IntegerLength { length }) => *length,
-                _ => return Err(ctx.parse_err(format!("VARBINARY without a length in column `{name}`"))),
+                _ => {
+                    return Err(
+                        ctx.parse_err(format!("VARBINARY without a length in column `{name}`"))
+                    )
+                }
             };
             c.data_type = "varbinary".into();
             c.column_type = format!("varbinary({n})");
@@ -903,12 +939,16 @@ fn column_def(
                     c.column_type = custom_name.clone();
                 }
                 other => {
-                    return Err(ctx.unsupported(None, format!("column `{name}` has unknown type `{other}`")))
+                    return Err(ctx
+                        .unsupported(None, format!("column `{name}` has unknown type `{other}`")))
                 }
             }
         }
         other => {
-            return Err(ctx.unsupported(None, format!("column `{name}` has unsupported type `{other}`")))
+            return Err(ctx.unsupported(
+                None,
+                format!("column `{name}` has unsupported type `{other}`"),
+            ))
         }
     }
     if zerofill {
@@ -938,7 +978,11 @@ fn set_labels(c: &mut ColumnDef, ty: &str, labels: Vec<String>, cs: Option<Strin
 
 fn obj_last(n: &ObjectName) -> String {
     n.0.last()
-        .map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_else(|| p.to_string()))
+        .map(|p| {
+            p.as_ident()
+                .map(|i| i.value.clone())
+                .unwrap_or_else(|| p.to_string())
+        })
         .unwrap_or_default()
 }
 
@@ -968,7 +1012,12 @@ fn index_column_name(e: &sqlparser::ast::Expr) -> String {
 // ---------------------------------------------------------------------------------------------
 // CREATE TABLE
 
-fn create_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) -> Result<DdlOutcome, DdlError> {
+fn create_table(
+    cat: &mut Catalog,
+    ctx: &Ctx<'_>,
+    toks: &[Token],
+    mut i: usize,
+) -> Result<DdlOutcome, DdlError> {
     let mut if_not_exists = false;
     if kw_at(toks, i, "IF") && kw_at(toks, i + 1, "NOT") && kw_at(toks, i + 2, "EXISTS") {
         if_not_exists = true;
@@ -983,7 +1032,9 @@ fn create_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) 
     // CREATE TABLE t LIKE s / CREATE TABLE t (LIKE s)
     let like_at = if kw_at(toks, after_name, "LIKE") {
         Some(after_name + 1)
-    } else if matches!(toks.get(after_name), Some(Token::LParen)) && kw_at(toks, after_name + 1, "LIKE") {
+    } else if matches!(toks.get(after_name), Some(Token::LParen))
+        && kw_at(toks, after_name + 1, "LIKE")
+    {
         Some(after_name + 2)
     } else {
         None
@@ -991,7 +1042,10 @@ fn create_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) 
     if let Some(j) = like_at {
         let (src, _) = read_name(toks, j).ok_or_else(|| ctx.parse_err("no table after LIKE"))?;
         let src = ctx.qualify(&src)?;
-        let def = cat.get(&src.0, &src.1).cloned().ok_or_else(|| ctx.unknown(src.clone()))?;
+        let def = cat
+            .get(&src.0, &src.1)
+            .cloned()
+            .ok_or_else(|| ctx.unknown(src.clone()))?;
         let cs = cat.table_charsets.get(&src).cloned();
         cat.put(TableDef {
             database: key.0.clone(),
@@ -1010,7 +1064,8 @@ fn create_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) 
     if !matches!(toks.get(after_name), Some(Token::LParen)) {
         return Err(ctx.unsupported(Some(key), "CREATE TABLE without a column list (… SELECT)"));
     }
-    let close = skip_parens(toks, after_name);
+    let close =
+        skip_parens(toks, after_name).ok_or_else(|| ctx.parse_err("unbalanced parentheses"))?;
     let options = &toks[close..];
     if options.iter().any(|t| is_kw(t, "SELECT")) {
         return Err(ctx.unsupported(Some(key), "CREATE TABLE … SELECT (the binlog of a row-based server carries the full definition instead)"));
@@ -1019,14 +1074,20 @@ fn create_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) 
         .windows(3)
         .any(|w| is_kw(&w[0], "WITH") && is_kw(&w[1], "SYSTEM") && is_kw(&w[2], "VERSIONING"))
     {
-        return Err(ctx.unsupported(Some(key), "system-versioned tables (hidden row_start/row_end columns)"));
+        return Err(ctx.unsupported(
+            Some(key),
+            "system-versioned tables (hidden row_start/row_end columns)",
+        ));
     }
     let table_cs = table_charset_from_options(options)
         .or_else(|| cat.databases.get(&key.0).cloned())
         .or_else(|| cat.server_charset.clone());
     // Column list: our fixes per element, then sqlparser on `CREATE TABLE t (…)`.
     let mut body: Vec<Token> = Vec::new();
-    for (n, el) in split_commas(&toks[after_name + 1..close - 1]).into_iter().enumerate() {
+    for (n, el) in split_commas(&toks[after_name + 1..close - 1])
+        .into_iter()
+        .enumerate()
+    {
         if n > 0 {
             body.push(Token::Comma);
         }
@@ -1040,7 +1101,13 @@ fn create_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) 
     let mut primary_key = Vec::new();
     for cd in &ct.columns {
         let opts: Vec<ColumnOption> = cd.options.iter().map(|o| o.option.clone()).collect();
-        let (c, pk) = column_def(ctx, &cd.name.value, &cd.data_type, &opts, table_cs.as_deref())?;
+        let (c, pk) = column_def(
+            ctx,
+            &cd.name.value,
+            &cd.data_type,
+            &opts,
+            table_cs.as_deref(),
+        )?;
         if pk {
             primary_key.push(c.name.clone());
         }
@@ -1090,16 +1157,24 @@ fn set_pk(ctx: &Ctx<'_>, def: &mut TableDef, cols: Vec<String>) -> Result<(), Dd
 // ALTER TABLE
 
 fn col_index(def: &TableDef, name: &str) -> Option<usize> {
-    def.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name))
+    def.columns
+        .iter()
+        .position(|c| c.name.eq_ignore_ascii_case(name))
 }
 
-fn place(def: &mut TableDef, col: ColumnDef, pos: Option<&MySQLColumnPosition>, ctx: &Ctx<'_>) -> Result<(), DdlError> {
+fn place(
+    def: &mut TableDef,
+    col: ColumnDef,
+    pos: Option<&MySQLColumnPosition>,
+    ctx: &Ctx<'_>,
+) -> Result<(), DdlError> {
     match pos {
         None => def.columns.push(col),
         Some(MySQLColumnPosition::First) => def.columns.insert(0, col),
         Some(MySQLColumnPosition::After(a)) => {
-            let i = col_index(def, &a.value)
-                .ok_or_else(|| ctx.parse_err(format!("AFTER names unknown column `{}`", a.value)))?;
+            let i = col_index(def, &a.value).ok_or_else(|| {
+                ctx.parse_err(format!("AFTER names unknown column `{}`", a.value))
+            })?;
             def.columns.insert(i + 1, col);
         }
     }
@@ -1120,7 +1195,9 @@ enum Spec<'a> {
 
 fn classify_spec<'a>(ctx: &Ctx<'_>, spec: &'a [Token]) -> Result<Spec<'a>, DdlError> {
     let k = |i: usize, w: &str| kw_at(spec, i, w);
-    let first = spec.first().ok_or_else(|| ctx.parse_err("empty ALTER TABLE specification"))?;
+    let first = spec
+        .first()
+        .ok_or_else(|| ctx.parse_err("empty ALTER TABLE specification"))?;
     let strip_if = |from: usize| -> (Vec<Token>, bool) {
         // Removes `IF [NOT] EXISTS` right after the verb (and its COLUMN keyword).
         let mut j = from;
@@ -1150,8 +1227,9 @@ fn classify_spec<'a>(ctx: &Ctx<'_>, spec: &'a [Token]) -> Result<Spec<'a>, DdlEr
             j += 3;
         }
         if matches!(spec.get(j), Some(Token::LParen)) {
-            let close = skip_parens(spec, j);
-            let inner = &spec[j + 1..close.saturating_sub(1)];
+            let close =
+                skip_parens(spec, j).ok_or_else(|| ctx.parse_err("unbalanced parentheses"))?;
+            let inner = &spec[j + 1..close - 1];
             let mut cols = Vec::new();
             for el in split_commas(inner) {
                 let mut v = vec![Token::make_keyword("ADD"), Token::make_keyword("COLUMN")];
@@ -1175,9 +1253,21 @@ fn classify_spec<'a>(ctx: &Ctx<'_>, spec: &'a [Token]) -> Result<Spec<'a>, DdlEr
                 return Ok(Spec::Parse(v, false));
             }
             if c > 1
-                || ["INDEX", "KEY", "UNIQUE", "FULLTEXT", "SPATIAL", "FOREIGN", "CHECK", "PARTITION", "PERIOD", "SYSTEM", "VECTOR"]
-                    .iter()
-                    .any(|w| k(1, w))
+                || [
+                    "INDEX",
+                    "KEY",
+                    "UNIQUE",
+                    "FULLTEXT",
+                    "SPATIAL",
+                    "FOREIGN",
+                    "CHECK",
+                    "PARTITION",
+                    "PERIOD",
+                    "SYSTEM",
+                    "VECTOR",
+                ]
+                .iter()
+                .any(|w| k(1, w))
             {
                 if k(1, "SYSTEM") {
                     return Err(ctx.unsupported(None, "ADD SYSTEM VERSIONING"));
@@ -1193,9 +1283,17 @@ fn classify_spec<'a>(ctx: &Ctx<'_>, spec: &'a [Token]) -> Result<Spec<'a>, DdlEr
         if k(1, "PRIMARY") {
             return Ok(Spec::Parse(spec.to_vec(), false));
         }
-        if ["INDEX", "KEY", "FOREIGN", "CONSTRAINT", "CHECK", "PARTITION", "PERIOD"]
-            .iter()
-            .any(|w| k(1, w))
+        if [
+            "INDEX",
+            "KEY",
+            "FOREIGN",
+            "CONSTRAINT",
+            "CHECK",
+            "PARTITION",
+            "PERIOD",
+        ]
+        .iter()
+        .any(|w| k(1, w))
         {
             return Ok(Spec::Ignore);
         }
@@ -1238,14 +1336,22 @@ fn classify_spec<'a>(ctx: &Ctx<'_>, spec: &'a [Token]) -> Result<Spec<'a>, DdlEr
     Ok(Spec::Ignore)
 }
 
-fn alter_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) -> Result<DdlOutcome, DdlError> {
+fn alter_table(
+    cat: &mut Catalog,
+    ctx: &Ctx<'_>,
+    toks: &[Token],
+    mut i: usize,
+) -> Result<DdlOutcome, DdlError> {
     if kw_at(toks, i, "IF") && kw_at(toks, i + 1, "EXISTS") {
         i += 2;
     }
     let (name, after) = read_name(toks, i).ok_or_else(|| ctx.parse_err("no table name"))?;
     let mut key = ctx.qualify(&name)?;
     let orig = key.clone();
-    let mut def = cat.get(&key.0, &key.1).cloned().ok_or_else(|| ctx.unknown(key.clone()))?;
+    let mut def = cat
+        .get(&key.0, &key.1)
+        .cloned()
+        .ok_or_else(|| ctx.unknown(key.clone()))?;
     let mut table_cs = cat.default_charset(&key.0, &key.1).map(str::to_owned);
     // Some specs change the table (and its default charset) and are applied in order.
     let specs = split_commas(&toks[after..]);
@@ -1266,7 +1372,8 @@ fn alter_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) -
                 changed = true;
             }
             Spec::Rename(rest) => {
-                let (n, _) = read_name(rest, 0).ok_or_else(|| ctx.parse_err("RENAME without a name"))?;
+                let (n, _) =
+                    read_name(rest, 0).ok_or_else(|| ctx.parse_err("RENAME without a name"))?;
                 key = ctx.qualify(&n)?;
                 changed = true;
             }
@@ -1308,7 +1415,11 @@ fn alter_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) -
 
 fn with_table(e: DdlError, key: &(String, String)) -> DdlError {
     match e {
-        DdlError::Unsupported { table: None, what, statement } => DdlError::Unsupported {
+        DdlError::Unsupported {
+            table: None,
+            what,
+            statement,
+        } => DdlError::Unsupported {
             table: Some(key.clone()),
             what,
             statement,
@@ -1321,11 +1432,16 @@ fn with_table(e: DdlError, key: &(String, String)) -> DdlError {
 /// when the new set needs more bytes per character, as the server does.
 fn convert_charset(def: &mut TableDef, cs: &str) {
     for c in &mut def.columns {
-        let Some(old) = c.charset.clone() else { continue };
+        let Some(old) = c.charset.clone() else {
+            continue;
+        };
         if old == "binary" {
             continue;
         }
-        let is_text = matches!(c.data_type.as_str(), "tinytext" | "text" | "mediumtext" | "longtext");
+        let is_text = matches!(
+            c.data_type.as_str(),
+            "tinytext" | "text" | "mediumtext" | "longtext"
+        );
         if is_text {
             // The column keeps room for as many characters as before: the server picks the
             // smallest TEXT type that holds them in the new set, never a smaller one.
@@ -1338,7 +1454,10 @@ fn convert_charset(def: &mut TableDef, cs: &str) {
             let old_max = c.char_max_length.unwrap_or(0);
             let chars = old_max / mbmaxlen(&old);
             let bytes = chars.saturating_mul(mbmaxlen(cs));
-            let rank_old = TYPES.iter().position(|(t, _)| *t == c.data_type).unwrap_or(0);
+            let rank_old = TYPES
+                .iter()
+                .position(|(t, _)| *t == c.data_type)
+                .unwrap_or(0);
             let fit = TYPES.iter().position(|(_, m)| bytes <= *m).unwrap_or(3);
             let (ty, max) = TYPES[fit.max(rank_old)];
             c.data_type = ty.into();
@@ -1350,7 +1469,13 @@ fn convert_charset(def: &mut TableDef, cs: &str) {
 }
 
 /// Applies one ALTER specification parsed by sqlparser.
-fn apply_parsed(ctx: &Ctx<'_>, def: &mut TableDef, spec: &[Token], if_flag: bool, table_cs: Option<&str>) -> Result<(), DdlError> {
+fn apply_parsed(
+    ctx: &Ctx<'_>,
+    def: &mut TableDef,
+    spec: &[Token],
+    if_flag: bool,
+    table_cs: Option<&str>,
+) -> Result<(), DdlError> {
     let sql = format!("ALTER TABLE t {}", to_sql(spec));
     let Statement::AlterTable(at) = parse_statement(ctx, &sql)? else {
         return Err(ctx.parse_err("not an ALTER TABLE"));
@@ -1366,8 +1491,18 @@ fn apply_parsed(ctx: &Ctx<'_>, def: &mut TableDef, spec: &[Token], if_flag: bool
                 if col_index(def, &column_def.name.value).is_some() && (if_flag || *if_not_exists) {
                     continue;
                 }
-                let opts: Vec<ColumnOption> = column_def.options.iter().map(|o| o.option.clone()).collect();
-                let (c, pk) = column_def_of(ctx, &column_def.name.value, &column_def.data_type, &opts, table_cs)?;
+                let opts: Vec<ColumnOption> = column_def
+                    .options
+                    .iter()
+                    .map(|o| o.option.clone())
+                    .collect();
+                let (c, pk) = column_def_of(
+                    ctx,
+                    &column_def.name.value,
+                    &column_def.data_type,
+                    &opts,
+                    table_cs,
+                )?;
                 place(def, c, column_position.as_ref(), ctx)?;
                 if pk {
                     set_pk(ctx, def, vec![column_def.name.value.clone()])?;
@@ -1382,10 +1517,15 @@ fn apply_parsed(ctx: &Ctx<'_>, def: &mut TableDef, spec: &[Token], if_flag: bool
                     match col_index(def, &n.value) {
                         Some(i) => {
                             let removed = def.columns.remove(i);
-                            def.primary_key.retain(|k| !k.eq_ignore_ascii_case(&removed.name));
+                            def.primary_key
+                                .retain(|k| !k.eq_ignore_ascii_case(&removed.name));
                         }
                         None if *if_exists || if_flag => {}
-                        None => return Err(ctx.parse_err(format!("DROP of unknown column `{}`", n.value))),
+                        None => {
+                            return Err(
+                                ctx.parse_err(format!("DROP of unknown column `{}`", n.value))
+                            )
+                        }
                     }
                 }
             }
@@ -1394,20 +1534,41 @@ fn apply_parsed(ctx: &Ctx<'_>, def: &mut TableDef, spec: &[Token], if_flag: bool
                 data_type,
                 options,
                 column_position,
-            } => replace_column(ctx, def, &col_name.value, &col_name.value, data_type, options, column_position.as_ref(), if_flag, table_cs)?,
+            } => replace_column(
+                ctx,
+                def,
+                &col_name.value,
+                &col_name.value,
+                data_type,
+                options,
+                column_position.as_ref(),
+                if_flag,
+                table_cs,
+            )?,
             AlterTableOperation::ChangeColumn {
                 old_name,
                 new_name,
                 data_type,
                 options,
                 column_position,
-            } => replace_column(ctx, def, &old_name.value, &new_name.value, data_type, options, column_position.as_ref(), if_flag, table_cs)?,
+            } => replace_column(
+                ctx,
+                def,
+                &old_name.value,
+                &new_name.value,
+                data_type,
+                options,
+                column_position.as_ref(),
+                if_flag,
+                table_cs,
+            )?,
             AlterTableOperation::RenameColumn {
                 old_column_name,
                 new_column_name,
             } => match col_index(def, &old_column_name.value) {
                 Some(i) => {
-                    let old = std::mem::replace(&mut def.columns[i].name, new_column_name.value.clone());
+                    let old =
+                        std::mem::replace(&mut def.columns[i].name, new_column_name.value.clone());
                     for k in &mut def.primary_key {
                         if k.eq_ignore_ascii_case(&old) {
                             *k = new_column_name.value.clone();
@@ -1415,7 +1576,12 @@ fn apply_parsed(ctx: &Ctx<'_>, def: &mut TableDef, spec: &[Token], if_flag: bool
                     }
                 }
                 None if if_flag => {}
-                None => return Err(ctx.parse_err(format!("RENAME of unknown column `{}`", old_column_name.value))),
+                None => {
+                    return Err(ctx.parse_err(format!(
+                        "RENAME of unknown column `{}`",
+                        old_column_name.value
+                    )))
+                }
             },
             AlterTableOperation::AddConstraint { constraint, .. } => {
                 if let Some(cols) = pk_columns(constraint) {
@@ -1429,7 +1595,13 @@ fn apply_parsed(ctx: &Ctx<'_>, def: &mut TableDef, spec: &[Token], if_flag: bool
     Ok(())
 }
 
-fn column_def_of(ctx: &Ctx<'_>, name: &str, dt: &DataType, opts: &[ColumnOption], table_cs: Option<&str>) -> Result<(ColumnDef, bool), DdlError> {
+fn column_def_of(
+    ctx: &Ctx<'_>,
+    name: &str,
+    dt: &DataType,
+    opts: &[ColumnOption],
+    table_cs: Option<&str>,
+) -> Result<(ColumnDef, bool), DdlError> {
     column_def(ctx, name, dt, opts, table_cs)
 }
 
@@ -1453,7 +1625,10 @@ fn replace_column(
     };
     let (mut c, pk) = column_def(ctx, new, dt, options, table_cs)?;
     let old_name = def.columns[i].name.clone();
-    let in_pk = def.primary_key.iter().any(|k| k.eq_ignore_ascii_case(&old_name));
+    let in_pk = def
+        .primary_key
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(&old_name));
     if in_pk {
         c.nullable = false;
         for k in &mut def.primary_key {
@@ -1483,7 +1658,12 @@ fn drop_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token]) -> Result<DdlOut
     let mut v = toks.to_vec();
     v[1] = Token::make_keyword("TABLE");
     let sql = to_sql(&v);
-    let Statement::Drop { object_type: ObjectType::Table, names, .. } = parse_statement(ctx, &sql)? else {
+    let Statement::Drop {
+        object_type: ObjectType::Table,
+        names,
+        ..
+    } = parse_statement(ctx, &sql)?
+    else {
         return Err(ctx.parse_err("not a DROP TABLE"));
     };
     let mut dropped = Vec::new();
@@ -1511,12 +1691,17 @@ fn rename_tables(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token]) -> Result<Ddl
     let Statement::RenameTable(pairs) = parse_statement(ctx, &sql)? else {
         return Err(ctx.parse_err("not a RENAME TABLE"));
     };
-    let mut tables: Vec<(String, String)> = Vec::new();
-    let mut dropped: Vec<(String, String)> = Vec::new();
     // Renames apply left to right (`RENAME TABLE a TO tmp, b TO a, tmp TO b` swaps).
+    let mut touched: Vec<((String, String), bool)> = Vec::new();
     for p in &pairs {
         let from = ctx.qualify_obj(&p.old_name)?;
         let to = ctx.qualify_obj(&p.new_name)?;
+        for k in [&from, &to] {
+            if !touched.iter().any(|(t, _)| t == k) {
+                let existed = cat.get(&k.0, &k.1).is_some();
+                touched.push((k.clone(), existed));
+            }
+        }
         let Some(mut def) = cat.remove(&from.0, &from.1) else {
             return Err(ctx.unknown(from));
         };
@@ -1527,14 +1712,16 @@ fn rename_tables(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token]) -> Result<Ddl
         if let Some(cs) = cs {
             cat.table_charsets.insert(to.clone(), cs);
         }
-        tables.retain(|t| *t != from);
-        dropped.retain(|t| *t != to);
-        if !dropped.contains(&from) {
-            dropped.push(from);
-        }
-        tables.push(to);
     }
-    dropped.retain(|t| !tables.contains(t));
+    let mut tables = Vec::new();
+    let mut dropped = Vec::new();
+    for (k, existed) in touched {
+        if cat.get(&k.0, &k.1).is_some() {
+            tables.push(k);
+        } else if existed {
+            dropped.push(k);
+        }
+    }
     Ok(DdlOutcome::Changed { tables, dropped })
 }
 
@@ -1547,7 +1734,13 @@ enum DbOp {
 
 /// CREATE/ALTER/DROP DATABASE, read by our token pass (sqlparser 0.64 does not read
 /// `DEFAULT CHARACTER SET` nor `ALTER DATABASE`).
-fn database_stmt(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize, op: DbOp) -> Result<DdlOutcome, DdlError> {
+fn database_stmt(
+    cat: &mut Catalog,
+    ctx: &Ctx<'_>,
+    toks: &[Token],
+    mut i: usize,
+    op: DbOp,
+) -> Result<DdlOutcome, DdlError> {
     if kw_at(toks, i, "IF") && kw_at(toks, i + 1, "NOT") && kw_at(toks, i + 2, "EXISTS") {
         i += 3;
     } else if kw_at(toks, i, "IF") && kw_at(toks, i + 1, "EXISTS") {
@@ -1555,16 +1748,25 @@ fn database_stmt(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize,
     }
     // ALTER DATABASE without a name applies to the default database.
     let (name, mut j) = match toks.get(i).and_then(word) {
-        Some(w) if !(op == DbOp::Alter && read_charset_option(toks, i).is_some()) => (w.value.clone(), i + 1),
+        Some(w) if !(op == DbOp::Alter && read_charset_option(toks, i).is_some()) => {
+            (w.value.clone(), i + 1)
+        }
         _ if op == DbOp::Alter => match ctx.default_db {
             Some(d) => (d.to_owned(), i),
-            None => return Err(ctx.parse_err("ALTER DATABASE without a name nor a default database")),
+            None => {
+                return Err(ctx.parse_err("ALTER DATABASE without a name nor a default database"))
+            }
         },
         _ => return Err(ctx.parse_err("no database name")),
     };
     match op {
         DbOp::Drop => {
-            let gone: Vec<(String, String)> = cat.tables.keys().filter(|(d, _)| *d == name).cloned().collect();
+            let gone: Vec<(String, String)> = cat
+                .tables
+                .keys()
+                .filter(|(d, _)| *d == name)
+                .cloned()
+                .collect();
             for k in &gone {
                 cat.remove(&k.0, &k.1);
                 cat.table_charsets.remove(k);
