@@ -42,6 +42,9 @@ pub enum RegistryError {
         /// The registry's explanation (names the field).
         message: String,
     },
+    /// The `[schema_registry]` settings cannot be used (unreadable or malformed `ca_file`).
+    #[error("schema registry client: {0}")]
+    Config(String),
     /// Any other refusal (invalid schema, unauthorized, …).
     #[error("schema registry refused subject `{subject}` (http {status}): {message}")]
     Refused {
@@ -95,10 +98,28 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// A client for the configured registry.
     pub fn new(cfg: &SchemaRegistryConfig) -> Result<Self, RegistryError> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+        let mut http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+        if let Some(ca) = &cfg.ca_file {
+            let bad = |problem: String| {
+                RegistryError::Config(format!(
+                    "key `schema_registry.ca_file`: {problem}; fix: point it at the PEM file of \
+                     the CA that signed the registry's certificate"
+                ))
+            };
+            let pem = std::fs::read(ca)
+                .map_err(|e| bad(format!("cannot read {}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| bad(format!("{} is not a PEM certificate file: {e}", ca.display())))?;
+            if certs.is_empty() {
+                return Err(bad(format!("{} holds no certificate", ca.display())));
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
             .build()
-            .map_err(|e| RegistryError::Unavailable(format!("http client: {e}")))?;
+            .map_err(|e| RegistryError::Config(format!("http client: {e}")))?;
         Ok(Self {
             base: cfg.url.trim_end_matches('/').to_string(),
             http,
