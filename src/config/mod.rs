@@ -533,9 +533,39 @@ impl SourceConfig {
 }
 
 /// A secret string: deserialized like a string, never printed.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
+///
+/// Numbers and booleans are taken as their text, because an environment override such as
+/// `CDC_AGENT__SOURCES__X__PASSWORD=0123` reaches us parsed as a number.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 impl Secret {
     /// Wraps a value.
@@ -1040,13 +1070,25 @@ impl figment::Provider for EnvOverrides {
             if key.is_empty() {
                 continue;
             }
-            let value: Value = v.parse().unwrap_or_else(|_| Value::from(v.clone()));
+            let value: Value = match v.parse::<Value>() {
+                // "0123" is text (a PIN, a password), not the number 123.
+                Ok(Value::Num(..)) if keeps_text(v) => Value::from(v.clone()),
+                Ok(parsed) => parsed,
+                Err(_) => Value::from(v.clone()),
+            };
             if let Some(nested) = figment::util::nest(&key, value).into_dict() {
                 merge(&mut dict, nested);
             }
         }
         Ok(figment::Profile::Default.collect(dict))
     }
+}
+
+/// Whether a numeric-looking environment value would lose characters as a number (a leading
+/// zero or sign).
+fn keeps_text(v: &str) -> bool {
+    let digits = v.trim_start_matches('-');
+    v.starts_with('+') || (digits.len() > 1 && digits.starts_with('0') && !digits.starts_with("0."))
 }
 
 fn strip_prefix_ci<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
