@@ -77,6 +77,29 @@ struct ErrorResponse {
     message: Option<String>,
 }
 
+/// A request that got no answer: a refused certificate is definite (the operator must trust
+/// the registry's CA), anything else is the network and transient. The URL is left out: it may
+/// carry credentials.
+fn send_error(e: reqwest::Error) -> RegistryError {
+    use std::error::Error as _;
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    if crate::net::tls::is_certificate_failure(&text) {
+        RegistryError::Config(format!(
+            "tls to the registry failed: {text}; fix: set schema_registry.ca_file to the PEM \
+             file of the CA that signed the registry's certificate"
+        ))
+    } else {
+        RegistryError::Unavailable(text)
+    }
+}
+
 /// Registry client with an id cache. Cheap to share behind an `Arc`.
 pub struct Registry {
     base: String,
@@ -179,6 +202,13 @@ impl Registry {
                 message,
             });
         }
+        let message = match status.as_u16() {
+            401 | 403 => format!(
+                "{message}; fix: check [schema_registry] username and password (or \
+                 password_file), and the user's rights on the subject"
+            ),
+            _ => message,
+        };
         Err(RegistryError::Refused {
             subject: subject.to_string(),
             status: status.as_u16(),
@@ -197,10 +227,7 @@ impl Registry {
         if let Some(user) = &self.username {
             req = req.basic_auth(user, self.password.as_ref().map(|p| p.expose()));
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| RegistryError::Unavailable(e.without_url().to_string()))?;
+        let resp = req.send().await.map_err(send_error)?;
         let status = resp.status();
         let text = resp
             .text()
