@@ -129,10 +129,14 @@ impl Registry {
                      the CA that signed the registry's certificate"
                 ))
             };
-            let pem = std::fs::read(ca)
-                .map_err(|e| bad(format!("cannot read {}: {e}", ca.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| bad(format!("{} is not a PEM certificate file: {e}", ca.display())))?;
+            let pem =
+                std::fs::read(ca).map_err(|e| bad(format!("cannot read {}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                bad(format!(
+                    "{} is not a PEM certificate file: {e}",
+                    ca.display()
+                ))
+            })?;
             if certs.is_empty() {
                 return Err(bad(format!("{} holds no certificate", ca.display())));
             }

@@ -101,7 +101,10 @@ async fn the_agent_streams_exactly_once_as_the_non_super_sasl_user_with_a_passwo
     let recs = read_topic(&topic, WAIT, |r| r.len() >= 6);
     println!("after restart: {} table events", recs.len());
     assert_eq!(recs.len(), 6, "log:\n{}", agent.log());
-    assert!(!agent.log().contains(&password), "the password is not logged");
+    assert!(
+        !agent.log().contains(&password),
+        "the password is not logged"
+    );
 }
 
 #[tokio::test]

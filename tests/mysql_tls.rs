@@ -37,7 +37,9 @@ fn source(host: &str, mysql_toml: &str) -> (SourceConfig, tempfile::TempDir) {
 /// The session's TLS cipher ("" when the connection is plain).
 async fn cipher(src: &SourceConfig) -> Result<String, mysql_async::Error> {
     let mut conn = connect(mysql_opts_builder(src).unwrap(), ssl_mode(src)).await?;
-    let row: Option<(String, String)> = conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'").await?;
+    let row: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await?;
     conn.disconnect().await?;
     Ok(row.map(|(_, v)| v).unwrap_or_default())
 }
@@ -56,7 +58,10 @@ async fn verify_identity_with_the_stack_ca_connects_over_tls() {
     require_tls_stack();
     let (src, _d) = source(
         "localhost",
-        &format!("ssl_mode = \"verify_identity\"\nssl_ca = \"{}\"", stack_env("MYSQL_SSL_CA")),
+        &format!(
+            "ssl_mode = \"verify_identity\"\nssl_ca = \"{}\"",
+            stack_env("MYSQL_SSL_CA")
+        ),
     );
     let c = cipher(&src).await.unwrap();
     println!("verify_identity to localhost: cipher {c}");
@@ -68,7 +73,10 @@ async fn verify_identity_refuses_a_host_name_the_certificate_does_not_carry() {
     require_tls_stack();
     let (src, _d) = source(
         "127.0.0.1",
-        &format!("ssl_mode = \"verify_identity\"\nssl_ca = \"{}\"", stack_env("MYSQL_SSL_CA")),
+        &format!(
+            "ssl_mode = \"verify_identity\"\nssl_ca = \"{}\"",
+            stack_env("MYSQL_SSL_CA")
+        ),
     );
     let err = cipher(&src).await.unwrap_err().to_string();
     println!("{}", tls_failure(ssl_mode(&src), "127.0.0.1", &err));

@@ -73,21 +73,25 @@ async fn install_server_tls() -> Installed {
         admin.batch_execute(&sql).await.unwrap();
     }
     let expected = cert_file.display().to_string();
-    wait_until(Duration::from_secs(30), "the server to reload its TLS files", || {
-        let expected = expected.clone();
-        async move {
-            let c = pg_connect(&stack_env("PG_URL")).await;
-            let row = c
-                .query_one(
-                    "SELECT current_setting('ssl'), current_setting('ssl_cert_file')",
-                    &[],
-                )
-                .await
-                .ok()?;
-            (row.get::<_, String>(0) == "on" && row.get::<_, String>(1) == expected)
-                .then_some(())
-        }
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the server to reload its TLS files",
+        || {
+            let expected = expected.clone();
+            async move {
+                let c = pg_connect(&stack_env("PG_URL")).await;
+                let row = c
+                    .query_one(
+                        "SELECT current_setting('ssl'), current_setting('ssl_cert_file')",
+                        &[],
+                    )
+                    .await
+                    .ok()?;
+                (row.get::<_, String>(0) == "on" && row.get::<_, String>(1) == expected)
+                    .then_some(())
+            }
+        },
+    )
     .await;
     // Files of earlier runs are no longer referenced.
     for entry in std::fs::read_dir(&tls_dir).unwrap().flatten() {
@@ -162,11 +166,16 @@ async fn agent_connections(db: &FreshPgDb) -> Vec<(String, bool)> {
 /// Streams 3 snapshot rows and 2 changes, then returns the agent's connections.
 async fn stream_and_inspect(agent: &Agent, db: &FreshPgDb, name: &str) -> Vec<(String, bool)> {
     agent.wait_streaming(WAIT);
-    let conns = wait_until(WAIT, "the agent's SQL and replication connections", || async {
-        let c = agent_connections(db).await;
-        (c.iter().any(|(t, _)| t == "walsender") && c.iter().any(|(t, _)| t == "client backend"))
+    let conns = wait_until(
+        WAIT,
+        "the agent's SQL and replication connections",
+        || async {
+            let c = agent_connections(db).await;
+            (c.iter().any(|(t, _)| t == "walsender")
+                && c.iter().any(|(t, _)| t == "client backend"))
             .then_some(c)
-    })
+        },
+    )
     .await;
     pg_connect(&db.url)
         .await
@@ -175,15 +184,17 @@ async fn stream_and_inspect(agent: &Agent, db: &FreshPgDb, name: &str) -> Vec<(S
         .unwrap();
     let topic = format!("{name}.public.t");
     let recs = read_topic(&topic, WAIT, |r| r.len() >= 5);
-    println!("{name}: {} events on {topic}, connections {conns:?}", recs.len());
+    println!(
+        "{name}: {} events on {topic}, connections {conns:?}",
+        recs.len()
+    );
     assert_eq!(recs.len(), 5, "log:\n{}", agent.log());
     conns
 }
 
 #[tokio::test]
 #[serial]
-async fn verify_full_with_the_test_ca_streams_snapshot_and_changes_over_tls_on_both_connections()
-{
+async fn verify_full_with_the_test_ca_streams_snapshot_and_changes_over_tls_on_both_connections() {
     let tls = install_server_tls().await;
     let db = fresh_db("tlsfull").await;
     let name = unique_name("tlsfull");
@@ -221,9 +232,15 @@ async fn verify_full_refuses_a_host_name_the_certificate_does_not_carry() {
     );
     assert_eq!(agent.wait_exit(WAIT), Some(1), "log:\n{}", agent.log());
     let log = agent.log();
-    println!("{}", log.lines().find(|l| l.contains("tls to")).unwrap_or(""));
+    println!(
+        "{}",
+        log.lines().find(|l| l.contains("tls to")).unwrap_or("")
+    );
     assert!(log.contains("sslmode = verify-full"), "{log}");
-    assert!(log.contains("sslrootcert") && log.contains("`host`"), "{log}");
+    assert!(
+        log.contains("sslrootcert") && log.contains("`host`"),
+        "{log}"
+    );
     assert!(log.to_ascii_lowercase().contains("mismatch"), "{log}");
 }
 
@@ -244,7 +261,10 @@ async fn verify_full_refuses_a_server_certificate_signed_by_another_ca() {
     );
     assert_eq!(agent.wait_exit(WAIT), Some(1), "log:\n{}", agent.log());
     let log = agent.log();
-    println!("{}", log.lines().find(|l| l.contains("tls to")).unwrap_or(""));
+    println!(
+        "{}",
+        log.lines().find(|l| l.contains("tls to")).unwrap_or("")
+    );
     assert!(log.contains("sslrootcert"), "{log}");
     assert!(log.contains("certificate verify failed"), "{log}");
 }

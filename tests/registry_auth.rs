@@ -199,12 +199,17 @@ async fn a_refused_registry_login_stops_the_agent_and_the_password_is_not_logged
         log.lines().find(|l| l.contains("http 401")).unwrap_or("")
     );
     assert_eq!(code, Some(1), "log:\n{log}");
-    assert!(log.contains("username and password"), "names the keys: {log}");
+    assert!(
+        log.contains("username and password"),
+        "names the keys: {log}"
+    );
     assert!(!log.contains(password), "the password is not logged: {log}");
     let headers = seen.lock().unwrap().clone();
     assert!(!headers.is_empty());
     assert!(
-        headers.iter().all(|h| h.as_deref() == Some(expected_header(password).as_str())),
+        headers
+            .iter()
+            .all(|h| h.as_deref() == Some(expected_header(password).as_str())),
         "{headers:?}"
     );
 }

@@ -872,7 +872,12 @@ fn check_readable(path: &Path, origin: &str, key: &str) -> Result<(), ConfigErro
 /// Checks that the `[kafka]` security keys fit together and reads `sasl_password_file`.
 fn resolve_kafka_security(k: &mut KafkaConfig, origin: &str) -> Result<(), ConfigError> {
     let bad = |key: &str, problem: String, fix: String| {
-        Err(ConfigError::new(origin, Some(format!("kafka.{key}")), problem, fix))
+        Err(ConfigError::new(
+            origin,
+            Some(format!("kafka.{key}")),
+            problem,
+            fix,
+        ))
     };
     if let Some(file) = &k.sasl_password_file {
         k.sasl_password = Some(read_secret_file(file, origin, "kafka.sasl_password_file")?);
@@ -940,7 +945,12 @@ fn resolve_kafka_security(k: &mut KafkaConfig, origin: &str) -> Result<(), Confi
 /// Checks a PostgreSQL source's TLS keys.
 fn validate_pg_tls(pg: &PostgresOptions, origin: &str) -> Result<(), ConfigError> {
     let bad = |key: &str, problem: String, fix: &str| {
-        Err(ConfigError::new(origin, Some(format!("postgres.{key}")), problem, fix))
+        Err(ConfigError::new(
+            origin,
+            Some(format!("postgres.{key}")),
+            problem,
+            fix,
+        ))
     };
     let needs_root = matches!(pg.sslmode, PgSslMode::VerifyCa | PgSslMode::VerifyFull);
     if needs_root && pg.sslrootcert.is_none() {
@@ -950,9 +960,7 @@ fn validate_pg_tls(pg: &PostgresOptions, origin: &str) -> Result<(), ConfigError
             "set sslrootcert to the PEM file of the CA that signed the server certificate (or \"system\" for the system's trusted roots), or lower sslmode to require",
         );
     }
-    if pg.sslmode == PgSslMode::Disable
-        && (pg.sslrootcert.is_some() || pg.sslcert.is_some())
-    {
+    if pg.sslmode == PgSslMode::Disable && (pg.sslrootcert.is_some() || pg.sslcert.is_some()) {
         return bad(
             "sslmode",
             "sslmode = disable but TLS files are configured".into(),

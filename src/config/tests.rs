@@ -302,7 +302,10 @@ fn no_secret_of_any_kind_appears_when_the_whole_config_is_debug_formatted() {
     let cfg = f
         .load(&[("CDC_AGENT__SOURCES__DEMO_PG__PASSWORD", "env-secret")])
         .unwrap();
-    assert_eq!(cfg.sources[0].password.as_ref().unwrap().expose(), "env-secret");
+    assert_eq!(
+        cfg.sources[0].password.as_ref().unwrap().expose(),
+        "env-secret"
+    );
     assert_eq!(
         cfg.main.kafka.sasl_password.as_ref().unwrap().expose(),
         "kafka-file-secret",
@@ -354,7 +357,10 @@ fn sasl_without_a_mechanism_or_sasl_keys_without_sasl_are_refused_with_the_key()
     let err = Fixture::new(&main).load(&[]).unwrap_err();
     assert_eq!(err.key.as_deref(), Some("kafka.sasl_mechanism"), "{err}");
 
-    let main = MAIN.replace("[schema_registry]", "sasl_username = \"u\"\n[schema_registry]");
+    let main = MAIN.replace(
+        "[schema_registry]",
+        "sasl_username = \"u\"\n[schema_registry]",
+    );
     let err = Fixture::new(&main).load(&[]).unwrap_err();
     assert_eq!(err.key.as_deref(), Some("kafka.sasl_username"), "{err}");
     assert!(err.fix.contains("SASL_SSL"), "{err}");
@@ -405,10 +411,22 @@ fn the_system_roots_need_no_file_and_sslmode_defaults_to_prefer() {
         "slot_name = \"cdc_demo\"",
         "sslmode = \"verify-full\"\nsslrootcert = \"system\"",
     );
-    let cfg = Fixture::new(MAIN).source("demo-pg.toml", &body).load(&[]).unwrap();
-    assert_eq!(cfg.sources[0].postgres.as_ref().unwrap().sslmode, PgSslMode::VerifyFull);
-    let cfg = Fixture::new(MAIN).source("demo-pg.toml", PG_SOURCE).load(&[]).unwrap();
-    assert_eq!(cfg.sources[0].postgres.as_ref().unwrap().sslmode, PgSslMode::Prefer);
+    let cfg = Fixture::new(MAIN)
+        .source("demo-pg.toml", &body)
+        .load(&[])
+        .unwrap();
+    assert_eq!(
+        cfg.sources[0].postgres.as_ref().unwrap().sslmode,
+        PgSslMode::VerifyFull
+    );
+    let cfg = Fixture::new(MAIN)
+        .source("demo-pg.toml", PG_SOURCE)
+        .load(&[])
+        .unwrap();
+    assert_eq!(
+        cfg.sources[0].postgres.as_ref().unwrap().sslmode,
+        PgSslMode::Prefer
+    );
 }
 
 #[test]

@@ -11,7 +11,11 @@ use crate::net::tls::TlsConfigError;
 
 /// The source's TLS mode (`preferred` when the file has no `[mysql]` section).
 pub fn ssl_mode(source: &SourceConfig) -> MysqlSslMode {
-    source.mysql.as_ref().map(|m| m.ssl_mode).unwrap_or_default()
+    source
+        .mysql
+        .as_ref()
+        .map(|m| m.ssl_mode)
+        .unwrap_or_default()
 }
 
 /// `mysql_async` TLS options for a mode and CA file; `None` means plain TCP.
@@ -46,10 +50,7 @@ pub fn ssl_opts(
 /// Host, port, user, password, database and TLS of a MySQL source.
 pub fn mysql_opts_builder(source: &SourceConfig) -> Result<OptsBuilder, TlsConfigError> {
     let my = source.mysql.as_ref();
-    let ssl = ssl_opts(
-        ssl_mode(source),
-        my.and_then(|m| m.ssl_ca.as_deref()),
-    )?;
+    let ssl = ssl_opts(ssl_mode(source), my.and_then(|m| m.ssl_ca.as_deref()))?;
     Ok(OptsBuilder::default()
         .ip_or_hostname(source.host.clone())
         .tcp_port(source.port())
@@ -121,7 +122,9 @@ mod tests {
         assert!(!o.accept_invalid_certs() && !o.skip_domain_validation());
         assert!(o.disable_built_in_roots());
         assert_eq!(o.root_certs().len(), 1);
-        let o = ssl_opts(MysqlSslMode::VerifyCa, Some(&ca)).unwrap().unwrap();
+        let o = ssl_opts(MysqlSslMode::VerifyCa, Some(&ca))
+            .unwrap()
+            .unwrap();
         assert!(!o.accept_invalid_certs() && o.skip_domain_validation());
     }
 

@@ -134,7 +134,12 @@ impl PgTls {
         }
         b.danger_accept_invalid_hostnames(!verify_host);
         if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
-            b.identity(read_identity(cert, key, "postgres.sslcert", "postgres.sslkey")?);
+            b.identity(read_identity(
+                cert,
+                key,
+                "postgres.sslcert",
+                "postgres.sslkey",
+            )?);
         }
         b.build().map_err(|e| {
             config_error(
@@ -238,7 +243,11 @@ fn read_identity(
     native_tls::Identity::from_pkcs8(&c, &k).map_err(|e| {
         config_error(
             key_key,
-            format!("client certificate {} / key {}: {e}", cert.display(), key.display()),
+            format!(
+                "client certificate {} / key {}: {e}",
+                cert.display(),
+                key.display()
+            ),
             "give a PEM certificate and an unencrypted PKCS#8 PEM key (convert with `openssl \
              pkcs8 -topk8 -nocrypt -in key.pem -out key.pk8.pem`)",
         )
@@ -348,7 +357,13 @@ mod tests {
     #[test]
     fn tokio_postgres_only_sees_require_for_the_verify_modes() {
         use tokio_postgres::config::SslMode;
-        let mode = |m| PgTls { mode: m, ..PgTls::default() }.tokio_postgres_mode();
+        let mode = |m| {
+            PgTls {
+                mode: m,
+                ..PgTls::default()
+            }
+            .tokio_postgres_mode()
+        };
         assert_eq!(mode(PgSslMode::VerifyFull), SslMode::Require);
         assert_eq!(mode(PgSslMode::VerifyCa), SslMode::Require);
         assert_eq!(mode(PgSslMode::Prefer), SslMode::Prefer);

@@ -98,7 +98,11 @@ impl Agent {
             dir.path().join("state").display()
         );
         std::fs::write(dir.path().join("cdc-agent.toml"), main).unwrap();
-        std::fs::write(dir.path().join("connectors").join("source.toml"), source_toml).unwrap();
+        std::fs::write(
+            dir.path().join("connectors").join("source.toml"),
+            source_toml,
+        )
+        .unwrap();
         Self::spawn(dir)
     }
 

@@ -46,8 +46,10 @@ pub fn new_ca(cn: &str) -> Ca {
     b.set_subject_name(&name(cn)).unwrap();
     b.set_issuer_name(&name(cn)).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap())
+        .unwrap();
     b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
         .unwrap();
     b.append_extension(
@@ -79,8 +81,10 @@ pub fn server_cert(ca: &Ca, dns: &str) -> (X509, PKey<Private>) {
     b.set_subject_name(&name(dns)).unwrap();
     b.set_issuer_name(ca.cert.subject_name()).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap())
+        .unwrap();
     b.append_extension(BasicConstraints::new().build().unwrap())
         .unwrap();
     b.append_extension(
@@ -105,4 +109,3 @@ pub fn server_cert(ca: &Ca, dns: &str) -> (X509, PKey<Private>) {
     b.sign(&ca.key, MessageDigest::sha256()).unwrap();
     (b.build(), key)
 }
-
