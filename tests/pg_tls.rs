@@ -17,7 +17,7 @@ use std::time::Duration;
 use serial_test::serial;
 
 use common::agent::{read_topic, Agent};
-use common::tls::{new_ca, server_cert};
+use common::tls::{client_cert, new_ca, server_cert, Ca};
 use common::{pg_connect, stack_env, unique_name, wait_until, FreshPgDb};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -28,6 +28,7 @@ const CERT_HOST: &str = "localhost";
 
 /// What the test installed: the CA that signed the server certificate, and another CA.
 struct Installed {
+    ca: Ca,
     ca_file: PathBuf,
     other_ca_file: PathBuf,
     _dir: tempfile::TempDir,
@@ -54,9 +55,11 @@ async fn install_server_tls() -> Installed {
     let tag = unique_name("tls");
     let cert_file = tls_dir.join(format!("{tag}.crt"));
     let key_file = tls_dir.join(format!("{tag}.key"));
+    let server_ca_file = tls_dir.join(format!("{tag}-ca.crt"));
+    std::fs::write(&server_ca_file, ca.cert.to_pem().unwrap()).unwrap();
     std::fs::write(&cert_file, cert.to_pem().unwrap()).unwrap();
     std::fs::write(&key_file, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    for f in [&tls_dir, &cert_file, &key_file] {
+    for f in [&tls_dir, &cert_file, &key_file, &server_ca_file] {
         std::os::unix::fs::chown(f, Some(owner.uid()), Some(owner.gid())).unwrap();
     }
     use std::os::unix::fs::PermissionsExt;
@@ -67,6 +70,12 @@ async fn install_server_tls() -> Installed {
     for sql in [
         format!("ALTER SYSTEM SET ssl_cert_file = '{}'", cert_file.display()),
         format!("ALTER SYSTEM SET ssl_key_file = '{}'", key_file.display()),
+        // Client certificates signed by the test CA are accepted (asked for, not required:
+        // clients without one are unaffected).
+        format!(
+            "ALTER SYSTEM SET ssl_ca_file = '{}'",
+            server_ca_file.display()
+        ),
         "ALTER SYSTEM SET ssl = on".to_string(),
         "SELECT pg_reload_conf()".to_string(),
     ] {
@@ -96,7 +105,7 @@ async fn install_server_tls() -> Installed {
     // Files of earlier runs are no longer referenced.
     for entry in std::fs::read_dir(&tls_dir).unwrap().flatten() {
         let p = entry.path();
-        if p != cert_file && p != key_file {
+        if p != cert_file && p != key_file && p != server_ca_file {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -107,6 +116,7 @@ async fn install_server_tls() -> Installed {
     std::fs::write(&ca_file, ca.cert.to_pem().unwrap()).unwrap();
     std::fs::write(&other_ca_file, other.cert.to_pem().unwrap()).unwrap();
     Installed {
+        ca,
         ca_file,
         other_ca_file,
         _dir: dir,
@@ -310,4 +320,109 @@ async fn the_replication_connection_alone_refuses_a_wrong_host_name_as_a_definit
         .unwrap()
         .get(0);
     assert!(ssl, "the walsender of pid {pid} uses TLS");
+}
+
+/// Role that logs in with a client certificate only (pg_hba `cert`), on TLS only.
+const CERT_ROLE: &str = "cdc_tls_cert";
+
+/// Creates [`CERT_ROLE`] and puts `hostssl … cert` lines for it first in pg_hba.conf (once;
+/// they concern that role alone), reloads, and returns the admin connection.
+async fn install_cert_role() -> tokio_postgres::Client {
+    let admin = pg_connect(&stack_env("PG_URL")).await;
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{CERT_ROLE}') THEN
+                 CREATE ROLE {CERT_ROLE} LOGIN REPLICATION;
+               END IF;
+             END $$;"
+        ))
+        .await
+        .unwrap();
+    let hba_file: String = admin
+        .query_one("SELECT current_setting('hba_file')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let hba = std::fs::read_to_string(&hba_file).unwrap();
+    let lines = format!(
+        "hostssl all {CERT_ROLE} 127.0.0.1/32 cert\nhostssl replication {CERT_ROLE} 127.0.0.1/32 cert\n"
+    );
+    if !hba.contains(&lines) {
+        // First match wins: these must come before the generic `host … scram-sha-256` lines.
+        std::fs::write(&hba_file, format!("{lines}{hba}")).unwrap();
+    }
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    admin
+}
+
+#[tokio::test]
+#[serial]
+async fn a_client_certificate_logs_the_agent_in_on_both_connections_without_a_password() {
+    let tls = install_server_tls().await;
+    let admin = install_cert_role().await;
+    let db = fresh_db("tlscert").await;
+    pg_connect(&db.url)
+        .await
+        .batch_execute(&format!("GRANT SELECT ON t TO {CERT_ROLE}"))
+        .await
+        .unwrap();
+    let (cert, key) = client_cert(&tls.ca, CERT_ROLE);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (dir.path().join("client.crt"), dir.path().join("client.key"));
+    std::fs::write(&cert_file, cert.to_pem().unwrap()).unwrap();
+    std::fs::write(&key_file, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    // The reload that enabled the hba lines is confirmed by a login that needs them.
+    let tls_settings = cdc_agent::net::tls::PgTls {
+        mode: cdc_agent::config::PgSslMode::VerifyFull,
+        root_cert: Some(tls.ca_file.clone()),
+        client_cert: Some(cert_file.clone()),
+        client_key: Some(key_file.clone()),
+    };
+    let connector = tls_settings.connector().unwrap();
+    let url = format!(
+        "host={CERT_HOST} port={} user={CERT_ROLE} dbname={} sslmode=require",
+        stack_env("PG_PORT"),
+        db.name
+    );
+    wait_until(WAIT, "a certificate login", || {
+        let (url, connector) = (url.clone(), connector.clone());
+        async move {
+            let (c, conn) = tokio_postgres::connect(
+                &url,
+                postgres_native_tls::MakeTlsConnector::new(connector),
+            )
+            .await
+            .ok()?;
+            tokio::spawn(conn);
+            c.simple_query("SELECT 1").await.ok().map(drop)
+        }
+    })
+    .await;
+    drop(admin);
+
+    let name = unique_name("tlscert");
+    let main = format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\n[schema_registry]\nurl = \"{}\"\n\
+         [event_store]\ntopic = \"{name}.events\"\n",
+        stack_env("KAFKA_BOOTSTRAP"),
+        stack_env("SCHEMA_REGISTRY_URL"),
+    );
+    let source = format!(
+        "name = \"{name}\"\nkind = \"postgres\"\ntopic_prefix = \"{name}\"\nhost = \"{CERT_HOST}\"\n\
+         port = {port}\nuser = \"{CERT_ROLE}\"\ndatabase = \"{db}\"\n\
+         [postgres]\npublication = \"cdc_pub\"\nsslmode = \"verify-full\"\nsslrootcert = \"{ca}\"\n\
+         sslcert = \"{cert}\"\nsslkey = \"{key}\"\n",
+        port = stack_env("PG_PORT"),
+        db = db.name,
+        ca = tls.ca_file.display(),
+        cert = cert_file.display(),
+        key = key_file.display(),
+    );
+    let agent = Agent::start_files(&main, &source);
+    let conns = stream_and_inspect(&agent, &db, &name).await;
+    assert!(conns.iter().all(|(_, ssl)| *ssl), "{conns:?}");
 }

@@ -109,3 +109,9 @@ pub fn server_cert(ca: &Ca, dns: &str) -> (X509, PKey<Private>) {
     b.sign(&ca.key, MessageDigest::sha256()).unwrap();
     (b.build(), key)
 }
+
+/// A client certificate whose subject CN is `cn` (PostgreSQL's `cert` authentication takes
+/// the role name from it), signed by `ca`.
+pub fn client_cert(ca: &Ca, cn: &str) -> (X509, PKey<Private>) {
+    server_cert(ca, cn)
+}
