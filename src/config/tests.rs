@@ -441,3 +441,26 @@ fn mysql_verify_identity_without_a_ca_names_ssl_ca() {
         .unwrap_err();
     assert_eq!(err.key.as_deref(), Some("mysql.ssl_ca"), "{err}");
 }
+
+#[test]
+fn kafka_security_keys_reach_every_client_config_and_properties_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "pem").unwrap();
+    let main = MAIN.replace(
+        "[schema_registry]",
+        &format!(
+            "security_protocol = \"SASL_SSL\"\nsasl_mechanism = \"SCRAM-SHA-256\"\n\
+             sasl_username = \"cdc\"\nsasl_password = \"pw\"\nssl_ca_location = \"{}\"\n\
+             [kafka.properties]\n\"sasl.username\" = \"override\"\n[schema_registry]",
+            ca.display()
+        ),
+    );
+    let cfg = Fixture::new(&main).load(&[]).unwrap();
+    let c = crate::sink::kafka::base_client_config(&cfg.main.kafka);
+    assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
+    assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+    assert_eq!(c.get("sasl.password"), Some("pw"));
+    assert_eq!(c.get("ssl.ca.location"), ca.to_str());
+    assert_eq!(c.get("sasl.username"), Some("override"));
+}
