@@ -18,6 +18,7 @@ pub mod config;
 pub mod encode;
 pub mod event;
 pub mod ledger;
+pub mod net;
 pub mod ops;
 pub mod publish;
 pub mod registry;

@@ -42,6 +42,9 @@ pub enum RegistryError {
         /// The registry's explanation (names the field).
         message: String,
     },
+    /// The `[schema_registry]` settings cannot be used (unreadable or malformed `ca_file`).
+    #[error("schema registry client: {0}")]
+    Config(String),
     /// Any other refusal (invalid schema, unauthorized, …).
     #[error("schema registry refused subject `{subject}` (http {status}): {message}")]
     Refused {
@@ -74,6 +77,29 @@ struct ErrorResponse {
     message: Option<String>,
 }
 
+/// A request that got no answer: a refused certificate is definite (the operator must trust
+/// the registry's CA), anything else is the network and transient. The URL is left out: it may
+/// carry credentials.
+fn send_error(e: reqwest::Error) -> RegistryError {
+    use std::error::Error as _;
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    if crate::net::tls::is_certificate_failure(&text) {
+        RegistryError::Config(format!(
+            "tls to the registry failed: {text}; fix: set schema_registry.ca_file to the PEM \
+             file of the CA that signed the registry's certificate"
+        ))
+    } else {
+        RegistryError::Unavailable(text)
+    }
+}
+
 /// Registry client with an id cache. Cheap to share behind an `Arc`.
 pub struct Registry {
     base: String,
@@ -95,10 +121,32 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// A client for the configured registry.
     pub fn new(cfg: &SchemaRegistryConfig) -> Result<Self, RegistryError> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+        let mut http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+        if let Some(ca) = &cfg.ca_file {
+            let bad = |problem: String| {
+                RegistryError::Config(format!(
+                    "key `schema_registry.ca_file`: {problem}; fix: point it at the PEM file of \
+                     the CA that signed the registry's certificate"
+                ))
+            };
+            let pem =
+                std::fs::read(ca).map_err(|e| bad(format!("cannot read {}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                bad(format!(
+                    "{} is not a PEM certificate file: {e}",
+                    ca.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(bad(format!("{} holds no certificate", ca.display())));
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
             .build()
-            .map_err(|e| RegistryError::Unavailable(format!("http client: {e}")))?;
+            .map_err(|e| RegistryError::Config(format!("http client: {e}")))?;
         Ok(Self {
             base: cfg.url.trim_end_matches('/').to_string(),
             http,
@@ -158,6 +206,13 @@ impl Registry {
                 message,
             });
         }
+        let message = match status.as_u16() {
+            401 | 403 => format!(
+                "{message}; fix: check [schema_registry] username and password (or \
+                 password_file), and the user's rights on the subject"
+            ),
+            _ => message,
+        };
         Err(RegistryError::Refused {
             subject: subject.to_string(),
             status: status.as_u16(),
@@ -176,10 +231,7 @@ impl Registry {
         if let Some(user) = &self.username {
             req = req.basic_auth(user, self.password.as_ref().map(|p| p.expose()));
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| RegistryError::Unavailable(e.without_url().to_string()))?;
+        let resp = req.send().await.map_err(send_error)?;
         let status = resp.status();
         let text = resp
             .text()

@@ -7,9 +7,14 @@
 # Listeners (all 127.0.0.1):
 #   19092 PLAINTEXT       everyday tests; principal User:ANONYMOUS, a super user
 #   19093 SASL_PLAINTEXT  SCRAM-SHA-256 and SCRAM-SHA-512: admin/admin-secret (super user),
-#                         cdc/cdc-secret (ordinary user, needs ACLs: for authorization tests)
+#                         cdc/cdc-secret (ordinary user: only the ACLs below, for the tests
+#                         that run the agent as a non-super user)
 #   19094 CONTROLLER      KRaft quorum (this node alone)
 # StandardAuthorizer with allow.everyone.if.no.acl.found=false.
+# ACLs of cdc (what docs/security.md lists for an agent whose source names start with
+# $KAFKA_SASL_USER_PREFIX): topics prefixed cdc_sasl_ (Create, Describe, Read, Write),
+# transactional ids prefixed cdc-agent-cdc_sasl_ (Describe, Write), consumer groups prefixed
+# cdc-agent-offsets-cdc_sasl_ (Describe, Read). Everything else is denied to cdc.
 
 # shellcheck shell=bash
 STACK_APT_PACKAGES+=(openjdk-17-jre-headless maven)
@@ -17,6 +22,8 @@ STACK_APT_PACKAGES+=(openjdk-17-jre-headless maven)
 KAFKA_PORT=${CDC_STACK_KAFKA_PORT:-19092}
 KAFKA_SASL_PORT=${CDC_STACK_KAFKA_SASL_PORT:-19093}
 KAFKA_CONTROLLER_PORT=${CDC_STACK_KAFKA_CONTROLLER_PORT:-19094}
+# Source names (and so topic prefixes) the SASL user cdc may run an agent for.
+KAFKA_SASL_USER_PREFIX=cdc_sasl_
 
 _kafka_dir() { echo "$CDC_STACK_DIR/kafka"; }
 
@@ -180,11 +187,32 @@ _kafka_probe() {
     org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null
 }
 
+# _kafka_acls DIR CLASSPATH: grant cdc what an agent needs on its prefixed resources, once per
+# storage format (the marker lives in the data folder, which a new format empties).
+_kafka_acls() {
+  local d=$1 cp=$2 marker=$1/data/.cdc-acls-v1 p=$KAFKA_SASL_USER_PREFIX
+  [[ -f $marker ]] && return 0
+  log "kafka: granting ACLs to User:cdc on ${p}* resources"
+  local acl=(timeout 120 java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC
+    -Dlog4j2.configurationFile="$d/tools-log4j2.properties" -cp "$cp"
+    org.apache.kafka.tools.AclCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --add --force
+    --allow-principal User:cdc --resource-pattern-type prefixed)
+  "${acl[@]}" --topic "$p" --operation Create --operation Describe --operation Read \
+    --operation Write >>"$d/acls.log" 2>&1 \
+    && "${acl[@]}" --transactional-id "cdc-agent-$p" --operation Describe --operation Write \
+      >>"$d/acls.log" 2>&1 \
+    && "${acl[@]}" --group "cdc-agent-offsets-$p" --operation Describe --operation Read \
+      >>"$d/acls.log" 2>&1 \
+    || { tail -n 20 "$d/acls.log" >&2; die "kafka: granting ACLs failed (log: $d/acls.log)"; }
+  touch "$marker"
+}
+
 kafka_start() {
   local d cp pid p i
   d=$(_kafka_dir)
   if _kafka_ours; then
     log "kafka: already running (pid $(cat "$d/kafka.pid"))"
+    _kafka_acls "$d" "$(kafka_classpath)"
     return 0
   fi
   for p in $KAFKA_PORT $KAFKA_SASL_PORT $KAFKA_CONTROLLER_PORT; do
@@ -208,6 +236,7 @@ kafka_start() {
   done
   port_open "$KAFKA_PORT" || die "kafka: not listening on $KAFKA_PORT after 90s (log: $d/kafka.log)"
   _kafka_probe "$d" "$cp" || die "kafka: listening but does not answer a metadata request (log: $d/kafka.log)"
+  _kafka_acls "$d" "$cp"
   log "kafka: up (pid $pid)"
 }
 
@@ -241,5 +270,6 @@ export KAFKA_SASL_USERNAME=admin
 export KAFKA_SASL_PASSWORD=admin-secret
 export KAFKA_SASL_USER_USERNAME=cdc
 export KAFKA_SASL_USER_PASSWORD=cdc-secret
+export KAFKA_SASL_USER_PREFIX=$KAFKA_SASL_USER_PREFIX
 EOF
 }

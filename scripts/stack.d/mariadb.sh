@@ -5,6 +5,10 @@
 #     my.cnf                          the only config the server and our clients read
 #     data/                           the datadir (mariadb-install-db), binlogs mariadb-bin.*
 #     mariadb.pid  mariadb.sock  mariadb.err
+#     tls/ca.pem  tls/server-cert.pem  tls/server-key.pem
+#                                     TLS: a CA made once by this script and a server
+#                                     certificate it signed for the DNS name localhost only
+#                                     (so verify_identity to 127.0.0.1 is the wrong-name case)
 #
 # mariadbd is started by root (through sudo for a developer) with user=mysql, so it drops to
 # the OS user mysql itself; our pid file names mariadbd, nothing in between. Users: root via
@@ -16,7 +20,7 @@
 source "$STACK_ROOT/scripts/stack.d/statedir.sh"
 
 MARIADB_STACK_PORT=${CDC_STACK_MARIADB_PORT:-33106}
-STACK_APT_PACKAGES+=(mariadb-server mariadb-client)
+STACK_APT_PACKAGES+=(mariadb-server mariadb-client openssl)
 
 _my_pid() {
   local dir pid
@@ -37,8 +41,29 @@ mariadb_install() {
   command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || die "mariadb: mariadbd missing after install"
 }
 
+# _my_tls DIR: the CA and server certificate, made when missing (kept across restarts).
+_my_tls() {
+  local t=$1/tls
+  as_root test -s "$t/server-cert.pem" && return 0
+  command -v openssl >/dev/null || apt_install_missing openssl
+  log "mariadb: making a test CA and a server certificate for localhost in $t"
+  as_root mkdir -p "$t"
+  printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' | as_root tee "$t/server.ext" >/dev/null
+  as_root openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=cdc-stack mariadb test ca" -keyout "$t/ca-key.pem" -out "$t/ca.pem" 2>/dev/null \
+    && as_root openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -subj "/CN=localhost" -keyout "$t/server-key.pem" -out "$t/server.csr" 2>/dev/null \
+    && as_root openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca-key.pem" \
+      -CAcreateserial -days 3650 -extfile "$t/server.ext" -out "$t/server-cert.pem" 2>/dev/null \
+    || die "mariadb: making the TLS certificates in $t failed"
+  as_root chown -R mysql:mysql "$t"
+  as_root chmod 0600 "$t/ca-key.pem" "$t/server-key.pem"
+  as_root chmod 0644 "$t/ca.pem" "$t/server-cert.pem"
+}
+
 _my_write_config() {
   local dir=$1
+  _my_tls "$dir"
   as_root tee "$dir/my.cnf" >/dev/null <<EOF
 # Written by scripts/stack on every start; edit scripts/stack.d/mariadb.sh instead.
 # Passed as --defaults-file, so /etc/mysql is never read.
@@ -66,6 +91,10 @@ binlog_expire_logs_seconds = 604800
 gtid_domain_id = 0
 gtid_strict_mode = ON
 log_slave_updates = ON
+# TLS offered, not required: clients choose (the agent's [mysql] ssl_mode).
+ssl_ca = $dir/tls/ca.pem
+ssl_cert = $dir/tls/server-cert.pem
+ssl_key = $dir/tls/server-key.pem
 EOF
   as_root chmod 0644 "$dir/my.cnf"
 }
@@ -161,5 +190,6 @@ export MYSQL_PORT=$MARIADB_STACK_PORT
 export MYSQL_URL=mysql://cdc_admin:cdc_admin@127.0.0.1:$MARIADB_STACK_PORT/demo
 export MYSQL_AGENT_URL=mysql://cdc_agent:cdc_agent@127.0.0.1:$MARIADB_STACK_PORT/demo
 export MYSQL_SOCKET=$(stack_state_path mariadb)/mariadb.sock
+export MYSQL_SSL_CA=$(stack_state_path mariadb)/tls/ca.pem
 EOF
 }

@@ -45,6 +45,8 @@ pub const DEFAULT_TXN_MAX_RECORDS: usize = 10_000;
 pub const DEFAULT_TXN_MAX_MS: u64 = 100;
 /// Default replication factor of topics the agent creates.
 pub const DEFAULT_TOPIC_REPLICATION: i32 = 1;
+/// `sslrootcert` value that selects the operating system's trusted roots, as in libpq.
+pub const SYSTEM_ROOTS: &str = "system";
 
 /// The whole configuration after loading: the main file plus every source.
 #[derive(Debug, Clone)]
@@ -122,8 +124,42 @@ pub struct KafkaConfig {
     /// closes at once when nothing more is waiting). Default: 100.
     #[serde(default = "default_txn_max_ms")]
     pub transaction_max_ms: u64,
-    /// Extra librdkafka properties passed to every client, e.g. `"security.protocol" = "SASL_SSL"`.
-    /// Default: none.
+    /// How clients reach the brokers: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    /// Default: `PLAINTEXT`.
+    #[serde(default)]
+    pub security_protocol: KafkaSecurityProtocol,
+    /// SASL mechanism with `SASL_*`: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Required
+    /// with `SASL_PLAINTEXT`/`SASL_SSL` (unless `properties` set `sasl.mechanism` for another
+    /// mechanism such as OAUTHBEARER). Default: none.
+    #[serde(default)]
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user name. Default: none.
+    #[serde(default)]
+    pub sasl_username: Option<String>,
+    /// SASL password. Prefer `sasl_password_file` or the environment override
+    /// `CDC_AGENT__KAFKA__SASL_PASSWORD`. Default: none.
+    #[serde(default)]
+    pub sasl_password: Option<Secret>,
+    /// File whose first line is the SASL password; wins over `sasl_password`. Default: none.
+    #[serde(default)]
+    pub sasl_password_file: Option<PathBuf>,
+    /// PEM file of the CA certificate(s) that signed the brokers' certificates, with `SSL` or
+    /// `SASL_SSL`. Default: none (the system's trusted roots).
+    #[serde(default)]
+    pub ssl_ca_location: Option<PathBuf>,
+    /// PEM file of a client certificate, for brokers that authenticate clients by TLS
+    /// (`ssl.client.auth=required`). Needs `ssl_key_location`. Default: none.
+    #[serde(default)]
+    pub ssl_certificate_location: Option<PathBuf>,
+    /// PEM file of the client certificate's private key. Default: none.
+    #[serde(default)]
+    pub ssl_key_location: Option<PathBuf>,
+    /// Password of an encrypted `ssl_key_location`. Default: none.
+    #[serde(default)]
+    pub ssl_key_password: Option<Secret>,
+    /// Extra librdkafka properties passed to every client after the keys above, so they win,
+    /// e.g. `"ssl.endpoint.identification.algorithm" = "none"`. Values are treated as secrets
+    /// (never logged). Default: none.
     #[serde(default)]
     pub properties: BTreeMap<String, Secret>,
 }
@@ -145,6 +181,75 @@ pub struct SchemaRegistryConfig {
     /// File whose first line is the basic-auth password; wins over `password`. Default: none.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// PEM file of CA certificate(s) trusted for an `https://` registry, in addition to the
+    /// system's roots. Default: none.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `[kafka] security_protocol`, as librdkafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum KafkaSecurityProtocol {
+    /// No TLS, no authentication.
+    #[default]
+    #[serde(rename = "PLAINTEXT", alias = "plaintext")]
+    Plaintext,
+    /// TLS.
+    #[serde(rename = "SSL", alias = "ssl")]
+    Ssl,
+    /// SASL authentication without TLS.
+    #[serde(rename = "SASL_PLAINTEXT", alias = "sasl_plaintext")]
+    SaslPlaintext,
+    /// SASL authentication over TLS.
+    #[serde(rename = "SASL_SSL", alias = "sasl_ssl")]
+    SaslSsl,
+}
+
+impl KafkaSecurityProtocol {
+    /// librdkafka's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Whether the protocol authenticates with SASL.
+    pub fn is_sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+
+    /// Whether the protocol uses TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+}
+
+/// `[kafka] sasl_mechanism`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SaslMechanism {
+    /// User name and password in clear (use it only with `SASL_SSL`).
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// Salted challenge-response, SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// Salted challenge-response, SHA-512.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// librdkafka's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
 }
 
 /// `[event_store]`: the ledger topic every event is mirrored into.
@@ -246,9 +351,25 @@ pub struct PostgresOptions {
     /// Ignored when the publication already exists. Default: all tables.
     #[serde(default)]
     pub tables: Vec<String>,
-    /// libpq-style `sslmode`: `disable`, `prefer`, `require`. Default: `prefer`.
+    /// TLS on both the SQL and the replication connection, as libpq's `sslmode`: `disable`,
+    /// `prefer` (TLS when the server offers it), `require` (TLS, certificate not checked unless
+    /// `sslrootcert` is set), `verify-ca` (the certificate chains to `sslrootcert`) or
+    /// `verify-full` (that, and `host` is a name in the certificate). Default: `prefer`.
     #[serde(default)]
-    pub sslmode: Option<String>,
+    pub sslmode: PgSslMode,
+    /// PEM file of the CA certificate(s) that signed the server's certificate, or `system` for
+    /// the operating system's trusted roots. Required by `verify-ca` and `verify-full`; with
+    /// `prefer` or `require` it turns on chain verification, as in libpq. Default: none.
+    #[serde(default)]
+    pub sslrootcert: Option<PathBuf>,
+    /// PEM file of a client certificate, for servers that authenticate clients by certificate
+    /// (`hostssl … cert` in pg_hba.conf). Needs `sslkey`. Default: none.
+    #[serde(default)]
+    pub sslcert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key, unencrypted PKCS#8 (`BEGIN PRIVATE
+    /// KEY`; convert others with `openssl pkcs8 -topk8 -nocrypt`). Default: none.
+    #[serde(default)]
+    pub sslkey: Option<PathBuf>,
     /// Topic for logical decoding messages (`pg_logical_emit_message`): key = prefix, value =
     /// content, headers with source, position, transaction. Default: none (not published).
     #[serde(default)]
@@ -264,6 +385,65 @@ pub enum SchemaHistoryRecovery {
     Stop,
     /// Rebuild from information_schema when no DDL ran since the resume position.
     Rebuild,
+}
+
+/// PostgreSQL `sslmode`, with libpq's names and meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PgSslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, plain otherwise.
+    #[default]
+    Prefer,
+    /// TLS or fail; the certificate is checked only when `sslrootcert` is set.
+    Require,
+    /// TLS, and the server certificate must chain to `sslrootcert`.
+    VerifyCa,
+    /// As `verify-ca`, and the configured `host` must be a name (or IP address) of the
+    /// certificate.
+    VerifyFull,
+}
+
+impl fmt::Display for PgSslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PgSslMode::Disable => "disable",
+            PgSslMode::Prefer => "prefer",
+            PgSslMode::Require => "require",
+            PgSslMode::VerifyCa => "verify-ca",
+            PgSslMode::VerifyFull => "verify-full",
+        })
+    }
+}
+
+/// MySQL/MariaDB `ssl_mode`, with the MySQL client's names and meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MysqlSslMode {
+    /// Never TLS.
+    Disabled,
+    /// TLS when the server offers it, plain otherwise; the certificate is not checked.
+    #[default]
+    Preferred,
+    /// TLS or fail; the certificate is checked only when `ssl_ca` is set.
+    Required,
+    /// TLS, and the server certificate must chain to `ssl_ca`.
+    VerifyCa,
+    /// As `verify_ca`, and the configured `host` must be a name of the certificate.
+    VerifyIdentity,
+}
+
+impl fmt::Display for MysqlSslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MysqlSslMode::Disabled => "disabled",
+            MysqlSslMode::Preferred => "preferred",
+            MysqlSslMode::Required => "required",
+            MysqlSslMode::VerifyCa => "verify_ca",
+            MysqlSslMode::VerifyIdentity => "verify_identity",
+        })
+    }
 }
 
 /// `[mysql]` of a source file: MySQL/MariaDB-only settings.
@@ -291,6 +471,15 @@ pub struct MysqlOptions {
     /// Default: 5000.
     #[serde(default)]
     pub heartbeat_ms: Option<u64>,
+    /// TLS to the server: `disabled`, `preferred` (TLS when offered, unverified), `required`
+    /// (TLS, certificate checked only with `ssl_ca`), `verify_ca` (chains to `ssl_ca`) or
+    /// `verify_identity` (that, and `host` is a name in the certificate). Default: `preferred`.
+    #[serde(default)]
+    pub ssl_mode: MysqlSslMode,
+    /// PEM file of the CA certificate(s) that signed the server's certificate. Required by
+    /// `verify_ca` and `verify_identity`. Default: none.
+    #[serde(default)]
+    pub ssl_ca: Option<PathBuf>,
 }
 
 /// One connector file: a single database source.
@@ -369,9 +558,39 @@ impl SourceConfig {
 }
 
 /// A secret string: deserialized like a string, never printed.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
+///
+/// Numbers and booleans are taken as their text, because an environment override such as
+/// `CDC_AGENT__SOURCES__X__PASSWORD=0123` reaches us parsed as a number.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 impl Secret {
     /// Wraps a value.
@@ -586,6 +805,12 @@ fn validate_source(mut s: SourceConfig) -> Result<SourceConfig, ConfigError> {
             }
         }
     }
+    if let Some(pg) = &s.postgres {
+        validate_pg_tls(pg, &origin)?;
+    }
+    if let Some(my) = &s.mysql {
+        validate_mysql_tls(my, &origin)?;
+    }
     if let Some(path) = &s.password_file {
         s.password = Some(read_secret_file(path, &origin, "password_file")?);
     }
@@ -621,6 +846,10 @@ fn resolve_main(mut m: MainConfig, path: &Path) -> Result<MainConfig, ConfigErro
             "set it to the registry's base URL, e.g. http://127.0.0.1:8081",
         ));
     }
+    resolve_kafka_security(&mut m.kafka, &origin)?;
+    if let Some(ca) = &m.schema_registry.ca_file {
+        check_readable(ca, &origin, "schema_registry.ca_file")?;
+    }
     if let Some(file) = &m.schema_registry.password_file {
         m.schema_registry.password = Some(read_secret_file(
             file,
@@ -631,6 +860,7 @@ fn resolve_main(mut m: MainConfig, path: &Path) -> Result<MainConfig, ConfigErro
     Ok(m)
 }
 
+/// Reads a `*_file` secret: its first line, without the line break.
 fn read_secret_file(path: &Path, origin: &str, key: &str) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(
@@ -640,7 +870,176 @@ fn read_secret_file(path: &Path, origin: &str, key: &str) -> Result<Secret, Conf
             "point it at a readable file whose first line is the secret",
         )
     })?;
-    Ok(Secret::new(text.lines().next().unwrap_or_default()))
+    let first = text.lines().next().unwrap_or_default();
+    if first.is_empty() {
+        return Err(ConfigError::new(
+            origin,
+            Some(key.into()),
+            format!("{} is empty", path.display()),
+            "write the secret on the file's first line",
+        ));
+    }
+    Ok(Secret::new(first))
+}
+
+/// A certificate or key file must be readable now, not at the first connection hours later.
+fn check_readable(path: &Path, origin: &str, key: &str) -> Result<(), ConfigError> {
+    std::fs::File::open(path).map(drop).map_err(|e| {
+        ConfigError::new(
+            origin,
+            Some(key.into()),
+            format!("cannot read {}: {e}", path.display()),
+            "point it at a readable PEM file",
+        )
+    })
+}
+
+/// Checks that the `[kafka]` security keys fit together and reads `sasl_password_file`.
+fn resolve_kafka_security(k: &mut KafkaConfig, origin: &str) -> Result<(), ConfigError> {
+    let bad = |key: &str, problem: String, fix: String| {
+        Err(ConfigError::new(
+            origin,
+            Some(format!("kafka.{key}")),
+            problem,
+            fix,
+        ))
+    };
+    if let Some(file) = &k.sasl_password_file {
+        k.sasl_password = Some(read_secret_file(file, origin, "kafka.sasl_password_file")?);
+    }
+    let protocol = k.security_protocol;
+    let sasl_keys = [
+        ("sasl_mechanism", k.sasl_mechanism.is_some()),
+        ("sasl_username", k.sasl_username.is_some()),
+        ("sasl_password", k.sasl_password.is_some()),
+    ];
+    if protocol.is_sasl() {
+        let custom = k.properties.contains_key("sasl.mechanism")
+            || k.properties.contains_key("sasl.mechanisms");
+        if !custom {
+            for (key, set) in sasl_keys {
+                if !set {
+                    return bad(
+                        key,
+                        format!("security_protocol = {} needs `{key}`", protocol.as_str()),
+                        format!("add `{key} = …` to [kafka] (a password may come from sasl_password_file or CDC_AGENT__KAFKA__SASL_PASSWORD)"),
+                    );
+                }
+            }
+        }
+    } else if let Some((key, _)) = sasl_keys.iter().find(|(_, set)| *set) {
+        return bad(
+            key,
+            format!(
+                "`{key}` is set but security_protocol = {} does not use SASL",
+                protocol.as_str()
+            ),
+            "set security_protocol = \"SASL_SSL\" (or SASL_PLAINTEXT), or remove the sasl_* keys"
+                .into(),
+        );
+    }
+    let tls_files = [
+        ("ssl_ca_location", &k.ssl_ca_location),
+        ("ssl_certificate_location", &k.ssl_certificate_location),
+        ("ssl_key_location", &k.ssl_key_location),
+    ];
+    for (key, path) in tls_files {
+        let Some(path) = path else { continue };
+        if !protocol.is_tls() {
+            return bad(
+                key,
+                format!(
+                    "`{key}` is set but security_protocol = {} does not use TLS",
+                    protocol.as_str()
+                ),
+                "set security_protocol = \"SSL\" (or SASL_SSL), or remove the ssl_* keys".into(),
+            );
+        }
+        check_readable(path, origin, &format!("kafka.{key}"))?;
+    }
+    if k.ssl_certificate_location.is_some() != k.ssl_key_location.is_some() {
+        return bad(
+            "ssl_key_location",
+            "a client certificate needs both ssl_certificate_location and ssl_key_location".into(),
+            "set both keys, or neither".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Checks a PostgreSQL source's TLS keys.
+fn validate_pg_tls(pg: &PostgresOptions, origin: &str) -> Result<(), ConfigError> {
+    let bad = |key: &str, problem: String, fix: &str| {
+        Err(ConfigError::new(
+            origin,
+            Some(format!("postgres.{key}")),
+            problem,
+            fix,
+        ))
+    };
+    let needs_root = matches!(pg.sslmode, PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+    if needs_root && pg.sslrootcert.is_none() {
+        return bad(
+            "sslrootcert",
+            format!("sslmode = {} checks the server certificate but no CA is given", pg.sslmode),
+            "set sslrootcert to the PEM file of the CA that signed the server certificate (or \"system\" for the system's trusted roots), or lower sslmode to require",
+        );
+    }
+    if pg.sslmode == PgSslMode::Disable && (pg.sslrootcert.is_some() || pg.sslcert.is_some()) {
+        return bad(
+            "sslmode",
+            "sslmode = disable but TLS files are configured".into(),
+            "remove sslrootcert/sslcert/sslkey or set sslmode to require, verify-ca or verify-full",
+        );
+    }
+    if pg.sslcert.is_some() != pg.sslkey.is_some() {
+        return bad(
+            "sslkey",
+            "a client certificate needs both sslcert and sslkey".into(),
+            "set both keys, or neither",
+        );
+    }
+    for (key, path) in [
+        ("sslrootcert", &pg.sslrootcert),
+        ("sslcert", &pg.sslcert),
+        ("sslkey", &pg.sslkey),
+    ] {
+        match path {
+            Some(p) if !(key == "sslrootcert" && p == Path::new(SYSTEM_ROOTS)) => {
+                check_readable(p, origin, &format!("postgres.{key}"))?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a MySQL source's TLS keys.
+fn validate_mysql_tls(my: &MysqlOptions, origin: &str) -> Result<(), ConfigError> {
+    let needs_ca = matches!(
+        my.ssl_mode,
+        MysqlSslMode::VerifyCa | MysqlSslMode::VerifyIdentity
+    );
+    if needs_ca && my.ssl_ca.is_none() {
+        return Err(ConfigError::new(
+            origin,
+            Some("mysql.ssl_ca".into()),
+            format!("ssl_mode = {} checks the server certificate but no CA is given", my.ssl_mode),
+            "set ssl_ca to the PEM file of the CA that signed the server certificate, or lower ssl_mode to required",
+        ));
+    }
+    if let Some(ca) = &my.ssl_ca {
+        if my.ssl_mode == MysqlSslMode::Disabled {
+            return Err(ConfigError::new(
+                origin,
+                Some("mysql.ssl_mode".into()),
+                "ssl_mode = disabled but ssl_ca is set",
+                "remove ssl_ca or set ssl_mode to required, verify_ca or verify_identity",
+            ));
+        }
+        check_readable(ca, origin, "mysql.ssl_ca")?;
+    }
+    Ok(())
 }
 
 /// Reads and syntax-checks a TOML file, so a missing file or a syntax error is reported with
@@ -704,13 +1103,25 @@ impl figment::Provider for EnvOverrides {
             if key.is_empty() {
                 continue;
             }
-            let value: Value = v.parse().unwrap_or_else(|_| Value::from(v.clone()));
+            let value: Value = match v.parse::<Value>() {
+                // "0123" is text (a PIN, a password), not the number 123.
+                Ok(Value::Num(..)) if keeps_text(v) => Value::from(v.clone()),
+                Ok(parsed) => parsed,
+                Err(_) => Value::from(v.clone()),
+            };
             if let Some(nested) = figment::util::nest(&key, value).into_dict() {
                 merge(&mut dict, nested);
             }
         }
         Ok(figment::Profile::Default.collect(dict))
     }
+}
+
+/// Whether a numeric-looking environment value would lose characters as a number (a leading
+/// zero or sign).
+fn keeps_text(v: &str) -> bool {
+    let digits = v.trim_start_matches('-');
+    v.starts_with('+') || (digits.len() > 1 && digits.starts_with('0') && !digits.starts_with("0."))
 }
 
 fn strip_prefix_ci<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {

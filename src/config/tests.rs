@@ -295,3 +295,201 @@ fn an_unknown_schema_history_recovery_names_the_key() {
     assert!(err.origin.ends_with("shop.toml"), "{err}");
     assert!(err.to_string().contains("schema_history_recovery"), "{err}");
 }
+
+/// A main file with every secret-bearing key set, each to a distinct value.
+fn main_with_secrets(dir: &Path) -> String {
+    let pw = dir.join("kafka-pw");
+    std::fs::write(&pw, "kafka-file-secret\n").unwrap();
+    let reg = dir.join("registry-pw");
+    std::fs::write(&reg, "registry-file-secret\r\n").unwrap();
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "127.0.0.1:19093"
+security_protocol = "SASL_PLAINTEXT"
+sasl_mechanism = "SCRAM-SHA-512"
+sasl_username = "cdc"
+sasl_password_file = "{}"
+
+[kafka.properties]
+"sasl.oauthbearer.client.secret" = "property-secret"
+
+[schema_registry]
+url = "https://registry.example:8081"
+username = "reg"
+password_file = "{}"
+"#,
+        pw.display(),
+        reg.display()
+    )
+}
+
+#[test]
+fn no_secret_of_any_kind_appears_when_the_whole_config_is_debug_formatted() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::new(&main_with_secrets(dir.path())).source("demo-pg.toml", PG_SOURCE);
+    let cfg = f
+        .load(&[("CDC_AGENT__SOURCES__DEMO_PG__PASSWORD", "env-secret")])
+        .unwrap();
+    assert_eq!(
+        cfg.sources[0].password.as_ref().unwrap().expose(),
+        "env-secret"
+    );
+    assert_eq!(
+        cfg.main.kafka.sasl_password.as_ref().unwrap().expose(),
+        "kafka-file-secret",
+        "the trailing newline is not part of the secret"
+    );
+    assert_eq!(
+        cfg.main.schema_registry.password.as_ref().unwrap().expose(),
+        "registry-file-secret"
+    );
+    let dbg = format!("{cfg:?} {:#?}", cfg);
+    for secret in [
+        "env-secret",
+        "pg-secret-pw",
+        "kafka-file-secret",
+        "registry-file-secret",
+        "property-secret",
+    ] {
+        assert!(!dbg.contains(secret), "{secret} leaked: {dbg}");
+    }
+}
+
+#[test]
+fn a_numeric_secret_from_the_environment_is_a_string() {
+    let f = Fixture::new(MAIN).source("demo-pg.toml", PG_SOURCE);
+    let cfg = f
+        .load(&[("CDC_AGENT__SOURCES__DEMO_PG__PASSWORD", "0123")])
+        .unwrap();
+    assert_eq!(cfg.sources[0].password.as_ref().unwrap().expose(), "0123");
+}
+
+#[test]
+fn a_missing_secret_file_names_the_key_and_the_file() {
+    let main = MAIN.replace(
+        "[schema_registry]",
+        "security_protocol = \"SASL_SSL\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\n\
+         sasl_password_file = \"/nonexistent/kafka-pw\"\n[schema_registry]",
+    );
+    let err = Fixture::new(&main).load(&[]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("kafka.sasl_password_file"));
+    assert!(err.problem.contains("/nonexistent/kafka-pw"), "{err}");
+}
+
+#[test]
+fn sasl_without_a_mechanism_or_sasl_keys_without_sasl_are_refused_with_the_key() {
+    let main = MAIN.replace(
+        "[schema_registry]",
+        "security_protocol = \"SASL_SSL\"\nsasl_username = \"u\"\nsasl_password = \"p\"\n[schema_registry]",
+    );
+    let err = Fixture::new(&main).load(&[]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("kafka.sasl_mechanism"), "{err}");
+
+    let main = MAIN.replace(
+        "[schema_registry]",
+        "sasl_username = \"u\"\n[schema_registry]",
+    );
+    let err = Fixture::new(&main).load(&[]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("kafka.sasl_username"), "{err}");
+    assert!(err.fix.contains("SASL_SSL"), "{err}");
+
+    let main = MAIN.replace(
+        "[schema_registry]",
+        "security_protocol = \"SASL_SSL\"\nsasl_mechanism = \"GSSAPI\"\n[schema_registry]",
+    );
+    let err = Fixture::new(&main).load(&[]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("kafka.sasl_mechanism"), "{err}");
+}
+
+#[test]
+fn verify_full_without_a_root_certificate_names_sslrootcert() {
+    let body = PG_SOURCE.replace(
+        "slot_name = \"cdc_demo\"",
+        "slot_name = \"cdc_demo\"\nsslmode = \"verify-full\"",
+    );
+    let err = Fixture::new(MAIN)
+        .source("demo-pg.toml", &body)
+        .load(&[])
+        .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("postgres.sslrootcert"), "{err}");
+
+    let body = PG_SOURCE.replace(
+        "slot_name = \"cdc_demo\"",
+        "sslmode = \"verify-full\"\nsslrootcert = \"/nonexistent/ca.pem\"",
+    );
+    let err = Fixture::new(MAIN)
+        .source("demo-pg.toml", &body)
+        .load(&[])
+        .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("postgres.sslrootcert"), "{err}");
+    assert!(err.problem.contains("/nonexistent/ca.pem"), "{err}");
+
+    let body = PG_SOURCE.replace("slot_name = \"cdc_demo\"", "sslmode = \"verify_full\"");
+    let err = Fixture::new(MAIN)
+        .source("demo-pg.toml", &body)
+        .load(&[])
+        .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("postgres.sslmode"), "{err}");
+    assert!(err.fix.contains("verify-full"), "lists the modes: {err}");
+}
+
+#[test]
+fn the_system_roots_need_no_file_and_sslmode_defaults_to_prefer() {
+    let body = PG_SOURCE.replace(
+        "slot_name = \"cdc_demo\"",
+        "sslmode = \"verify-full\"\nsslrootcert = \"system\"",
+    );
+    let cfg = Fixture::new(MAIN)
+        .source("demo-pg.toml", &body)
+        .load(&[])
+        .unwrap();
+    assert_eq!(
+        cfg.sources[0].postgres.as_ref().unwrap().sslmode,
+        PgSslMode::VerifyFull
+    );
+    let cfg = Fixture::new(MAIN)
+        .source("demo-pg.toml", PG_SOURCE)
+        .load(&[])
+        .unwrap();
+    assert_eq!(
+        cfg.sources[0].postgres.as_ref().unwrap().sslmode,
+        PgSslMode::Prefer
+    );
+}
+
+#[test]
+fn mysql_verify_identity_without_a_ca_names_ssl_ca() {
+    let err = Fixture::new(MAIN)
+        .source(
+            "shop.toml",
+            "name = \"shop\"\nkind = \"mysql\"\ntopic_prefix = \"shop\"\nuser = \"cdc\"\n\
+             [mysql]\nssl_mode = \"verify_identity\"\n",
+        )
+        .load(&[])
+        .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("mysql.ssl_ca"), "{err}");
+}
+
+#[test]
+fn kafka_security_keys_reach_every_client_config_and_properties_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "pem").unwrap();
+    let main = MAIN.replace(
+        "[schema_registry]",
+        &format!(
+            "security_protocol = \"SASL_SSL\"\nsasl_mechanism = \"SCRAM-SHA-256\"\n\
+             sasl_username = \"cdc\"\nsasl_password = \"pw\"\nssl_ca_location = \"{}\"\n\
+             [kafka.properties]\n\"sasl.username\" = \"override\"\n[schema_registry]",
+            ca.display()
+        ),
+    );
+    let cfg = Fixture::new(&main).load(&[]).unwrap();
+    let c = crate::sink::kafka::base_client_config(&cfg.main.kafka);
+    assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
+    assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+    assert_eq!(c.get("sasl.password"), Some("pw"));
+    assert_eq!(c.get("ssl.ca.location"), ca.to_str());
+    assert_eq!(c.get("sasl.username"), Some("override"));
+}

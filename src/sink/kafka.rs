@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -84,6 +84,14 @@ pub enum SinkError {
          process stops without writing"
     )]
     Fenced(String),
+    /// The brokers refused our credentials or our TLS handshake (wrong SASL password or
+    /// mechanism, untrusted broker certificate). Definite: retrying cannot fix it.
+    #[error(
+        "kafka refused the connection: {0}; fix: check [kafka] security_protocol, \
+         sasl_mechanism, sasl_username and sasl_password (or sasl_password_file) and, with \
+         TLS, ssl_ca_location"
+    )]
+    Auth(String),
     /// A Kafka transaction failed and was aborted; nothing of it is visible to
     /// read_committed consumers. Transient: the source resumes from the last committed offset.
     #[error("kafka transaction aborted: {0}")]
@@ -105,20 +113,86 @@ impl SinkError {
                 )
             ),
             SinkError::Client(_) | SinkError::Aborted(_) => true,
-            SinkError::Fenced(_) | SinkError::MissingTopic(_) => false,
+            SinkError::Fenced(_) | SinkError::MissingTopic(_) | SinkError::Auth(_) => false,
         }
     }
 }
 
-/// The librdkafka settings every client of ours shares: bootstrap servers plus the
-/// operator's `[kafka.properties]` (security settings live there).
+/// The librdkafka settings every client of ours shares (producer, admin, checkpoint loader,
+/// ledger tools, tail): bootstrap servers, the `[kafka]` security keys, then the operator's
+/// `[kafka.properties]`, which win.
+///
+/// The returned config holds secrets: never log it (rdkafka's `Debug` prints every value).
 pub fn base_client_config(cfg: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.bootstrap_servers);
+    c.set("security.protocol", cfg.security_protocol.as_str());
+    if let Some(m) = cfg.sasl_mechanism {
+        c.set("sasl.mechanism", m.as_str());
+    }
+    if let Some(u) = &cfg.sasl_username {
+        c.set("sasl.username", u);
+    }
+    if let Some(p) = &cfg.sasl_password {
+        c.set("sasl.password", p.expose());
+    }
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    if let Some(p) = &cfg.ssl_ca_location {
+        c.set("ssl.ca.location", path(p));
+    }
+    if let Some(p) = &cfg.ssl_certificate_location {
+        c.set("ssl.certificate.location", path(p));
+    }
+    if let Some(p) = &cfg.ssl_key_location {
+        c.set("ssl.key.location", path(p));
+    }
+    if let Some(p) = &cfg.ssl_key_password {
+        c.set("ssl.key.password", p.expose());
+    }
     for (k, v) in &cfg.properties {
         c.set(k, v.expose());
     }
     c
+}
+
+/// How long one metadata request of [`KafkaSink::reach_brokers`] may take before the
+/// client's error callback is consulted again.
+const REACH_ATTEMPT: Duration = Duration::from_secs(1);
+
+/// librdkafka client context of the sink's clients: logs client errors through `tracing`
+/// and remembers the ones only an operator can fix (authentication, TLS certificates).
+#[derive(Clone, Default)]
+pub struct AgentContext {
+    refused: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl AgentContext {
+    /// The first authentication or certificate failure librdkafka reported, if any.
+    pub fn refused(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl ClientContext for AgentContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let definite = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::Authentication) => true,
+            Some(RDKafkaErrorCode::SSL) => crate::net::tls::is_certificate_failure(reason),
+            _ => false,
+        };
+        if definite {
+            tracing::error!(error = %error, reason, "kafka refused the connection");
+            self.refused
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| reason.to_string());
+        } else {
+            tracing::warn!(error = %error, reason, "kafka client error");
+        }
+    }
 }
 
 /// One record to publish. Key and value are copied by librdkafka, so callers encode into
@@ -189,12 +263,16 @@ fn produce_error(topic: &str, size: usize, e: KafkaError) -> SinkError {
 /// position type.
 pub struct KafkaSink<P: Unpin> {
     /// The producer records are sent with (exactly-once: the one whose transaction is open).
-    producer: FutureProducer,
+    producer: FutureProducer<AgentContext>,
     /// Exactly-once: the other producer of a ring of two, see [`KafkaSink::commit`].
-    spare: Option<FutureProducer>,
+    spare: Option<FutureProducer<AgentContext>>,
     /// Exactly-once: the transaction being committed in the background by the spare.
     committing: Option<Committing<P>>,
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<AgentContext>,
+    /// Authentication/TLS failures seen by any of the clients.
+    context: AgentContext,
+    /// Whether the brokers accepted a metadata request (credentials checked).
+    reached: bool,
     queue: FuturesOrdered<Pending<P>>,
     max_in_flight: usize,
     acked: Option<P>,
@@ -220,7 +298,7 @@ struct Committing<P> {
     /// Acknowledged when the commit succeeds.
     position: Option<P>,
     /// The producer committing, to abort its transaction if the commit fails.
-    producer: FutureProducer,
+    producer: FutureProducer<AgentContext>,
 }
 
 /// How long transactional calls (init, commit, abort) may take before they count as failed.
@@ -256,12 +334,13 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         for (k, v) in &cfg.properties {
             c.set(k, v.expose());
         }
-        let create = |txn_id: Option<String>| -> Result<FutureProducer, SinkError> {
+        let context = AgentContext::default();
+        let create = |txn_id: Option<String>| -> Result<FutureProducer<AgentContext>, SinkError> {
             let mut c = c.clone();
             if let Some(id) = txn_id {
                 c.set("transactional.id", id);
             }
-            c.create()
+            c.create_with_context(context.clone())
                 .map_err(|e| SinkError::Client(format!("producer: {e}")))
         };
         let producer = create(transactional_id.map(str::to_owned))?;
@@ -270,13 +349,15 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             None => None,
         };
         let admin = base_client_config(cfg)
-            .create()
+            .create_with_context(context.clone())
             .map_err(|e| SinkError::Client(format!("admin client: {e}")))?;
         Ok(Self {
             producer,
             spare,
             committing: None,
             admin,
+            context,
+            reached: false,
             queue: FuturesOrdered::new(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             acked: None,
@@ -450,6 +531,40 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             tokio::task::spawn_blocking(move || producer.abort_transaction(TXN_TIMEOUT)).await;
     }
 
+    /// Waits until the brokers answer a metadata request, so that a refused login is a
+    /// definite [`SinkError::Auth`] at start instead of requests that time out forever
+    /// (librdkafka reports it only through its error callback and keeps retrying).
+    pub async fn reach_brokers(&mut self) -> Result<(), SinkError> {
+        if self.reached {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        loop {
+            let producer = self.producer.clone();
+            let answer = tokio::task::spawn_blocking(move || {
+                producer
+                    .client()
+                    .fetch_metadata(None, REACH_ATTEMPT)
+                    .map(drop)
+            })
+            .await
+            .map_err(|e| SinkError::Client(format!("metadata task: {e}")))?;
+            if let Some(why) = self.context.refused() {
+                return Err(SinkError::Auth(why));
+            }
+            match answer {
+                Ok(()) => {
+                    self.reached = true;
+                    return Ok(());
+                }
+                Err(e) if started.elapsed() >= ADMIN_TIMEOUT => {
+                    return Err(SinkError::Client(format!("brokers unreachable: {e}")))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     /// Creates `topic` unless it exists, with the given topic configs.
     pub async fn ensure_topic(
         &mut self,
@@ -459,6 +574,7 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         if self.topics_known.contains_key(topic) {
             return Ok(());
         }
+        self.reach_brokers().await?;
         if !self.create_topics {
             let md = self
                 .producer
@@ -707,7 +823,7 @@ const OUT_QUEUE_SETTLE: Duration = Duration::from_millis(20);
 /// polls for a full 100 ms: measured, that stalled about one commit in three by exactly 100 ms
 /// and made it most of the exactly-once commit→visible latency (bench/pg-e2e). The count
 /// reaches zero within microseconds; then the flush returns at once.
-fn settle_out_queue(producer: &FutureProducer) {
+fn settle_out_queue(producer: &FutureProducer<AgentContext>) {
     let start = std::time::Instant::now();
     while producer.in_flight_count() > 0 && start.elapsed() < OUT_QUEUE_SETTLE {
         std::thread::sleep(Duration::from_micros(50));

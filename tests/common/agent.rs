@@ -105,6 +105,25 @@ impl Agent {
         Self::spawn(dir)
     }
 
+    /// Starts `cdc-agent run` on a main file and one source file written by the test itself
+    /// (for settings [`AgentConfig`] does not cover: host, TLS, SASL). The main file gets an
+    /// `[agent]` section with a state folder of its own prepended.
+    pub fn start_files(main_toml: &str, source_toml: &str) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("connectors")).unwrap();
+        let main = format!(
+            "[agent]\nstate_dir = \"{}\"\n{main_toml}",
+            dir.path().join("state").display()
+        );
+        std::fs::write(dir.path().join("cdc-agent.toml"), main).unwrap();
+        std::fs::write(
+            dir.path().join("connectors").join("source.toml"),
+            source_toml,
+        )
+        .unwrap();
+        Self::spawn(dir)
+    }
+
     fn spawn(dir: tempfile::TempDir) -> Agent {
         let log = dir.path().join("agent.log");
         // Appended across restarts, so a test can read what every incarnation did.

@@ -8,6 +8,7 @@ pub mod cdc;
 pub mod eos;
 pub mod mysql;
 pub mod scratch;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -39,6 +39,7 @@ pub use crate::source::SourceError;
 
 use crate::checkpoint::{self, Checkpoint, OFFSETS_TOPIC_CONFIGS};
 use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig, WhenTaken};
+use crate::net::tls::PgTls;
 use crate::publish::{PublishConfig, Publisher};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
@@ -115,7 +116,13 @@ impl PgSourceSettings {
         if let Some(p) = &self.source.password {
             c.password(p.expose());
         }
+        c.ssl_mode(self.tls().tokio_postgres_mode());
         c
+    }
+
+    /// TLS settings of both connections.
+    pub fn tls(&self) -> PgTls {
+        PgTls::from_options(self.source.postgres.as_ref())
     }
 
     /// Configuration of the replication connection.
@@ -131,6 +138,7 @@ impl PgSourceSettings {
             .password
             .as_ref()
             .map(|p| p.expose().to_string());
+        c.tls = self.tls();
         c
     }
 }
@@ -190,11 +198,23 @@ pub async fn run(
 pub async fn connect_sql(
     settings: &PgSourceSettings,
 ) -> Result<tokio_postgres::Client, SourceError> {
+    let tls = settings.tls();
+    let connector = tls
+        .connector()
+        .map_err(|e| SourceError::Definite(format!("{}: {e}", settings.source.file.display())))?;
     let (client, conn) = settings
         .sql_config()
-        .connect(tokio_postgres::NoTls)
+        .connect(postgres_native_tls::MakeTlsConnector::new(connector))
         .await
-        .map_err(SourceError::sql("connect to PostgreSQL"))?;
+        .map_err(|e| match tls_error_text(&e) {
+            Some(cause) if crate::net::tls::is_certificate_failure(&cause) => {
+                SourceError::Definite(tls.failure(
+                    &format!("{}:{}", settings.source.host, settings.source.port()),
+                    &cause,
+                ))
+            }
+            _ => SourceError::sql("connect to PostgreSQL")(e),
+        })?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "sql connection ended");
@@ -205,6 +225,22 @@ pub async fn connect_sql(
         .await
         .map_err(SourceError::sql("session settings"))?;
     Ok(client)
+}
+
+/// The text of a TLS failure inside a tokio-postgres error (the error's own text is only
+/// "error performing TLS handshake"; the reason is in its source chain).
+fn tls_error_text(e: &tokio_postgres::Error) -> Option<String> {
+    use std::error::Error as _;
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if c.downcast_ref::<native_tls::Error>().is_some() {
+            return Some(c.to_string());
+        }
+        cause = c.source();
+    }
+    // "server does not support TLS" has no source.
+    let text = e.to_string();
+    text.contains("TLS").then_some(text)
 }
 
 async fn run_once(

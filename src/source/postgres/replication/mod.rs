@@ -24,9 +24,10 @@
 //! [`ReplicationStream`] that yields raw `CopyData` payloads; decoding them is the job of
 //! the pure [`wire`] and [`pgoutput`](super::pgoutput) modules.
 //!
-//! Both types are generic over the byte stream (`TcpStream` by default) so a TLS stream can
-//! be plugged in later through [`ReplicationClient::handshake`] without touching the protocol
-//! code.
+//! Both types are generic over the byte stream ([`PgStream`]: plain TCP or TLS, by default)
+//! so a test double can be plugged in through [`ReplicationClient::handshake`]. TLS follows
+//! libpq: an `SSLRequest`, the server's one-byte answer, the TLS handshake, then startup over
+//! the encrypted stream; what is verified is decided by [`PgTls`] (`sslmode`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,8 +40,10 @@ use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::net::tls::{is_certificate_failure, PgStream, PgTls};
 
 use super::wire::{self, Lsn};
 use conn::{BackendMessage, Conn};
@@ -69,6 +72,8 @@ pub struct ReplicationConfig {
     pub connect_timeout: Duration,
     /// The `options` startup parameter (e.g. `-c TimeZone=UTC`), when set.
     pub options: Option<String>,
+    /// TLS: `sslmode` and certificate files.
+    pub tls: PgTls,
 }
 
 impl fmt::Debug for ReplicationConfig {
@@ -81,6 +86,7 @@ impl fmt::Debug for ReplicationConfig {
             .field("database", &self.database)
             .field("application_name", &self.application_name)
             .field("connect_timeout", &self.connect_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -107,6 +113,7 @@ impl ReplicationConfig {
             application_name: Self::DEFAULT_APPLICATION_NAME.to_owned(),
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             options: None,
+            tls: PgTls::default(),
         }
     }
 
@@ -155,6 +162,14 @@ impl ReplicationConfig {
                 .copied()
                 .unwrap_or(Self::DEFAULT_CONNECT_TIMEOUT),
             options: cfg.get_options().map(str::to_owned),
+            tls: PgTls {
+                mode: match cfg.get_ssl_mode() {
+                    tokio_postgres::config::SslMode::Disable => crate::config::PgSslMode::Disable,
+                    tokio_postgres::config::SslMode::Require => crate::config::PgSslMode::Require,
+                    _ => crate::config::PgSslMode::Prefer,
+                },
+                ..PgTls::default()
+            },
         })
     }
 
@@ -280,6 +295,15 @@ pub enum ReplError {
     /// The server asked for an authentication method this client does not implement.
     #[error("the server requests {0} authentication, which is not supported")]
     UnsupportedAuth(String),
+    /// TLS could not be negotiated as `sslmode` demands.
+    #[error("{message}")]
+    Tls {
+        /// What failed and which key fixes it.
+        message: String,
+        /// Whether only an operator can fix it (a certificate or name mismatch, a server
+        /// without TLS) rather than the network.
+        definite: bool,
+    },
     /// The server asked for a password and the config has none.
     #[error("the server requests a password but none is configured")]
     PasswordRequired,
@@ -303,6 +327,7 @@ impl ReplError {
         match self {
             Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Io(_) | Self::Closed => true,
             Self::Server(e) => e.is_transient(),
+            Self::Tls { definite, .. } => !definite,
             Self::Protocol(_)
             | Self::MessageTooLarge { .. }
             | Self::UnsupportedAuth(_)
@@ -367,7 +392,7 @@ pub struct SlotCreated {
 ///
 /// Generic over the byte stream so that TLS (or a test double) can be supplied through
 /// [`ReplicationClient::handshake`].
-pub struct ReplicationClient<S = TcpStream> {
+pub struct ReplicationClient<S = PgStream> {
     conn: Conn<S>,
     parameters: Vec<(String, String)>,
     backend_key: Option<(i32, i32)>,
@@ -401,8 +426,9 @@ impl<S> ReplicationClient<S> {
     }
 }
 
-impl ReplicationClient<TcpStream> {
-    /// Opens a TCP connection with `replication=database` and authenticates, all within
+impl ReplicationClient<PgStream> {
+    /// Opens a TCP connection, negotiates TLS as [`ReplicationConfig::tls`] says, and
+    /// authenticates with `replication=database`, all within
     /// [`ReplicationConfig::connect_timeout`].
     pub async fn connect(config: &ReplicationConfig) -> Result<Self, ReplError> {
         let addr = config.addr();
@@ -416,6 +442,7 @@ impl ReplicationClient<TcpStream> {
             // Standby status updates are tiny and latency matters for the server's view of
             // our position, so Nagle's delay buys nothing.
             stream.set_nodelay(true)?;
+            let stream = negotiate_tls(stream, config, &addr).await?;
             Self::handshake(stream, config).await
         };
         tokio::time::timeout(config.connect_timeout, attempt)
@@ -424,6 +451,49 @@ impl ReplicationClient<TcpStream> {
                 addr: addr.clone(),
                 timeout: config.connect_timeout,
             })?
+    }
+}
+
+/// libpq's TLS negotiation: `SSLRequest`, the server's `S` or `N`, then the TLS handshake.
+async fn negotiate_tls(
+    mut tcp: TcpStream,
+    config: &ReplicationConfig,
+    addr: &str,
+) -> Result<PgStream, ReplError> {
+    if !config.tls.wants_tls() {
+        return Ok(PgStream::Plain(tcp));
+    }
+    let connector = config.tls.connector().map_err(|e| ReplError::Tls {
+        message: e.to_string(),
+        definite: true,
+    })?;
+    let mut request = bytes::BytesMut::with_capacity(8);
+    postgres_protocol::message::frontend::ssl_request(&mut request);
+    tcp.write_all(&request).await?;
+    let mut answer = [0u8; 1];
+    if tcp.read_exact(&mut answer).await.is_err() {
+        return Err(ReplError::Closed);
+    }
+    match answer[0] {
+        b'S' => tokio_native_tls::TlsConnector::from(connector)
+            .connect(&config.host, tcp)
+            .await
+            .map(|s| PgStream::Tls(Box::new(s)))
+            .map_err(|e| {
+                let cause = e.to_string();
+                ReplError::Tls {
+                    definite: is_certificate_failure(&cause),
+                    message: config.tls.failure(addr, &cause),
+                }
+            }),
+        b'N' if !config.tls.requires_tls() => Ok(PgStream::Plain(tcp)),
+        b'N' => Err(ReplError::Tls {
+            message: config.tls.failure(addr, "server does not support TLS"),
+            definite: true,
+        }),
+        other => Err(ReplError::Protocol(format!(
+            "unexpected answer {other:#04x} to SSLRequest"
+        ))),
     }
 }
 
@@ -667,7 +737,7 @@ pub trait WalSource {
 }
 
 /// A replication connection in streaming (CopyBoth) mode.
-pub struct ReplicationStream<S = TcpStream> {
+pub struct ReplicationStream<S = PgStream> {
     client: ReplicationClient<S>,
     status: Vec<u8>,
     server_done: bool,

@@ -1,0 +1,4 @@
+//! Network plumbing shared by the sources: TLS for database connections.
+
+pub mod mysql;
+pub mod tls;

@@ -1,0 +1,127 @@
+//! Kafka with SASL/SCRAM, on the stack's SASL listener as its ordinary user `cdc` (not a super
+//! user: only the ACLs scripts/stack.d/kafka.sh grants, which docs/security.md lists), with the
+//! password read from a `sasl_password_file`. A wrong password stops the agent with a definite
+//! error naming the keys, instead of retrying forever, and the password never reaches the log.
+
+mod common;
+
+use std::time::Duration;
+
+use common::agent::{read_topic, Agent};
+use common::{pg_connect, stack_env, unique_name, FreshPgDb};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Setup {
+    db: FreshPgDb,
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+/// A database with table `t` (2 rows) in publication `cdc_pub`, and a source name inside the
+/// prefix the SASL user holds ACLs for.
+async fn setup(what: &str) -> Setup {
+    let db = FreshPgDb::create(what).await;
+    pg_connect(&db.url)
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY);
+             INSERT INTO t VALUES (1), (2);
+             CREATE PUBLICATION cdc_pub FOR TABLE t;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name(&format!("{}{what}", stack_env("KAFKA_SASL_USER_PREFIX")));
+    Setup {
+        db,
+        name,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+fn start_agent(s: &Setup, password: &str) -> Agent {
+    let file = s.dir.path().join("kafka-password");
+    // A trailing newline, as `echo secret > file` leaves it: it is not part of the password.
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    let main = format!(
+        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\nsecurity_protocol = \"SASL_PLAINTEXT\"\n\
+         sasl_mechanism = \"{mechanism}\"\nsasl_username = \"{user}\"\n\
+         sasl_password_file = \"{file}\"\n\
+         [schema_registry]\nurl = \"{registry}\"\n[event_store]\ntopic = \"{name}.events\"\n",
+        bootstrap = stack_env("KAFKA_SASL_BOOTSTRAP"),
+        mechanism = stack_env("KAFKA_SASL_MECHANISM"),
+        user = stack_env("KAFKA_SASL_USER_USERNAME"),
+        file = file.display(),
+        registry = stack_env("SCHEMA_REGISTRY_URL"),
+        name = s.name,
+    );
+    let source = format!(
+        "name = \"{name}\"\nkind = \"postgres\"\ntopic_prefix = \"{name}\"\nhost = \"127.0.0.1\"\n\
+         port = {port}\nuser = \"cdc_agent\"\npassword = \"cdc_agent\"\ndatabase = \"{db}\"\n\
+         [postgres]\npublication = \"cdc_pub\"\n",
+        name = s.name,
+        port = stack_env("PG_PORT"),
+        db = s.db.name,
+    );
+    Agent::start_files(&main, &source)
+}
+
+#[tokio::test]
+async fn the_agent_streams_exactly_once_as_the_non_super_sasl_user_with_a_password_file() {
+    let s = setup("eos").await;
+    let password = stack_env("KAFKA_SASL_USER_PASSWORD");
+    let agent = start_agent(&s, &password);
+    agent.wait_streaming(WAIT);
+    pg_connect(&s.db.url)
+        .await
+        .batch_execute("INSERT INTO t VALUES (3), (4), (5)")
+        .await
+        .unwrap();
+    let topic = format!("{}.public.t", s.name);
+    let recs = read_topic(&topic, WAIT, |r| r.len() >= 5);
+    let ledger = read_topic(&format!("{}.events", s.name), WAIT, |r| r.len() >= 5);
+    println!(
+        "{}: {} table events, {} ledger events through SASL/SCRAM as {}",
+        s.name,
+        recs.len(),
+        ledger.len(),
+        stack_env("KAFKA_SASL_USER_USERNAME")
+    );
+    assert_eq!((recs.len(), ledger.len()), (5, 5), "log:\n{}", agent.log());
+
+    // A restart reads the source's offsets back (a consumer with the source's group id) as
+    // the same user, and resumes without replaying.
+    let agent = agent.restart();
+    agent.wait_streaming(WAIT);
+    pg_connect(&s.db.url)
+        .await
+        .batch_execute("INSERT INTO t VALUES (6)")
+        .await
+        .unwrap();
+    let recs = read_topic(&topic, WAIT, |r| r.len() >= 6);
+    println!("after restart: {} table events", recs.len());
+    assert_eq!(recs.len(), 6, "log:\n{}", agent.log());
+    assert!(
+        !agent.log().contains(&password),
+        "the password is not logged"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_sasl_password_stops_the_agent_with_a_definite_error_naming_the_keys() {
+    let s = setup("badpw").await;
+    let wrong = "not-the-password-4711";
+    let mut agent = start_agent(&s, wrong);
+    let code = agent.wait_exit(WAIT);
+    let log = agent.log();
+    println!(
+        "exit {code:?}: {}",
+        log.lines()
+            .find(|l| l.contains("kafka refused"))
+            .unwrap_or("")
+    );
+    assert_eq!(code, Some(1), "log:\n{log}");
+    assert!(log.contains("kafka refused the connection"), "{log}");
+    assert!(log.contains("sasl_password"), "names the key: {log}");
+    assert!(!log.contains(wrong), "the password is not logged: {log}");
+}
