@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -28,6 +29,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message};
 
 use crate::config::KafkaConfig;
+use crate::ops::status::SourceStatus;
 
 /// Records waiting for acknowledgement before `send` waits. Bounds memory and keeps
 /// librdkafka's own queue (sized below) from ever filling. 10,000 (the exactly-once
@@ -137,31 +139,36 @@ pub struct OutRecord<'a> {
 
 enum Pending<P> {
     /// The topic for an error message comes back with a failed record, so a delivery costs
-    /// no allocation of ours.
-    Delivery(DeliveryFuture),
+    /// no allocation of ours. The instant it was handed to the producer gives the produce
+    /// latency.
+    Delivery(DeliveryFuture, std::time::Instant),
     Mark(Option<P>),
 }
 
-/// What one queue entry resolves to: a delivery result or a position mark.
-type Resolved<P> = Result<Option<P>, SinkError>;
+/// What one queue entry resolves to: a delivery result or a position mark, and for a
+/// successful delivery the instant its record was sent.
+type Resolved<P> = (Result<Option<P>, SinkError>, Option<std::time::Instant>);
 
 impl<P: Unpin> Future for Pending<P> {
     type Output = Resolved<P>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
-            Pending::Mark(p) => Poll::Ready(Ok(p.take())),
-            Pending::Delivery(fut) => match Pin::new(fut).poll(cx) {
+            Pending::Mark(p) => Poll::Ready((Ok(p.take()), None)),
+            Pending::Delivery(fut, sent) => match Pin::new(fut).poll(cx) {
                 Poll::Pending => Poll::Pending,
-                Poll::Ready(Ok(Ok(_))) => Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(Ok(_))) => Poll::Ready((Ok(None), Some(*sent))),
                 Poll::Ready(Ok(Err((e, msg)))) => {
                     let size =
                         msg.key().map_or(0, <[u8]>::len) + msg.payload().map_or(0, <[u8]>::len);
-                    Poll::Ready(Err(produce_error(msg.topic(), size, e)))
+                    Poll::Ready((Err(produce_error(msg.topic(), size, e)), None))
                 }
-                Poll::Ready(Err(_canceled)) => Poll::Ready(Err(SinkError::Client(
-                    "producer dropped an in-flight record".into(),
-                ))),
+                Poll::Ready(Err(_canceled)) => Poll::Ready((
+                    Err(SinkError::Client(
+                        "producer dropped an in-flight record".into(),
+                    )),
+                    None,
+                )),
             },
         }
     }
@@ -198,6 +205,8 @@ pub struct KafkaSink<P: Unpin> {
     replication: i32,
     create_topics: bool,
     txn: Option<TxnState<P>>,
+    /// Where waits beat and metrics go (detached until [`KafkaSink::set_status`]).
+    status: SourceStatus,
 }
 
 /// Bookkeeping of the open Kafka transaction (exactly-once mode).
@@ -265,7 +274,14 @@ impl<P: Unpin + Clone> KafkaSink<P> {
                 opened_at: std::time::Instant::now(),
                 pending: None,
             }),
+            status: SourceStatus::detached(client_id),
         })
+    }
+
+    /// Reports into `status`: produce latency, in-flight records, transactions, and beats
+    /// while waiting for Kafka (a broker outage is waited out, not a stalled pipeline).
+    pub fn set_status(&mut self, status: SourceStatus) {
+        self.status = status;
     }
 
     /// Whether this sink writes in Kafka transactions.
@@ -280,7 +296,10 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             return Ok(());
         }
         let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.init_transactions(TXN_TIMEOUT))
+        self.status
+            .while_waiting(tokio::task::spawn_blocking(move || {
+                producer.init_transactions(TXN_TIMEOUT)
+            }))
             .await
             .map_err(|e| SinkError::Client(format!("init transactions task: {e}")))?
             .map_err(|e| txn_error("init transactions", e))
@@ -336,19 +355,22 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         let delivered = self.drain_queue().await;
         let producer = self.producer.clone();
         let result = match delivered {
-            Ok(()) => tokio::task::spawn_blocking(move || {
-                settle_out_queue(&producer);
-                producer.commit_transaction(TXN_TIMEOUT)
-            })
-            .await
-            .map_err(|e| SinkError::Client(format!("commit task: {e}")))?
-            .map_err(|e| txn_error("commit transaction", e)),
+            Ok(()) => self
+                .status
+                .while_waiting(tokio::task::spawn_blocking(move || {
+                    settle_out_queue(&producer);
+                    producer.commit_transaction(TXN_TIMEOUT)
+                }))
+                .await
+                .map_err(|e| SinkError::Client(format!("commit task: {e}")))?
+                .map_err(|e| txn_error("commit transaction", e)),
             Err(e) => Err(e),
         };
         let t = self.txn.as_mut().expect("checked above");
         t.open = false;
         match result {
             Ok(()) => {
+                self.status.metrics().txn_committed.inc();
                 if let Some(p) = t.pending.take() {
                     self.acked = Some(p);
                 }
@@ -356,12 +378,15 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             }
             Err(e) => {
                 t.pending = None;
+                self.status.metrics().txn_aborted.inc();
                 if !matches!(e, SinkError::Fenced(_)) {
                     let producer = self.producer.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        producer.abort_transaction(TXN_TIMEOUT)
-                    })
-                    .await;
+                    let _ = self
+                        .status
+                        .while_waiting(tokio::task::spawn_blocking(move || {
+                            producer.abort_transaction(TXN_TIMEOUT)
+                        }))
+                        .await;
                 }
                 Err(match e {
                     SinkError::Fenced(_) => e,
@@ -455,7 +480,9 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         loop {
             match self.producer.send_result(record) {
                 Ok(fut) => {
-                    self.queue.push_back(Pending::Delivery(fut));
+                    self.queue
+                        .push_back(Pending::Delivery(fut, std::time::Instant::now()));
+                    self.status.metrics().in_flight.set(self.queue.len() as i64);
                     return Ok(());
                 }
                 Err((e, back))
@@ -465,6 +492,7 @@ impl<P: Unpin + Clone> KafkaSink<P> {
                     // theory): wait for the oldest delivery, then retry the same record.
                     record = back;
                     if self.queue.is_empty() {
+                        self.status.beat();
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     } else {
                         self.settle_one().await?;
@@ -492,19 +520,39 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         while let Poll::Ready(Some(r)) = self.queue.poll_next_unpin(&mut cx) {
-            if let Some(p) = r? {
-                self.acked = Some(p);
-            }
+            self.resolved(r)?;
         }
+        self.status.metrics().in_flight.set(self.queue.len() as i64);
         Ok(self.acked.clone())
     }
 
-    /// Waits until the oldest queued entry resolves.
+    /// Waits until the oldest queued entry resolves, beating while Kafka takes its time.
     async fn settle_one(&mut self) -> Result<(), SinkError> {
-        if let Some(r) = self.queue.next().await {
-            if let Some(p) = r? {
-                self.acked = Some(p);
+        // The common case (under backpressure the oldest record is usually acknowledged
+        // already) costs no timer; only a real wait goes through the beating one.
+        let next = match self.queue.next().now_or_never() {
+            Some(r) => r,
+            None => {
+                let status = self.status.clone();
+                status.while_waiting(self.queue.next()).await
             }
+        };
+        if let Some(r) = next {
+            self.resolved(r)?;
+        }
+        self.status.metrics().in_flight.set(self.queue.len() as i64);
+        Ok(())
+    }
+
+    fn resolved(&mut self, (r, sent): Resolved<P>) -> Result<(), SinkError> {
+        if let Some(sent) = sent {
+            self.status
+                .metrics()
+                .produce_latency
+                .observe(sent.elapsed().as_secs_f64());
+        }
+        if let Some(p) = r? {
+            self.acked = Some(p);
         }
         Ok(())
     }
