@@ -185,10 +185,9 @@ impl Metrics {
             "Rows read by the initial snapshot",
             m.snapshot_rows.clone(),
         );
-        registry.register_with_unit(
-            "snapshot_progress",
+        registry.register(
+            "snapshot_progress_ratio",
             "Initial snapshot progress, 0 to 1 (rows read / estimated rows)",
-            Unit::Ratios,
             m.snapshot_progress.clone(),
         );
         registry.register(

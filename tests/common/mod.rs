@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod cdc;
 pub mod eos;
+pub mod ops;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
