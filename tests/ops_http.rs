@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::agent::{Agent, AgentConfig};
-use common::ops::{get, readiness, scrape, stack, value, PostgresBack};
+use common::ops::{get, readiness, scrape, stack, value, wait_logged, PostgresBack};
 use common::{pg_connect, unique_name, wait_until, FreshPgDb};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -167,7 +167,7 @@ async fn readyz_turns_503_with_the_reason_while_the_database_is_down_and_200_whe
 
     let back = PostgresBack;
     assert!(stack("stop", "postgres"), "stop postgres");
-    let down = wait_until(TIMEOUT, "/readyz 503 naming the database", || async {
+    let down = wait_logged(&agent, TIMEOUT, "/readyz 503 naming the database", || async {
         readiness(addr, &name)
             .await
             .filter(|(ok, s)| !ok && s["state"] == "waiting_for_database")
@@ -198,7 +198,7 @@ async fn readyz_turns_503_with_the_reason_while_the_database_is_down_and_200_whe
     );
 
     drop(back); // starts PostgreSQL again
-    let again = wait_until(TIMEOUT, "/readyz 200 again", || async {
+    let again = wait_logged(&agent, TIMEOUT, "/readyz 200 again", || async {
         readiness(addr, &name).await.filter(|(ok, _)| *ok)
     })
     .await;

@@ -66,3 +66,28 @@ pub async fn readiness(addr: SocketAddr, source: &str) -> Option<(bool, serde_js
         .clone();
     Some((code == 200, src))
 }
+
+/// [`crate::common::wait_until`] that shows the agent's log when it times out.
+pub async fn wait_logged<T, F, Fut>(
+    agent: &crate::common::agent::Agent,
+    timeout: std::time::Duration,
+    what: &str,
+    mut check: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}; agent log:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
