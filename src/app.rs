@@ -28,9 +28,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let metrics = Metrics::new();
     let health = Health::new(metrics.clone());
-    let registry = Arc::new(
-        Registry::new(&cfg.main.schema_registry)?.with_metrics(metrics.registry()),
-    );
+    let registry =
+        Arc::new(Registry::new(&cfg.main.schema_registry)?.with_metrics(metrics.registry()));
     let http = if cfg.main.http.enabled {
         let (addr, task) = http::serve(
             &cfg.main.http.listen,

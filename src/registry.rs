@@ -239,9 +239,9 @@ impl Registry {
             .map_err(|_| {
                 self.metrics.lookup_refused.inc();
                 RegistryError::Refused {
-                subject: format!("schema id {id}"),
-                status: status.as_u16(),
-                message: text.clone(),
+                    subject: format!("schema id {id}"),
+                    status: status.as_u16(),
+                    message: text.clone(),
                 }
             })?
             .schema

@@ -41,8 +41,7 @@ async fn metrics_parse_as_prometheus_text_and_their_counters_follow_the_load() {
     let table = [("source", src), ("table", "public.t")];
     let before = wait_until(TIMEOUT, "snapshot rows in /metrics", || async {
         let s = scrape(addr).await;
-        (value(&s, "cdc_agent_snapshot_rows_total", &[("source", src)]) == Some(300.0))
-            .then_some(s)
+        (value(&s, "cdc_agent_snapshot_rows_total", &[("source", src)]) == Some(300.0)).then_some(s)
     })
     .await;
     let reads = value(
@@ -66,11 +65,19 @@ async fn metrics_parse_as_prometheus_text_and_their_counters_follow_the_load() {
             "{family} missing from /metrics"
         );
     }
-    let creates_before =
-        value(&before, "cdc_agent_events_total", &[table[0], table[1], ("op", "c")]).unwrap_or(0.0);
+    let creates_before = value(
+        &before,
+        "cdc_agent_events_total",
+        &[table[0], table[1], ("op", "c")],
+    )
+    .unwrap_or(0.0);
     let bytes_before = value(&before, "cdc_agent_event_bytes_total", &table).unwrap();
-    let produced_before =
-        value(&before, "cdc_agent_produce_latency_seconds_count", &[("source", src)]).unwrap();
+    let produced_before = value(
+        &before,
+        "cdc_agent_produce_latency_seconds_count",
+        &[("source", src)],
+    )
+    .unwrap();
     let commits_before = value(
         &before,
         "cdc_agent_kafka_transactions_total",
@@ -96,15 +103,31 @@ async fn metrics_parse_as_prometheus_text_and_their_counters_follow_the_load() {
 
     let after = wait_until(TIMEOUT, "live events in /metrics", || async {
         let s = scrape(addr).await;
-        let c = value(&s, "cdc_agent_events_total", &[table[0], table[1], ("op", "c")]);
-        let u = value(&s, "cdc_agent_events_total", &[table[0], table[1], ("op", "u")]);
-        let d = value(&s, "cdc_agent_events_total", &[table[0], table[1], ("op", "d")]);
+        let c = value(
+            &s,
+            "cdc_agent_events_total",
+            &[table[0], table[1], ("op", "c")],
+        );
+        let u = value(
+            &s,
+            "cdc_agent_events_total",
+            &[table[0], table[1], ("op", "u")],
+        );
+        let d = value(
+            &s,
+            "cdc_agent_events_total",
+            &[table[0], table[1], ("op", "d")],
+        );
         (c == Some(creates_before + 1000.0) && u == Some(100.0) && d == Some(100.0)).then_some(s)
     })
     .await;
     let bytes_after = value(&after, "cdc_agent_event_bytes_total", &table).unwrap();
-    let produced_after =
-        value(&after, "cdc_agent_produce_latency_seconds_count", &[("source", src)]).unwrap();
+    let produced_after = value(
+        &after,
+        "cdc_agent_produce_latency_seconds_count",
+        &[("source", src)],
+    )
+    .unwrap();
     let commits_after = value(
         &after,
         "cdc_agent_kafka_transactions_total",
@@ -167,11 +190,16 @@ async fn readyz_turns_503_with_the_reason_while_the_database_is_down_and_200_whe
 
     let back = PostgresBack;
     assert!(stack("stop", "postgres"), "stop postgres");
-    let down = wait_logged(&agent, TIMEOUT, "/readyz 503 naming the database", || async {
-        readiness(addr, &name)
-            .await
-            .filter(|(ok, s)| !ok && s["state"] == "waiting_for_database")
-    })
+    let down = wait_logged(
+        &agent,
+        TIMEOUT,
+        "/readyz 503 naming the database",
+        || async {
+            readiness(addr, &name)
+                .await
+                .filter(|(ok, s)| !ok && s["state"] == "waiting_for_database")
+        },
+    )
     .await;
     println!("database stopped: {}", down.1);
     assert!(

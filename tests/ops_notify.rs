@@ -123,7 +123,11 @@ async fn systemd_sees_ready_status_and_a_watchdog_that_outlives_a_database_outag
 
     // Start-up: READY=1 with a STATUS= saying the source streams, then regular pings.
     wait_until(TIMEOUT, "READY=1", || async {
-        notes.all().iter().any(|(_, m)| m == "READY=1").then_some(())
+        notes
+            .all()
+            .iter()
+            .any(|(_, m)| m == "READY=1")
+            .then_some(())
     })
     .await;
     let ready_status = notes.status_since(0).unwrap_or_default();
@@ -153,9 +157,11 @@ async fn systemd_sees_ready_status_and_a_watchdog_that_outlives_a_database_outag
     assert!(!ready, "/readyz during the outage: {src}");
     assert_eq!(src["state"], "waiting_for_database");
     let waiting = notes.mark();
-    wait_until(TIMEOUT, "three watchdog pings during the outage", || async {
-        (notes.pings_since(waiting) >= 3).then_some(())
-    })
+    wait_until(
+        TIMEOUT,
+        "three watchdog pings during the outage",
+        || async { (notes.pings_since(waiting) >= 3).then_some(()) },
+    )
     .await;
     let still = notes.status_since(outage).unwrap_or_default();
     assert!(
@@ -200,9 +206,5 @@ async fn systemd_sees_ready_status_and_a_watchdog_that_outlives_a_database_outag
     .await;
     let mut agent = agent;
     assert_eq!(agent.wait_exit(TIMEOUT), Some(0), "{}", agent.log());
-    assert!(
-        !agent.log().contains("pipeline stalled"),
-        "{}",
-        agent.log()
-    );
+    assert!(!agent.log().contains("pipeline stalled"), "{}", agent.log());
 }

@@ -231,11 +231,10 @@ impl Metrics {
             source: source.to_string(),
         };
         let txn = |outcome| {
-            self.kafka_transactions
-                .get_or_create_owned(&TxnLabels {
-                    source: source.to_string(),
-                    outcome,
-                })
+            self.kafka_transactions.get_or_create_owned(&TxnLabels {
+                source: source.to_string(),
+                outcome,
+            })
         };
         SourceMetrics {
             source: source.to_string(),

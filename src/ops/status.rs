@@ -234,15 +234,12 @@ impl Health {
     /// Fills the values computed at scrape time: per-source state, readiness, lag, RSS.
     pub fn refresh_metrics(&self, max_lag: Duration) {
         for r in self.reports(max_lag) {
-            self.metrics
-                .set_source_state(&r.name, r.state, r.ready);
+            self.metrics.set_source_state(&r.name, r.state, r.ready);
             self.metrics
                 .set_lag(&r.name, r.lag_bytes, r.lag_seconds.unwrap_or(0.0));
         }
         if let Some(rss) = super::metrics::resident_memory_bytes() {
-            self.metrics
-                .rss
-                .set(i64::try_from(rss).unwrap_or(i64::MAX));
+            self.metrics.rss.set(i64::try_from(rss).unwrap_or(i64::MAX));
         }
     }
 }
@@ -409,9 +406,10 @@ impl SourceStatus {
         self.inner
             .lag_bytes
             .store(bytes.unwrap_or(NO_LAG_BYTES), Ordering::Relaxed);
-        self.inner
-            .oldest_unacked_us
-            .store(oldest_unacked_commit_us.unwrap_or(CAUGHT_UP), Ordering::Relaxed);
+        self.inner.oldest_unacked_us.store(
+            oldest_unacked_commit_us.unwrap_or(CAUGHT_UP),
+            Ordering::Relaxed,
+        );
         self.inner.lag_known.store(true, Ordering::Relaxed);
     }
 

@@ -145,8 +145,8 @@ impl Agent {
             let log = strip_ansi(&self.log());
             if let Some(addr) = log
                 .lines()
-                .filter(|l| l.contains(LINE))
-                .last()
+                .rev()
+                .find(|l| l.contains(LINE))
                 .and_then(|l| l.split("addr=").nth(1))
                 .and_then(|a| a.split_whitespace().next())
                 .and_then(|a| a.parse().ok())

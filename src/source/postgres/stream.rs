@@ -114,11 +114,11 @@ impl LagTracker {
         while self.unacked.front().is_some_and(|(lsn, _)| *lsn <= acked) {
             self.unacked.pop_front();
         }
-        let oldest = self
-            .unacked
-            .front()
-            .map(|(_, us)| *us)
-            .or_else(|| open.as_ref().filter(|t| t.messages > 0).map(|t| t.commit_us));
+        let oldest = self.unacked.front().map(|(_, us)| *us).or_else(|| {
+            open.as_ref()
+                .filter(|t| t.messages > 0)
+                .map(|t| t.commit_us)
+        });
         // Until the first acknowledgement the slot's position is not known here.
         let bytes = (acked.0 > 0).then(|| received.0.saturating_sub(acked.0));
         status.set_lag(bytes, oldest);
