@@ -20,6 +20,7 @@ use crate::source::SourceError;
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (trigger, stop) = shutdown::channel();
     shutdown::install_signal_handlers(trigger.clone())?;
+    ignore_hangup()?;
     tracing::info!(
         config = %cfg.path.display(),
         sources = cfg.sources.len(),
@@ -112,6 +113,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Logs and ignores SIGHUP. Its default action would kill the process without draining; the
+/// configuration is read at start only, so a reload is a restart (docs/operations.md).
+fn ignore_hangup() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::warn!(
+                "SIGHUP ignored: configuration is read at start only; reload with a restart \
+                 (systemctl restart), which drains and resumes where it stopped"
+            );
+        }
+    });
+    Ok(())
 }
 
 /// A failure that asks for a specific process exit code (see [`crate::ops::exit`]).

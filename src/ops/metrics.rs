@@ -461,6 +461,46 @@ mod tests {
     }
 
     #[test]
+    fn every_metric_is_documented_and_every_documented_metric_exists() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"),
+        )
+        .unwrap();
+        let documented: std::collections::BTreeSet<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `cdc_agent_"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        assert_eq!(documented.len(), 15, "{documented:?}");
+        let health = crate::ops::status::Health::new(Metrics::new());
+        let s = health.register("s");
+        s.metrics().table("public.t").event(Op::Create, 1);
+        s.set_lag(Some(1), None);
+        let _ = health.metrics().registry();
+        health.refresh_metrics(std::time::Duration::from_secs(1));
+        let text = health.metrics().render();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE cdc_agent_"))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        for f in &families {
+            assert!(
+                documented.contains(f) || documented.contains(format!("{f}_total").as_str()),
+                "cdc_agent_{f} is not in docs/operations.md"
+            );
+        }
+        for d in &documented {
+            assert!(
+                families
+                    .iter()
+                    .any(|f| f == d || format!("{f}_total") == *d),
+                "docs/operations.md lists cdc_agent_{d}, which is not exported"
+            );
+        }
+    }
+
+    #[test]
     fn resident_memory_is_read_on_linux() {
         assert!(resident_memory_bytes().is_some_and(|b| b > 0));
     }
