@@ -22,6 +22,9 @@ use crate::shutdown::Shutdown;
 
 /// How often the state is looked at for `READY=1` and `STATUS=` changes.
 const POLL: Duration = Duration::from_millis(500);
+/// A `STATUS=` whose sources kept their phases (only lag or percentage moved) is sent at most
+/// this often; a change of phase is sent at once.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// Ping interval when `WATCHDOG_USEC` is smaller than two polls: never slower than this.
 const MIN_WATCHDOG_PING: Duration = Duration::from_millis(100);
 
@@ -60,6 +63,8 @@ async fn run(health: Arc<Health>, mut stop: Shutdown) {
     let mut ready = false;
     let mut stopping = false;
     let mut last_status = String::new();
+    let mut last_phases = Vec::new();
+    let mut last_status_at = tokio::time::Instant::now();
     let mut last_ping = tokio::time::Instant::now();
     let mut stalled_logged = false;
     loop {
@@ -74,29 +79,46 @@ async fn run(health: Arc<Health>, mut stop: Shutdown) {
         }
         if !stopping {
             let status = health.status_line();
-            if !ready && health.all_started() {
+            let phases = health.phases();
+            let first_ready = !ready && health.all_started();
+            let changed = status != last_status
+                && (phases != last_phases || last_status_at.elapsed() >= STATUS_EVERY);
+            if first_ready {
                 ready = true;
                 send(&[NotifyState::Ready, NotifyState::Status(&status)]);
-                last_status = status;
-            } else if status != last_status {
+            } else if changed {
                 send(&[NotifyState::Status(&status)]);
+            }
+            if first_ready || changed {
                 last_status = status;
+                last_phases = phases;
+                last_status_at = tokio::time::Instant::now();
             }
         }
-        if let Some(every) = ping_every {
-            if last_ping.elapsed() >= every {
-                match health.liveness() {
-                    Ok(()) => {
-                        last_ping = tokio::time::Instant::now();
-                        send(&[NotifyState::Watchdog]);
-                        stalled_logged = false;
-                    }
-                    Err(stalled) if !stalled_logged => {
-                        stalled_logged = true;
-                        tracing::error!(sources = ?stalled, "pipeline stalled; no longer feeding the systemd watchdog");
-                    }
-                    Err(_) => {}
+        feed_watchdog(&health, ping_every, &mut last_ping, &mut stalled_logged);
+    }
+}
+
+/// Sends `WATCHDOG=1` when a ping is due and every running pipeline beats.
+fn feed_watchdog(
+    health: &Health,
+    ping_every: Option<Duration>,
+    last_ping: &mut tokio::time::Instant,
+    stalled_logged: &mut bool,
+) {
+    if let Some(every) = ping_every {
+        if last_ping.elapsed() >= every {
+            match health.liveness() {
+                Ok(()) => {
+                    *last_ping = tokio::time::Instant::now();
+                    send(&[NotifyState::Watchdog]);
+                    *stalled_logged = false;
                 }
+                Err(stalled) if !*stalled_logged => {
+                    *stalled_logged = true;
+                    tracing::error!(sources = ?stalled, "pipeline stalled; no longer feeding the systemd watchdog");
+                }
+                Err(_) => {}
             }
         }
     }

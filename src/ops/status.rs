@@ -89,6 +89,21 @@ pub const STATE_NAMES: [&str; 10] = [
 ];
 
 impl SourceState {
+    /// The waiting state for a transient failure, by where the error came from: the Kafka
+    /// sink and the registry word theirs distinctly ("kafka …", "schema registry …"), every
+    /// other transient failure of a source is its database's.
+    pub fn waiting_for(error: &crate::source::SourceError) -> SourceState {
+        let why = error.to_string();
+        let lower = why.to_ascii_lowercase();
+        if lower.contains("schema registry") {
+            SourceState::WaitingForRegistry { why }
+        } else if lower.contains("kafka") {
+            SourceState::WaitingForKafka { why }
+        } else {
+            SourceState::WaitingForDatabase { why }
+        }
+    }
+
     /// A stable, label-safe name (`cdc_agent_source_state{state=…}`, `/readyz`).
     pub fn name(&self) -> &'static str {
         match self {
@@ -211,6 +226,17 @@ impl Health {
         } else {
             Err(stalled)
         }
+    }
+
+    /// Every source's state name, in order: changes when a source changes phase (not when
+    /// only its lag or percentage moves).
+    pub fn phases(&self) -> Vec<&'static str> {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| s.state().name())
+            .collect()
     }
 
     /// The `STATUS=` line: `pg-demo: streaming, lag 0 B; shop: snapshotting 43%`.
@@ -632,6 +658,22 @@ mod tests {
             })
             .await;
         assert!(worst < Duration::from_millis(200), "{worst:?}");
+    }
+
+    #[test]
+    fn transient_failures_are_attributed_to_their_dependency() {
+        use crate::source::SourceError;
+        let state = |e| SourceState::waiting_for(&e).name();
+        assert_eq!(
+            state(SourceError::Transient(
+                "connect to PostgreSQL: connection refused".into()
+            )),
+            "waiting_for_database"
+        );
+        let sink = crate::sink::kafka::SinkError::Aborted("commit transaction: timed out".into());
+        assert_eq!(state(sink.into()), "waiting_for_kafka");
+        let reg = crate::registry::RegistryError::Unavailable("http 503".into());
+        assert_eq!(state(reg.into()), "waiting_for_registry");
     }
 
     #[test]

@@ -195,7 +195,7 @@ pub async fn run(
             Err(e) if e.is_transient() && !stop.is_triggered() => {
                 taken_since = None;
                 tracing::warn!(source = %settings.source.name, error = %e, retry_in_s = delay.as_secs(), "source failed, retrying");
-                status.retrying(waiting_state(&e));
+                status.retrying(SourceState::waiting_for(&e));
                 if wait(&status, delay, &mut stop).await {
                     status.set_state(SourceState::Stopped);
                     return Ok(());
@@ -226,21 +226,6 @@ async fn wait(status: &SourceStatus, d: Duration, stop: &mut Shutdown) -> bool {
             }
         })
         .await
-}
-
-/// Which dependency a transient failure waits for, from where the error came from: the sink
-/// and the registry word theirs distinctly ("kafka …", "schema registry …"); everything else
-/// the PostgreSQL source retries is the database.
-fn waiting_state(e: &SourceError) -> SourceState {
-    let why = e.to_string();
-    let lower = why.to_ascii_lowercase();
-    if lower.contains("schema registry") {
-        SourceState::WaitingForRegistry { why }
-    } else if lower.contains("kafka") || lower.starts_with("record for topic") {
-        SourceState::WaitingForKafka { why }
-    } else {
-        SourceState::WaitingForDatabase { why }
-    }
 }
 
 /// Connects the SQL session with the settings [`types`] expects.
