@@ -560,7 +560,12 @@ impl<P: Unpin + Clone> KafkaSink<P> {
     /// Waits until the next queued entry resolves; returns at once when nothing is queued.
     /// Used by the source's select loop to learn about acknowledgements promptly.
     pub async fn progress(&mut self) -> Result<Option<P>, SinkError> {
-        self.settle_one().await?;
+        // Raced against the source's own loop (which beats), and re-created on every turn of
+        // it: no heartbeat timer here.
+        if let Some(r) = self.queue.next().await {
+            self.resolved(r)?;
+        }
+        self.status.metrics().in_flight.set(self.queue.len() as i64);
         Ok(self.acked.clone())
     }
 
