@@ -2,11 +2,14 @@
 //! them in order.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::config::{Config, SourceKind};
-use crate::ops::exit;
+use crate::ops::metrics::Metrics;
+use crate::ops::status::Health;
+use crate::ops::{exit, http, notify};
 use crate::registry::Registry;
 use crate::shutdown;
 use crate::source::mysql::{self, MySourceSettings};
@@ -18,21 +21,49 @@ use crate::source::SourceError;
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (trigger, stop) = shutdown::channel();
     shutdown::install_signal_handlers(trigger.clone())?;
+    ignore_hangup()?;
     tracing::info!(
         config = %cfg.path.display(),
         sources = cfg.sources.len(),
         kafka = %cfg.main.kafka.bootstrap_servers,
         "cdc-agent starting"
     );
-    let registry = Arc::new(Registry::new(&cfg.main.schema_registry)?);
+    let metrics = Metrics::new();
+    let health = Health::new(metrics.clone());
+    let registry =
+        Arc::new(Registry::new(&cfg.main.schema_registry)?.with_metrics(metrics.registry()));
+    let http = if cfg.main.http.enabled {
+        let (addr, task) = http::serve(
+            &cfg.main.http.listen,
+            health.clone(),
+            Duration::from_secs(cfg.main.http.ready_max_lag_seconds),
+        )
+        .await
+        .map_err(|e| ExitWith {
+            code: exit::FAILURE,
+            message: format!(
+                "{}: key `http.listen`: cannot listen on {}: {e}; fix: pick a free port, or set \
+                 [http] enabled = false",
+                cfg.path.display(),
+                cfg.main.http.listen
+            ),
+        })?;
+        tracing::info!(addr = %addr, "http endpoint listening (/healthz, /readyz, /metrics)");
+        Some(task)
+    } else {
+        None
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for source in cfg.sources.clone() {
         let name = source.name.clone();
+        let status = health.register(&name);
         match source.kind {
             SourceKind::Postgres => {
                 let settings = PgSourceSettings::new(source, cfg.main.clone());
                 let (registry, stop) = (registry.clone(), stop.clone());
-                tasks.spawn(async move { (name, postgres::run(settings, registry, stop).await) });
+                tasks.spawn(async move {
+                    (name, postgres::run(settings, registry, status, stop).await)
+                });
             }
             SourceKind::Mysql => {
                 let settings = MySourceSettings::new(source, cfg.main.clone());
@@ -41,6 +72,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             }
         }
     }
+    let notifier = notify::spawn(health.clone(), stop.clone());
     let mut stop_wait = stop.clone();
     let mut first_error = None;
     if tasks.is_empty() {
@@ -70,6 +102,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             }
         }
     }
+    notifier.abort();
+    if let Some(task) = http {
+        task.abort();
+    }
     match first_error {
         Some(e) => Err(e),
         None => {
@@ -77,6 +113,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Logs and ignores SIGHUP. Its default action would kill the process without draining; the
+/// configuration is read at start only, so a reload is a restart (docs/operations.md).
+fn ignore_hangup() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::warn!(
+                "SIGHUP ignored: configuration is read at start only; reload with a restart \
+                 (systemctl restart), which drains and resumes where it stopped"
+            );
+        }
+    });
+    Ok(())
 }
 
 /// A failure that asks for a specific process exit code (see [`crate::ops::exit`]).

@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use crate::encode::avro::{CodecOptions, ConnectorKind, TableCodec};
 use crate::event::{ChangeEvent, Datum, Op, TableId, TableSchema};
+use crate::ops::metrics::TableMetrics;
+use crate::ops::status::SourceStatus;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::sink::kafka::{KafkaSink, OutRecord, EVENT_STORE_TOPIC_CONFIGS};
@@ -53,6 +55,7 @@ struct TableEntry {
     key_id: Option<u32>,
     value_id: u32,
     table_header: String,
+    metrics: TableMetrics,
 }
 
 /// Positions and context the source attaches to each event's headers.
@@ -76,6 +79,7 @@ pub struct Publisher<P: Unpin> {
     value_buf: Vec<u8>,
     store_key_buf: Vec<u8>,
     num_buf: String,
+    status: SourceStatus,
 }
 
 impl<P: Unpin + Clone> Publisher<P> {
@@ -90,7 +94,16 @@ impl<P: Unpin + Clone> Publisher<P> {
             value_buf: Vec::with_capacity(4096),
             store_key_buf: Vec::with_capacity(256),
             num_buf: String::new(),
+            status: SourceStatus::detached(""),
         }
+    }
+
+    /// Reports into `status` (and so into the metrics): events by table and op, bytes, and
+    /// the sink's produce latency, in-flight records and transactions. Call before the first
+    /// [`Publisher::set_table`], so every table's counters are registered.
+    pub fn set_status(&mut self, status: &SourceStatus) {
+        self.status = status.clone();
+        self.sink.set_status(status.clone());
     }
 
     /// The sink, for acknowledgement tracking.
@@ -155,26 +168,36 @@ impl<P: Unpin + Clone> Publisher<P> {
         self.sink.ensure_topic(&topic, &[]).await?;
         let key_id = match codec.key_schema() {
             Some(key_schema) => Some(
-                self.registry
-                    .register_with_retry(&format!("{topic}-key"), key_schema, stop)
+                self.status
+                    .while_waiting(self.registry.register_with_retry(
+                        &format!("{topic}-key"),
+                        key_schema,
+                        stop,
+                    ))
                     .await
                     .map_err(|e| table_registry_error(&schema.id, e))?,
             ),
             None => None,
         };
         let value_id = self
-            .registry
-            .register_with_retry(&format!("{topic}-value"), codec.value_schema(), stop)
+            .status
+            .while_waiting(self.registry.register_with_retry(
+                &format!("{topic}-value"),
+                codec.value_schema(),
+                stop,
+            ))
             .await
             .map_err(|e| table_registry_error(&schema.id, e))?;
         tracing::info!(table = %schema.id, topic, ?key_id, value_id, "table schema registered");
         let schema = Arc::new(schema);
+        let table_header = schema.id.to_string();
         self.tables.insert(
             schema.id.clone(),
             TableEntry {
                 schema: schema.clone(),
                 codec,
-                table_header: schema.id.to_string(),
+                metrics: self.status.metrics().table(&table_header),
+                table_header,
                 topic,
                 key_id,
                 value_id,
@@ -216,6 +239,9 @@ impl<P: Unpin + Clone> Publisher<P> {
             .codec
             .encode_value(ev, entry.value_id, &mut self.value_buf)
             .map_err(|e| SourceError::Definite(format!("table {}: {e}", ev.table.id)))?;
+        entry
+            .metrics
+            .event(ev.op, self.key_buf.len() + self.value_buf.len());
 
         self.num_buf.clear();
         let _ = std::fmt::Write::write_fmt(&mut self.num_buf, format_args!("{}", meta.commit_ms));

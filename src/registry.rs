@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{SchemaRegistryConfig, Secret};
+use crate::ops::metrics::RegistryMetrics;
 
 /// Content type of the Confluent REST API.
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -108,6 +109,7 @@ pub struct Registry {
     password: Option<Secret>,
     cache: Mutex<HashMap<(String, String), u32>>,
     by_id: Mutex<HashMap<u32, Arc<str>>>,
+    metrics: RegistryMetrics,
 }
 
 impl std::fmt::Debug for Registry {
@@ -154,12 +156,33 @@ impl Registry {
             password: cfg.password.clone(),
             cache: Mutex::new(HashMap::new()),
             by_id: Mutex::new(HashMap::new()),
+            metrics: RegistryMetrics::default(),
         })
+    }
+
+    /// Counts requests and errors into `metrics` (`cdc_agent_registry_*`).
+    pub fn with_metrics(mut self, metrics: RegistryMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The id of `schema` under `subject`, as [`Registry::register_once`], counting the
+    /// outcome.
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        let r = self.register_once(subject, schema).await;
+        if let Err(e) = &r {
+            match e {
+                RegistryError::Unavailable(_) => self.metrics.register_unavailable.inc(),
+                RegistryError::Incompatible { .. } => self.metrics.register_incompatible.inc(),
+                RegistryError::Refused { .. } => self.metrics.register_refused.inc(),
+            };
+        }
+        r
     }
 
     /// The id of `schema` under `subject`, registering it when the registry does not know it.
     /// One attempt; see [`Registry::register_with_retry`].
-    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+    async fn register_once(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
         let key = (subject.to_string(), schema.to_string());
         if let Some(id) = self
             .cache
@@ -175,6 +198,7 @@ impl Registry {
             .post(format!("{}/subjects/{}/versions", self.base, subject))
             .header("Content-Type", CONTENT_TYPE)
             .body(body.to_string());
+        self.metrics.register.inc();
         let (status, text) = self.call(req).await?;
         if status.is_success() {
             let id = serde_json::from_str::<IdResponse>(&text)
@@ -251,8 +275,12 @@ impl Registry {
             return Ok(s.clone());
         }
         let req = self.http.get(format!("{}/schemas/ids/{id}", self.base));
-        let (status, text) = self.call(req).await?;
+        self.metrics.lookup.inc();
+        let (status, text) = self.call(req).await.inspect_err(|_| {
+            self.metrics.lookup_unavailable.inc();
+        })?;
         if status.is_server_error() {
+            self.metrics.lookup_unavailable.inc();
             return Err(RegistryError::Unavailable(format!("http {status}")));
         }
         #[derive(Deserialize)]
@@ -260,10 +288,13 @@ impl Registry {
             schema: String,
         }
         let schema: Arc<str> = serde_json::from_str::<SchemaResponse>(&text)
-            .map_err(|_| RegistryError::Refused {
-                subject: format!("schema id {id}"),
-                status: status.as_u16(),
-                message: text.clone(),
+            .map_err(|_| {
+                self.metrics.lookup_refused.inc();
+                RegistryError::Refused {
+                    subject: format!("schema id {id}"),
+                    status: status.as_u16(),
+                    message: text.clone(),
+                }
             })?
             .schema
             .into();

@@ -49,7 +49,8 @@ fn start_agent_on_port(cfg: &AgentConfig, port: u16) -> Agent {
         dir.path().join("cdc-agent.toml"),
         format!(
             "[agent]\nstate_dir = \"{state}\"\n[kafka]\nbootstrap_servers = \"{kafka}\"\n\
-             [schema_registry]\nurl = \"{registry}\"\n[event_store]\ntopic = \"{store}\"\n",
+             [schema_registry]\nurl = \"{registry}\"\n[event_store]\ntopic = \"{store}\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n",
             state = dir.path().join("state").display(),
             kafka = stack_env("KAFKA_BOOTSTRAP"),
             registry = stack_env("SCHEMA_REGISTRY_URL"),
@@ -81,7 +82,12 @@ fn start_agent_on_port(cfg: &AgentConfig, port: u16) -> Agent {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    Agent { child, dir, log }
+    Agent {
+        child,
+        dir,
+        log,
+        env: Vec::new(),
+    }
 }
 
 /// A PostgreSQL cluster of its own (initdb in a temporary folder, loopback only, a free

@@ -47,6 +47,11 @@ pub const DEFAULT_TXN_MAX_MS: u64 = 100;
 pub const DEFAULT_TOPIC_REPLICATION: i32 = 1;
 /// `sslrootcert` value that selects the operating system's trusted roots, as in libpq.
 pub const SYSTEM_ROOTS: &str = "system";
+/// Default listen address of the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`): loopback
+/// only, so nothing is exposed unless the operator says so.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9745";
+/// Default lag (seconds) above which `/readyz` answers 503.
+pub const DEFAULT_READY_MAX_LAG_SECONDS: u64 = 60;
 
 /// The whole configuration after loading: the main file plus every source.
 #[derive(Debug, Clone)]
@@ -73,6 +78,37 @@ pub struct MainConfig {
     /// The long-term event store (ledger) topic.
     #[serde(default)]
     pub event_store: EventStoreConfig,
+    /// The HTTP endpoint: health, readiness, metrics.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[http]`: the health, readiness and Prometheus endpoint (docs/operations.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve `/healthz`, `/readyz` and `/metrics`. Default: true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `host:port` to listen on. Port 0 picks a free port (logged at start). Use
+    /// `0.0.0.0:<port>` only where the network is trusted (e.g. a pod). Default:
+    /// `127.0.0.1:9745`.
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+    /// `/readyz` answers 503 while a source's lag (age of its oldest change not yet
+    /// acknowledged by Kafka) is above this many seconds. Default: 60.
+    #[serde(default = "default_ready_max_lag_seconds")]
+    pub ready_max_lag_seconds: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: default_http_listen(),
+            ready_max_lag_seconds: DEFAULT_READY_MAX_LAG_SECONDS,
+        }
+    }
 }
 
 /// `[agent]`: settings of the daemon itself.
@@ -850,6 +886,14 @@ fn resolve_main(mut m: MainConfig, path: &Path) -> Result<MainConfig, ConfigErro
     if let Some(ca) = &m.schema_registry.ca_file {
         check_readable(ca, &origin, "schema_registry.ca_file")?;
     }
+    if m.http.enabled && m.http.listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err(ConfigError::new(
+            origin,
+            Some("http.listen".into()),
+            format!("`{}` is not an address with a port", m.http.listen),
+            "set it to `host:port` with an IP address, e.g. 127.0.0.1:9745 (or [::1]:9745)",
+        ));
+    }
     if let Some(file) = &m.schema_registry.password_file {
         m.schema_registry.password = Some(read_secret_file(
             file,
@@ -1236,6 +1280,12 @@ fn default_txn_max_records() -> usize {
 }
 fn default_txn_max_ms() -> u64 {
     DEFAULT_TXN_MAX_MS
+}
+fn default_http_listen() -> String {
+    DEFAULT_HTTP_LISTEN.to_string()
+}
+fn default_ready_max_lag_seconds() -> u64 {
+    DEFAULT_READY_MAX_LAG_SECONDS
 }
 fn default_placeholder() -> String {
     DEFAULT_UNAVAILABLE_VALUE_PLACEHOLDER.to_string()

@@ -493,3 +493,39 @@ fn kafka_security_keys_reach_every_client_config_and_properties_win() {
     assert_eq!(c.get("ssl.ca.location"), ca.to_str());
     assert_eq!(c.get("sasl.username"), Some("override"));
 }
+
+#[test]
+fn the_http_endpoint_defaults_to_loopback_and_a_lag_threshold() {
+    let cfg = Fixture::new(MAIN).load(&[]).unwrap();
+    assert!(cfg.main.http.enabled);
+    assert_eq!(cfg.main.http.listen, DEFAULT_HTTP_LISTEN);
+    assert!(cfg.main.http.listen.starts_with("127.0.0.1:"));
+    assert_eq!(
+        cfg.main.http.ready_max_lag_seconds,
+        DEFAULT_READY_MAX_LAG_SECONDS
+    );
+}
+
+#[test]
+fn http_settings_are_read_from_the_main_file() {
+    let main = format!("{MAIN}\n[http]\nlisten = \"0.0.0.0:9999\"\nready_max_lag_seconds = 5\n");
+    let cfg = Fixture::new(&main).load(&[]).unwrap();
+    assert_eq!(cfg.main.http.listen, "0.0.0.0:9999");
+    assert_eq!(cfg.main.http.ready_max_lag_seconds, 5);
+}
+
+#[test]
+fn an_http_listen_address_without_port_names_the_key_and_the_fix() {
+    let main = format!("{MAIN}\n[http]\nlisten = \"localhost\"\n");
+    let err = Fixture::new(&main).load(&[]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("http.listen"));
+    assert!(err.fix.contains("127.0.0.1:9745"), "{err}");
+}
+
+#[test]
+fn an_unknown_key_in_the_http_section_is_an_error() {
+    let main = format!("{MAIN}\n[http]\nport = 9000\n");
+    let err = Fixture::new(&main).load(&[]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("http.port"));
+    assert!(err.fix.contains("listen"), "{err}");
+}

@@ -1,4 +1,9 @@
-//! Operating the daemon: logging, exit codes, and (later) health, metrics and systemd.
+//! Operating the daemon: logging, exit codes, per-source status, systemd notification, the
+//! HTTP health/readiness/metrics endpoint.
 
 pub mod exit;
+pub mod http;
 pub mod logging;
+pub mod metrics;
+pub mod notify;
+pub mod status;

@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -28,6 +29,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message};
 
 use crate::config::KafkaConfig;
+use crate::ops::status::SourceStatus;
 
 /// Records waiting for acknowledgement before `send` waits. Bounds memory and keeps
 /// librdkafka's own queue (sized below) from ever filling. 10,000 (the exactly-once
@@ -211,31 +213,36 @@ pub struct OutRecord<'a> {
 
 enum Pending<P> {
     /// The topic for an error message comes back with a failed record, so a delivery costs
-    /// no allocation of ours.
-    Delivery(DeliveryFuture),
+    /// no allocation of ours. The instant it was handed to the producer gives the produce
+    /// latency.
+    Delivery(DeliveryFuture, std::time::Instant),
     Mark(Option<P>),
 }
 
-/// What one queue entry resolves to: a delivery result or a position mark.
-type Resolved<P> = Result<Option<P>, SinkError>;
+/// What one queue entry resolves to: a delivery result or a position mark, and for a
+/// successful delivery the instant its record was sent.
+type Resolved<P> = (Result<Option<P>, SinkError>, Option<std::time::Instant>);
 
 impl<P: Unpin> Future for Pending<P> {
     type Output = Resolved<P>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
-            Pending::Mark(p) => Poll::Ready(Ok(p.take())),
-            Pending::Delivery(fut) => match Pin::new(fut).poll(cx) {
+            Pending::Mark(p) => Poll::Ready((Ok(p.take()), None)),
+            Pending::Delivery(fut, sent) => match Pin::new(fut).poll(cx) {
                 Poll::Pending => Poll::Pending,
-                Poll::Ready(Ok(Ok(_))) => Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(Ok(_))) => Poll::Ready((Ok(None), Some(*sent))),
                 Poll::Ready(Ok(Err((e, msg)))) => {
                     let size =
                         msg.key().map_or(0, <[u8]>::len) + msg.payload().map_or(0, <[u8]>::len);
-                    Poll::Ready(Err(produce_error(msg.topic(), size, e)))
+                    Poll::Ready((Err(produce_error(msg.topic(), size, e)), None))
                 }
-                Poll::Ready(Err(_canceled)) => Poll::Ready(Err(SinkError::Client(
-                    "producer dropped an in-flight record".into(),
-                ))),
+                Poll::Ready(Err(_canceled)) => Poll::Ready((
+                    Err(SinkError::Client(
+                        "producer dropped an in-flight record".into(),
+                    )),
+                    None,
+                )),
             },
         }
     }
@@ -281,6 +288,8 @@ pub struct KafkaSink<P: Unpin> {
     replication: i32,
     create_topics: bool,
     txn: Option<TxnState<P>>,
+    /// Where waits beat and metrics go (detached until [`KafkaSink::set_status`]).
+    status: SourceStatus,
 }
 
 /// Bookkeeping of the open Kafka transaction (exactly-once mode).
@@ -371,7 +380,14 @@ impl<P: Unpin + Clone> KafkaSink<P> {
                 opened_at: std::time::Instant::now(),
                 pending: None,
             }),
+            status: SourceStatus::detached(client_id),
         })
+    }
+
+    /// Reports into `status`: produce latency, in-flight records, transactions, and beats
+    /// while waiting for Kafka (a broker outage is waited out, not a stalled pipeline).
+    pub fn set_status(&mut self, status: SourceStatus) {
+        self.status = status;
     }
 
     /// Whether this sink writes in Kafka transactions.
@@ -387,7 +403,10 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         }
         for producer in std::iter::once(&self.producer).chain(self.spare.as_ref()) {
             let producer = producer.clone();
-            tokio::task::spawn_blocking(move || producer.init_transactions(TXN_TIMEOUT))
+            self.status
+                .while_waiting(tokio::task::spawn_blocking(move || {
+                    producer.init_transactions(TXN_TIMEOUT)
+                }))
                 .await
                 .map_err(|e| SinkError::Client(format!("init transactions task: {e}")))?
                 .map_err(|e| txn_error("init transactions", e))?;
@@ -480,7 +499,8 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         let Some(c) = &mut self.committing else {
             return Ok(());
         };
-        let joined = (&mut c.handle).await;
+        let status = self.status.clone();
+        let joined = status.while_waiting(&mut c.handle).await;
         self.complete_commit(joined).await
     }
 
@@ -496,12 +516,14 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             .and_then(|r| r.map_err(|e| txn_error("commit transaction", e)));
         match result {
             Ok(()) => {
+                self.status.metrics().txn_committed.inc();
                 if let Some(p) = c.position {
                     self.acked = Some(p);
                 }
                 Ok(())
             }
             Err(e) => {
+                self.status.metrics().txn_aborted.inc();
                 if !matches!(e, SinkError::Fenced(_)) {
                     let producer = c.producer;
                     let _ = tokio::task::spawn_blocking(move || {
@@ -650,7 +672,9 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         loop {
             match self.producer.send_result(record) {
                 Ok(fut) => {
-                    self.queue.push_back(Pending::Delivery(fut));
+                    self.queue
+                        .push_back(Pending::Delivery(fut, std::time::Instant::now()));
+                    self.status.metrics().in_flight.set(self.queue.len() as i64);
                     return Ok(());
                 }
                 Err((e, back))
@@ -660,6 +684,7 @@ impl<P: Unpin + Clone> KafkaSink<P> {
                     // theory): wait for the oldest delivery, then retry the same record.
                     record = back;
                     if self.queue.is_empty() {
+                        self.status.beat();
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     } else {
                         self.settle_one().await?;
@@ -687,10 +712,9 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         while let Poll::Ready(Some(r)) = self.queue.poll_next_unpin(&mut cx) {
-            if let Some(p) = r? {
-                self.acked = Some(p);
-            }
+            self.resolved(r)?;
         }
+        self.status.metrics().in_flight.set(self.queue.len() as i64);
         if let Some(c) = &mut self.committing {
             if let Poll::Ready(joined) = Pin::new(&mut c.handle).poll(&mut cx) {
                 self.complete_commit_now(joined)?;
@@ -712,12 +736,14 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             .and_then(|r| r.map_err(|e| txn_error("commit transaction", e)));
         match result {
             Ok(()) => {
+                self.status.metrics().txn_committed.inc();
                 if let Some(p) = c.position {
                     self.acked = Some(p);
                 }
                 Ok(())
             }
             Err(e) => {
+                self.status.metrics().txn_aborted.inc();
                 if !matches!(e, SinkError::Fenced(_)) {
                     let failed = c.producer;
                     let open = self.txn.as_mut().filter(|t| t.open).map(|t| {
@@ -740,12 +766,33 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         }
     }
 
-    /// Waits until the oldest queued entry resolves.
+    /// Waits until the oldest queued entry resolves, beating while Kafka takes its time.
     async fn settle_one(&mut self) -> Result<(), SinkError> {
-        if let Some(r) = self.queue.next().await {
-            if let Some(p) = r? {
-                self.acked = Some(p);
+        // The common case (under backpressure the oldest record is usually acknowledged
+        // already) costs no timer; only a real wait goes through the beating one.
+        let next = match self.queue.next().now_or_never() {
+            Some(r) => r,
+            None => {
+                let status = self.status.clone();
+                status.while_waiting(self.queue.next()).await
             }
+        };
+        if let Some(r) = next {
+            self.resolved(r)?;
+        }
+        self.status.metrics().in_flight.set(self.queue.len() as i64);
+        Ok(())
+    }
+
+    fn resolved(&mut self, (r, sent): Resolved<P>) -> Result<(), SinkError> {
+        if let Some(sent) = sent {
+            self.status
+                .metrics()
+                .produce_latency
+                .observe(sent.elapsed().as_secs_f64());
+        }
+        if let Some(p) = r? {
+            self.acked = Some(p);
         }
         Ok(())
     }
@@ -761,8 +808,8 @@ impl<P: Unpin + Clone> KafkaSink<P> {
                 tokio::select! {
                     j = &mut c.handle => Some(j),
                     r = self.queue.next() => {
-                        if let Some(p) = r.transpose()?.flatten() {
-                            self.acked = Some(p);
+                        if let Some(r) = r {
+                            self.resolved(r)?;
                         }
                         None
                     }
@@ -771,9 +818,12 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             if let Some(j) = joined {
                 self.complete_commit(j).await?;
             }
-        } else {
-            self.settle_one().await?;
+        } else if let Some(r) = self.queue.next().await {
+            // Raced against the source's own loop (which beats), and re-created on every
+            // turn of it: no heartbeat timer here.
+            self.resolved(r)?;
         }
+        self.status.metrics().in_flight.set(self.queue.len() as i64);
         Ok(self.acked.clone())
     }
 

@@ -18,6 +18,8 @@ pub struct Agent {
     pub child: Child,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
+    /// Extra environment of the process (kept across restarts).
+    pub env: Vec<(String, String)>,
 }
 
 /// Main and source configuration of one test's agent.
@@ -35,6 +37,11 @@ pub struct AgentConfig {
     pub extra_source_toml: String,
     /// Appended to the main file's `[kafka]` section.
     pub extra_kafka_toml: String,
+    /// Appended to the main file's `[http]` section (whose `listen` is a free port: see
+    /// [`Agent::http_addr`]).
+    pub extra_http_toml: String,
+    /// Extra environment variables of the agent process (e.g. `NOTIFY_SOCKET`).
+    pub env: Vec<(String, String)>,
 }
 
 impl AgentConfig {
@@ -51,6 +58,8 @@ impl AgentConfig {
             password: "cdc_agent".into(),
             extra_source_toml: String::new(),
             extra_kafka_toml: String::new(),
+            extra_http_toml: String::new(),
+            env: Vec::new(),
         }
     }
 
@@ -76,12 +85,13 @@ impl Agent {
             format!(
                 "[agent]\nstate_dir = \"{state}\"\n[kafka]\nbootstrap_servers = \"{kafka}\"\n\
                  {kafka_extra}\n[schema_registry]\nurl = \"{registry}\"\n[event_store]\n\
-                 topic = \"{store}\"\n",
+                 topic = \"{store}\"\n[http]\nlisten = \"127.0.0.1:0\"\n{http_extra}\n",
                 state = dir.path().join("state").display(),
                 kafka = stack_env("KAFKA_BOOTSTRAP"),
                 registry = stack_env("SCHEMA_REGISTRY_URL"),
                 store = cfg.event_store_topic,
                 kafka_extra = cfg.extra_kafka_toml,
+                http_extra = cfg.extra_http_toml,
             ),
         )
         .unwrap();
@@ -102,7 +112,7 @@ impl Agent {
             ),
         )
         .unwrap();
-        Self::spawn(dir)
+        Self::spawn(dir, cfg.env.clone())
     }
 
     /// Starts `cdc-agent run` on a main file and one source file written by the test itself
@@ -121,10 +131,10 @@ impl Agent {
             source_toml,
         )
         .unwrap();
-        Self::spawn(dir)
+        Self::spawn(dir, Vec::new())
     }
 
-    fn spawn(dir: tempfile::TempDir) -> Agent {
+    fn spawn(dir: tempfile::TempDir, env: Vec<(String, String)>) -> Agent {
         let log = dir.path().join("agent.log");
         // Appended across restarts, so a test can read what every incarnation did.
         let out = std::fs::OpenOptions::new()
@@ -139,11 +149,17 @@ impl Agent {
                 "RUST_LOG",
                 "info,cdc_agent=debug,librdkafka=warn,rdkafka=warn",
             )
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
             .unwrap();
-        Agent { child, dir, log }
+        Agent {
+            child,
+            dir,
+            log,
+            env,
+        }
     }
 
     /// Starts the same configuration again (after a crash or stop).
@@ -152,8 +168,34 @@ impl Agent {
         let _ = me.child.kill();
         let _ = me.child.wait();
         let dir = std::mem::replace(&mut me.dir, tempfile::tempdir().unwrap());
+        let env = std::mem::take(&mut me.env);
         drop(me);
-        Self::spawn(dir)
+        Self::spawn(dir, env)
+    }
+
+    /// The address of the HTTP endpoint of the current incarnation, from its start-up log line
+    /// (the test configuration listens on a free port). Waits for it up to `timeout`.
+    pub fn http_addr(&self, timeout: Duration) -> std::net::SocketAddr {
+        const LINE: &str = "http endpoint listening";
+        let start = std::time::Instant::now();
+        loop {
+            let log = strip_ansi(&self.log());
+            if let Some(addr) = log
+                .lines()
+                .rev()
+                .find(|l| l.contains(LINE))
+                .and_then(|l| l.split("addr=").nth(1))
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.parse().ok())
+            {
+                return addr;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no `{LINE}` line after {timeout:?}; log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The agent's log so far.
@@ -198,6 +240,25 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The text without terminal colour sequences (`ESC [ … m`), which the log may carry around
+/// field names.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn unsafe_kill(pid: u32, sig: &str) {

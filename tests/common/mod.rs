@@ -9,6 +9,7 @@ pub mod eos;
 pub mod mysql;
 pub mod scratch;
 pub mod tls;
+pub mod ops;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -369,7 +369,7 @@ impl Agent {
             format!(
                 "[agent]\nstate_dir = \"{state}\"\n[kafka]\nbootstrap_servers = \"{kafka}\"\n{main}\
                  [schema_registry]\nurl = \"{registry}\"\n[event_store]\ntopic = \"{name}.events\"\n\
-                 [kafka.properties]\n{props}",
+                 [http]\nlisten = \"127.0.0.1:0\"\n[kafka.properties]\n{props}",
                 state = dir.path().join("state").display(),
                 main = args
                     .kafka_main

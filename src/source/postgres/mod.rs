@@ -40,6 +40,7 @@ pub use crate::source::SourceError;
 use crate::checkpoint::{self, Checkpoint, OFFSETS_TOPIC_CONFIGS};
 use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig, WhenTaken};
 use crate::net::tls::PgTls;
+use crate::ops::status::{SourceState, SourceStatus};
 use crate::publish::{PublishConfig, Publisher};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
@@ -143,17 +144,36 @@ impl PgSourceSettings {
     }
 }
 
-/// Runs the source until shutdown, retrying transient failures with backoff.
+/// Runs the source until shutdown, retrying transient failures with backoff. Every phase is
+/// reported to `status` (systemd `STATUS=`, `/readyz`, metrics); the waits between retries
+/// keep beating, so a database outage never stops the watchdog.
 pub async fn run(
     settings: PgSourceSettings,
     registry: Arc<Registry>,
+    status: SourceStatus,
     mut stop: Shutdown,
 ) -> Result<(), SourceError> {
     let mut delay = FIRST_RETRY_DELAY;
     let mut taken_since: Option<std::time::Instant> = None;
     loop {
-        match run_once(&settings, &registry, &mut stop).await {
-            Ok(()) => return Ok(()),
+        // While waiting for a dependency the state stays "waiting for …" across attempts:
+        // flipping to "connecting" for every retry would only make STATUS= flicker.
+        if matches!(status.state(), SourceState::Starting | SourceState::Standby) {
+            status.set_state(SourceState::Connecting);
+        }
+        let result = run_once(&settings, &registry, &status, &mut stop).await;
+        let result = match result {
+            Err(e) if !e.is_transient() && !matches!(e, SourceError::Taken(_)) => {
+                status.set_state(SourceState::Failed { why: e.to_string() });
+                Err(e)
+            }
+            other => other,
+        };
+        match result {
+            Ok(()) => {
+                status.set_state(SourceState::Stopped);
+                return Ok(());
+            }
             // Right after a crash the server may not have noticed yet that our previous
             // incarnation is gone and still shows its walsender on the slot: give it a moment
             // before concluding that another agent owns the source.
@@ -165,33 +185,55 @@ pub async fn run(
                         < TAKEN_GRACE =>
             {
                 tracing::info!(source = %settings.source.name, reason = %why, "slot busy, checking again");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {},
-                    _ = stop.wait() => return Ok(()),
+                if wait(&status, Duration::from_millis(500), &mut stop).await {
+                    status.set_state(SourceState::Stopped);
+                    return Ok(());
                 }
             }
             Err(SourceError::Taken(why)) if settings.source.when_taken == WhenTaken::Standby => {
                 // Hot standby: poll until the owner lets go of the slot, then take over.
                 tracing::info!(source = %settings.source.name, reason = %why, "standing by");
-                tokio::select! {
-                    _ = tokio::time::sleep(STANDBY_POLL) => {},
-                    _ = stop.wait() => return Ok(()),
+                status.set_state(SourceState::Standby);
+                if wait(&status, STANDBY_POLL, &mut stop).await {
+                    status.set_state(SourceState::Stopped);
+                    return Ok(());
                 }
                 delay = FIRST_RETRY_DELAY;
             }
             Err(e) if e.is_transient() && !stop.is_triggered() => {
                 taken_since = None;
                 tracing::warn!(source = %settings.source.name, error = %e, retry_in_s = delay.as_secs(), "source failed, retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {},
-                    _ = stop.wait() => return Ok(()),
+                status.retrying(SourceState::waiting_for(&e));
+                if wait(&status, delay, &mut stop).await {
+                    status.set_state(SourceState::Stopped);
+                    return Ok(());
                 }
                 delay = (delay * 2).min(MAX_RETRY_DELAY);
             }
-            Err(e) if stop.is_triggered() && e.is_transient() => return Ok(()),
-            Err(e) => return Err(e),
+            Err(e) if stop.is_triggered() && e.is_transient() => {
+                status.set_state(SourceState::Stopped);
+                return Ok(());
+            }
+            Err(e) => {
+                if matches!(e, SourceError::Taken(_)) {
+                    status.set_state(SourceState::Failed { why: e.to_string() });
+                }
+                return Err(e);
+            }
         }
     }
+}
+
+/// Sleeps `d` while beating; true when shutdown began meanwhile.
+async fn wait(status: &SourceStatus, d: Duration, stop: &mut Shutdown) -> bool {
+    status
+        .while_waiting(async {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => false,
+                _ = stop.wait() => true,
+            }
+        })
+        .await
 }
 
 /// Connects the SQL session with the settings [`types`] expects.
@@ -246,6 +288,7 @@ fn tls_error_text(e: &tokio_postgres::Error) -> Option<String> {
 async fn run_once(
     settings: &PgSourceSettings,
     registry: &Arc<Registry>,
+    status: &SourceStatus,
     stop: &mut Shutdown,
 ) -> Result<(), SourceError> {
     let src = &settings.source;
@@ -285,6 +328,7 @@ async fn run_once(
         sink,
         registry.clone(),
     );
+    publisher.set_status(status);
     publisher.prepare().await?;
     if let Some(topic) = src
         .postgres
@@ -346,6 +390,7 @@ async fn run_once(
                 &snapshot_name,
                 created.consistent_point,
                 &mut publisher,
+                status,
                 stop,
             )
             .await?;
@@ -381,7 +426,10 @@ async fn run_once(
         publisher.sink().init_transactions().await?;
         let kafka = settings.main.kafka.clone();
         let (topic, name) = (offsets_topic.clone(), src.name.clone());
-        let saved = tokio::task::spawn_blocking(move || checkpoint::load(&kafka, &topic, &name))
+        let saved = status
+            .while_waiting(tokio::task::spawn_blocking(move || {
+                checkpoint::load(&kafka, &topic, &name)
+            }))
             .await
             .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
         let snapshot_done = saved
@@ -400,6 +448,7 @@ async fn run_once(
         (stream, saved)
     };
     tracing::info!(source = %src.name, slot = %settings.slot, "streaming");
+    status.set_state(SourceState::Streaming);
     stream::run(
         stream::StreamContext {
             server_name: &src.topic_prefix,
@@ -428,6 +477,7 @@ async fn run_once(
         },
         &mut stream_conn,
         &mut publisher,
+        status,
         stop,
     )
     .await

@@ -26,6 +26,7 @@ use super::setup::{self, quote_ident, quote_literal};
 use super::wire::Lsn;
 use super::{connect_sql, PgSourceSettings, SourceError};
 use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock};
+use crate::ops::status::{SourceStatus, BEAT_INTERVAL};
 use crate::publish::{EventMeta, Publisher};
 use crate::shutdown::Shutdown;
 
@@ -51,8 +52,10 @@ pub async fn run(
     snapshot_name: &str,
     consistent_point: Lsn,
     publisher: &mut Publisher<Lsn>,
+    status: &SourceStatus,
     stop: &mut Shutdown,
 ) -> Result<(), SourceError> {
+    status.snapshot_progress(0, 0);
     let tables = setup::publication_tables(sql, &settings.publication).await?;
     let mut loader = SchemaLoader::new(sql);
     let mut states: Vec<RelationState> = Vec::with_capacity(tables.len());
@@ -144,10 +147,23 @@ pub async fn run(
     let (mut done_rows, started, mut last_log) = (0u64, Instant::now(), Instant::now());
     let mut tables_done = 0usize;
 
-    while let Some(chunk) = tokio::select! {
-        c = rx.recv() => c,
-        _ = stop.wait() => None,
-    } {
+    // Readers may be slow to deliver the first chunk of a big table (the server plans and
+    // starts the scan): the tick keeps the heartbeat going meanwhile.
+    let mut tick = tokio::time::interval(BEAT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let estimate_rows = u64::try_from(estimate).unwrap_or(0);
+    loop {
+        let chunk = tokio::select! {
+            c = rx.recv() => match c {
+                Some(c) => c,
+                None => break,
+            },
+            _ = stop.wait() => break,
+            _ = tick.tick() => {
+                status.beat();
+                continue;
+            }
+        };
         let (idx, data) = match chunk {
             Chunk::Data(i, d) => (i, d),
             Chunk::Done(i) => {
@@ -163,6 +179,7 @@ pub async fn run(
             Chunk::Failed(e) => return Err(e),
         };
         let state = &states[idx];
+        let rows_before = done_rows;
         let buf = carry.entry(idx).or_default();
         buf.extend_from_slice(&data);
         let mut start = 0;
@@ -222,6 +239,8 @@ pub async fn run(
             done_rows += 1;
         }
         buf.drain(..start);
+        status.snapshot_rows(done_rows - rows_before);
+        status.snapshot_progress(done_rows, estimate_rows);
         if last_log.elapsed() >= PROGRESS_EVERY {
             last_log = Instant::now();
             let secs = started.elapsed().as_secs_f64().max(0.001);

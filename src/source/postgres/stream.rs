@@ -7,7 +7,7 @@
 //! server spills them to disk until commit (streaming of in-progress transactions is not
 //! requested), and we forward their rows as they arrive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::Client;
@@ -19,6 +19,7 @@ use super::wire::{self, Lsn, ReplicationFrame};
 use super::SourceError;
 use crate::checkpoint::{Checkpoint, PartialTx};
 use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TableId, TransactionInfo};
+use crate::ops::status::SourceStatus;
 use crate::publish::{EventMeta, Publisher};
 use crate::shutdown::Shutdown;
 use crate::sink::kafka::OutRecord;
@@ -87,13 +88,52 @@ struct Tx {
     sequence: String,
 }
 
+/// Committed source transactions whose end Kafka has not acknowledged yet, tracked for the
+/// lag in seconds. Bounded: past this many the newest are not recorded, which only makes the
+/// lag read low until the backlog clears (the oldest, which defines it, stay).
+const LAG_TRACKED_TXS: usize = 4096;
+
+/// What the lag is measured from: the commit times of transactions received but not yet
+/// acknowledged by Kafka.
+#[derive(Default)]
+struct LagTracker {
+    unacked: VecDeque<(Lsn, i64)>,
+}
+
+impl LagTracker {
+    fn committed(&mut self, end_lsn: Lsn, commit_us: i64) {
+        if self.unacked.len() < LAG_TRACKED_TXS {
+            self.unacked.push_back((end_lsn, commit_us));
+        }
+    }
+
+    /// Reports the lag: WAL bytes between the server's end and the acknowledged position, and
+    /// the commit time of the oldest unacknowledged change (the open transaction's when
+    /// every committed one is acknowledged).
+    fn report(&mut self, status: &SourceStatus, received: Lsn, acked: Lsn, open: &Option<Tx>) {
+        while self.unacked.front().is_some_and(|(lsn, _)| *lsn <= acked) {
+            self.unacked.pop_front();
+        }
+        let oldest = self.unacked.front().map(|(_, us)| *us).or_else(|| {
+            open.as_ref()
+                .filter(|t| t.messages > 0)
+                .map(|t| t.commit_us)
+        });
+        // Until the first acknowledgement the slot's position is not known here.
+        let bytes = (acked.0 > 0).then(|| received.0.saturating_sub(acked.0));
+        status.set_lag(bytes, oldest);
+    }
+}
+
 /// Streams until shutdown or error. Returns after the last acknowledged position was reported.
 pub async fn run(
     ctx: StreamContext<'_>,
     stream: &mut ReplicationStream,
     publisher: &mut Publisher<Lsn>,
+    status: &SourceStatus,
     stop: &mut Shutdown,
 ) -> Result<(), SourceError> {
+    let mut lag = LagTracker::default();
     let mut loader = SchemaLoader::new(ctx.sql);
     let mut relations: HashMap<u32, RelationState> = HashMap::new();
     let mut tx: Option<Tx> = None;
@@ -108,6 +148,7 @@ pub async fn run(
     let mut position = String::with_capacity(24);
 
     loop {
+        status.beat();
         // Exactly-once: close the open Kafka transaction at once when nothing more is
         // waiting (a quiet system sees its changes within milliseconds), or at the bounds
         // under load. `recv` is cancel-safe, so peeking with `now_or_never` loses nothing.
@@ -124,6 +165,7 @@ pub async fn run(
                     acked = acked.max(p);
                 }
                 send_status(stream, received, acked, false).await?;
+                lag.report(status, received, acked, &tx);
             }
         }
         let frame = if let Some(f) = ready {
@@ -142,6 +184,7 @@ pub async fn run(
             _ = timer.tick() => {
                 if let Some(p) = publisher.sink().acked()? { acked = acked.max(p); }
                 send_status(stream, received, acked, false).await?;
+                lag.report(status, received, acked, &tx);
                 continue;
             }
             f = stream.recv() => f.map_err(repl_error)?,
@@ -168,6 +211,7 @@ pub async fn run(
                 if tx.is_none() && publisher.sink().in_flight() == 0 && !publisher.sink().txn_open()
                 {
                     acked = acked.max(k.wal_end);
+                    lag.report(status, received, acked, &tx);
                 }
                 if k.reply_requested {
                     send_status(stream, received, acked, false).await?;
@@ -222,6 +266,9 @@ pub async fn run(
                 });
             }
             LogicalMessage::Commit(c) => {
+                if let Some(t) = &tx {
+                    lag.committed(c.end_lsn, t.commit_us);
+                }
                 last_commit_lsn = c.commit_lsn;
                 tx = None;
                 committed_tx_lsn = Some(c.commit_lsn);

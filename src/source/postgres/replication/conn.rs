@@ -739,6 +739,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_walsender_shutting_down_ends_the_stream_with_command_complete() {
+        let (mut stream, mut server) = streaming_pair().await;
+        let mut wire = backend(b'd', b"last");
+        wire.extend(backend(b'C', b"COPY 0\0"));
+        server.write_all(&wire).await.unwrap();
+        drop(server);
+        assert_eq!(stream.recv().await.unwrap().as_deref(), Some(&b"last"[..]));
+        assert_eq!(stream.recv().await.unwrap(), None);
+        assert_eq!(stream.recv().await.unwrap(), None);
+    }
+
+    #[tokio::test]
     async fn status_updates_are_framed_as_copy_data_and_errors_end_the_stream() {
         let (mut stream, mut server) = streaming_pair().await;
         stream

@@ -784,6 +784,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ReplicationStream<S> {
                     self.server_done = true;
                     return Ok(None);
                 }
+                // A walsender that shuts down (server stop, fast or smart) ends streaming
+                // with CommandComplete and no CopyDone (PostgreSQL's WalSndDone), then closes
+                // the connection: the end of the stream, not a protocol violation.
+                b'C' => {
+                    self.server_done = true;
+                    return Ok(None);
+                }
                 b'E' => return Err(conn::parse_error_fields(&msg.body)?.into()),
                 b'N' => conn::log_notice(&msg.body),
                 b'S' => self.client.note_parameter(&msg)?,

@@ -1,0 +1,685 @@
+//! What each source is doing, for systemd (`STATUS=`, `READY=1`, `WATCHDOG=1`), `/readyz`,
+//! `/healthz` and the metrics.
+//!
+//! ```text
+//!  source pipeline ── SourceStatus::set_state / set_lag / snapshot_progress / beat ──┐
+//!                                                                                   ▼
+//!                    Health (every source) ──▶ notify.rs (systemd)   http.rs (/readyz, /healthz)
+//! ```
+//!
+//! The API is the same for every source kind. A source:
+//! - sets its [`SourceState`] at each phase change (connecting, snapshotting, streaming,
+//!   waiting for an unavailable dependency, standby);
+//! - reports its lag with [`SourceStatus::set_lag`] whenever it learns what Kafka acknowledged;
+//! - calls [`SourceStatus::beat`] from every loop it runs, including the loops that wait and
+//!   retry: a beat proves the pipeline task is being scheduled and returns to its loop. The
+//!   watchdog stops when a running source has not beaten for [`STALL_LIMIT`] — a wedged
+//!   pipeline — but a database outage keeps beating, because the retry loop keeps running.
+//!   Waits on bounded external calls (a Kafka commit, a registry request) go through
+//!   [`SourceStatus::while_waiting`], which beats while it waits.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::metrics::{Metrics, SourceMetrics};
+
+/// A running source that has not beaten for this long is considered wedged: the systemd
+/// watchdog is no longer fed and `/healthz` answers 503. Every wait in a pipeline beats at
+/// least every [`BEAT_INTERVAL`], so only a task that stopped being scheduled (a blocking call
+/// on the runtime, a deadlock, a busy loop) gets here.
+pub const STALL_LIMIT: Duration = Duration::from_secs(60);
+/// How often [`SourceStatus::while_waiting`] beats.
+pub const BEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The phase a source is in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceState {
+    /// Not started yet.
+    Starting,
+    /// Connecting to the database and checking its prerequisites.
+    Connecting,
+    /// The database is unavailable; retrying with backoff. `why` is the last error.
+    WaitingForDatabase {
+        /// The last error, one line.
+        why: String,
+    },
+    /// Kafka is unavailable or refused a transaction; retrying.
+    WaitingForKafka {
+        /// The last error, one line.
+        why: String,
+    },
+    /// The schema registry is unavailable; retrying.
+    WaitingForRegistry {
+        /// The last error, one line.
+        why: String,
+    },
+    /// Taking the initial snapshot; `pct` is rows read against the estimate (0–100).
+    Snapshotting {
+        /// Percent done.
+        pct: u8,
+    },
+    /// Streaming changes.
+    Streaming,
+    /// Another agent owns the source; this one waits to take over.
+    Standby,
+    /// Stopped with a definite error; the process is exiting.
+    Failed {
+        /// What happened.
+        why: String,
+    },
+    /// Stopped (shutdown, or `snapshot.mode = initial_only` finished).
+    Stopped,
+}
+
+/// The metric label of every state, in [`SourceState::name`]'s spelling.
+pub const STATE_NAMES: [&str; 10] = [
+    "starting",
+    "connecting",
+    "waiting_for_database",
+    "waiting_for_kafka",
+    "waiting_for_registry",
+    "snapshotting",
+    "streaming",
+    "standby",
+    "failed",
+    "stopped",
+];
+
+impl SourceState {
+    /// The waiting state for a transient failure, by where the error came from: the Kafka
+    /// sink and the registry word theirs distinctly ("kafka …", "schema registry …"), every
+    /// other transient failure of a source is its database's.
+    pub fn waiting_for(error: &crate::source::SourceError) -> SourceState {
+        let why = error.to_string();
+        let lower = why.to_ascii_lowercase();
+        if lower.contains("schema registry") {
+            SourceState::WaitingForRegistry { why }
+        } else if lower.contains("kafka") {
+            SourceState::WaitingForKafka { why }
+        } else {
+            SourceState::WaitingForDatabase { why }
+        }
+    }
+
+    /// A stable, label-safe name (`cdc_agent_source_state{state=…}`, `/readyz`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceState::Starting => STATE_NAMES[0],
+            SourceState::Connecting => STATE_NAMES[1],
+            SourceState::WaitingForDatabase { .. } => STATE_NAMES[2],
+            SourceState::WaitingForKafka { .. } => STATE_NAMES[3],
+            SourceState::WaitingForRegistry { .. } => STATE_NAMES[4],
+            SourceState::Snapshotting { .. } => STATE_NAMES[5],
+            SourceState::Streaming => STATE_NAMES[6],
+            SourceState::Standby => STATE_NAMES[7],
+            SourceState::Failed { .. } => STATE_NAMES[8],
+            SourceState::Stopped => STATE_NAMES[9],
+        }
+    }
+
+    /// Whether systemd may consider the source started (`READY=1`): it streams, snapshots, or
+    /// stands by. A standby is ready by design: it is doing its job, waiting to take over.
+    pub fn is_started(&self) -> bool {
+        matches!(
+            self,
+            SourceState::Streaming | SourceState::Snapshotting { .. } | SourceState::Standby
+        )
+    }
+
+    /// Whether the source's task is expected to beat (it has not ended).
+    fn is_running(&self) -> bool {
+        !matches!(self, SourceState::Failed { .. } | SourceState::Stopped)
+    }
+}
+
+impl fmt::Display for SourceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceState::Starting => f.write_str("starting"),
+            SourceState::Connecting => f.write_str("connecting"),
+            SourceState::WaitingForDatabase { .. } => f.write_str("waiting for database"),
+            SourceState::WaitingForKafka { .. } => f.write_str("waiting for kafka"),
+            SourceState::WaitingForRegistry { .. } => f.write_str("waiting for schema registry"),
+            SourceState::Snapshotting { pct } => write!(f, "snapshotting {pct}%"),
+            SourceState::Streaming => f.write_str("streaming"),
+            SourceState::Standby => f.write_str("standby"),
+            SourceState::Failed { .. } => f.write_str("failed"),
+            SourceState::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
+/// Every source's status. One per process, shared by the sources, systemd notification and
+/// the HTTP endpoint.
+#[derive(Debug)]
+pub struct Health {
+    epoch: Instant,
+    metrics: Arc<Metrics>,
+    sources: RwLock<Vec<SourceStatus>>,
+}
+
+impl Health {
+    /// An empty set of sources reporting into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            metrics,
+            sources: RwLock::new(Vec::new()),
+        })
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Registers a source (state [`SourceState::Starting`]) and returns its handle.
+    pub fn register(&self, name: &str) -> SourceStatus {
+        let status = SourceStatus::new(name, self.epoch, self.metrics.source(name));
+        self.sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(status.clone());
+        status
+    }
+
+    /// A point-in-time report of every source.
+    pub fn reports(&self, max_lag: Duration) -> Vec<SourceReport> {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| s.report(max_lag))
+            .collect()
+    }
+
+    /// Whether every source is started ([`SourceState::is_started`]): the condition for
+    /// `READY=1`. True with no sources.
+    pub fn all_started(&self) -> bool {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .all(|s| s.state().is_started())
+    }
+
+    /// Whether every running source beat within [`STALL_LIMIT`]: the condition for
+    /// `WATCHDOG=1` and `/healthz`. Returns the names of the stalled sources otherwise.
+    pub fn liveness(&self) -> Result<(), Vec<String>> {
+        self.liveness_within(STALL_LIMIT)
+    }
+
+    fn liveness_within(&self, limit: Duration) -> Result<(), Vec<String>> {
+        let stalled: Vec<String> = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|s| s.state().is_running() && s.since_beat() > limit)
+            .map(|s| s.name().to_string())
+            .collect();
+        if stalled.is_empty() {
+            Ok(())
+        } else {
+            Err(stalled)
+        }
+    }
+
+    /// Every source's state name, in order: changes when a source changes phase (not when
+    /// only its lag or percentage moves).
+    pub fn phases(&self) -> Vec<&'static str> {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| s.state().name())
+            .collect()
+    }
+
+    /// The `STATUS=` line: `pg-demo: streaming, lag 0 B; shop: snapshotting 43%`.
+    pub fn status_line(&self) -> String {
+        let reports = self.reports(Duration::MAX);
+        if reports.is_empty() {
+            return "no sources configured".into();
+        }
+        let mut out = String::new();
+        for (i, r) in reports.iter().enumerate() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            out.push_str(&r.name);
+            out.push_str(": ");
+            out.push_str(&r.summary);
+        }
+        out
+    }
+
+    /// Fills the values computed at scrape time: per-source state, readiness, lag, RSS.
+    pub fn refresh_metrics(&self, max_lag: Duration) {
+        for r in self.reports(max_lag) {
+            self.metrics.set_source_state(&r.name, r.state, r.ready);
+            self.metrics
+                .set_lag(&r.name, r.lag_bytes, r.lag_seconds.unwrap_or(0.0));
+        }
+        if let Some(rss) = super::metrics::resident_memory_bytes() {
+            self.metrics.rss.set(i64::try_from(rss).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// One source at one moment, as `/readyz` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceReport {
+    /// Source name.
+    pub name: String,
+    /// [`SourceState::name`].
+    pub state: &'static str,
+    /// Human summary, as in `STATUS=`: `streaming, lag 0 B`, `waiting for database: …`.
+    pub summary: String,
+    /// Streaming with lag under the threshold.
+    pub ready: bool,
+    /// Why not ready (absent when ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Source log bytes not yet acknowledged by Kafka, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<u64>,
+    /// Seconds the oldest unacknowledged change waits, when streaming.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<f64>,
+    /// Seconds since the pipeline last beat.
+    pub since_beat_seconds: f64,
+}
+
+/// A source's handle on its status and metrics. Cheap to clone; every method is safe to call
+/// from any task. [`SourceStatus::detached`] reports into nothing (tools, tests).
+#[derive(Debug, Clone)]
+pub struct SourceStatus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    epoch: Instant,
+    state: Mutex<SourceState>,
+    /// Milliseconds since `epoch` of the last beat.
+    beat_ms: AtomicU64,
+    /// `u64::MAX`: unknown.
+    lag_bytes: AtomicU64,
+    /// Commit time (µs since the Unix epoch) of the oldest change not yet acknowledged;
+    /// `i64::MIN`: none, caught up.
+    oldest_unacked_us: AtomicI64,
+    /// Whether a lag was ever reported (until then lag is unknown).
+    lag_known: AtomicBool,
+    metrics: SourceMetrics,
+}
+
+const NO_LAG_BYTES: u64 = u64::MAX;
+const CAUGHT_UP: i64 = i64::MIN;
+
+impl SourceStatus {
+    fn new(name: &str, epoch: Instant, metrics: SourceMetrics) -> Self {
+        let s = Self {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                epoch,
+                state: Mutex::new(SourceState::Starting),
+                beat_ms: AtomicU64::new(0),
+                lag_bytes: AtomicU64::new(NO_LAG_BYTES),
+                oldest_unacked_us: AtomicI64::new(CAUGHT_UP),
+                lag_known: AtomicBool::new(false),
+                metrics,
+            }),
+        };
+        s.beat();
+        s
+    }
+
+    /// A status registered nowhere, with detached metrics.
+    pub fn detached(name: &str) -> Self {
+        Self::new(name, Instant::now(), SourceMetrics::detached())
+    }
+
+    /// The source name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The source's metric handles.
+    pub fn metrics(&self) -> &SourceMetrics {
+        &self.inner.metrics
+    }
+
+    /// The current state.
+    pub fn state(&self) -> SourceState {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Enters `state` (and beats). Changes of phase are logged; a new percentage of the same
+    /// snapshot is not.
+    pub fn set_state(&self, state: SourceState) {
+        self.beat();
+        let mut cur = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        if *cur == state {
+            return;
+        }
+        if cur.name() != state.name() {
+            match &state {
+                SourceState::WaitingForDatabase { why }
+                | SourceState::WaitingForKafka { why }
+                | SourceState::WaitingForRegistry { why } => {
+                    tracing::info!(source = %self.inner.name, state = %state, reason = %why, "source state")
+                }
+                _ => tracing::info!(source = %self.inner.name, state = %state, "source state"),
+            }
+        }
+        if !matches!(state, SourceState::Streaming) {
+            // Lag is a streaming measure; a new stream reports afresh.
+            self.inner.lag_known.store(false, Ordering::Relaxed);
+        }
+        *cur = state;
+    }
+
+    /// Counts a transient failure that the source retries, and enters `state` (one of the
+    /// waiting states).
+    pub fn retrying(&self, state: SourceState) {
+        self.inner.metrics.retries.inc();
+        self.set_state(state);
+    }
+
+    /// Snapshot progress: `rows` read so far of an estimated `estimate` (0 when unknown).
+    /// Sets [`SourceState::Snapshotting`] with the percentage.
+    pub fn snapshot_progress(&self, rows: u64, estimate: u64) {
+        let ratio = if estimate == 0 {
+            0.0
+        } else {
+            (rows as f64 / estimate as f64).min(1.0)
+        };
+        self.inner.metrics.snapshot_progress.set(ratio);
+        // 100% only once the snapshot is really done (estimates are approximate).
+        let pct = ((ratio * 100.0) as u8).min(99);
+        let same = matches!(&*self.inner.state.lock().unwrap_or_else(|p| p.into_inner()),
+            SourceState::Snapshotting { pct: p } if *p == pct);
+        if same {
+            self.beat();
+        } else {
+            self.set_state(SourceState::Snapshotting { pct });
+        }
+    }
+
+    /// Counts `n` rows read by the snapshot.
+    #[inline]
+    pub fn snapshot_rows(&self, n: u64) {
+        self.inner.metrics.snapshot_rows.inc_by(n);
+    }
+
+    /// Reports the lag. `bytes`: source log bytes between the server's end and the position
+    /// Kafka acknowledged (PostgreSQL: WAL; MySQL: binlog), `None` when unknown.
+    /// `oldest_unacked_commit_us`: commit time (µs since the Unix epoch) of the oldest change
+    /// received but not yet acknowledged by Kafka, `None` when everything received is
+    /// acknowledged. Lag seconds are computed from it when read, so they keep growing while
+    /// the pipeline waits. MySQL's "seconds behind source" is the same measure: pass the
+    /// oldest unacknowledged event's timestamp.
+    pub fn set_lag(&self, bytes: Option<u64>, oldest_unacked_commit_us: Option<i64>) {
+        self.inner
+            .lag_bytes
+            .store(bytes.unwrap_or(NO_LAG_BYTES), Ordering::Relaxed);
+        self.inner.oldest_unacked_us.store(
+            oldest_unacked_commit_us.unwrap_or(CAUGHT_UP),
+            Ordering::Relaxed,
+        );
+        self.inner.lag_known.store(true, Ordering::Relaxed);
+    }
+
+    /// Proves the pipeline task is alive: call from every loop the source runs.
+    #[inline]
+    pub fn beat(&self) {
+        let ms = self.inner.epoch.elapsed().as_millis() as u64;
+        self.inner.beat_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last [`SourceStatus::beat`].
+    pub fn since_beat(&self) -> Duration {
+        let now = self.inner.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.inner.beat_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Awaits `fut`, beating every [`BEAT_INTERVAL`] meanwhile. For bounded waits on other
+    /// systems (a Kafka commit, a registry request, a backoff sleep): the task is healthy
+    /// while it waits for them.
+    pub async fn while_waiting<F: Future>(&self, fut: F) -> F::Output {
+        self.while_waiting_every(BEAT_INTERVAL, fut).await
+    }
+
+    async fn while_waiting_every<F: Future>(&self, every: Duration, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            self.beat();
+            tokio::select! {
+                out = &mut fut => {
+                    self.beat();
+                    return out;
+                }
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    fn lag_seconds(&self) -> Option<f64> {
+        if !self.inner.lag_known.load(Ordering::Relaxed) {
+            return None;
+        }
+        let oldest = self.inner.oldest_unacked_us.load(Ordering::Relaxed);
+        if oldest == CAUGHT_UP {
+            return Some(0.0);
+        }
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        Some((now_us.saturating_sub(oldest)).max(0) as f64 / 1e6)
+    }
+
+    fn report(&self, max_lag: Duration) -> SourceReport {
+        let state = self.state();
+        let known = self.inner.lag_known.load(Ordering::Relaxed);
+        let lag_bytes = Some(self.inner.lag_bytes.load(Ordering::Relaxed))
+            .filter(|b| known && *b != NO_LAG_BYTES);
+        let lag_seconds = self.lag_seconds();
+        let summary = match &state {
+            SourceState::Streaming => match (lag_bytes, lag_seconds) {
+                (Some(b), Some(s)) => format!("streaming, lag {}, {s:.0} s", bytes(b)),
+                (None, Some(s)) => format!("streaming, lag {s:.0} s"),
+                _ => "streaming".to_string(),
+            },
+            SourceState::WaitingForDatabase { why }
+            | SourceState::WaitingForKafka { why }
+            | SourceState::WaitingForRegistry { why }
+            | SourceState::Failed { why } => format!("{state}: {}", short(why)),
+            other => other.to_string(),
+        };
+        let reason = match &state {
+            SourceState::Streaming => match lag_seconds {
+                Some(s) if s > max_lag.as_secs_f64() => Some(format!(
+                    "lag {s:.0} s is over the threshold of {} s",
+                    max_lag.as_secs()
+                )),
+                _ => None,
+            },
+            _ => Some(summary.clone()),
+        };
+        SourceReport {
+            name: self.inner.name.clone(),
+            state: state.name(),
+            ready: reason.is_none(),
+            reason,
+            summary,
+            lag_bytes,
+            lag_seconds,
+            since_beat_seconds: self.since_beat().as_secs_f64(),
+        }
+    }
+}
+
+/// `STATUS=` lines are short: the first line of an error, at most this many characters.
+const SHORT_REASON: usize = 120;
+
+fn short(why: &str) -> String {
+    let line = why.lines().next().unwrap_or("");
+    match line.char_indices().nth(SHORT_REASON) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
+}
+
+fn bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if b < 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health() -> Arc<Health> {
+        Health::new(Metrics::new())
+    }
+
+    #[test]
+    fn ready_needs_every_source_streaming_snapshotting_or_standing_by() {
+        let h = health();
+        let a = h.register("a");
+        let b = h.register("b");
+        assert!(!h.all_started());
+        a.set_state(SourceState::Streaming);
+        b.set_state(SourceState::WaitingForDatabase {
+            why: "connection refused".into(),
+        });
+        assert!(!h.all_started());
+        b.set_state(SourceState::Standby);
+        assert!(h.all_started());
+        b.snapshot_progress(43, 100);
+        assert!(h.all_started());
+    }
+
+    #[test]
+    fn the_status_line_names_each_source_with_its_state_and_lag() {
+        let h = health();
+        let a = h.register("pg-demo");
+        let b = h.register("shop");
+        a.set_state(SourceState::Streaming);
+        a.set_lag(Some(0), None);
+        b.snapshot_progress(43, 100);
+        assert_eq!(
+            h.status_line(),
+            "pg-demo: streaming, lag 0 B, 0 s; shop: snapshotting 43%"
+        );
+        b.set_state(SourceState::WaitingForDatabase {
+            why: "connect to PostgreSQL: connection refused\nmore".into(),
+        });
+        assert_eq!(
+            h.status_line(),
+            "pg-demo: streaming, lag 0 B, 0 s; shop: waiting for database: connect to \
+             PostgreSQL: connection refused"
+        );
+    }
+
+    #[test]
+    fn readiness_says_why_per_source() {
+        let h = health();
+        let a = h.register("a");
+        a.set_state(SourceState::Streaming);
+        let old = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64
+            - 120_000_000;
+        a.set_lag(Some(4096), Some(old));
+        let r = &h.reports(Duration::from_secs(60))[0];
+        assert!(!r.ready);
+        assert!(r.reason.as_deref().unwrap().contains("over the threshold"));
+        assert_eq!(r.lag_bytes, Some(4096));
+        a.set_lag(Some(0), None);
+        assert!(h.reports(Duration::from_secs(60))[0].ready);
+        a.set_state(SourceState::Standby);
+        let r = &h.reports(Duration::from_secs(60))[0];
+        assert_eq!((r.ready, r.reason.as_deref()), (false, Some("standby")));
+    }
+
+    #[test]
+    fn a_source_that_stops_beating_is_reported_stalled_unless_it_ended() {
+        let h = health();
+        let a = h.register("a");
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(
+            h.liveness_within(Duration::from_millis(10)),
+            Err(vec!["a".to_string()])
+        );
+        a.beat();
+        assert_eq!(h.liveness_within(Duration::from_millis(10)), Ok(()));
+        a.set_state(SourceState::Stopped);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(h.liveness_within(Duration::from_millis(10)), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn waiting_on_a_slow_call_keeps_beating() {
+        let s = SourceStatus::detached("a");
+        let probe = s.clone();
+        // The waited-on call itself looks at the heartbeat: it must be fresh throughout.
+        let worst = s
+            .while_waiting_every(Duration::from_millis(10), async move {
+                let mut worst = Duration::ZERO;
+                for _ in 0..20 {
+                    std::thread::sleep(Duration::from_millis(1));
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    worst = worst.max(probe.since_beat());
+                }
+                worst
+            })
+            .await;
+        assert!(worst < Duration::from_millis(200), "{worst:?}");
+    }
+
+    #[test]
+    fn transient_failures_are_attributed_to_their_dependency() {
+        use crate::source::SourceError;
+        let state = |e| SourceState::waiting_for(&e).name();
+        assert_eq!(
+            state(SourceError::Transient(
+                "connect to PostgreSQL: connection refused".into()
+            )),
+            "waiting_for_database"
+        );
+        let sink = crate::sink::kafka::SinkError::Aborted("commit transaction: timed out".into());
+        assert_eq!(state(sink.into()), "waiting_for_kafka");
+        let reg = crate::registry::RegistryError::Unavailable("http 503".into());
+        assert_eq!(state(reg.into()), "waiting_for_registry");
+    }
+
+    #[test]
+    fn byte_counts_are_human_readable() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(5 * 1024 * 1024), "5.0 MiB");
+    }
+}
