@@ -174,7 +174,9 @@ impl Registry {
             match e {
                 RegistryError::Unavailable(_) => self.metrics.register_unavailable.inc(),
                 RegistryError::Incompatible { .. } => self.metrics.register_incompatible.inc(),
-                RegistryError::Refused { .. } => self.metrics.register_refused.inc(),
+                RegistryError::Refused { .. } | RegistryError::Config(_) => {
+                    self.metrics.register_refused.inc()
+                }
             };
         }
         r
