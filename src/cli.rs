@@ -105,6 +105,16 @@ pub enum Command {
         #[arg(long)]
         source: String,
     },
+    /// Preflight: check every source, Kafka and the schema registry, print a PASS/WARN/FAIL
+    /// table with the fix of every problem, and exit non-zero when a check fails.
+    Check {
+        /// Main configuration file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Check only this source file instead of every file of the connectors directory.
+        #[arg(long, value_name = "FILE")]
+        source_file: Option<PathBuf>,
+    },
     /// Load and validate the configuration, print a summary, and exit.
     Validate {
         /// Main configuration file.
@@ -233,6 +243,32 @@ pub fn main() -> ExitCode {
                 crate::source::postgres::tail::run(&settings, stop, &mut out).await?;
                 Ok(())
             })
+        }
+        Command::Check {
+            config,
+            source_file,
+        } => {
+            let cfg = match load_config(&config, source_file.as_deref()) {
+                Ok(cfg) => cfg,
+                Err(e) => return config_error(&e),
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(exit::FAILURE);
+                }
+            };
+            let findings = runtime.block_on(crate::ops::check::run(&cfg));
+            print!("{}", crate::ops::check::render(&findings));
+            if crate::ops::check::worst(&findings) == crate::ops::check::Status::Fail {
+                ExitCode::from(exit::FAILURE)
+            } else {
+                ExitCode::from(exit::OK)
+            }
         }
         Command::Run {
             config,

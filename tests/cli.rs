@@ -71,7 +71,9 @@ fn source_file_runs_one_source_and_ignores_the_connectors_directory() {
     for name in ["a", "b"] {
         std::fs::write(
             connectors.join(format!("{name}.toml")),
-            format!("name = \"{name}\"\nkind = \"mysql\"\ntopic_prefix = \"{name}\"\nuser = \"u\"\n"),
+            format!(
+                "name = \"{name}\"\nkind = \"mysql\"\ntopic_prefix = \"{name}\"\nuser = \"u\"\n"
+            ),
         )
         .unwrap();
     }
@@ -83,6 +85,13 @@ fn source_file_runs_one_source_and_ignores_the_connectors_directory() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("(1 source)") && text.contains("  b (mysql)"), "{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("(1 source)") && text.contains("  b (mysql)"),
+        "{text}"
+    );
 }

@@ -116,7 +116,10 @@ fn the_key_walk_sees_nested_and_optional_sections() {
     assert!(source.contains("postgres.slot_name"), "{source:?}");
     assert!(source.contains("mysql.server_id"), "{source:?}");
     assert!(source.contains("snapshot.mode"), "{source:?}");
-    assert!(!source.contains("file"), "skipped fields are not keys: {source:?}");
+    assert!(
+        !source.contains("file"),
+        "skipped fields are not keys: {source:?}"
+    );
 }
 
 #[test]

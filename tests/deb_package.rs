@@ -29,7 +29,14 @@ fn build_deb(out_dir: &Path) -> PathBuf {
         .arg("deb")
         .arg("--manifest-path")
         .arg(&manifest)
-        .args(["--no-build", "--profile", "dev", "--strip", "--fast", "--output"])
+        .args([
+            "--no-build",
+            "--profile",
+            "dev",
+            "--strip",
+            "--fast",
+            "--output",
+        ])
         .arg(out_dir)
         .output()
         .unwrap_or_else(|e| {
@@ -55,7 +62,11 @@ fn build_deb(out_dir: &Path) -> PathBuf {
 }
 
 fn dpkg_deb(args: &[&str], deb: &Path) -> String {
-    let out = Command::new("dpkg-deb").args(args).arg(deb).output().unwrap();
+    let out = Command::new("dpkg-deb")
+        .args(args)
+        .arg(deb)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "dpkg-deb {args:?}: {}", text(&out));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -86,27 +97,54 @@ fn the_package_builds_lists_its_files_and_installs_into_a_minimal_debian_root() 
     let conffiles = dpkg_deb(&["--info"], &deb);
     assert!(conffiles.contains("conffiles"), "{conffiles}");
     let control = dpkg_deb(&["--field"], &deb);
-    assert!(control.contains("Depends:") && control.contains("libssl3"), "{control}");
+    assert!(
+        control.contains("Depends:") && control.contains("libssl3"),
+        "{control}"
+    );
 
     let root = scratch_copy();
     std::fs::copy(&deb, root.path().join("tmp/cdc-agent.deb")).unwrap();
     let out = chroot(root.path(), None, &["dpkg", "-i", "/tmp/cdc-agent.deb"]);
-    assert!(out.status.success(), "dpkg -i in the minimal root: {}", text(&out));
-    let out = chroot(root.path(), None, &["dpkg-query", "-W", "-f=${Status}", "cdc-agent"]);
+    assert!(
+        out.status.success(),
+        "dpkg -i in the minimal root: {}",
+        text(&out)
+    );
+    let out = chroot(
+        root.path(),
+        None,
+        &["dpkg-query", "-W", "-f=${Status}", "cdc-agent"],
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "install ok installed");
 
-    let conf = chroot(root.path(), None, &["cat", "/var/lib/dpkg/info/cdc-agent.conffiles"]);
+    let conf = chroot(
+        root.path(),
+        None,
+        &["cat", "/var/lib/dpkg/info/cdc-agent.conffiles"],
+    );
     let conf = String::from_utf8_lossy(&conf.stdout);
     assert!(conf.contains("/etc/cdc-agent/cdc-agent.toml\n"), "{conf}");
-    assert!(conf.contains("/etc/cdc-agent/connectors/postgres.toml.example"), "{conf}");
+    assert!(
+        conf.contains("/etc/cdc-agent/connectors/postgres.toml.example"),
+        "{conf}"
+    );
 
     let user = chroot(root.path(), None, &["getent", "passwd", "cdc-agent"]);
     let user = String::from_utf8_lossy(&user.stdout);
-    assert!(user.contains("/var/lib/cdc-agent") && user.contains("nologin"), "{user}");
+    assert!(
+        user.contains("/var/lib/cdc-agent") && user.contains("nologin"),
+        "{user}"
+    );
     let mode = chroot(
         root.path(),
         None,
-        &["stat", "-c", "%U:%G %a", "/etc/cdc-agent/cdc-agent.toml", "/etc/cdc-agent"],
+        &[
+            "stat",
+            "-c",
+            "%U:%G %a",
+            "/etc/cdc-agent/cdc-agent.toml",
+            "/etc/cdc-agent",
+        ],
     );
     assert_eq!(
         String::from_utf8_lossy(&mode.stdout),
@@ -118,10 +156,19 @@ fn the_package_builds_lists_its_files_and_installs_into_a_minimal_debian_root() 
     let out = chroot(
         root.path(),
         Some("cdc-agent:cdc-agent"),
-        &["cdc-agent", "validate", "--config", "/etc/cdc-agent/cdc-agent.toml"],
+        &[
+            "cdc-agent",
+            "validate",
+            "--config",
+            "/etc/cdc-agent/cdc-agent.toml",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("(0 sources)"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(0 sources)"),
+        "{}",
+        text(&out)
+    );
 
     // A second install (upgrade path) keeps working and keeps the user.
     let out = chroot(root.path(), None, &["dpkg", "-i", "/tmp/cdc-agent.deb"]);

@@ -33,7 +33,9 @@ fn mount(root: &Path, main: &str, connectors: &[(&str, &str)]) {
 /// The text of a `key: |` block scalar of a YAML file (indented lines after the key).
 fn yaml_block(yaml: &str, key: &str) -> String {
     let mut lines = yaml.lines().skip_while(|l| l.trim() != format!("{key}: |"));
-    let header = lines.next().unwrap_or_else(|| panic!("no `{key}: |` block"));
+    let header = lines
+        .next()
+        .unwrap_or_else(|| panic!("no `{key}: |` block"));
     let indent = header.len() - header.trim_start().len() + 2;
     lines
         .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
@@ -49,7 +51,10 @@ fn the_binary_needs_only_libc_libssl_and_zlib_which_the_minimal_root_has() {
     let out = chroot(root.path(), None, &["ldd", "/usr/bin/cdc-agent"]);
     let libs = text(&out);
     assert!(out.status.success(), "{libs}");
-    assert!(!libs.contains("not found"), "a shared library is missing: {libs}");
+    assert!(
+        !libs.contains("not found"),
+        "a shared library is missing: {libs}"
+    );
     // The list docs/deployment.md documents; a new one must be added there and to the image.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let names: Vec<&str> = stdout
@@ -83,9 +88,16 @@ fn the_container_config_validates_as_the_container_user_with_only_the_config_mou
     mount(
         root.path(),
         &repo("deploy/container/cdc-agent.toml"),
-        &[("app-db.toml", &repo("deploy/container/connectors/app-db.toml"))],
+        &[(
+            "app-db.toml",
+            &repo("deploy/container/connectors/app-db.toml"),
+        )],
     );
-    let out = chroot(root.path(), Some(CONTAINER_USER), &["cdc-agent", "--version"]);
+    let out = chroot(
+        root.path(),
+        Some(CONTAINER_USER),
+        &["cdc-agent", "--version"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let version = String::from_utf8_lossy(&out.stdout);
     assert!(version.starts_with("cdc-agent "), "{version}");
@@ -94,7 +106,12 @@ fn the_container_config_validates_as_the_container_user_with_only_the_config_mou
     let out = chroot(
         root.path(),
         Some(CONTAINER_USER),
-        &["cdc-agent", "validate", "--config", "/etc/cdc-agent/cdc-agent.toml"],
+        &[
+            "cdc-agent",
+            "validate",
+            "--config",
+            "/etc/cdc-agent/cdc-agent.toml",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let summary = String::from_utf8_lossy(&out.stdout);
@@ -113,7 +130,12 @@ fn the_kubernetes_configmap_holds_a_valid_configuration() {
     let out = chroot(
         root.path(),
         Some(CONTAINER_USER),
-        &["cdc-agent", "validate", "--config", "/etc/cdc-agent/cdc-agent.toml"],
+        &[
+            "cdc-agent",
+            "validate",
+            "--config",
+            "/etc/cdc-agent/cdc-agent.toml",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("app-db (postgres)"));
@@ -140,7 +162,13 @@ fn the_image_installs_the_packages_the_minimal_root_was_built_with() {
         .and_then(|s| s.split_whitespace().next())
         .expect("scripts/minimal-root passes --include=");
     let root: Vec<&str> = include.split(',').collect();
-    assert_eq!(image, root, "Dockerfile runtime packages vs scripts/minimal-root --include");
-    assert!(runtime.contains("USER 65532:65532"), "the image runs as a non-root user");
+    assert_eq!(
+        image, root,
+        "Dockerfile runtime packages vs scripts/minimal-root --include"
+    );
+    assert!(
+        runtime.contains("USER 65532:65532"),
+        "the image runs as a non-root user"
+    );
     assert!(runtime.contains("HEALTHCHECK") && runtime.contains("/healthz"));
 }

@@ -10,7 +10,9 @@ use cdc_agent::ops::exit;
 const UNITS: [&str; 2] = ["cdc-agent.service", "cdc-agent@.service"];
 
 fn unit_text(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("systemd")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
@@ -79,7 +81,10 @@ fn both_units_and_an_instance_of_the_template_verify_without_a_single_complaint(
         root.path(),
         &["cdc-agent.service", "cdc-agent@demo.service"],
     );
-    assert!(ok && text.trim().is_empty(), "systemd-analyze verify:\n{text}");
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
 }
 
 #[test]
@@ -88,14 +93,21 @@ fn verify_as_run_here_does_catch_a_broken_unit() {
     // result would prove nothing.
     let root = scratch_root();
     let unit = root.path().join("etc/systemd/system/cdc-agent.service");
-    let text = unit_text("cdc-agent.service").replace("ProtectHome=yes", "ProtectHome=yes\nProtectEverything=yes");
+    let text = unit_text("cdc-agent.service")
+        .replace("ProtectHome=yes", "ProtectHome=yes\nProtectEverything=yes");
     std::fs::write(&unit, text).unwrap();
     let (ok, out) = verify(root.path(), &["cdc-agent.service"]);
-    assert!(!ok || out.contains("ProtectEverything"), "an unknown key went unnoticed: {out}");
+    assert!(
+        !ok || out.contains("ProtectEverything"),
+        "an unknown key went unnoticed: {out}"
+    );
 
     std::fs::remove_file(root.path().join("usr/bin/cdc-agent")).unwrap();
     let (ok, out) = verify(root.path(), &["cdc-agent@demo.service"]);
-    assert!(!ok && out.contains("/usr/bin/cdc-agent"), "a missing binary went unnoticed: {out}");
+    assert!(
+        !ok && out.contains("/usr/bin/cdc-agent"),
+        "a missing binary went unnoticed: {out}"
+    );
 }
 
 #[test]
@@ -111,9 +123,15 @@ fn units_do_not_restart_an_agent_that_lost_its_source_or_was_fenced() {
             .map(|c| c.parse().unwrap())
             .collect();
         for code in [exit::CONFIG, exit::SOURCE_TAKEN, exit::FENCED] {
-            assert!(codes.contains(&code), "{unit}: exit code {code} missing from {line}");
+            assert!(
+                codes.contains(&code),
+                "{unit}: exit code {code} missing from {line}"
+            );
         }
-        assert!(text.contains("\nType=notify\n"), "{unit} is not Type=notify");
+        assert!(
+            text.contains("\nType=notify\n"),
+            "{unit} is not Type=notify"
+        );
         assert!(text.contains("\nRestart=on-failure\n"), "{unit}");
     }
 }

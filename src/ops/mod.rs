@@ -1,4 +1,5 @@
 //! Operating the daemon: logging, exit codes, and (later) health, metrics and systemd.
 
+pub mod check;
 pub mod exit;
 pub mod logging;

@@ -41,8 +41,12 @@ pub fn chroot(root: &Path, user: Option<&str>, args: &[&str]) -> Output {
     if let Some(u) = user {
         cmd.arg(format!("--userspec={u}"));
     }
-    cmd.arg(root).args(args).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    cmd.output().unwrap_or_else(|e| panic!("chroot {args:?}: {e}"))
+    cmd.arg(root)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    cmd.output()
+        .unwrap_or_else(|e| panic!("chroot {args:?}: {e}"))
 }
 
 /// stdout and stderr of `out`, for assertion messages.

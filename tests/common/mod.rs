@@ -6,6 +6,8 @@
 pub mod agent;
 pub mod cdc;
 pub mod eos;
+pub mod scratch_mariadb;
+pub mod scratch_pg;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
