@@ -7,6 +7,7 @@ use tokio_postgres::Client;
 
 use super::Finding;
 use crate::config::{MainConfig, SnapshotMode, SourceConfig};
+use crate::source::postgres::replication::ReplicationClient;
 use crate::source::postgres::setup;
 use crate::source::postgres::{connect_sql, PgSourceSettings};
 
@@ -103,6 +104,9 @@ async fn checks(
     });
 
     slots_and_senders(sql, settings, target, out).await?;
+    if can_replicate {
+        out.push(replication_connection(settings, &user, target).await);
+    }
     wal_retention(sql, target, out).await?;
 
     let tables = src
@@ -344,6 +348,28 @@ async fn slots_and_senders(
         )
     });
     Ok(())
+}
+
+/// Opens a replication connection as the agent does: pg_hba.conf needs a `replication` line
+/// of its own, which a working SQL connection does not prove.
+async fn replication_connection(settings: &PgSourceSettings, user: &str, target: &str) -> Finding {
+    let config = settings.replication_config();
+    let result = match ReplicationClient::connect(&config).await {
+        Ok(mut client) => client.identify_system().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Finding::pass(target, "replication connection", "IDENTIFY_SYSTEM answered"),
+        Err(e) => Finding::fail(
+            target,
+            "replication connection",
+            e.to_string(),
+            format!(
+                "pg_hba.conf needs `host replication {user} <agent address>/32 scram-sha-256` \
+                 (a line for the database does not cover replication), then SELECT pg_reload_conf();"
+            ),
+        ),
+    }
 }
 
 async fn wal_retention(
