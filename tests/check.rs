@@ -415,3 +415,52 @@ fn an_unreachable_kafka_fails_naming_the_bootstrap_servers_and_the_setting() {
         report.text
     );
 }
+
+fn sasl_main(user: &str, password: &str) -> String {
+    format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\n[kafka.properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\
+         \"sasl.mechanism\" = \"{}\"\n\"sasl.username\" = \"{user}\"\n\"sasl.password\" = \"{password}\"\n\
+         [schema_registry]\nurl = \"{}\"\n",
+        stack_env("KAFKA_SASL_BOOTSTRAP"),
+        stack_env("KAFKA_SASL_MECHANISM"),
+        stack_env("SCHEMA_REGISTRY_URL")
+    )
+}
+
+#[test]
+fn a_wrong_kafka_password_fails_as_authentication_naming_the_sasl_keys() {
+    let report = check(
+        &sasl_main(&stack_env("KAFKA_SASL_USERNAME"), "not-the-password"),
+        &[],
+    );
+    report.assert_fails(
+        "kafka",
+        "authentication",
+        &["sasl.username", "sasl.password"],
+    );
+}
+
+#[test]
+fn a_kafka_user_without_create_rights_fails_topic_creation_with_the_acl_to_grant() {
+    let report = check(
+        &sasl_main(
+            &stack_env("KAFKA_SASL_USER_USERNAME"),
+            &stack_env("KAFKA_SASL_USER_PASSWORD"),
+        ),
+        &[],
+    );
+    assert_eq!(
+        report.row("kafka", "connect").status,
+        "PASS",
+        "{}",
+        report.text
+    );
+    report.assert_fails(
+        "kafka",
+        "topic creation",
+        &[
+            "--operation Create --cluster",
+            "kafka.create_topics = false",
+        ],
+    );
+}

@@ -5,9 +5,11 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::producer::{
+    BaseProducer, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::ClientConfig;
 
 use super::Finding;
@@ -18,6 +20,58 @@ const TARGET: &str = "kafka";
 /// How long each probe waits for the brokers.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Keeps what librdkafka reported about the connection ("SASL authentication error: …"):
+/// the metadata call itself only says the transport failed. Its log lines are kept here
+/// instead of going to stderr, so the report stays one table.
+#[derive(Default)]
+struct ProbeContext {
+    errors: std::sync::Mutex<Vec<String>>,
+}
+
+/// Broker errors kept per probe.
+const MAX_ERRORS: usize = 20;
+
+impl ProbeContext {
+    fn record(&self, text: String) {
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if errors.len() < MAX_ERRORS {
+            errors.push(text);
+        }
+    }
+
+    /// The most telling error: authentication, then TLS, then anything but the summary
+    /// "all brokers are down".
+    fn last_error(&self) -> Option<String> {
+        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        let find = |pred: &dyn Fn(&str) -> bool| errors.iter().find(|e| pred(e)).cloned();
+        find(&|e| e.contains("SASL") || e.contains("uthentication"))
+            .or_else(|| find(&|e| e.contains("SSL") || e.contains("certificate")))
+            .or_else(|| find(&|e| !e.contains("AllBrokersDown") && !e.contains("brokers are down")))
+            .or_else(|| errors.last().cloned())
+    }
+}
+
+impl ClientContext for ProbeContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if matches!(
+            level,
+            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning
+        ) {
+            self.record(format!("{fac} {message}"));
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.record(format!("{error}: {reason}"));
+    }
+}
+
+impl ProducerContext for ProbeContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
+
 /// Checks the Kafka cluster of the configuration.
 pub async fn check(cfg: &Config) -> Vec<Finding> {
     let kafka = &cfg.main.kafka;
@@ -25,11 +79,18 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
     let base = base_client_config(kafka);
 
     let probe = base.clone();
-    let metadata = tokio::task::spawn_blocking(move || -> Result<(usize, usize), KafkaError> {
-        let producer: BaseProducer = probe.create()?;
-        let md = producer.client().fetch_metadata(None, PROBE_TIMEOUT)?;
-        Ok((md.brokers().len(), md.topics().len()))
-    })
+    let metadata = tokio::task::spawn_blocking(
+        move || -> Result<(usize, usize), (KafkaError, Option<String>)> {
+            let producer: ThreadedProducer<ProbeContext> = probe
+                .create_with_context(ProbeContext::default())
+                .map_err(|e| (e, None))?;
+            let md = producer
+                .client()
+                .fetch_metadata(None, PROBE_TIMEOUT)
+                .map_err(|e| (e, producer.context().last_error()))?;
+            Ok((md.brokers().len(), md.topics().len()))
+        },
+    )
     .await;
     match metadata {
         Ok(Ok((brokers, topics))) => out.push(Finding::pass(
@@ -40,15 +101,33 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
                 kafka.bootstrap_servers
             ),
         )),
-        Ok(Err(e)) => {
-            out.push(Finding::fail(
-                TARGET,
-                "connect",
-                format!("cannot reach {}: {e}", kafka.bootstrap_servers),
-                "check kafka.bootstrap_servers and the network; for a TLS or SASL listener set \
-                 security.protocol, sasl.mechanism, sasl.username, sasl.password in \
-                 [kafka.properties]",
-            ));
+        Ok(Err((e, broker_error))) => {
+            let (check, fix) = match broker_error.as_deref() {
+                Some(b) if b.contains("SASL") || b.contains("uthentication") => (
+                    "authentication",
+                    "the brokers refused the credentials: check sasl.mechanism, sasl.username \
+                     and sasl.password in [kafka.properties] against the broker's users",
+                ),
+                Some(b) if b.contains("SSL") || b.contains("certificate") => (
+                    "TLS",
+                    "check security.protocol and ssl.ca.location (the CA that signed the \
+                     brokers' certificates) in [kafka.properties]",
+                ),
+                _ => (
+                    "connect",
+                    "check kafka.bootstrap_servers and the network; for a TLS or SASL listener \
+                     set security.protocol, sasl.mechanism, sasl.username, sasl.password in \
+                     [kafka.properties]",
+                ),
+            };
+            let detail = match broker_error {
+                Some(b) => format!(
+                    "no metadata from {}: {e}; librdkafka: {b}",
+                    kafka.bootstrap_servers
+                ),
+                None => format!("cannot reach {}: {e}", kafka.bootstrap_servers),
+            };
+            out.push(Finding::fail(TARGET, check, detail, fix));
             return out;
         }
         Err(e) => {
