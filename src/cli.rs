@@ -48,6 +48,10 @@ pub enum Command {
         /// Main configuration file; sources are read from its connectors directory.
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Run only this source file instead of every file of the connectors directory (one
+        /// systemd instance per source: `cdc-agent@NAME` passes `connectors/NAME.toml`).
+        #[arg(long, value_name = "FILE")]
+        source_file: Option<PathBuf>,
     },
     /// Print events of the event store (ledger) as JSON lines in ledger order (per key:
     /// commit order), or re-publish them into a topic.
@@ -101,11 +105,25 @@ pub enum Command {
         #[arg(long)]
         source: String,
     },
+    /// Preflight: check every source, Kafka and the schema registry, print a PASS/WARN/FAIL
+    /// table with the fix of every problem, and exit non-zero when a check fails.
+    Check {
+        /// Main configuration file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Check only this source file instead of every file of the connectors directory.
+        #[arg(long, value_name = "FILE")]
+        source_file: Option<PathBuf>,
+    },
     /// Load and validate the configuration, print a summary, and exit.
     Validate {
         /// Main configuration file.
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Run only this source file instead of every file of the connectors directory (one
+        /// systemd instance per source: `cdc-agent@NAME` passes `connectors/NAME.toml`).
+        #[arg(long, value_name = "FILE")]
+        source_file: Option<PathBuf>,
     },
 }
 
@@ -114,7 +132,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format, &cli.log_level);
     match cli.command {
-        Command::Validate { config } => match config::load(&config) {
+        Command::Validate {
+            config,
+            source_file,
+        } => match load_config(&config, source_file.as_deref()) {
             Ok(cfg) => {
                 println!(
                     "config ok: {} ({} source{})",
@@ -223,14 +244,52 @@ pub fn main() -> ExitCode {
                 Ok(())
             })
         }
-        Command::Run { config } => {
-            let cfg = match config::load(&config) {
+        Command::Check {
+            config,
+            source_file,
+        } => {
+            let cfg = match load_config(&config, source_file.as_deref()) {
+                Ok(cfg) => cfg,
+                Err(e) => return config_error(&e),
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(exit::FAILURE);
+                }
+            };
+            let findings = runtime.block_on(crate::ops::check::run(&cfg));
+            print!("{}", crate::ops::check::render(&findings));
+            if crate::ops::check::worst(&findings) == crate::ops::check::Status::Fail {
+                ExitCode::from(exit::FAILURE)
+            } else {
+                ExitCode::from(exit::OK)
+            }
+        }
+        Command::Run {
+            config,
+            source_file,
+        } => {
+            let cfg = match load_config(&config, source_file.as_deref()) {
                 Ok(cfg) => cfg,
                 Err(e) => return config_error(&e),
             };
             with_runtime(|| crate::app::run(cfg))
         }
     }
+}
+
+/// Loads the main file with every source of its connectors directory, or with only
+/// `source_file`.
+fn load_config(
+    config: &std::path::Path,
+    source_file: Option<&std::path::Path>,
+) -> Result<config::Config, config::ConfigError> {
+    config::load_selected(config, source_file, std::env::vars())
 }
 
 fn parse_key(key: &str) -> Result<serde_json::Value, ExitCode> {

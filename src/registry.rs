@@ -266,6 +266,14 @@ impl Registry {
         Ok((status, text))
     }
 
+    /// `GET /subjects` once: the HTTP status and body, or the network error. The `check`
+    /// preflight uses it to prove the registry is reachable and accepts the credentials.
+    pub async fn probe(&self) -> Result<(u16, String), RegistryError> {
+        let req = self.http.get(format!("{}/subjects", self.base));
+        let (status, text) = self.call(req).await?;
+        Ok((status.as_u16(), text))
+    }
+
     /// The schema text registered under `id` (`GET /schemas/ids/{id}`), cached.
     pub async fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError> {
         if let Some(s) = self

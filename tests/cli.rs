@@ -56,3 +56,42 @@ fn validate_accepts_the_shipped_example() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn source_file_runs_one_source_and_ignores_the_connectors_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("cdc-agent.toml");
+    std::fs::write(
+        &main,
+        "[kafka]\nbootstrap_servers = \"x:1\"\n[schema_registry]\nurl = \"http://r\"\n",
+    )
+    .unwrap();
+    let connectors = dir.path().join("connectors");
+    std::fs::create_dir(&connectors).unwrap();
+    for name in ["a", "b"] {
+        std::fs::write(
+            connectors.join(format!("{name}.toml")),
+            format!(
+                "name = \"{name}\"\nkind = \"mysql\"\ntopic_prefix = \"{name}\"\nuser = \"u\"\n"
+            ),
+        )
+        .unwrap();
+    }
+    let out = agent()
+        .args(["validate", "--config"])
+        .arg(&main)
+        .arg("--source-file")
+        .arg(connectors.join("b.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("(1 source)") && text.contains("  b (mysql)"),
+        "{text}"
+    );
+}

@@ -686,6 +686,17 @@ pub fn load_with_env(
     main_path: &Path,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
+    load_selected(main_path, None, env)
+}
+
+/// Loads the main file and, when `source_file` is given, that one source file instead of the
+/// connectors directory: the way one systemd instance (`cdc-agent@NAME`) runs one source while
+/// sharing the main file with the others.
+pub fn load_selected(
+    main_path: &Path,
+    source_file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
     let env: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX))
@@ -707,6 +718,14 @@ pub fn load_with_env(
     )?;
     let main = resolve_main(main, main_path)?;
 
+    if let Some(file) = source_file {
+        let source = load_source(file, &env)?;
+        return Ok(Config {
+            path: main_path.to_path_buf(),
+            main,
+            sources: vec![source],
+        });
+    }
     let dir = if main.agent.connectors_dir.is_absolute() {
         main.agent.connectors_dir.clone()
     } else {

@@ -10,6 +10,8 @@ pub mod mysql;
 pub mod scratch;
 pub mod tls;
 pub mod ops;
+pub mod scratch_mariadb;
+pub mod scratch_pg;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

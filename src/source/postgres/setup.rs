@@ -8,35 +8,68 @@ use tokio_postgres::Client;
 
 use super::SourceError;
 
-/// Checks the server-side settings logical decoding needs.
-pub async fn check_prerequisites(sql: &Client) -> Result<(), SourceError> {
-    let wal_level: String = sql
+/// `wal_level` of the server.
+pub async fn wal_level(sql: &Client) -> Result<String, SourceError> {
+    Ok(sql
         .query_one("SHOW wal_level", &[])
         .await
         .map_err(SourceError::sql("read wal_level"))?
-        .get(0);
-    if wal_level != "logical" {
-        return Err(SourceError::Definite(format!(
-            "wal_level is `{wal_level}`, logical replication needs `logical`; fix: \
-             ALTER SYSTEM SET wal_level = 'logical'; then restart PostgreSQL \
-             (see docs/postgres-setup.md)"
-        )));
-    }
+        .get(0))
+}
+
+/// The fix for a `wal_level` other than `logical`.
+pub const WAL_LEVEL_FIX: &str = "ALTER SYSTEM SET wal_level = 'logical'; then restart PostgreSQL \
+     (see docs/postgres-setup.md)";
+
+/// The current user's name, whether it may replicate (REPLICATION or superuser), and whether
+/// it is a superuser.
+pub async fn role_attributes(sql: &Client) -> Result<(String, bool, bool), SourceError> {
     let row = sql
         .query_one(
-            "SELECT rolreplication OR rolsuper, current_user::text FROM pg_roles \
+            "SELECT current_user::text, rolreplication OR rolsuper, rolsuper FROM pg_roles \
              WHERE rolname = current_user",
             &[],
         )
         .await
         .map_err(SourceError::sql("read role attributes"))?;
-    let (can_replicate, user): (bool, String) = (row.get(0), row.get(1));
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
+
+/// Checks the server-side settings logical decoding needs.
+pub async fn check_prerequisites(sql: &Client) -> Result<(), SourceError> {
+    let wal_level = wal_level(sql).await?;
+    if wal_level != "logical" {
+        return Err(SourceError::Definite(format!(
+            "wal_level is `{wal_level}`, logical replication needs `logical`; fix: {WAL_LEVEL_FIX}"
+        )));
+    }
+    let (user, can_replicate, _) = role_attributes(sql).await?;
     if !can_replicate {
         return Err(SourceError::Definite(format!(
             "role `{user}` lacks the REPLICATION attribute; fix: ALTER ROLE {user} REPLICATION;"
         )));
     }
     Ok(())
+}
+
+/// Whether the publication exists.
+pub async fn publication_exists(sql: &Client, name: &str) -> Result<bool, SourceError> {
+    Ok(sql
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+        .await
+        .map_err(SourceError::sql("look up publication"))?
+        .is_some())
+}
+
+/// The statement that creates the publication for `tables` (all tables when empty).
+pub fn create_publication_sql(name: &str, tables: &[String]) -> String {
+    let target = if tables.is_empty() {
+        "FOR ALL TABLES".to_string()
+    } else {
+        let list: Vec<String> = tables.iter().map(|t| quote_qualified(t)).collect();
+        format!("FOR TABLE {}", list.join(", "))
+    };
+    format!("CREATE PUBLICATION {} {target}", quote_ident(name))
 }
 
 /// Uses the publication if it exists, otherwise creates it for `tables` (all tables when
@@ -46,21 +79,10 @@ pub async fn ensure_publication(
     name: &str,
     tables: &[String],
 ) -> Result<(), SourceError> {
-    let exists = sql
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
-        .await
-        .map_err(SourceError::sql("look up publication"))?
-        .is_some();
-    if exists {
+    if publication_exists(sql, name).await? {
         return Ok(());
     }
-    let target = if tables.is_empty() {
-        "FOR ALL TABLES".to_string()
-    } else {
-        let list: Vec<String> = tables.iter().map(|t| quote_qualified(t)).collect();
-        format!("FOR TABLE {}", list.join(", "))
-    };
-    let stmt = format!("CREATE PUBLICATION {} {target}", quote_ident(name));
+    let stmt = create_publication_sql(name, tables);
     match sql.batch_execute(&stmt).await {
         Ok(()) => {
             tracing::info!(publication = name, "created publication");
@@ -144,10 +166,12 @@ pub async fn publication_tables(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Fails when a published table cannot identify its rows: no primary key and replica
-/// identity DEFAULT (no key to use) or NOTHING. PostgreSQL would reject UPDATE and DELETE on
-/// such a table for every writer, and the events could carry no key.
-pub async fn check_replica_identity(sql: &Client, publication: &str) -> Result<(), SourceError> {
+/// Published tables (`schema.table`, quoted) that cannot identify their rows: no primary key
+/// and replica identity DEFAULT (no key to use) or NOTHING.
+pub async fn tables_without_identity(
+    sql: &Client,
+    publication: &str,
+) -> Result<Vec<String>, SourceError> {
     let rows = sql
         .query(
             "SELECT format('%I.%I', n.nspname, c.relname), c.relreplident::text \
@@ -162,17 +186,32 @@ pub async fn check_replica_identity(sql: &Client, publication: &str) -> Result<(
         )
         .await
         .map_err(SourceError::sql("check replica identity"))?;
-    if let Some(row) = rows.first() {
-        let table: String = row.get(0);
-        let more = if rows.len() > 1 {
-            format!(" (and {} more)", rows.len() - 1)
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The fix for a table without a usable replica identity.
+pub fn replica_identity_fix(table: &str) -> String {
+    format!(
+        "add a primary key, or run ALTER TABLE {table} REPLICA IDENTITY FULL; \
+         (or USING INDEX <unique index>)"
+    )
+}
+
+/// Fails when a published table cannot identify its rows (see [`tables_without_identity`]).
+/// PostgreSQL would reject UPDATE and DELETE on such a table for every writer, and the events
+/// could carry no key.
+pub async fn check_replica_identity(sql: &Client, publication: &str) -> Result<(), SourceError> {
+    let tables = tables_without_identity(sql, publication).await?;
+    if let Some(table) = tables.first() {
+        let more = if tables.len() > 1 {
+            format!(" (and {} more)", tables.len() - 1)
         } else {
             String::new()
         };
         return Err(SourceError::Definite(format!(
             "table {table}{more} has no primary key and no usable replica identity, so its \
-             updates and deletes cannot be captured; fix: add a primary key, or run \
-             ALTER TABLE {table} REPLICA IDENTITY FULL; (or USING INDEX <unique index>)"
+             updates and deletes cannot be captured; fix: {}",
+            replica_identity_fix(table)
         )));
     }
     Ok(())

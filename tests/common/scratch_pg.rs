@@ -1,0 +1,145 @@
+//! A PostgreSQL cluster of the test's own: initdb into a temp dir as the `postgres` OS user
+//! (as scripts/stack.d/postgres.sh does), started on a free port with extra postgresql.conf
+//! lines, killed and removed on drop. For checks that need a server-wide setting the shared
+//! stack must keep (wal_level, …): those are never changed on the shared servers.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running scratch cluster. Local and host connections are trusted (any password).
+pub struct ScratchPostgres {
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    let dir = std::env::var("PG_BIN_DIR").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    PathBuf::from(dir).join(name)
+}
+
+fn os_user(name: &str) -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").arg(flag).arg(name).output().unwrap();
+        assert!(
+            out.status.success(),
+            "no OS user {name}: install the server package"
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl ScratchPostgres {
+    /// initdb + start with `extra_conf` appended to postgresql.conf; waits until it accepts
+    /// connections.
+    pub fn start(extra_conf: &str) -> Self {
+        let (uid, gid) = os_user("postgres");
+        let dir = tempfile::Builder::new()
+            .prefix("cdc-scratch-pg")
+            .tempdir()
+            .unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        let data = dir.path().join("data");
+        let out = Command::new(pg_bin("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth=trust",
+            ])
+            .current_dir("/")
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let conf = format!(
+            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+             max_connections = 30\nshared_buffers = 16MB\nfsync = off\n{extra_conf}\n",
+            dir.path().display()
+        );
+        let mut text = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        text.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), text).unwrap();
+        let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
+        std::os::unix::fs::chown(dir.path().join("postgres.log"), Some(uid), Some(gid)).unwrap();
+        let child = Command::new(pg_bin("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .current_dir("/")
+            .uid(uid)
+            .gid(gid)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let me = ScratchPostgres { port, dir, child };
+        let start = Instant::now();
+        loop {
+            let ready = Command::new(pg_bin("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+                .unwrap();
+            if ready.success() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "scratch postgres did not start: {}",
+                std::fs::read_to_string(me.dir.path().join("postgres.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        me
+    }
+
+    /// A URL for `user` on `database`.
+    pub fn url(&self, user: &str, database: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for ScratchPostgres {
+    fn drop(&mut self) {
+        // SIGQUIT: immediate shutdown, the postmaster takes its backends along.
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
