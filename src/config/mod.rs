@@ -624,7 +624,9 @@ impl<'de> Deserialize<'de> for Secret {
                 Ok(Secret(v.to_string()))
             }
         }
-        d.deserialize_any(V)
+        // Asked for as a string (so schema tracers such as the example-config test can
+        // follow it); figment still hands numbers and booleans to the visitor as they are.
+        d.deserialize_string(V)
     }
 }
 
