@@ -27,12 +27,18 @@ fn failing_agent(cfg: &AgentConfig) -> String {
     let mut agent = Agent::start(cfg);
     let code = agent.wait_exit(WAIT);
     let log = agent.log();
-    assert_eq!(code, Some(1), "the agent should stop with exit code 1; log:\n{log}");
+    assert_eq!(
+        code,
+        Some(1),
+        "the agent should stop with exit code 1; log:\n{log}"
+    );
     log
 }
 
 fn error_lines(log: &str) -> Vec<&str> {
-    log.lines().filter(|l| l.contains("ERROR") || l.starts_with("error")).collect()
+    log.lines()
+        .filter(|l| l.contains("ERROR") || l.starts_with("error"))
+        .collect()
 }
 
 #[test]
@@ -73,7 +79,10 @@ async fn a_user_without_replication_privileges_is_told_which_grant_is_missing() 
         .unwrap();
     assert!(
         log.contains("privilege REPLICATION SLAVE is not granted")
-            && log.contains(&format!("GRANT REPLICATION SLAVE ON *.* TO '{}'@'%';", db.name))
+            && log.contains(&format!(
+                "GRANT REPLICATION SLAVE ON *.* TO '{}'@'%';",
+                db.name
+            ))
             && log.contains("privilege BINLOG MONITOR"),
         "{log}"
     );
@@ -103,13 +112,23 @@ fn a_purged_resume_position_stops_with_the_way_out_and_the_way_out_works() {
     let mut agent = Agent::start(&cfg);
     agent.wait_streaming(WAIT);
     server.sql("INSERT INTO app.t VALUES (2, 0)");
-    assert_eq!(read_topic(&topic, WAIT, |r| r.len() >= 2).len(), 2, "{}", agent.log());
+    assert_eq!(
+        read_topic(&topic, WAIT, |r| r.len() >= 2).len(),
+        2,
+        "{}",
+        agent.log()
+    );
     agent.terminate();
     assert_eq!(agent.wait_exit(WAIT), Some(0), "{}", agent.log());
 
     // While the agent is down: changes, then their binlogs are purged.
     server.sql("INSERT INTO app.t VALUES (3, 0); FLUSH BINARY LOGS; INSERT INTO app.t VALUES (4, 0); FLUSH BINARY LOGS");
-    let newest = server.sql("SHOW MASTER STATUS").split_whitespace().next().unwrap().to_string();
+    let newest = server
+        .sql("SHOW MASTER STATUS")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     server.sql(&format!("PURGE BINARY LOGS TO '{newest}'"));
 
     let mut agent = agent.restart();
@@ -131,10 +150,17 @@ fn a_purged_resume_position_stops_with_the_way_out_and_the_way_out_works() {
         .filter_map(|r| r.value.as_ref())
         .map(|v| dec.decode(v))
         .filter(|v| matches!(field(v, "op"), apache_avro::types::Value::String(s) if s == "r"))
-        .map(|v| match unwrap_union(field(unwrap_union(field(&v, "after")), "id")) {
-            apache_avro::types::Value::Int(i) => i64::from(*i),
-            other => panic!("{other:?}"),
-        })
+        .map(
+            |v| match unwrap_union(field(unwrap_union(field(&v, "after")), "id")) {
+                apache_avro::types::Value::Int(i) => i64::from(*i),
+                other => panic!("{other:?}"),
+            },
+        )
         .collect();
-    assert_eq!(reads, [1, 2, 3, 4], "a new snapshot of every row; log:\n{}", agent.log());
+    assert_eq!(
+        reads,
+        [1, 2, 3, 4],
+        "a new snapshot of every row; log:\n{}",
+        agent.log()
+    );
 }

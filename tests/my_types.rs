@@ -33,7 +33,11 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ("c_time", "TIME(6)", "'-838:59:58.999999'"),
     ("c_datetime", "DATETIME(6)", "'2024-01-02 03:04:05.123456'"),
     ("c_datetime0", "DATETIME", "'1969-12-31 23:59:59'"),
-    ("c_timestamp", "TIMESTAMP(3) NULL", "'2024-01-02 03:04:05.123'"),
+    (
+        "c_timestamp",
+        "TIMESTAMP(3) NULL",
+        "'2024-01-02 03:04:05.123'",
+    ),
     ("c_year", "YEAR", "2155"),
     ("c_bit1", "BIT(1)", "b'1'"),
     ("c_bit10", "BIT(10)", "b'1000000001'"),
@@ -41,8 +45,16 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ("c_set", "SET('a','b','c')", "'a,c'"),
     ("c_json", "JSON", "'{\"k\": [1, 2]}'"),
     ("c_char", "CHAR(5)", "'ab'"),
-    ("c_varchar", "VARCHAR(20) CHARACTER SET utf8mb4", "'héllo 🎉'"),
-    ("c_latin1", "VARCHAR(20) CHARACTER SET latin1", "'caf\u{e9} \u{20ac}'"),
+    (
+        "c_varchar",
+        "VARCHAR(20) CHARACTER SET utf8mb4",
+        "'héllo 🎉'",
+    ),
+    (
+        "c_latin1",
+        "VARCHAR(20) CHARACTER SET latin1",
+        "'caf\u{e9} \u{20ac}'",
+    ),
     ("c_text", "TEXT", "'long text'"),
     ("c_binary", "BINARY(3)", "x'00ff01'"),
     ("c_varbinary", "VARBINARY(10)", "x'deadbeef'"),
@@ -51,10 +63,7 @@ const COLUMNS: &[(&str, &str, &str)] = &[
 ];
 
 fn create_sql(t: &str) -> String {
-    let cols: Vec<String> = COLUMNS
-        .iter()
-        .map(|(n, d, _)| format!("{n} {d}"))
-        .collect();
+    let cols: Vec<String> = COLUMNS.iter().map(|(n, d, _)| format!("{n} {d}")).collect();
     format!("CREATE TABLE {t} (id INT PRIMARY KEY, {})", cols.join(", "))
 }
 
@@ -85,7 +94,12 @@ async fn every_type_round_trips_the_same_through_snapshot_and_stream() {
     let mut admin = my_admin().await;
     let t = db.table("types");
     admin
-        .query_drop(format!("SET time_zone = '+00:00'; {}; {}; {}", create_sql(&t), insert_sql(&t, 1, false), insert_sql(&t, 2, true)))
+        .query_drop(format!(
+            "SET time_zone = '+00:00'; {}; {}; {}",
+            create_sql(&t),
+            insert_sql(&t, 1, false),
+            insert_sql(&t, 2, true)
+        ))
         .await
         .unwrap();
     let name = unique_name("mytypes");
@@ -121,7 +135,11 @@ async fn every_type_round_trips_the_same_through_snapshot_and_stream() {
             }
         }
     }
-    assert!(differ.is_empty(), "snapshot and stream differ:\n{}", differ.join("\n"));
+    assert!(
+        differ.is_empty(),
+        "snapshot and stream differ:\n{}",
+        differ.join("\n")
+    );
 
     // The Debezium representation of each value.
     let r = &rows[2].1;
@@ -182,7 +200,10 @@ async fn every_type_round_trips_the_same_through_snapshot_and_stream() {
     assert_eq!(col(r, "c_latin1"), Avro::String("café €".into()));
     assert_eq!(col(r, "c_text"), Avro::String("long text".into()));
     assert_eq!(col(r, "c_binary"), Avro::Bytes(vec![0, 0xff, 1]));
-    assert_eq!(col(r, "c_varbinary"), Avro::Bytes(vec![0xde, 0xad, 0xbe, 0xef]));
+    assert_eq!(
+        col(r, "c_varbinary"),
+        Avro::Bytes(vec![0xde, 0xad, 0xbe, 0xef])
+    );
     assert_eq!(col(r, "c_blob"), Avro::Bytes(vec![1, 2]));
     // Spatial: Debezium's Geometry record, WKB without MySQL's SRID prefix.
     let point = col(r, "c_point");

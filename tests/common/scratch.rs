@@ -32,7 +32,13 @@ fn free_port() -> u16 {
 /// client to the stack server over TCP instead of the scratch socket).
 fn tool(bin: &str) -> Command {
     let mut c = Command::new(find(bin));
-    for v in ["MYSQL_HOST", "MYSQL_PORT", "MYSQL_TCP_PORT", "MYSQL_UNIX_PORT", "MYSQL_PWD"] {
+    for v in [
+        "MYSQL_HOST",
+        "MYSQL_PORT",
+        "MYSQL_TCP_PORT",
+        "MYSQL_UNIX_PORT",
+        "MYSQL_PWD",
+    ] {
         c.env_remove(v);
     }
     c
@@ -97,11 +103,12 @@ impl ScratchMariadb {
         let mut me = ScratchMariadb { port, dir, child };
         let start = Instant::now();
         loop {
-            if me.root_sql(&format!(
-                "CREATE USER IF NOT EXISTS '{ADMIN}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';
+            if me
+                .root_sql(&format!(
+                    "CREATE USER IF NOT EXISTS '{ADMIN}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';
                  GRANT ALL PRIVILEGES ON *.* TO '{ADMIN}'@'%' WITH GRANT OPTION;"
-            ))
-            .is_ok()
+                ))
+                .is_ok()
             {
                 break;
             }

@@ -51,14 +51,14 @@ use crate::checkpoint::{self, Checkpoint, MysqlCheckpoint, OFFSETS_TOPIC_CONFIGS
 use crate::config::{
     Delivery, MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig, WhenTaken,
 };
-use catalog::{BinlogPosition, Catalog};
-use events::Flavor;
-use history::SchemaHistory;
-use types::TypeOptions;
 use crate::publish::{PublishConfig, Publisher};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::sink::kafka::{KafkaSink, OutRecord};
+use catalog::{BinlogPosition, Catalog};
+use events::Flavor;
+use history::SchemaHistory;
+use types::TypeOptions;
 
 /// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -117,7 +117,9 @@ impl MySourceSettings {
                 .snapshot_parallelism
                 .unwrap_or(snapshot::DEFAULT_PARALLELISM)
                 .max(1),
-            heartbeat: Duration::from_millis(my.heartbeat_ms.unwrap_or(DEFAULT_HEARTBEAT_MS).max(100)),
+            heartbeat: Duration::from_millis(
+                my.heartbeat_ms.unwrap_or(DEFAULT_HEARTBEAT_MS).max(100),
+            ),
             source,
             main,
         }
@@ -183,7 +185,9 @@ fn is_transient_code(code: u16) -> bool {
 
 fn error_text(e: &mysql_async::Error) -> String {
     match e {
-        mysql_async::Error::Server(s) => format!("{} (error {}, SQLSTATE {})", s.message, s.code, s.state),
+        mysql_async::Error::Server(s) => {
+            format!("{} (error {}, SQLSTATE {})", s.message, s.code, s.state)
+        }
         other => other.to_string(),
     }
 }
@@ -321,9 +325,10 @@ async fn run_once(
         .await?;
     let kafka = settings.main.kafka.clone();
     let (topic, name) = (history_topic.clone(), src.name.clone());
-    let mut history = tokio::task::spawn_blocking(move || SchemaHistory::load(&kafka, &topic, &name))
-        .await
-        .map_err(|e| SourceError::Transient(format!("schema history load task: {e}")))??;
+    let mut history =
+        tokio::task::spawn_blocking(move || SchemaHistory::load(&kafka, &topic, &name))
+            .await
+            .map_err(|e| SourceError::Transient(format!("schema history load task: {e}")))??;
     history.set_server(server.identity.clone());
     let types = TypeOptions::default();
 
@@ -346,10 +351,24 @@ async fn run_once(
                 }
                 Ok(()) => {
                     // A checkpoint from before the history existed: nothing to verify against.
-                    rebuild_history(settings, &mut sql, &mut history, &mut publisher, &history_topic, &at, &cp, &server).await?
+                    rebuild_history(
+                        settings,
+                        &mut sql,
+                        &mut history,
+                        &mut publisher,
+                        &history_topic,
+                        &at,
+                        &cp,
+                        &server,
+                    )
+                    .await?
                 }
                 Err(e) => {
-                    let recovery = src.mysql.as_ref().map(|m| m.schema_history_recovery).unwrap_or_default();
+                    let recovery = src
+                        .mysql
+                        .as_ref()
+                        .map(|m| m.schema_history_recovery)
+                        .unwrap_or_default();
                     if recovery != SchemaHistoryRecovery::Rebuild {
                         return Err(SourceError::Definite(format!("source `{}`: {e}", src.name)));
                     }
@@ -359,7 +378,17 @@ async fn run_once(
                     if let Some(seq) = cp.history_seq {
                         history.continue_after(seq);
                     }
-                    rebuild_history(settings, &mut sql, &mut history, &mut publisher, &history_topic, &at, &cp, &server).await?
+                    rebuild_history(
+                        settings,
+                        &mut sql,
+                        &mut history,
+                        &mut publisher,
+                        &history_topic,
+                        &at,
+                        &cp,
+                        &server,
+                    )
+                    .await?
                 }
             };
             cp.history_seq = history.last_seq();
@@ -369,7 +398,15 @@ async fn run_once(
             let pos = setup::current_position(&mut sql).await?;
             let catalog = schema::load_catalog(&mut sql, settings).await?;
             let gtid_state = setup::current_gtid_state(&mut sql).await.ok().flatten();
-            send_history_snapshot(&mut history, &mut publisher, &history_topic, &pos, gtid_state.clone(), &catalog).await?;
+            send_history_snapshot(
+                &mut history,
+                &mut publisher,
+                &history_topic,
+                &pos,
+                gtid_state.clone(),
+                &catalog,
+            )
+            .await?;
             let cp = MysqlCheckpoint {
                 file: pos.file,
                 pos: pos.pos,
@@ -395,7 +432,15 @@ async fn run_once(
             if stop.is_triggered() {
                 return Ok(());
             }
-            send_history_snapshot(&mut history, &mut publisher, &history_topic, &taken.position, taken.gtid_state.clone(), &taken.catalog).await?;
+            send_history_snapshot(
+                &mut history,
+                &mut publisher,
+                &history_topic,
+                &taken.position,
+                taken.gtid_state.clone(),
+                &taken.catalog,
+            )
+            .await?;
             let cp = MysqlCheckpoint {
                 file: taken.position.file.clone(),
                 pos: taken.position.pos,
@@ -488,12 +533,26 @@ async fn rebuild_history(
             settings.source.name, first.statement, first.position
         )));
     }
-    send_history_snapshot(history, publisher, topic, at, cp.gtid_state.clone(), &catalog).await?;
+    send_history_snapshot(
+        history,
+        publisher,
+        topic,
+        at,
+        cp.gtid_state.clone(),
+        &catalog,
+    )
+    .await?;
     let rebuilt = MysqlCheckpoint {
         history_seq: history.last_seq(),
         ..cp.clone()
     };
-    publish_checkpoint(publisher, &checkpoint::offsets_topic(&settings.source.topic_prefix), &settings.source.name, &rebuilt).await?;
+    publish_checkpoint(
+        publisher,
+        &checkpoint::offsets_topic(&settings.source.topic_prefix),
+        &settings.source.name,
+        &rebuilt,
+    )
+    .await?;
     publisher.sink().drain().await?;
     tracing::info!(source = %settings.source.name, position = %at, "schema history rebuilt");
     Ok(catalog)

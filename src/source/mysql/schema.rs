@@ -71,7 +71,9 @@ pub async fn load_tables(
             params.clone(),
         )
         .await
-        .map_err(my_error("read table definitions from information_schema.COLUMNS"))?;
+        .map_err(my_error(
+            "read table definitions from information_schema.COLUMNS",
+        ))?;
     let keys: Vec<(String, String, String)> = conn
         .exec(
             format!(
@@ -83,7 +85,9 @@ pub async fn load_tables(
             params,
         )
         .await
-        .map_err(my_error("read primary keys from information_schema.STATISTICS"))?;
+        .map_err(my_error(
+            "read primary keys from information_schema.STATISTICS",
+        ))?;
 
     let mut catalog = Catalog::default();
     let mut current: Option<TableDef> = None;
@@ -134,7 +138,9 @@ pub async fn load_tables(
     if only.is_none() {
         // The defaults a later CREATE/ALTER without a character set inherits (see ddl.rs).
         let dbs: Vec<(String, String)> = conn
-            .query("SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA")
+            .query(
+                "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA",
+            )
             .await
             .map_err(my_error("read database character sets"))?;
         for (db, cs) in dbs {

@@ -84,7 +84,11 @@ pub async fn check_binlog(conn: &mut Conn) -> Result<Vec<Finding>, SourceError> 
     if !log_bin.eq_ignore_ascii_case("ON") && log_bin != "1" {
         out.push(Finding {
             setting: "log_bin".into(),
-            actual: if log_bin.is_empty() { "OFF".into() } else { log_bin },
+            actual: if log_bin.is_empty() {
+                "OFF".into()
+            } else {
+                log_bin
+            },
             expected: "ON".into(),
             fix: "add `log_bin = <path>/mysql-bin` and a `server_id` under [mysqld] in my.cnf and \
                   restart the server (log_bin cannot be changed at run time)"
@@ -104,7 +108,9 @@ pub async fn check_binlog(conn: &mut Conn) -> Result<Vec<Finding>, SourceError> 
                 .into(),
         });
     }
-    let image = variable(conn, "binlog_row_image").await?.unwrap_or_default();
+    let image = variable(conn, "binlog_row_image")
+        .await?
+        .unwrap_or_default();
     if !image.eq_ignore_ascii_case("FULL") {
         out.push(Finding {
             setting: "binlog_row_image".into(),
@@ -148,7 +154,11 @@ pub async fn check_privileges(
         None => format!("'{user}'"),
     };
     let privs = global_privileges(conn).await?;
-    let has = |p: &str| privs.iter().any(|x| x == p || x == "ALL PRIVILEGES" || x == "SUPER");
+    let has = |p: &str| {
+        privs
+            .iter()
+            .any(|x| x == p || x == "ALL PRIVILEGES" || x == "SUPER")
+    };
     let mut out = Vec::new();
     if !has("REPLICATION SLAVE") {
         out.push(Finding {
@@ -158,8 +168,13 @@ pub async fn check_privileges(
             fix: format!("GRANT REPLICATION SLAVE ON *.* TO {grantee};"),
         });
     }
-    let monitor = if mariadb { "BINLOG MONITOR" } else { "REPLICATION CLIENT" };
-    if !has(monitor) && !(mariadb && has("REPLICATION CLIENT")) {
+    let monitor = if mariadb {
+        "BINLOG MONITOR"
+    } else {
+        "REPLICATION CLIENT"
+    };
+    let monitor_granted = has(monitor) || (mariadb && has("REPLICATION CLIENT"));
+    if !monitor_granted {
         out.push(Finding {
             setting: format!("privilege {monitor}"),
             actual: "not granted".into(),
@@ -197,7 +212,10 @@ pub fn check_server_id(server: &ServerInfo, ours: u32) -> Vec<Finding> {
         vec![Finding {
             setting: "[mysql] server_id of the source".into(),
             actual: ours.to_string(),
-            expected: format!("non-zero and different from the server's own ({})", server.server_id),
+            expected: format!(
+                "non-zero and different from the server's own ({})",
+                server.server_id
+            ),
             fix: "set `server_id = <a number no other replica of this server uses>` under [mysql] \
                   in the source file"
                 .into(),

@@ -78,9 +78,11 @@ async fn start_readers(
             return mysql8_start(conns).await;
         }
         // Start together, so writes rarely fall between the readers' starts.
-        let starts = futures_util::future::join_all(conns.iter_mut().map(|c| {
-            c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        }))
+        let starts = futures_util::future::join_all(
+            conns
+                .iter_mut()
+                .map(|c| c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")),
+        )
         .await;
         for r in starts {
             r.map_err(my_error("START TRANSACTION WITH CONSISTENT SNAPSHOT"))?;
@@ -98,12 +100,19 @@ async fn start_readers(
             return Ok((conns, pos, gtid.flatten().filter(|g| !g.is_empty())));
         }
         attempt += 1;
-        tracing::debug!(attempt, ?positions, "snapshot readers started at different binlog positions; starting again");
+        tracing::debug!(
+            attempt,
+            ?positions,
+            "snapshot readers started at different binlog positions; starting again"
+        );
         for mut c in conns {
             let _ = c.query_drop("ROLLBACK").await;
         }
         if attempt >= MAX_ALIGN_ATTEMPTS && n > 1 {
-            tracing::info!(readers = n, "writes keep separating the readers' snapshots; reading with one connection");
+            tracing::info!(
+                readers = n,
+                "writes keep separating the readers' snapshots; reading with one connection"
+            );
             n = 1;
         }
     }
@@ -182,7 +191,9 @@ pub async fn run(
     let defs: Vec<&super::catalog::TableDef> = catalog.tables.values().collect();
     let mut queries = Vec::with_capacity(catalog.tables.len());
     for (i, def) in catalog.tables.values().enumerate() {
-        let schema = publisher.set_table(types::table_schema(def, opts), stop).await?;
+        let schema = publisher
+            .set_table(types::table_schema(def, opts), stop)
+            .await?;
         let cols: Vec<String> = def.columns.iter().map(|c| quote_ident(&c.name)).collect();
         queries.push((
             i,
@@ -245,7 +256,8 @@ pub async fn run(
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
     let pos_text = position.to_string();
-    let (mut rows, started, mut last_log, mut tables_done) = (0u64, Instant::now(), Instant::now(), 0);
+    let (mut rows, started, mut last_log, mut tables_done) =
+        (0u64, Instant::now(), Instant::now(), 0);
     let mut datums: Vec<Datum<'static>> = Vec::new();
     while let Some(msg) = tokio::select! {
         m = rx.recv() => m,
@@ -262,9 +274,10 @@ pub async fn run(
         let table = &*schemas[idx];
         datums.clear();
         for ((col, def), v) in table.columns.iter().zip(&defs[idx].columns).zip(values) {
-            datums.push(types::snapshot_datum(def, &col.ty, v).map_err(|e| {
-                SourceError::Definite(format!("snapshot of {}: {e}", table.id))
-            })?);
+            datums
+                .push(types::snapshot_datum(def, &col.ty, v).map_err(|e| {
+                    SourceError::Definite(format!("snapshot of {}: {e}", table.id))
+                })?);
         }
         let ev = ChangeEvent {
             table,
@@ -316,7 +329,12 @@ pub async fn run(
         let _ = r.await;
     }
     if !stop.is_triggered() {
-        tracing::info!(rows, tables = schemas.len(), secs = started.elapsed().as_secs(), "snapshot read");
+        tracing::info!(
+            rows,
+            tables = schemas.len(),
+            secs = started.elapsed().as_secs(),
+            "snapshot read"
+        );
     }
     Ok(Taken {
         position,

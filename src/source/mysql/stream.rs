@@ -25,7 +25,9 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
 use super::catalog::{BinlogPosition, Catalog};
 use super::ddl::{self, DdlOutcome};
-use super::events::{self, Flavor, MariadbGtidEvent, MysqlGtidEvent, RowsEventView, RowsKind, TableMapInfo};
+use super::events::{
+    self, Flavor, MariadbGtidEvent, MysqlGtidEvent, RowsEventView, RowsKind, TableMapInfo,
+};
 use super::history::SchemaHistory;
 use super::lock::SourceLock;
 use super::types::{self, DecodeError, RowLayout, TypeOptions};
@@ -34,7 +36,9 @@ use super::{
     ER_MASTER_FATAL_ERROR_READING_BINLOG,
 };
 use crate::checkpoint::MysqlCheckpoint;
-use crate::event::{ChangeEvent, Datum, MysqlSource, Op, SourceBlock, TableId, TableSchema, TransactionInfo};
+use crate::event::{
+    ChangeEvent, Datum, MysqlSource, Op, SourceBlock, TableId, TableSchema, TransactionInfo,
+};
 use crate::publish::{EventMeta, Publisher};
 use crate::shutdown::Shutdown;
 
@@ -241,7 +245,13 @@ pub async fn run(
     if ctx.exactly_once {
         if publisher.sink().txn_open() || written.as_ref() != Some(&st.committed) {
             if !publisher.sink().txn_open() {
-                publish_checkpoint(publisher, ctx.offsets_topic, &settings.source.name, &st.committed).await?;
+                publish_checkpoint(
+                    publisher,
+                    ctx.offsets_topic,
+                    &settings.source.name,
+                    &st.committed,
+                )
+                .await?;
             }
             commit_txn(&ctx, publisher, &st).await?;
         }
@@ -250,7 +260,8 @@ pub async fn run(
         let acked = publisher.sink().drain().await?;
         if let Some(acked) = acked {
             if written.as_ref() != Some(&acked) {
-                publish_checkpoint(publisher, ctx.offsets_topic, &settings.source.name, &acked).await?;
+                publish_checkpoint(publisher, ctx.offsets_topic, &settings.source.name, &acked)
+                    .await?;
                 publisher.sink().drain().await?;
             }
         }
@@ -267,7 +278,12 @@ async fn check_position_exists(
 ) -> Result<(), SourceError> {
     let files = super::setup::binlog_files(sql).await?;
     if !files.iter().any(|f| f == &start.file) {
-        return Err(purged_error(&start.file, start.pos, source, "not in SHOW BINARY LOGS"));
+        return Err(purged_error(
+            &start.file,
+            start.pos,
+            source,
+            "not in SHOW BINARY LOGS",
+        ));
     }
     Ok(())
 }
@@ -344,17 +360,20 @@ async fn commit_txn(
 /// format description, so the reader cannot know yet that a checksum follows the name: cut
 /// after the digits of the `.NNNNNN` suffix every binlog file name ends with.
 fn binlog_file_name(raw: &[u8]) -> String {
-    let cut = raw.iter().rposition(|&b| b == b'.').map_or(raw.len(), |dot| {
-        let digits = raw[dot + 1..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        if digits > 0 {
-            dot + 1 + digits
-        } else {
-            raw.len()
-        }
-    });
+    let cut = raw
+        .iter()
+        .rposition(|&b| b == b'.')
+        .map_or(raw.len(), |dot| {
+            let digits = raw[dot + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if digits > 0 {
+                dot + 1 + digits
+            } else {
+                raw.len()
+            }
+        });
     String::from_utf8_lossy(&raw[..cut]).into_owned()
 }
 
@@ -366,7 +385,9 @@ fn now_us() -> i64 {
 }
 
 fn malformed(what: &str, e: impl std::fmt::Display) -> SourceError {
-    SourceError::Transient(format!("malformed binlog event ({what}): {e}; restarting the stream"))
+    SourceError::Transient(format!(
+        "malformed binlog event ({what}): {e}; restarting the stream"
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -427,7 +448,9 @@ fn end(st: &mut State, publisher: &mut Publisher<MysqlCheckpoint>, end_pos: u64)
 /// the agent cannot decode stops the source (definite).
 fn decode_error(e: DecodeError) -> SourceError {
     match e {
-        DecodeError::Truncated { .. } | DecodeError::Malformed { .. } | DecodeError::Checksum { .. } => {
+        DecodeError::Truncated { .. }
+        | DecodeError::Malformed { .. }
+        | DecodeError::Checksum { .. } => {
             SourceError::Transient(format!("{e}; reading the binlog again from the checkpoint"))
         }
         other => SourceError::Definite(other.to_string()),
@@ -482,8 +505,14 @@ async fn apply_ddl(
             st.catalog.remove(d, t);
         }
     }
-    let tables: Vec<_> = tables.into_iter().filter(|(d, _)| settings.captures(d)).collect();
-    let dropped: Vec<_> = dropped.into_iter().filter(|(d, _)| settings.captures(d)).collect();
+    let tables: Vec<_> = tables
+        .into_iter()
+        .filter(|(d, _)| settings.captures(d))
+        .collect();
+    let dropped: Vec<_> = dropped
+        .into_iter()
+        .filter(|(d, _)| settings.captures(d))
+        .collect();
     if tables.is_empty() && dropped.is_empty() {
         return Ok(());
     }
@@ -575,13 +604,37 @@ async fn handle<'e>(
         }
         MARIADB_GTID => {
             let g = MariadbGtidEvent::parse(event.data(), h.server_id()).map_err(decode_error)?;
-            let start = BinlogPosition { file: st.file.clone(), pos: start_pos };
-            begin(st, start, Some(g.gtid.to_string()), Some(g.gtid.domain_id), g.standalone(), ts_us, None, h.server_id());
+            let start = BinlogPosition {
+                file: st.file.clone(),
+                pos: start_pos,
+            };
+            begin(
+                st,
+                start,
+                Some(g.gtid.to_string()),
+                Some(g.gtid.domain_id),
+                g.standalone(),
+                ts_us,
+                None,
+                h.server_id(),
+            );
         }
         MYSQL_GTID => {
             let g = MysqlGtidEvent::parse(event.data()).map_err(decode_error)?;
-            let start = BinlogPosition { file: st.file.clone(), pos: start_pos };
-            begin(st, start, Some(g.gtid()), None, false, ts_us, None, h.server_id());
+            let start = BinlogPosition {
+                file: st.file.clone(),
+                pos: start_pos,
+            };
+            begin(
+                st,
+                start,
+                Some(g.gtid()),
+                None,
+                false,
+                ts_us,
+                None,
+                h.server_id(),
+            );
         }
         QUERY => {
             let Ok(Some(EventData::QueryEvent(q))) = event.read_data() else {
@@ -593,15 +646,32 @@ async fn handle<'e>(
                 if let Some(t) = &mut st.tx {
                     t.thread = Some(i64::from(q.thread_id()));
                 } else {
-                    let start = BinlogPosition { file: st.file.clone(), pos: start_pos };
-                    begin(st, start, None, None, false, ts_us, Some(i64::from(q.thread_id())), h.server_id());
+                    let start = BinlogPosition {
+                        file: st.file.clone(),
+                        pos: start_pos,
+                    };
+                    begin(
+                        st,
+                        start,
+                        None,
+                        None,
+                        false,
+                        ts_us,
+                        Some(i64::from(q.thread_id())),
+                        h.server_id(),
+                    );
                 }
-            } else if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
+            } else if trimmed.eq_ignore_ascii_case("COMMIT")
+                || trimmed.eq_ignore_ascii_case("ROLLBACK")
+            {
                 end(st, publisher, end_pos);
             } else {
                 let schema = q.schema();
                 let default_db = (!schema.is_empty()).then_some(schema.as_ref());
-                let position = BinlogPosition { file: st.file.clone(), pos: start_pos };
+                let position = BinlogPosition {
+                    file: st.file.clone(),
+                    pos: start_pos,
+                };
                 apply_ddl(ctx, st, publisher, position, default_db, trimmed).await?;
                 if st.tx.as_ref().is_none_or(|t| t.standalone) {
                     end(st, publisher, end_pos);
@@ -635,7 +705,14 @@ async fn handle<'e>(
             let schema = publisher
                 .set_table(types::table_schema(&def, &ctx.types), stop)
                 .await?;
-            st.mapped.insert(map.table_id, Mapped { map, layout, schema });
+            st.mapped.insert(
+                map.table_id,
+                Mapped {
+                    map,
+                    layout,
+                    schema,
+                },
+            );
         }
         _ if RowsEventView::kind_of(ty).is_some() => {
             let view = RowsEventView::parse(ty, event.data()).map_err(decode_error)?;
@@ -654,17 +731,25 @@ async fn handle<'e>(
                 buf.clear();
                 let split = match view.kind {
                     RowsKind::Write => {
-                        m.layout.decode_row(view.rows, &mut pos, view.present_after, buf).map_err(decode_error)?;
+                        m.layout
+                            .decode_row(view.rows, &mut pos, view.present_after, buf)
+                            .map_err(decode_error)?;
                         0
                     }
                     RowsKind::Delete => {
-                        m.layout.decode_row(view.rows, &mut pos, view.present_before, buf).map_err(decode_error)?;
+                        m.layout
+                            .decode_row(view.rows, &mut pos, view.present_before, buf)
+                            .map_err(decode_error)?;
                         buf.len()
                     }
                     RowsKind::Update => {
-                        m.layout.decode_row(view.rows, &mut pos, view.present_before, buf).map_err(decode_error)?;
+                        m.layout
+                            .decode_row(view.rows, &mut pos, view.present_before, buf)
+                            .map_err(decode_error)?;
                         let split = buf.len();
-                        m.layout.decode_row(view.rows, &mut pos, view.present_after, buf).map_err(decode_error)?;
+                        m.layout
+                            .decode_row(view.rows, &mut pos, view.present_after, buf)
+                            .map_err(decode_error)?;
                         split
                     }
                 };
@@ -676,17 +761,76 @@ async fn handle<'e>(
                 let (before, after) = buf.split_at(split);
                 let row = row_index - 1;
                 match view.kind {
-                    RowsKind::Write => emit(ctx, publisher, schema, tx, Op::Create, None, Some(after), ts_us, row).await?,
-                    RowsKind::Delete => emit(ctx, publisher, schema, tx, Op::Delete, Some(before), None, ts_us, row).await?,
+                    RowsKind::Write => {
+                        emit(
+                            ctx,
+                            publisher,
+                            schema,
+                            tx,
+                            Op::Create,
+                            None,
+                            Some(after),
+                            ts_us,
+                            row,
+                        )
+                        .await?
+                    }
+                    RowsKind::Delete => {
+                        emit(
+                            ctx,
+                            publisher,
+                            schema,
+                            tx,
+                            Op::Delete,
+                            Some(before),
+                            None,
+                            ts_us,
+                            row,
+                        )
+                        .await?
+                    }
                     RowsKind::Update => {
                         let key_changed = schema.key.iter().any(|&k| before.get(k) != after.get(k));
                         if key_changed {
                             // Debezium's contract for a primary-key change: delete (and
                             // tombstone) on the old key, create on the new one.
-                            emit(ctx, publisher, schema, tx, Op::Delete, Some(before), None, ts_us, row).await?;
-                            emit(ctx, publisher, schema, tx, Op::Create, None, Some(after), ts_us, row).await?;
+                            emit(
+                                ctx,
+                                publisher,
+                                schema,
+                                tx,
+                                Op::Delete,
+                                Some(before),
+                                None,
+                                ts_us,
+                                row,
+                            )
+                            .await?;
+                            emit(
+                                ctx,
+                                publisher,
+                                schema,
+                                tx,
+                                Op::Create,
+                                None,
+                                Some(after),
+                                ts_us,
+                                row,
+                            )
+                            .await?;
                         } else {
-                            emit(ctx, publisher, schema, tx, Op::Update, Some(before), Some(after), ts_us, row).await?;
+                            emit(
+                                ctx,
+                                publisher,
+                                schema,
+                                tx,
+                                Op::Update,
+                                Some(before),
+                                Some(after),
+                                ts_us,
+                                row,
+                            )
+                            .await?;
                         }
                     }
                 }
@@ -695,18 +839,6 @@ async fn handle<'e>(
         _ => {}
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rotate_name_followed_by_checksum_bytes_is_cut_after_its_number() {
-        assert_eq!(binlog_file_name(b"mariadb-bin.000004~\x01\xff\x07"), "mariadb-bin.000004");
-        assert_eq!(binlog_file_name(b"mariadb-bin.000004"), "mariadb-bin.000004");
-        assert_eq!(binlog_file_name(b"weird"), "weird");
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -769,4 +901,22 @@ async fn emit(
             },
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotate_name_followed_by_checksum_bytes_is_cut_after_its_number() {
+        assert_eq!(
+            binlog_file_name(b"mariadb-bin.000004~\x01\xff\x07"),
+            "mariadb-bin.000004"
+        );
+        assert_eq!(
+            binlog_file_name(b"mariadb-bin.000004"),
+            "mariadb-bin.000004"
+        );
+        assert_eq!(binlog_file_name(b"weird"), "weird");
+    }
 }
