@@ -110,8 +110,12 @@ pub enum ColumnType {
     /// `io.debezium.data.Tsvector`: string (PostgreSQL `tsvector`).
     TsVector,
     /// `io.debezium.data.geometry.Geometry`: record `{wkb: bytes, srid: optional int}`
-    /// (MySQL spatial types).
+    /// (MySQL spatial types other than POINT).
     Geometry,
+    /// `io.debezium.data.geometry.Point`: record `{x: double, y: double, wkb: optional bytes,
+    /// srid: optional int}` (MySQL POINT); its datum is a [`Datum::Geometry`] holding a WKB
+    /// point, from which the encoder takes x and y.
+    Point,
 }
 
 /// One column of a table as the event schemas show it.

@@ -680,6 +680,8 @@ enum Kind {
     VarDecimal,
     /// Debezium Geometry record `{wkb: bytes, srid: ["null", int]}`.
     Geometry,
+    /// Debezium Point record `{x: double, y: double, wkb: ["null", bytes], srid: ["null", int]}`.
+    Point,
     /// Avro array whose items are `["null", T]`.
     Array(Box<Kind>),
 }
@@ -708,6 +710,7 @@ impl Kind {
             ColumnType::Decimal { scale, .. } => Kind::Decimal { scale: *scale },
             ColumnType::VariableScaleDecimal => Kind::VarDecimal,
             ColumnType::Geometry => Kind::Geometry,
+            ColumnType::Point => Kind::Point,
             ColumnType::Date => int32("io.debezium.time.Date"),
             ColumnType::Time => int32("io.debezium.time.Time"),
             ColumnType::MicroTime => Kind::Long {
@@ -757,6 +760,7 @@ impl Kind {
             Kind::Decimal { .. } => "org.apache.kafka.connect.data.Decimal",
             Kind::VarDecimal => "io.debezium.data.VariableScaleDecimal",
             Kind::Geometry => "io.debezium.data.geometry.Geometry",
+            Kind::Point => "io.debezium.data.geometry.Point",
             Kind::Array(_) => "array",
         }
     }
@@ -778,6 +782,12 @@ impl Kind {
             // Debezium's converters have no zero geometry; an empty WKB without SRID is the
             // closest to "no value" a required field can hold.
             Kind::Geometry => {
+                write_long(0, out);
+                write_long(0, out);
+            }
+            Kind::Point => {
+                out.extend_from_slice(&0f64.to_le_bytes());
+                out.extend_from_slice(&0f64.to_le_bytes());
                 write_long(0, out);
                 write_long(0, out);
             }
@@ -841,6 +851,25 @@ impl Kind {
                     }
                 }
             }
+            (Kind::Point, Datum::Geometry { wkb, srid }) => {
+                let Some((x, y)) = wkb_point(wkb) else {
+                    return Err(Fault::Mismatch {
+                        expected: "io.debezium.data.geometry.Point",
+                        datum: "non-point geometry",
+                    });
+                };
+                out.extend_from_slice(&x.to_le_bytes());
+                out.extend_from_slice(&y.to_le_bytes());
+                write_long(1, out);
+                write_bytes(wkb, out);
+                match srid {
+                    None => write_long(0, out),
+                    Some(srid) => {
+                        write_long(1, out);
+                        write_long(i64::from(*srid), out);
+                    }
+                }
+            }
             (Kind::Array(elem), Datum::Array(items)) => {
                 if !items.is_empty() {
                     write_len(items.len(), out);
@@ -864,6 +893,37 @@ impl Kind {
         }
         Ok(())
     }
+}
+
+/// x and y of a 2D well-known-binary point (byte order, type 1, two doubles).
+fn wkb_point(wkb: &[u8]) -> Option<(f64, f64)> {
+    if wkb.len() != 21 {
+        return None;
+    }
+    let little = match wkb[0] {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let word = |b: &[u8]| -> [u8; 4] { [b[0], b[1], b[2], b[3]] };
+    let ty = if little {
+        u32::from_le_bytes(word(&wkb[1..5]))
+    } else {
+        u32::from_be_bytes(word(&wkb[1..5]))
+    };
+    if ty != 1 {
+        return None;
+    }
+    let double = |b: &[u8]| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        if little {
+            f64::from_le_bytes(a)
+        } else {
+            f64::from_be_bytes(a)
+        }
+    };
+    Some((double(&wkb[5..13]), double(&wkb[13..21])))
 }
 
 fn datum_shape(datum: &Datum<'_>) -> &'static str {
@@ -1008,6 +1068,7 @@ struct SchemaWriter {
     out: String,
     variable_scale_decimal_defined: bool,
     geometry_defined: bool,
+    point_defined: bool,
 }
 
 impl SchemaWriter {
@@ -1016,6 +1077,7 @@ impl SchemaWriter {
             out: String::with_capacity(1024 + namespace.len() * 4),
             variable_scale_decimal_defined: false,
             geometry_defined: false,
+            point_defined: false,
         }
     }
 
@@ -1120,6 +1182,23 @@ impl SchemaWriter {
                          {\"name\":\"srid\",\"type\":[\"null\",\"int\"],\"default\":null}],\
                          \"connect.doc\":\"Geometry\",\"connect.version\":1,\
                          \"connect.name\":\"io.debezium.data.geometry.Geometry\"}",
+                    );
+                }
+            }
+            ColumnType::Point => {
+                if self.point_defined {
+                    self.out.push_str("\"io.debezium.data.geometry.Point\"");
+                } else {
+                    self.point_defined = true;
+                    self.out.push_str(
+                        "{\"type\":\"record\",\"name\":\"Point\",\
+                         \"namespace\":\"io.debezium.data.geometry\",\"fields\":[\
+                         {\"name\":\"x\",\"type\":\"double\"},\
+                         {\"name\":\"y\",\"type\":\"double\"},\
+                         {\"name\":\"wkb\",\"type\":[\"null\",\"bytes\"],\"default\":null},\
+                         {\"name\":\"srid\",\"type\":[\"null\",\"int\"],\"default\":null}],\
+                         \"connect.doc\":\"Geometry (POINT)\",\"connect.version\":1,\
+                         \"connect.name\":\"io.debezium.data.geometry.Point\"}",
                     );
                 }
             }

@@ -660,6 +660,73 @@ fn geometry_is_debeziums_record_defined_once_and_referenced_afterwards() {
 }
 
 #[test]
+fn points_are_debeziums_point_record_with_x_and_y_from_the_wkb() {
+    let t = table(
+        vec![
+            col("id", ColumnType::Int32, false),
+            col("p", ColumnType::Point, true),
+            col("q", ColumnType::Point, false),
+        ],
+        vec![0],
+    );
+    let codec = TableCodec::new("srv", &t, ConnectorKind::Postgres).unwrap();
+    let schema = codec.value_schema();
+    assert!(schema.contains(
+        "{\"type\":\"record\",\"name\":\"Point\",\"namespace\":\"io.debezium.data.geometry\",\"fields\":[{\"name\":\"x\",\"type\":\"double\"},{\"name\":\"y\",\"type\":\"double\"},{\"name\":\"wkb\",\"type\":[\"null\",\"bytes\"],\"default\":null},{\"name\":\"srid\",\"type\":[\"null\",\"int\"],\"default\":null}],\"connect.doc\":\"Geometry (POINT)\",\"connect.version\":1,\"connect.name\":\"io.debezium.data.geometry.Point\"}"
+    ));
+    assert_eq!(schema.matches("\"name\":\"Point\"").count(), 1);
+    // POINT(1 2), little-endian WKB, and the same point big-endian
+    let le =
+        b"\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x00\x00\x00\x00\x00\x00\x40";
+    let be =
+        b"\x00\x00\x00\x00\x01\x3f\xf0\x00\x00\x00\x00\x00\x00\x40\x00\x00\x00\x00\x00\x00\x00";
+    let row = [
+        Datum::Int(1),
+        Datum::Geometry {
+            wkb: Cow::Owned(le.to_vec()),
+            srid: Some(4326),
+        },
+        Datum::Geometry {
+            wkb: Cow::Owned(be.to_vec()),
+            srid: None,
+        },
+    ];
+    let mut out = Vec::new();
+    codec
+        .encode_value(&event(&t, Op::Create, None, Some(&row)), 3, &mut out)
+        .unwrap();
+    let value = decode(codec.value_schema(), &out, 3);
+    let point = |x: f64, y: f64, wkb: &[u8], srid: Option<i32>| {
+        Value::Record(vec![
+            ("x".into(), Value::Double(x)),
+            ("y".into(), Value::Double(y)),
+            ("wkb".into(), some(Value::Bytes(wkb.to_vec()))),
+            (
+                "srid".into(),
+                srid.map_or_else(none, |s| some(Value::Int(s))),
+            ),
+        ])
+    };
+    assert_eq!(
+        field(after(&value), "p"),
+        &some(point(1.0, 2.0, le, Some(4326)))
+    );
+    assert_eq!(field(after(&value), "q"), &point(1.0, 2.0, be, None));
+    // a linestring in a POINT column is refused, not mislabelled
+    let bad = [
+        Datum::Int(1),
+        Datum::Null,
+        Datum::Geometry {
+            wkb: Cow::Owned(vec![1, 2, 0, 0, 0, 0, 0, 0, 0]),
+            srid: None,
+        },
+    ];
+    assert!(codec
+        .encode_value(&event(&t, Op::Create, None, Some(&bad)), 3, &mut Vec::new())
+        .is_err());
+}
+
+#[test]
 fn variable_scale_decimal_is_defined_once_and_referenced_afterwards() {
     let t = table(
         vec![

@@ -219,6 +219,7 @@ pub fn column_type(col: &ColumnDef, opts: &TypeOptions) -> ColumnType {
         "enum" => ColumnType::Enum(col.enum_values.clone()),
         "set" => ColumnType::EnumSet(col.enum_values.clone()),
         "json" => ColumnType::Json,
+        "point" => ColumnType::Point,
         _ if is_spatial(dt) => ColumnType::Geometry,
         _ => ColumnType::String,
     }
@@ -696,7 +697,7 @@ fn layout_column(
         t::JSON if matches!(ty, ColumnType::Json) => Dec::Json {
             prefix: blob_prefix(mc.meta)?,
         },
-        t::GEOMETRY if matches!(ty, ColumnType::Geometry) => Dec::Geometry {
+        t::GEOMETRY if matches!(ty, ColumnType::Geometry | ColumnType::Point) => Dec::Geometry {
             prefix: blob_prefix(mc.meta)?,
         },
         t::VECTOR if is_unknown(ty, col) => Dec::RawBlob {
@@ -1047,9 +1048,10 @@ fn geometry(b: &[u8]) -> Result<Datum<'_>, ValueError> {
         ));
     }
     let srid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    // SRID 0 ("no reference system", MySQL's default) is a null srid, as Debezium writes it
     Ok(Datum::Geometry {
         wkb: Cow::Borrowed(&b[4..]),
-        srid: Some(srid as i32),
+        srid: (srid != 0).then_some(srid as i32),
     })
 }
 
@@ -1511,7 +1513,7 @@ pub fn snapshot_datum(
             V::Bytes(b) => Datum::Bytes(Cow::Owned(b)),
             other => return Err(bad(&other)),
         },
-        ColumnType::Geometry => match value {
+        ColumnType::Geometry | ColumnType::Point => match value {
             V::Bytes(b) => geometry(&b)
                 .map_err(|_| snap_err(col, "GEOMETRY value shorter than its SRID"))?
                 .into_owned(),
@@ -1533,6 +1535,20 @@ pub fn snapshot_datum(
 
 // ---------------------------------------------------------------------------------------
 // table definitions from FULL metadata
+
+/// The spatial type named by the table map's GEOMETRY_TYPE metadata.
+fn geometry_type_name(code: u32) -> &'static str {
+    match code {
+        1 => "point",
+        2 => "linestring",
+        3 => "polygon",
+        4 => "multipoint",
+        5 => "multilinestring",
+        6 => "multipolygon",
+        7 => "geometrycollection",
+        _ => "geometry",
+    }
+}
 
 /// The `DATA_TYPE` name of a binlog column.
 fn data_type_of(mc: &MapColumn, binary: bool) -> &'static str {
@@ -1600,7 +1616,11 @@ pub fn table_def_from_map(database: &str, table: &str, map: &TableMapInfo) -> Op
                 .and_then(charset_of_collation)
                 .map(str::to_owned);
             let binary = charset.as_deref() == Some("binary");
-            let data_type = data_type_of(mc, binary).to_owned();
+            let data_type = match o.geometry_type.get(i).copied().flatten() {
+                Some(code) if mc.real_type == t::GEOMETRY => geometry_type_name(code),
+                _ => data_type_of(mc, binary),
+            }
+            .to_owned();
             let unsigned = o.unsigned.get(i).copied().flatten().unwrap_or(false);
             let (numeric_precision, numeric_scale) = match mc.real_type {
                 t::NEWDECIMAL => (

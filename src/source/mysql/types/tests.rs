@@ -734,6 +734,23 @@ fn geometry_splits_the_srid_from_the_well_known_binary() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("SRID"), "{err}");
+    // SRID 0 is no reference system: a null srid, as Debezium writes it
+    let mut v = vec![25, 0, 0, 0, 0, 0, 0, 0];
+    v.extend_from_slice(wkb);
+    let d = one(
+        col("c", "geometry", "geometry"),
+        mysql_type::GEOMETRY,
+        4,
+        &v,
+    )
+    .unwrap();
+    assert_eq!(
+        d,
+        Datum::Geometry {
+            wkb: Cow::Owned(wkb.to_vec()),
+            srid: None
+        }
+    );
 }
 
 // ---- binary JSON ---------------------------------------------------------------------------
@@ -1531,9 +1548,9 @@ fn column_types_follow_debeziums_mysql_defaults() {
         ColumnType::EnumSet(vec!["x".into()])
     );
     assert_eq!(t("json", "json"), ColumnType::Json);
+    assert_eq!(t("point", "point"), ColumnType::Point);
     for g in [
         "geometry",
-        "point",
         "linestring",
         "polygon",
         "multipoint",
