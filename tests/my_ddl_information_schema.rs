@@ -231,6 +231,11 @@ const STATEMENTS: &[&str] = &[
     "ALTER TABLE enums MODIFY e ENUM('a','bb','c''q','new') NOT NULL, MODIFY s SET('x') NULL",
     "ALTER IGNORE TABLE cs1 ADD COLUMN IF NOT EXISTS v VARCHAR(3) AFTER z",
     "/* leading comment */ ALTER TABLE `cs1` DROP w;",
+    "ALTER TABLE gen DROP INDEX `PRIMARY`",
+    "ALTER TABLE gen ADD PRIMARY KEY (f), DROP CONSTRAINT IF EXISTS nope",
+    "DROP INDEX `PRIMARY` ON gen",
+    "ALTER TABLE gen ADD CONSTRAINT PRIMARY KEY (a)",
+    "ALTER TABLE gen DROP CONSTRAINT `PRIMARY`",
 ];
 
 #[tokio::test]

@@ -148,6 +148,24 @@ pub fn apply(
     Ok(out)
 }
 
+/// For `DROP INDEX [IF EXISTS] `PRIMARY` ON t [ALGORITHM…]`: where the table name starts and
+/// ends.
+fn drop_primary_index_on(toks: &[Token]) -> Option<(usize, usize)> {
+    if !kw_at(toks, 0, "DROP") || !kw_at(toks, 1, "INDEX") {
+        return None;
+    }
+    let mut j = 2;
+    if kw_at(toks, j, "IF") && kw_at(toks, j + 1, "EXISTS") {
+        j += 2;
+    }
+    if !names_primary(toks.get(j)) || !kw_at(toks, j + 1, "ON") {
+        return None;
+    }
+    let (_, end) = read_name(toks, j + 2)?;
+    // ALGORITHM/LOCK options after the name change nothing.
+    Some((j + 2, end))
+}
+
 /// The databases a statement would change table definitions in, without a catalog: `None`
 /// when it is not such a statement, `Some(vec![])` when it is one whose databases cannot be
 /// told (treat as touching everything). Used to decide whether the binlog between two
@@ -230,6 +248,8 @@ pub fn schema_targets(default_db: Option<&str>, sql: &str) -> Option<Vec<String>
         } else if kw_at(&toks, 1, "DATABASE") || kw_at(&toks, 1, "SCHEMA") {
             let j = skip_if(2);
             dbs.push(toks.get(j).and_then(word).map(|w| w.value.clone()));
+        } else if let Some((on, _)) = drop_primary_index_on(&toks) {
+            dbs.push(db_of(on));
         } else {
             return None;
         }
@@ -380,6 +400,15 @@ fn dispatch(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token]) -> Result<DdlOutco
         }
         if kw_at(toks, 1, "DATABASE") || kw_at(toks, 1, "SCHEMA") {
             return database_stmt(cat, ctx, toks, 2, DbOp::Drop);
+        }
+        if let Some((on, end)) = drop_primary_index_on(toks) {
+            // `DROP INDEX `PRIMARY` ON t` = `ALTER TABLE t DROP PRIMARY KEY`.
+            let mut alter = vec![Token::make_keyword("ALTER"), Token::make_keyword("TABLE")];
+            alter.extend_from_slice(&toks[on..end]);
+            alter.push(Token::make_keyword("DROP"));
+            alter.push(Token::make_keyword("PRIMARY"));
+            alter.push(Token::make_keyword("KEY"));
+            return alter_table(cat, ctx, &alter, 2);
         }
         return Ok(DdlOutcome::NotSchema);
     }
@@ -1190,7 +1219,14 @@ enum Spec<'a> {
     ConvertCharset(String),
     DefaultCharset(String),
     Rename(&'a [Token]),
+    DropPrimary,
     Ignore,
+}
+
+/// The index name `PRIMARY` (quoted or not): the primary key.
+fn names_primary(t: Option<&Token>) -> bool {
+    t.and_then(word)
+        .is_some_and(|w| w.value.eq_ignore_ascii_case("PRIMARY"))
 }
 
 fn classify_spec<'a>(ctx: &Ctx<'_>, spec: &'a [Token]) -> Result<Spec<'a>, DdlError> {
@@ -1283,6 +1319,16 @@ fn classify_spec<'a>(ctx: &Ctx<'_>, spec: &'a [Token]) -> Result<Spec<'a>, DdlEr
         if k(1, "PRIMARY") {
             return Ok(Spec::Parse(spec.to_vec(), false));
         }
+        // `DROP INDEX|KEY|CONSTRAINT [IF EXISTS] `PRIMARY`` drops the primary key too.
+        if k(1, "INDEX") || k(1, "KEY") || k(1, "CONSTRAINT") {
+            let mut j = 2;
+            if k(j, "IF") && k(j + 1, "EXISTS") {
+                j += 2;
+            }
+            if names_primary(spec.get(j)) {
+                return Ok(Spec::DropPrimary);
+            }
+        }
         if [
             "INDEX",
             "KEY",
@@ -1362,6 +1408,10 @@ fn alter_table(
         }
         match classify_spec(ctx, spec).map_err(|e| with_table(e, &key))? {
             Spec::Ignore => {}
+            Spec::DropPrimary => {
+                def.primary_key.clear();
+                changed = true;
+            }
             Spec::DefaultCharset(cs) => {
                 table_cs = Some(cs);
                 changed = true;
