@@ -136,11 +136,6 @@ pub fn apply(catalog: &mut Catalog, default_db: Option<&str>, sql: &str) -> Resu
     while matches!(toks.last(), Some(Token::SemiColon)) {
         toks.pop();
     }
-    if toks.iter().any(|t| matches!(t, Token::SemiColon)) {
-        if toks.iter().take(3).any(|t| is_kw(t, "CREATE") || is_kw(t, "ALTER")) {
-            return Err(ctx.unsupported(None, "several statements in one event"));
-        }
-    }
     let mut work = catalog.clone();
     let out = dispatch(&mut work, &ctx, &toks)?;
     if out != DdlOutcome::NotSchema {
@@ -415,8 +410,9 @@ fn to_sql(toks: &[Token]) -> String {
     s
 }
 
-/// Index of the token after the parenthesized group opening at `open`.
-fn skip_parens(toks: &[Token], open: usize) -> usize {
+/// Index of the token after the parenthesized group opening at `open`, or `None` when it is
+/// not closed.
+fn skip_parens(toks: &[Token], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = open;
     while i < toks.len() {
@@ -425,14 +421,14 @@ fn skip_parens(toks: &[Token], open: usize) -> usize {
             Token::RParen => {
                 depth = depth.saturating_sub(1);
                 if depth == 0 {
-                    return i + 1;
+                    return Some(i + 1);
                 }
             }
             _ => {}
         }
         i += 1;
     }
-    toks.len()
+    None
 }
 
 /// Splits at top-level commas.
@@ -688,7 +684,7 @@ fn column_def(
     };
     let sized_text = |c: &mut ColumnDef, chars: Option<u64>, blob: bool, cs: &Option<String>| {
         let cs = cs.clone().unwrap_or_else(|| "latin1".into());
-        let bytes = chars.map(|n| if blob { n } else { n * mbmaxlen(&cs) });
+        let bytes = chars.map(|n| if blob { n } else { n.saturating_mul(mbmaxlen(&cs)) });
         let (ty, max) = match bytes {
             Some(b) if b < 256 => ("tiny", 255u64),
             None => ("", 65_535),
@@ -1010,7 +1006,7 @@ fn create_table(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token], mut i: usize) 
     if !matches!(toks.get(after_name), Some(Token::LParen)) {
         return Err(ctx.unsupported(Some(key), "CREATE TABLE without a column list (… SELECT)"));
     }
-    let close = skip_parens(toks, after_name);
+    let close = skip_parens(toks, after_name).ok_or_else(|| ctx.parse_err("unbalanced parentheses"))?;
     let options = &toks[close..];
     if options.iter().any(|t| is_kw(t, "SELECT")) {
         return Err(ctx.unsupported(Some(key), "CREATE TABLE … SELECT (the binlog of a row-based server carries the full definition instead)"));
@@ -1150,8 +1146,8 @@ fn classify_spec<'a>(ctx: &Ctx<'_>, spec: &'a [Token]) -> Result<Spec<'a>, DdlEr
             j += 3;
         }
         if matches!(spec.get(j), Some(Token::LParen)) {
-            let close = skip_parens(spec, j);
-            let inner = &spec[j + 1..close.saturating_sub(1)];
+            let close = skip_parens(spec, j).ok_or_else(|| ctx.parse_err("unbalanced parentheses"))?;
+            let inner = &spec[j + 1..close - 1];
             let mut cols = Vec::new();
             for el in split_commas(inner) {
                 let mut v = vec![Token::make_keyword("ADD"), Token::make_keyword("COLUMN")];
@@ -1511,12 +1507,17 @@ fn rename_tables(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token]) -> Result<Ddl
     let Statement::RenameTable(pairs) = parse_statement(ctx, &sql)? else {
         return Err(ctx.parse_err("not a RENAME TABLE"));
     };
-    let mut tables: Vec<(String, String)> = Vec::new();
-    let mut dropped: Vec<(String, String)> = Vec::new();
     // Renames apply left to right (`RENAME TABLE a TO tmp, b TO a, tmp TO b` swaps).
+    let mut touched: Vec<((String, String), bool)> = Vec::new();
     for p in &pairs {
         let from = ctx.qualify_obj(&p.old_name)?;
         let to = ctx.qualify_obj(&p.new_name)?;
+        for k in [&from, &to] {
+            if !touched.iter().any(|(t, _)| t == k) {
+                let existed = cat.get(&k.0, &k.1).is_some();
+                touched.push((k.clone(), existed));
+            }
+        }
         let Some(mut def) = cat.remove(&from.0, &from.1) else {
             return Err(ctx.unknown(from));
         };
@@ -1527,14 +1528,16 @@ fn rename_tables(cat: &mut Catalog, ctx: &Ctx<'_>, toks: &[Token]) -> Result<Ddl
         if let Some(cs) = cs {
             cat.table_charsets.insert(to.clone(), cs);
         }
-        tables.retain(|t| *t != from);
-        dropped.retain(|t| *t != to);
-        if !dropped.contains(&from) {
-            dropped.push(from);
-        }
-        tables.push(to);
     }
-    dropped.retain(|t| !tables.contains(t));
+    let mut tables = Vec::new();
+    let mut dropped = Vec::new();
+    for (k, existed) in touched {
+        if cat.get(&k.0, &k.1).is_some() {
+            tables.push(k);
+        } else if existed {
+            dropped.push(k);
+        }
+    }
     Ok(DdlOutcome::Changed { tables, dropped })
 }
 

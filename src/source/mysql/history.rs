@@ -200,7 +200,9 @@ pub struct SchemaHistory {
     server: Option<String>,
     topic_existed: bool,
     records: Vec<HistoryRecord>,
-    problems: Vec<Loaded>,
+    /// Unreadable or foreign values, each with the sequence number of the last good record
+    /// read before it (0 = none): damage before the epoch in use does not matter.
+    problems: Vec<(u64, Loaded)>,
     next_seq: u64,
 }
 
@@ -261,6 +263,7 @@ impl SchemaHistory {
 
     fn from_loaded(source: &str, loaded: Vec<Loaded>) -> SchemaHistory {
         let mut h = SchemaHistory::empty(source);
+        let mut last_good = 0u64;
         for l in loaded {
             match l {
                 Loaded::Record(r) => {
@@ -268,10 +271,10 @@ impl SchemaHistory {
                     // harmless, a different record under the same number is damage.
                     if let Some(prev) = h.records.iter().find(|p| p.seq == r.seq) {
                         if *prev != *r {
-                            h.problems.push(Loaded::Damaged(format!(
-                                "two different records with seq {}",
-                                r.seq
-                            )));
+                            h.problems.push((
+                                r.seq,
+                                Loaded::Damaged(format!("two different records with seq {}", r.seq)),
+                            ));
                         }
                         continue;
                     }
@@ -279,9 +282,10 @@ impl SchemaHistory {
                         h.server = r.server.clone();
                     }
                     h.next_seq = h.next_seq.max(r.seq + 1);
+                    last_good = r.seq;
                     h.records.push(*r);
                 }
-                other => h.problems.push(other),
+                other => h.problems.push((last_good, other)),
             }
         }
         h.records.sort_by_key(|r| r.seq);
@@ -317,10 +321,8 @@ impl SchemaHistory {
         let Some(start) = self.epoch_start(pos) else {
             return cat;
         };
-        for r in &self.records[start..] {
-            if r.snapshot && !r.continues && r.seq != self.records[start].seq {
-                break; // the next epoch
-            }
+        apply_record(&mut cat, &self.records[start]);
+        for r in self.epoch_rest(start) {
             let applies = if r.snapshot {
                 r.position <= *pos
             } else {
@@ -333,6 +335,13 @@ impl SchemaHistory {
             apply_record(&mut cat, r);
         }
         cat
+    }
+
+    /// The records after the epoch's first one, up to the next epoch.
+    fn epoch_rest(&self, start: usize) -> impl Iterator<Item = &HistoryRecord> {
+        self.records[start + 1..]
+            .iter()
+            .take_while(|r| !(r.snapshot && !r.continues))
     }
 
     /// Index of the first record of the newest epoch whose snapshot is at or before `pos`.
@@ -352,10 +361,33 @@ impl SchemaHistory {
 
     /// Checks the history is whole: it holds every record up to the checkpoint's
     /// `expected_last_seq`, without gaps, readable, of this source, starting with a snapshot.
-    /// More records than expected are fine (at-least-once writes history before the
-    /// checkpoint; a replayed DDL is recognised with [`SchemaHistory::contains`]).
+    ///
+    /// Only the epoch the checkpoint is in matters (the newest snapshot numbered at or below
+    /// `expected_last_seq`, or the newest one): damage in older epochs, left behind by a
+    /// re-snapshot, does not block. More records than expected are fine (at-least-once
+    /// writes history before the checkpoint; a replayed DDL is recognised with
+    /// [`SchemaHistory::contains`]). A source without a checkpoint takes a snapshot, which
+    /// starts a new epoch: it need not verify.
     pub fn verify(&self, expected_last_seq: Option<u64>, topic: &str) -> Result<(), HistoryError> {
-        for p in &self.problems {
+        let expected = expected_last_seq.filter(|e| *e > 0);
+        let is_start = |r: &HistoryRecord| r.snapshot && !r.continues;
+        let start = self
+            .records
+            .iter()
+            .rposition(|r| is_start(r) && expected.is_none_or(|e| r.seq <= e))
+            .or_else(|| {
+                // A history rebuilt after the old one was lost starts after the checkpoint's
+                // number (at-least-once: its checkpoint may not be written yet). Safe: only the
+                // agent writes snapshots, each describing the tables at its position.
+                let e = expected?;
+                let first = self.records.first()?;
+                (first.seq > e && is_start(first)).then_some(0)
+            });
+        let from_seq = start.map_or(0, |i| self.records[i].seq);
+        for (after, p) in &self.problems {
+            if *after < from_seq {
+                continue;
+            }
             match p {
                 Loaded::Damaged(detail) => {
                     return Err(HistoryError::Damaged {
@@ -373,50 +405,46 @@ impl SchemaHistory {
                 Loaded::Record(_) => {}
             }
         }
-        let Some(first) = self.records.first() else {
-            return match expected_last_seq {
-                Some(expected) if expected > 0 => Err(HistoryError::Missing {
+        let Some(start) = start else {
+            return match (self.records.first(), expected) {
+                (None, None) => Ok(()),
+                (None, Some(expected)) => Err(HistoryError::Missing {
                     topic: topic.into(),
                     source_name: self.source.clone(),
                     expected,
                 }),
-                _ => Ok(()),
+                (Some(first), _) => Err(HistoryError::Gap {
+                    topic: topic.into(),
+                    after: 0,
+                    missing: first.seq.saturating_sub(1).max(1),
+                    found: first.seq,
+                }),
             };
         };
-        if !(first.snapshot && !first.continues) {
-            return Err(HistoryError::Gap {
-                topic: topic.into(),
-                after: 0,
-                missing: first.seq.saturating_sub(1).max(1),
-                found: first.seq,
-            });
-        }
-        let mut prev: Option<&HistoryRecord> = None;
-        for r in &self.records {
-            if let Some(p) = prev {
-                if r.seq != p.seq + 1 {
-                    return Err(HistoryError::Gap {
-                        topic: topic.into(),
-                        after: p.seq,
-                        missing: p.seq + 1,
-                        found: r.seq,
-                    });
-                }
-                if !(r.snapshot && !r.continues) && r.position < p.position {
-                    return Err(HistoryError::Damaged {
-                        topic: topic.into(),
-                        detail: format!(
-                            "record {} at {} comes after record {} at {}: positions go back \
-                             without a new snapshot",
-                            r.seq, r.position, p.seq, p.position
-                        ),
-                    });
-                }
+        let epoch = &self.records[start..];
+        for w in epoch.windows(2) {
+            let (p, r) = (&w[0], &w[1]);
+            if r.seq != p.seq + 1 {
+                return Err(HistoryError::Gap {
+                    topic: topic.into(),
+                    after: p.seq,
+                    missing: p.seq + 1,
+                    found: r.seq,
+                });
             }
-            prev = Some(r);
+            if !(r.snapshot && !r.continues) && r.position < p.position {
+                return Err(HistoryError::Damaged {
+                    topic: topic.into(),
+                    detail: format!(
+                        "record {} at {} comes after record {} at {}: positions go back \
+                         without a new snapshot",
+                        r.seq, r.position, p.seq, p.position
+                    ),
+                });
+            }
         }
-        let last = self.records.last().map(|r| r.seq).unwrap_or(0);
-        if let Some(expected) = expected_last_seq {
+        let last = epoch.last().map_or(0, |r| r.seq);
+        if let Some(expected) = expected {
             if last < expected {
                 return Err(HistoryError::Truncated {
                     topic: topic.into(),
@@ -455,9 +483,7 @@ impl SchemaHistory {
         let Some(start) = self.epoch_start(pos) else {
             return false;
         };
-        self.records[start..]
-            .iter()
-            .take_while(|r| r.seq == self.records[start].seq || !(r.snapshot && !r.continues))
+        self.epoch_rest(start)
             .any(|r| !r.snapshot && r.position == *pos)
     }
 
@@ -634,6 +660,8 @@ pub struct BinlogDdl {
 const QUERY_EVENT: u8 = 0x02;
 /// Event type of a ROTATE event.
 const ROTATE_EVENT: u8 = 0x04;
+/// Event type of a FORMAT_DESCRIPTION event.
+const FORMAT_DESCRIPTION_EVENT: u8 = 0x0f;
 
 /// Reads the binlog from `from` to its current end (a non-blocking dump, as replica
 /// `server_id`, which must not be in use by a running stream) and returns every statement
@@ -673,16 +701,22 @@ pub async fn ddl_since(
         .await
         .map_err(sql_err("read the binlog for DDL since the resume position"))?;
     let mut file = from.file.clone();
+    let mut seen_fde = false;
     let mut found = Vec::new();
     while let Some(ev) = stream.next().await {
         let ev = ev.map_err(sql_err("read the binlog for DDL since the resume position"))?;
         let h = ev.header();
         match h.event_type_raw() {
-            ROTATE_EVENT => {
+            FORMAT_DESCRIPTION_EVENT => seen_fde = true,
+            ROTATE_EVENT if seen_fde => {
                 if let Ok(Some(EventData::RotateEvent(r))) = ev.read_data() {
                     file = r.name().into_owned();
                 }
             }
+            // The server's first (fake) ROTATE comes before any FORMAT_DESCRIPTION, so the
+            // parser does not know yet that events end in a CRC32 and reads those 4 bytes as
+            // part of the file name. It names the file we asked for anyway.
+            ROTATE_EVENT => {}
             QUERY_EVENT => {
                 let Ok(Some(EventData::QueryEvent(q))) = ev.read_data() else {
                     continue;
@@ -710,6 +744,54 @@ pub async fn ddl_since(
     }
     let _ = stream.close().await;
     Ok(found)
+}
+
+/// `[mysql] schema_history_recovery = "rebuild"`: a new history for a source whose history
+/// is missing or damaged, when that is safe.
+///
+/// `catalog_now` must have been loaded from information_schema *before* this call: the scan
+/// then covers every DDL that could make it differ from the tables at `resume`. When the scan
+/// finds none, the returned history holds one new epoch — a snapshot of `catalog_now` at
+/// `resume`, numbered after `after_seq` (the checkpoint's) — and the records to write in the
+/// source's next Kafka transaction. Otherwise the error names the first such statement and the
+/// way out (a new snapshot).
+#[allow(clippy::too_many_arguments)]
+pub async fn rebuild_if_safe(
+    conn: mysql_async::Conn,
+    server_id: u32,
+    source: &str,
+    topic: &str,
+    resume: &BinlogPosition,
+    gtid: Option<String>,
+    catalog_now: &Catalog,
+    after_seq: Option<u64>,
+    captures: impl Fn(&str) -> bool,
+) -> Result<(SchemaHistory, Vec<HistoryRecord>), crate::source::SourceError> {
+    let ddl = ddl_since(conn, server_id, resume, captures).await?;
+    if let Some(first) = ddl.first() {
+        return Err(crate::source::SourceError::Definite(format!(
+            "schema history topic `{topic}` cannot be rebuilt from information_schema: {} \
+             statement(s) changed captured tables since the resume position {resume}, the \
+             first at {}: `{}`. Fix: take a new snapshot (delete source `{source}`'s key from \
+             the offsets topic, or use a new topic_prefix); see {RECOVERY_DOC}",
+            ddl.len(),
+            first.position,
+            first.statement
+        )));
+    }
+    let mut h = SchemaHistory::empty(source);
+    if let Some(seq) = after_seq {
+        h.continue_after(seq);
+    }
+    let records = h.record_snapshot(resume.clone(), gtid, catalog_now);
+    tracing::warn!(
+        source,
+        topic,
+        position = %resume,
+        tables = catalog_now.tables.len(),
+        "schema history rebuilt from information_schema: no DDL on captured tables since the resume position"
+    );
+    Ok((h, records))
 }
 
 #[cfg(test)]

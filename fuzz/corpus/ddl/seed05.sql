@@ -1,0 +1,1 @@
+RENAME TABLE t TO tmp, u TO t, tmp TO u
