@@ -116,7 +116,9 @@ impl ScratchMariadb {
                 "--defaults-file={}",
                 self.dir.path().join("my.cnf").display()
             ))
-            .args(["-uroot", "-N", "-e", sql])
+            // root authenticates by unix socket; the stack's MYSQL_HOST (set for the tests)
+            // would otherwise turn the client to TCP, where that fails.
+            .args(["--protocol=socket", "-uroot", "-N", "-e", sql])
             .output()
             .map_err(|e| e.to_string())?;
         if out.status.success() {
