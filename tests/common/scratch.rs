@@ -61,6 +61,10 @@ impl ScratchMariadb {
             ),
         )
         .unwrap();
+        // Several mariadb-install-db at once crash (seen: a segfault of its bootstrap
+        // server): the tests of one binary install one after another.
+        static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let installing = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
         let out = Command::new(find("mariadb-install-db"))
             .arg(format!("--defaults-file={}", cnf.display()))
             .args([
@@ -71,10 +75,13 @@ impl ScratchMariadb {
             ])
             .output()
             .expect("mariadb-install-db (apt install mariadb-server)");
+        drop(installing);
         assert!(
             out.status.success(),
-            "mariadb-install-db failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "mariadb-install-db failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
         );
         let child = Command::new(find("mariadbd"))
             .arg(format!("--defaults-file={}", cnf.display()))
@@ -118,7 +125,8 @@ impl ScratchMariadb {
             ))
             // root authenticates by unix socket; the stack's MYSQL_HOST (set for the tests)
             // would otherwise turn the client to TCP, where that fails.
-            .args(["--protocol=socket", "-uroot", "-N", "-e", sql])
+            .env_remove("MYSQL_HOST")
+            .args(["--host=localhost", "-uroot", "-N", "-e", sql])
             .output()
             .map_err(|e| e.to_string())?;
         if out.status.success() {
