@@ -620,3 +620,46 @@ async fn a_deleted_history_topic_with_ddl_since_the_checkpoint_refuses_to_rebuil
     assert_eq!(hist[0]["snapshot"], true);
     println!("new snapshot after the refused rebuild: {} events", got.len());
 }
+
+#[tokio::test]
+async fn a_table_created_renamed_and_recreated_mid_stream_decodes_with_the_names_of_its_create() {
+    let s = minimal_metadata_server();
+    s.sql("CREATE TABLE shop.t (id INT PRIMARY KEY)");
+    let cfg = agent_config(&s, "exactly-once");
+    let agent = Agent::start(&cfg);
+    agent.wait_streaming(WAIT);
+    s.sql(
+        "CREATE TABLE shop.n (k INT PRIMARY KEY, label VARCHAR(10), qty SMALLINT UNSIGNED);
+         INSERT INTO shop.n VALUES (1, 'one', 65535);
+         RENAME TABLE shop.n TO shop.m;
+         INSERT INTO shop.m VALUES (2, 'two', 2);
+         DROP TABLE shop.m;
+         CREATE TABLE shop.m (k BIGINT PRIMARY KEY, other VARCHAR(5));
+         INSERT INTO shop.m VALUES (3, 'x');",
+    );
+    let prefix = &cfg.topic_prefix;
+    let n = read_changes(&format!("{prefix}.shop.n"), 1, &agent);
+    assert_eq!(
+        n,
+        [change("c", None, cols(&[("k", "1"), ("label", "one"), ("qty", "65535")]))],
+        "agent log:\n{}",
+        agent.log()
+    );
+    let m = read_changes(&format!("{prefix}.shop.m"), 2, &agent);
+    assert_eq!(
+        m,
+        [
+            change("c", None, cols(&[("k", "2"), ("label", "two"), ("qty", "2")])),
+            change("c", None, cols(&[("k", "3"), ("other", "x")])),
+        ],
+        "agent log:\n{}",
+        agent.log()
+    );
+    let hist = history_records(&cfg, 5);
+    let ddl: Vec<String> = hist[1..]
+        .iter()
+        .map(|r| r["ddl"].as_str().unwrap().split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(ddl, ["CREATE TABLE", "RENAME TABLE", "DROP TABLE", "CREATE TABLE"], "{hist:#?}");
+    println!("tables created/renamed/recreated mid-stream: history {ddl:?}");
+}
