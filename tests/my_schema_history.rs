@@ -28,7 +28,10 @@ fn minimal_metadata_server() -> ScratchMariadb {
     let s = ScratchMariadb::start(
         "binlog_row_metadata = MINIMAL\ngtid_strict_mode = ON\nlog_slave_updates = ON\n",
     );
-    assert_eq!(s.sql("SELECT @@global.binlog_row_metadata").trim(), "MINIMAL");
+    assert_eq!(
+        s.sql("SELECT @@global.binlog_row_metadata").trim(),
+        "MINIMAL"
+    );
     s.sql("CREATE DATABASE shop");
     s
 }
@@ -84,7 +87,12 @@ struct Change {
 }
 
 fn cols(pairs: &[(&str, &str)]) -> Option<Image> {
-    Some(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect())
+    Some(
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    )
 }
 
 fn change(op: &str, before: Option<Image>, after: Option<Image>) -> Change {
@@ -142,7 +150,11 @@ fn read_until_id(topic: &str, id: &str, agent: &Agent) -> Vec<Change> {
         seen = r.len();
         found
     });
-    assert!(found, "no change with id {id} in {topic}; agent log:\n{}", agent.log());
+    assert!(
+        found,
+        "no change with id {id} in {topic}; agent log:\n{}",
+        agent.log()
+    );
     changes(&recs, &mut AvroDecoder::new())
 }
 
@@ -216,7 +228,12 @@ async fn delete_topic(topic: &str) {
 /// Waits until the agent logged `needle` after `mark` (its log is appended across restarts).
 async fn wait_log_after(agent: &Agent, mark: usize, needle: &str) {
     wait_until(WAIT, needle, || async {
-        agent.log().get(mark..).unwrap_or_default().contains(needle).then_some(())
+        agent
+            .log()
+            .get(mark..)
+            .unwrap_or_default()
+            .contains(needle)
+            .then_some(())
     })
     .await;
 }
@@ -275,20 +292,47 @@ async fn alter_table_mid_stream_decodes_each_row_with_the_columns_it_was_written
     );
     let got = read_changes(&topic, 9, &agent);
     let expected = vec![
-        change("r", None, cols(&[("id", "0"), ("a", "a0"), ("b", "10"), ("c", "100")])),
-        change("c", None, cols(&[("id", "1"), ("a", "a1"), ("b", "11"), ("c", "101")])),
+        change(
+            "r",
+            None,
+            cols(&[("id", "0"), ("a", "a0"), ("b", "10"), ("c", "100")]),
+        ),
         change(
             "c",
             None,
-            cols(&[("id", "2"), ("a", "a2"), ("b", "12"), ("c", "102"), ("d", "d2")]),
+            cols(&[("id", "1"), ("a", "a1"), ("b", "11"), ("c", "101")]),
         ),
-        change("c", None, cols(&[("id", "3"), ("a", "a3"), ("c", "103"), ("d", "d3")])),
         change(
             "c",
             None,
-            cols(&[("id", "4"), ("a", "a4"), ("c", "1099511627776"), ("d", "d4")]),
+            cols(&[
+                ("id", "2"),
+                ("a", "a2"),
+                ("b", "12"),
+                ("c", "102"),
+                ("d", "d2"),
+            ]),
         ),
-        change("c", None, cols(&[("id", "5"), ("aa", "a5"), ("c", "105"), ("d", "d5")])),
+        change(
+            "c",
+            None,
+            cols(&[("id", "3"), ("a", "a3"), ("c", "103"), ("d", "d3")]),
+        ),
+        change(
+            "c",
+            None,
+            cols(&[
+                ("id", "4"),
+                ("a", "a4"),
+                ("c", "1099511627776"),
+                ("d", "d4"),
+            ]),
+        ),
+        change(
+            "c",
+            None,
+            cols(&[("id", "5"), ("aa", "a5"), ("c", "105"), ("d", "d5")]),
+        ),
         change(
             "c",
             None,
@@ -340,7 +384,10 @@ async fn alter_table_mid_stream_decodes_each_row_with_the_columns_it_was_written
     let seqs: Vec<u64> = hist.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7], "{hist:#?}");
     assert_eq!(hist[0]["snapshot"], true);
-    let ddl: Vec<&str> = hist[1..].iter().map(|r| r["ddl"].as_str().unwrap()).collect();
+    let ddl: Vec<&str> = hist[1..]
+        .iter()
+        .map(|r| r["ddl"].as_str().unwrap())
+        .collect();
     assert!(ddl.iter().all(|d| d.starts_with("ALTER TABLE")), "{ddl:?}");
     println!(
         "{} change events decoded across {} ALTER TABLE statements with MINIMAL row metadata; \
@@ -376,7 +423,11 @@ async fn a_restart_after_an_alter_made_while_stopped_decodes_older_rows_with_the
         "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) FROM information_schema.COLUMNS \
          WHERE TABLE_SCHEMA = 'shop' AND TABLE_NAME = 't'",
     );
-    assert_eq!(now.trim(), "id,z,a,bb", "information_schema knows only the new definition");
+    assert_eq!(
+        now.trim(),
+        "id,z,a,bb",
+        "information_schema knows only the new definition"
+    );
 
     let mark = agent.log().len();
     let agent = agent.restart();
@@ -392,8 +443,16 @@ async fn a_restart_after_an_alter_made_while_stopped_decodes_older_rows_with_the
             cols(&[("id", "1"), ("a", "a1"), ("b", "11")]),
             cols(&[("id", "1"), ("a", "a1"), ("b", "111")]),
         ),
-        change("c", None, cols(&[("id", "3"), ("z", "z3"), ("a", "a3"), ("bb", "13")])),
-        change("c", None, cols(&[("id", "4"), ("z", "z4"), ("a", "a4"), ("bb", "14")])),
+        change(
+            "c",
+            None,
+            cols(&[("id", "3"), ("z", "z3"), ("a", "a3"), ("bb", "13")]),
+        ),
+        change(
+            "c",
+            None,
+            cols(&[("id", "4"), ("z", "z4"), ("a", "a4"), ("bb", "14")]),
+        ),
     ];
     assert_eq!(got, expected, "agent log:\n{}", agent.log());
     let hist = history_records(&cfg, 2);
@@ -425,7 +484,10 @@ async fn a_restart_at_an_older_checkpoint_after_kill_9_replays_with_the_definiti
     // The checkpoint that covers the first ALTER and the row after it: the "older position".
     let master = s.sql("SHOW MASTER STATUS");
     let mut parts = master.split_whitespace();
-    let (file, pos) = (parts.next().unwrap().to_string(), parts.next().unwrap().to_string());
+    let (file, pos) = (
+        parts.next().unwrap().to_string(),
+        parts.next().unwrap().to_string(),
+    );
     let want = format!("\"position\":\"{file}:{pos}\"");
     let cps = checkpoints(&cfg, |c| {
         c.last()
@@ -436,7 +498,9 @@ async fn a_restart_at_an_older_checkpoint_after_kill_9_replays_with_the_definiti
     assert!(
         String::from_utf8_lossy(&older).contains(&want),
         "no checkpoint at {file}:{pos}: {:?}; log:\n{}",
-        cps.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>(),
+        cps.iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>(),
         agent.log()
     );
     assert_eq!(older_json["mysql"]["history_seq"], 2, "{older_json}");
@@ -458,11 +522,19 @@ async fn a_restart_at_an_older_checkpoint_after_kill_9_replays_with_the_definiti
     wait_log_after(&agent, mark, "streaming").await;
     s.sql("INSERT INTO shop.t VALUES (4, 14, 104)");
     let got = read_until_id(&topic, "4", &agent);
-    let old = change("c", None, cols(&[("id", "2"), ("a", "a2"), ("b", "12"), ("c", "102")]));
+    let old = change(
+        "c",
+        None,
+        cols(&[("id", "2"), ("a", "a2"), ("b", "12"), ("c", "102")]),
+    );
     let new = change("c", None, cols(&[("id", "3"), ("bb", "13"), ("c", "103")]));
     let expected = vec![
         change("r", None, cols(&[("id", "0"), ("a", "a0"), ("b", "10")])),
-        change("c", None, cols(&[("id", "1"), ("a", "a1"), ("b", "11"), ("c", "101")])),
+        change(
+            "c",
+            None,
+            cols(&[("id", "1"), ("a", "a1"), ("b", "11"), ("c", "101")]),
+        ),
         old.clone(),
         new.clone(),
         // replayed from the older checkpoint, decoded as the first time
@@ -511,13 +583,25 @@ async fn a_deleted_history_topic_stops_the_source_and_rebuild_recovers_when_no_d
     let log = agent.log()[mark..].to_string();
     let line = log_line(&log, "is missing or holds no record");
     println!("stop: {line}");
-    assert!(line.contains(&format!("schema history topic `{history}`")), "{line}");
-    assert!(line.contains(&format!("source `{}`", cfg.source_name)), "{line}");
+    assert!(
+        line.contains(&format!("schema history topic `{history}`")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("source `{}`", cfg.source_name)),
+        "{line}"
+    );
     assert!(line.contains("take a new snapshot"), "{line}");
-    assert!(line.contains("schema_history_recovery = \\\"rebuild\\\"")
-        || line.contains("schema_history_recovery = \"rebuild\""), "{line}");
+    assert!(
+        line.contains("schema_history_recovery = \\\"rebuild\\\"")
+            || line.contains("schema_history_recovery = \"rebuild\""),
+        "{line}"
+    );
     assert!(line.contains("docs/mysql-schema-history.md"), "{line}");
-    assert!(!log.contains("streaming"), "nothing decoded without the history:\n{log}");
+    assert!(
+        !log.contains("streaming"),
+        "nothing decoded without the history:\n{log}"
+    );
 
     // The documented way out when no DDL came between: `rebuild`.
     configure_rebuild(&agent);
@@ -532,7 +616,11 @@ async fn a_deleted_history_topic_stops_the_source_and_rebuild_recovers_when_no_d
     read_until_id(&topic, "3", &agent);
     let hist = history_records(&cfg, 2);
     let seqs: Vec<u64> = hist.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, [2, 3], "rebuilt snapshot numbered after the checkpoint's 1: {hist:#?}");
+    assert_eq!(
+        seqs,
+        [2, 3],
+        "rebuilt snapshot numbered after the checkpoint's 1: {hist:#?}"
+    );
     assert_eq!(hist[0]["snapshot"], true);
     stop(&mut agent);
 
@@ -543,7 +631,11 @@ async fn a_deleted_history_topic_stops_the_source_and_rebuild_recovers_when_no_d
     wait_log_after(&agent, mark, "streaming").await;
     s.sql("INSERT INTO shop.t VALUES (55, 5, 'a5')");
     let got = read_until_id(&topic, "5", &agent);
-    assert!(!agent.log()[mark..].contains("schema history rebuilt"), "{}", agent.log());
+    assert!(
+        !agent.log()[mark..].contains("schema history rebuilt"),
+        "{}",
+        agent.log()
+    );
     let expected = vec![
         change("r", None, cols(&[("id", "0"), ("a", "a0")])),
         change("c", None, cols(&[("id", "1"), ("a", "a1")])),
@@ -553,7 +645,10 @@ async fn a_deleted_history_topic_stops_the_source_and_rebuild_recovers_when_no_d
         change("c", None, cols(&[("b", "55"), ("id", "5"), ("a", "a5")])),
     ];
     assert_eq!(got, expected, "agent log:\n{}", agent.log());
-    println!("rebuilt history {seqs:?}; {} events, none lost or repeated", got.len());
+    println!(
+        "rebuilt history {seqs:?}; {} events, none lost or repeated",
+        got.len()
+    );
 }
 
 #[tokio::test]
@@ -588,11 +683,23 @@ async fn a_deleted_history_topic_with_ddl_since_the_checkpoint_refuses_to_rebuil
     let log = agent.log()[mark..].to_string();
     let line = log_line(&log, "cannot be rebuilt from information_schema");
     println!("refused: {line}");
-    assert!(line.contains(&format!("schema history topic `{history}`")), "{line}");
-    assert!(line.contains("1 statement(s) changed captured tables"), "{line}");
-    assert!(line.contains("ALTER TABLE shop.t ADD COLUMN b INT AFTER id"), "{line}");
+    assert!(
+        line.contains(&format!("schema history topic `{history}`")),
+        "{line}"
+    );
+    assert!(
+        line.contains("1 statement(s) changed captured tables"),
+        "{line}"
+    );
+    assert!(
+        line.contains("ALTER TABLE shop.t ADD COLUMN b INT AFTER id"),
+        "{line}"
+    );
     assert!(line.contains("take a new snapshot"), "{line}");
-    assert!(line.contains(&format!("tombstone for key `{}`", cfg.source_name)), "{line}");
+    assert!(
+        line.contains(&format!("tombstone for key `{}`", cfg.source_name)),
+        "{line}"
+    );
     assert!(line.contains(&offsets_topic(&cfg)), "{line}");
     assert!(!log.contains("schema history rebuilt"), "{log}");
 
@@ -618,7 +725,10 @@ async fn a_deleted_history_topic_with_ddl_since_the_checkpoint_refuses_to_rebuil
     let hist = history_records(&cfg, 1);
     assert_eq!(hist.len(), 1, "a new epoch: one snapshot record {hist:#?}");
     assert_eq!(hist[0]["snapshot"], true);
-    println!("new snapshot after the refused rebuild: {} events", got.len());
+    println!(
+        "new snapshot after the refused rebuild: {} events",
+        got.len()
+    );
 }
 
 #[tokio::test]
@@ -641,7 +751,11 @@ async fn a_table_created_renamed_and_recreated_mid_stream_decodes_with_the_names
     let n = read_changes(&format!("{prefix}.shop.n"), 1, &agent);
     assert_eq!(
         n,
-        [change("c", None, cols(&[("k", "1"), ("label", "one"), ("qty", "65535")]))],
+        [change(
+            "c",
+            None,
+            cols(&[("k", "1"), ("label", "one"), ("qty", "65535")])
+        )],
         "agent log:\n{}",
         agent.log()
     );
@@ -649,7 +763,11 @@ async fn a_table_created_renamed_and_recreated_mid_stream_decodes_with_the_names
     assert_eq!(
         m,
         [
-            change("c", None, cols(&[("k", "2"), ("label", "two"), ("qty", "2")])),
+            change(
+                "c",
+                None,
+                cols(&[("k", "2"), ("label", "two"), ("qty", "2")])
+            ),
             change("c", None, cols(&[("k", "3"), ("other", "x")])),
         ],
         "agent log:\n{}",
@@ -658,8 +776,20 @@ async fn a_table_created_renamed_and_recreated_mid_stream_decodes_with_the_names
     let hist = history_records(&cfg, 5);
     let ddl: Vec<String> = hist[1..]
         .iter()
-        .map(|r| r["ddl"].as_str().unwrap().split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .map(|r| {
+            r["ddl"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect();
-    assert_eq!(ddl, ["CREATE TABLE", "RENAME TABLE", "DROP TABLE", "CREATE TABLE"], "{hist:#?}");
+    assert_eq!(
+        ddl,
+        ["CREATE TABLE", "RENAME TABLE", "DROP TABLE", "CREATE TABLE"],
+        "{hist:#?}"
+    );
     println!("tables created/renamed/recreated mid-stream: history {ddl:?}");
 }

@@ -93,11 +93,12 @@ impl ScratchMariadb {
         let mut me = ScratchMariadb { port, dir, child };
         let start = Instant::now();
         loop {
-            if me.root_sql(&format!(
-                "CREATE USER IF NOT EXISTS '{ADMIN}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';
+            if me
+                .root_sql(&format!(
+                    "CREATE USER IF NOT EXISTS '{ADMIN}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';
                  GRANT ALL PRIVILEGES ON *.* TO '{ADMIN}'@'%' WITH GRANT OPTION;"
-            ))
-            .is_ok()
+                ))
+                .is_ok()
             {
                 break;
             }
