@@ -45,12 +45,14 @@ impl ScratchMariadb {
         let port = free_port();
         let d = dir.path();
         let cnf = d.join("my.cnf");
+        // Own tmpdir: with the default /tmp, a temporary table's file of one server was seen
+        // deleted under it ("Error on delete of '/tmp/#sql-temptable-…'").
         std::fs::write(
             &cnf,
             format!(
                 "[client]\nsocket = {sock}\nport = {port}\n\n[mysqld]\nuser = root\n\
                  datadir = {data}\nsocket = {sock}\npid-file = {d}/mariadb.pid\n\
-                 log-error = {d}/mariadb.err\nport = {port}\nbind-address = 127.0.0.1\n\
+                 log-error = {d}/mariadb.err\ntmpdir = {d}\nport = {port}\nbind-address = 127.0.0.1\n\
                  skip-name-resolve\ncharacter-set-server = utf8mb4\n\
                  innodb_buffer_pool_size = 32M\nserver_id = 1\nlog_bin = {data}/mariadb-bin\n\
                  binlog_format = ROW\nbinlog_row_image = FULL\nbinlog_row_metadata = FULL\n\
