@@ -528,9 +528,19 @@ async fn rebuild_history(
     let scan = connect_sql(settings).await?;
     let found = history::ddl_since(scan, settings.server_id, at, |d| settings.captures(d)).await?;
     if let Some(first) = found.first() {
+        // Worded as docs/mysql-schema-history.md ("rebuild") promises: the topic, how many
+        // statements, the first one and where, and the only way out.
+        let source = &settings.source.name;
         return Err(SourceError::Definite(format!(
-            "source `{}`: the schema history cannot be rebuilt from information_schema: `{}` at              {} changed captured tables after the resume position {at}; fix: take a new snapshot              (delete this source's key from the offsets topic; see docs/mysql-schema-history.md)",
-            settings.source.name, first.statement, first.position
+            "source `{source}`: schema history topic `{topic}` cannot be rebuilt from \
+             information_schema: {} statement(s) changed captured tables since the resume \
+             position {at}, the first at {}: `{}`. Fix: take a new snapshot — produce a \
+             tombstone for key `{source}` to the offsets topic `{}` (or use a new \
+             topic_prefix); see docs/mysql-schema-history.md, \"Recovery\"",
+            found.len(),
+            first.position,
+            first.statement,
+            checkpoint::offsets_topic(&settings.source.topic_prefix),
         )));
     }
     send_history_snapshot(
