@@ -365,6 +365,20 @@ impl Delivery {
     }
 }
 
+/// The last `n` lines of an agent log, without the terminal colours it always writes.
+fn tail(log: &str, n: usize) -> String {
+    let mut plain = String::with_capacity(log.len());
+    let mut rest = log;
+    while let Some(i) = rest.find('\u{1b}') {
+        plain.push_str(&rest[..i]);
+        rest = &rest[i..];
+        rest = rest.find('m').map_or("", |m| &rest[m + 1..]);
+    }
+    plain.push_str(rest);
+    let lines: Vec<&str> = plain.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 struct Agent {
     name: String,
     keep_logs: Option<PathBuf>,
@@ -449,9 +463,7 @@ impl Agent {
     }
 
     fn log_tail(&self) -> String {
-        let log = self.log_text();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        tail(&self.log_text(), 30)
     }
 
     fn alive(&mut self) -> Result<()> {
@@ -943,7 +955,7 @@ async fn position_agent(args: &Args, env: &Env, dbc: &mut Conn, db: &str, name: 
     if !log.contains("position acknowledged") {
         return Err(format!(
             "agent {name} stopped (exit {exit:?}) without recording its position; log tail:\n{}",
-            log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            tail(&log, 20)
         )
         .into());
     }
@@ -1559,7 +1571,15 @@ async fn run(args: &Args, env: &Env, admin: &mut Conn, db: &str) -> Result<Outco
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<()> {
+async fn main() {
+    // Display, not Debug: agent log tails in errors keep their line breaks.
+    if let Err(e) = bench().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn bench() -> Result<()> {
     let args = parse_args()?;
     let env = Env::from_env()?;
     let load_start = load_average();
