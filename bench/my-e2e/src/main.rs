@@ -702,10 +702,15 @@ struct Backlog {
     load_secs: f64,
 }
 
-/// Source (and topic prefix) of the agent draining in `reader` mode in `round`.
-fn drain_name(reader: &str, round: usize) -> String {
-    topic_prefix(&format!("{reader}_r{round}"))
+/// Source (and topic prefix) of the agent draining in `reader` mode in `round`; `attempt`
+/// counts repositionings (see [`position_agent`]).
+fn drain_name(reader: &str, round: usize, attempt: usize) -> String {
+    topic_prefix(&format!("{reader}_r{round}{}", if attempt == 0 { String::new() } else { format!("_{attempt}") }))
 }
+
+/// How often an agent is positioned again under a fresh name when its recorded position is
+/// not a binlog file of the server (see [`position_agent`]).
+const POSITION_ATTEMPTS: usize = 4;
 
 async fn setup_db(env: &Env, admin: &mut Conn, db: &str, args: &Args) -> Result<Conn> {
     admin.query_drop(format!("CREATE DATABASE `{db}`")).await?;
@@ -940,7 +945,9 @@ async fn watch<T: Send + 'static>(
 /// Gives the source `name` a checkpoint at the server's current position: starts the agent
 /// (snapshot never, no checkpoint yet: it starts at SHOW MASTER STATUS), makes it carry one
 /// marker row to Kafka, and stops it with SIGTERM, which records the acknowledged position.
-async fn position_agent(args: &Args, env: &Env, dbc: &mut Conn, db: &str, name: &str, delivery: Delivery) -> Result<()> {
+/// Returns that position's file name as the agent logged it (`stream stopped, position
+/// acknowledged file=… pos=…`).
+async fn position_agent(args: &Args, env: &Env, dbc: &mut Conn, db: &str, name: &str, delivery: Delivery) -> Result<String> {
     let mut agent = Agent::start(args, env, db, name, delivery, "position")?;
     agent.wait_log("streaming", Duration::from_secs(120)).await?;
     dbc.exec_drop("INSERT INTO marker (note) VALUES (?)", (name,)).await?;
@@ -952,18 +959,34 @@ async fn position_agent(args: &Args, env: &Env, dbc: &mut Conn, db: &str, name: 
     };
     watch(&mut agent, stop, task).await?;
     let (exit, log) = agent.stop();
-    if !log.contains("position acknowledged") {
-        return Err(format!(
-            "agent {name} stopped (exit {exit:?}) without recording its position; log tail:\n{}",
-            tail(&log, 20)
-        )
-        .into());
-    }
-    Ok(())
+    let plain = tail(&log, 1000);
+    let file = plain
+        .split_once("position acknowledged file=")
+        .and_then(|(_, rest)| Some(rest.split_once(" pos=")?.0.to_owned()));
+    file.ok_or_else(|| {
+        format!("agent {name} stopped (exit {exit:?}) without recording its position; log tail:\n{}", tail(&log, 20)).into()
+    })
 }
 
-async fn drain_agent(args: &Args, env: &Env, db: &str, delivery: Delivery, round: usize, backlog: &Backlog) -> Result<Drain> {
-    let name = drain_name(delivery.short(), round);
+/// Positions the agent of `delivery` in `round`, under a fresh name as long as the recorded
+/// file is not one of the server's binlogs: the agent at bcc2a6b sometimes keeps bytes of the
+/// first (artificial) ROTATE event's checksum in the file name, and a restart at such a
+/// position fails ("no longer on the server"). Returns the positioned source's name.
+async fn position_drain_agent(args: &Args, env: &Env, dbc: &mut Conn, db: &str, delivery: Delivery, round: usize) -> Result<String> {
+    for attempt in 0..POSITION_ATTEMPTS {
+        let name = drain_name(delivery.short(), round, attempt);
+        eprintln!("positioning {name} ({})…", delivery.toml());
+        let file = position_agent(args, env, dbc, db, &name, delivery).await?;
+        let logs: Vec<Row> = dbc.query("SHOW BINARY LOGS").await?;
+        if logs.iter().any(|r| r.get::<String, _>(0).as_deref() == Some(file.as_str())) {
+            return Ok(name);
+        }
+        eprintln!("  {name} recorded file {file:?}, which the server does not have (agent bug); positioning again");
+    }
+    Err(format!("no valid position for the {} agent of round {} in {POSITION_ATTEMPTS} attempts", delivery.toml(), round + 1).into())
+}
+
+async fn drain_agent(args: &Args, env: &Env, db: &str, name: &str, delivery: Delivery, round: usize, backlog: &Backlog) -> Result<Drain> {
     let topic = format!("{name}.{db}.backlog");
     let broker = broker_pid();
     let broker_cpu0 = broker.map(proc_cpu_secs);
@@ -1482,12 +1505,12 @@ async fn run(args: &Args, env: &Env, admin: &mut Conn, db: &str) -> Result<Outco
         local: None,
     };
     if args.drain {
+        let mut positioned = std::collections::HashMap::new();
         if args.agent_drain {
             for round in 0..args.rounds {
                 for &delivery in &args.modes {
-                    let name = drain_name(delivery.short(), round);
-                    eprintln!("positioning {name} ({})…", delivery.toml());
-                    position_agent(args, env, &mut dbc, db, &name, delivery).await?;
+                    let name = position_drain_agent(args, env, &mut dbc, db, delivery, round).await?;
+                    positioned.insert((round, delivery.short()), name);
                 }
             }
         }
@@ -1528,7 +1551,8 @@ async fn run(args: &Args, env: &Env, admin: &mut Conn, db: &str) -> Result<Outco
                 order.reverse();
             }
             for delivery in order {
-                let d = drain_agent(args, env, db, delivery, round, &b).await?;
+                let name = &positioned[&(round, delivery.short())];
+                let d = drain_agent(args, env, db, name, delivery, round, &b).await?;
                 eprintln!(
                     "round {}: cdc-agent {} {:.2} s, {:.0} rows/s, peak RSS {:.1} MiB, CPU {:.1} s (server {:.1}, broker {:.1}), exit {:?} (load {})",
                     round + 1,
