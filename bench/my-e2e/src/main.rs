@@ -992,7 +992,7 @@ async fn drain_agent(args: &Args, env: &Env, db: &str, name: &str, delivery: Del
     let broker_cpu0 = broker.map(proc_cpu_secs);
     let server = mariadb_pid();
     let server_cpu0 = server.map(proc_cpu_secs);
-    let mut agent = Agent::start(args, env, db, &name, delivery, "drain")?;
+    let mut agent = Agent::start(args, env, db, name, delivery, "drain")?;
     let pid = agent.pid();
     let expected = backlog.rows;
     let stop = Arc::new(AtomicBool::new(false));
