@@ -68,7 +68,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             SourceKind::Mysql => {
                 let settings = MySourceSettings::new(source, cfg.main.clone());
                 let (registry, stop) = (registry.clone(), stop.clone());
-                tasks.spawn(async move { (name, mysql::run(settings, registry, stop).await) });
+                tasks.spawn(
+                    async move { (name, mysql::run(settings, registry, status, stop).await) },
+                );
             }
         }
     }

@@ -106,6 +106,11 @@ impl<P: Unpin + Clone> Publisher<P> {
         self.sink.set_status(status.clone());
     }
 
+    /// Where the source reports state, beats and lag.
+    pub fn status(&self) -> &SourceStatus {
+        &self.status
+    }
+
     /// The sink, for acknowledgement tracking.
     pub fn sink(&mut self) -> &mut KafkaSink<P> {
         &mut self.sink

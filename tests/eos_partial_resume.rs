@@ -92,9 +92,17 @@ async fn a_crash_inside_a_large_source_transaction_resumes_without_loss_or_dupli
 
     let rows = admin.query("SELECT id, v FROM t", &[]).await.unwrap();
     let final_state: HashMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let seen = changes(&format!("{name}.public.t"), &final_state, Duration::from_secs(300));
+    let seen = changes(
+        &format!("{name}.public.t"),
+        &final_state,
+        Duration::from_secs(300),
+    );
     check("table topic", &seen, &final_state);
-    let ledger = changes(&cfg.event_store_topic, &final_state, Duration::from_secs(300));
+    let ledger = changes(
+        &cfg.event_store_topic,
+        &final_state,
+        Duration::from_secs(300),
+    );
     check("event store", &ledger, &final_state);
 
     let log = agent.log();

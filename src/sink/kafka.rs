@@ -549,8 +549,7 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         t.open = false;
         t.pending = None;
         let producer = self.producer.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || producer.abort_transaction(TXN_TIMEOUT)).await;
+        let _ = tokio::task::spawn_blocking(move || producer.abort_transaction(TXN_TIMEOUT)).await;
     }
 
     /// Waits until the brokers answer a metadata request, so that a refused login is a

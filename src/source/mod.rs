@@ -3,6 +3,7 @@
 
 pub mod mysql;
 pub mod postgres;
+pub mod supervise;
 
 /// A source failure, split the way an operator needs it: *definite* failures stop the source
 /// and say how to fix the cause; *transient* ones are retried with backoff from the last

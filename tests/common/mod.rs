@@ -7,11 +7,11 @@ pub mod agent;
 pub mod cdc;
 pub mod eos;
 pub mod mysql;
-pub mod scratch;
-pub mod tls;
 pub mod ops;
+pub mod scratch;
 pub mod scratch_mariadb;
 pub mod scratch_pg;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -48,27 +48,18 @@ use mysql_async::prelude::Queryable;
 pub use crate::source::SourceError;
 
 use crate::checkpoint::{self, Checkpoint, MysqlCheckpoint, OFFSETS_TOPIC_CONFIGS};
-use crate::config::{
-    Delivery, MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig, WhenTaken,
-};
+use crate::config::{Delivery, MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig};
+use crate::ops::status::{SourceState, SourceStatus};
 use crate::publish::{PublishConfig, Publisher};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::sink::kafka::{KafkaSink, OutRecord};
+use crate::source::supervise::supervise;
 use catalog::{BinlogPosition, Catalog};
 use events::Flavor;
 use history::SchemaHistory;
 use types::TypeOptions;
 
-/// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`].
-const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
-/// Longest delay between retries.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
-/// How long a held lock is re-checked before an agent in exit mode concludes that another
-/// agent owns the source (a crashed predecessor's connection may take a moment to close).
-const TAKEN_GRACE: Duration = Duration::from_secs(10);
-/// How often a standby checks whether the source is free.
-const STANDBY_POLL: Duration = Duration::from_secs(2);
 /// Default heartbeat period asked of the server while the binlog is idle.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 5000;
 /// MariaDB/MySQL error: the binlog position asked for is not (or no longer) on the server.
@@ -125,19 +116,12 @@ impl MySourceSettings {
         }
     }
 
-    /// Connection options of the SQL and binlog connections.
-    pub fn opts(&self) -> mysql_async::Opts {
-        let mut b = mysql_async::OptsBuilder::default()
-            .ip_or_hostname(self.source.host.clone())
-            .tcp_port(self.source.port())
-            .user(Some(self.source.user.clone()))
-            .prefer_socket(false)
-            .conn_ttl(None::<Duration>)
-            .wait_timeout(Some(28800));
-        if let Some(p) = &self.source.password {
-            b = b.pass(Some(p.expose().to_string()));
-        }
-        b.into()
+    /// Connection options of the SQL and binlog connections: host, credentials and TLS
+    /// (`[mysql] ssl_mode`, `ssl_ca`; see docs/security.md).
+    pub fn opts(&self) -> Result<mysql_async::OptsBuilder, SourceError> {
+        let b = crate::net::mysql::mysql_opts_builder(&self.source)
+            .map_err(|e| SourceError::Definite(format!("{}: {e}", self.source.file.display())))?;
+        Ok(b.conn_ttl(None::<Duration>).wait_timeout(Some(28800)))
     }
 
     /// Whether `db` is captured.
@@ -194,65 +178,44 @@ fn error_text(e: &mysql_async::Error) -> String {
 
 /// Connects a SQL session in UTC and UTF-8.
 pub async fn connect_sql(settings: &MySourceSettings) -> Result<mysql_async::Conn, SourceError> {
-    let mut conn = mysql_async::Conn::new(settings.opts())
+    let mode = crate::net::mysql::ssl_mode(&settings.source);
+    let mut conn = crate::net::mysql::connect(settings.opts()?, mode)
         .await
-        .map_err(my_error("connect to MySQL"))?;
+        .map_err(|e| {
+            let text = e.to_string();
+            if crate::net::tls::is_certificate_failure(&text) {
+                let target = format!("{}:{}", settings.source.host, settings.source.port());
+                SourceError::Definite(crate::net::mysql::tls_failure(mode, &target, &text))
+            } else {
+                my_error("connect to MySQL")(e)
+            }
+        })?;
     conn.query_drop(SESSION_SETTINGS)
         .await
         .map_err(my_error("session settings"))?;
     Ok(conn)
 }
 
-/// Runs the source until shutdown, retrying transient failures with backoff.
+/// Runs the source until shutdown, retrying transient failures with backoff (see
+/// [`crate::source::supervise`]).
 pub async fn run(
     settings: MySourceSettings,
     registry: Arc<Registry>,
+    status: SourceStatus,
     mut stop: Shutdown,
 ) -> Result<(), SourceError> {
-    let mut delay = FIRST_RETRY_DELAY;
-    let mut taken_since: Option<std::time::Instant> = None;
-    loop {
-        match run_once(&settings, &registry, &mut stop).await {
-            Ok(()) => return Ok(()),
-            Err(SourceError::Taken(why))
-                if settings.source.when_taken == WhenTaken::Exit
-                    && taken_since
-                        .get_or_insert_with(std::time::Instant::now)
-                        .elapsed()
-                        < TAKEN_GRACE =>
-            {
-                tracing::info!(source = %settings.source.name, reason = %why, "source lock held, checking again");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {},
-                    _ = stop.wait() => return Ok(()),
-                }
-            }
-            Err(SourceError::Taken(why)) if settings.source.when_taken == WhenTaken::Standby => {
-                tracing::info!(source = %settings.source.name, reason = %why, "standing by");
-                tokio::select! {
-                    _ = tokio::time::sleep(STANDBY_POLL) => {},
-                    _ = stop.wait() => return Ok(()),
-                }
-                delay = FIRST_RETRY_DELAY;
-            }
-            Err(e) if e.is_transient() && !stop.is_triggered() => {
-                taken_since = None;
-                tracing::warn!(source = %settings.source.name, error = %e, retry_in_s = delay.as_secs(), "source failed, retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {},
-                    _ = stop.wait() => return Ok(()),
-                }
-                delay = (delay * 2).min(MAX_RETRY_DELAY);
-            }
-            Err(e) if stop.is_triggered() && e.is_transient() => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
+    let src = &settings.source;
+    supervise(&src.name, src.when_taken, &status, &mut stop, |mut stop| {
+        let (settings, registry, status) = (&settings, &registry, &status);
+        async move { run_once(settings, registry, status, &mut stop).await }
+    })
+    .await
 }
 
 async fn run_once(
     settings: &MySourceSettings,
     registry: &Arc<Registry>,
+    status: &SourceStatus,
     stop: &mut Shutdown,
 ) -> Result<(), SourceError> {
     let src = &settings.source;
@@ -288,6 +251,7 @@ async fn run_once(
         sink,
         registry.clone(),
     );
+    publisher.set_status(status);
     publisher.prepare().await?;
     let offsets_topic = checkpoint::offsets_topic(&src.topic_prefix);
     publisher
@@ -420,6 +384,7 @@ async fn run_once(
             (cp, catalog)
         }
         None => {
+            status.snapshot_progress(0, 0);
             let taken = snapshot::run(
                 settings,
                 server.mariadb,
@@ -458,6 +423,7 @@ async fn run_once(
             (cp, taken.catalog)
         }
     };
+    status.set_state(SourceState::Streaming);
     tracing::info!(source = %src.name, file = %start.file, pos = start.pos, "streaming");
     stream::run(
         stream::StreamContext {

@@ -271,6 +271,9 @@ pub async fn run(
             }
             Msg::Failed(e) => return Err(e),
         };
+        if rows % 1024 == 0 {
+            publisher.status().beat();
+        }
         let table = &*schemas[idx];
         datums.clear();
         for ((col, def), v) in table.columns.iter().zip(&defs[idx].columns).zip(values) {

@@ -179,8 +179,11 @@ pub async fn run(
     let mut written: Option<MysqlCheckpoint> = Some(start.clone());
     let mut last_write = Instant::now();
     let mut last_lock_check = Instant::now();
+    // Commit time of the newest event read: "seconds behind" while events wait for Kafka.
+    let mut last_ts_us = 0i64;
 
     loop {
+        publisher.status().beat();
         let mut ready = None;
         if ctx.exactly_once && publisher.sink().txn_open() {
             let sink = publisher.sink();
@@ -239,6 +242,15 @@ pub async fn run(
         let mut rows = recycle(std::mem::take(&mut buf));
         handle(&ctx, &event, &mut st, &mut sql, publisher, stop, &mut rows).await?;
         buf = recycle(rows);
+        // Heartbeats carry no time; an idle, fully acknowledged stream is not behind.
+        let ts = event.header().timestamp();
+        if ts > 0 {
+            last_ts_us = i64::from(ts) * 1_000_000;
+        }
+        let behind = st.tx.is_some() || publisher.sink().in_flight() > 0;
+        publisher
+            .status()
+            .set_lag(None, (behind && last_ts_us > 0).then_some(last_ts_us));
     }
 
     // Shutdown: stop reading, wait for Kafka (commit), record the final position.
@@ -375,6 +387,41 @@ fn binlog_file_name(raw: &[u8]) -> String {
             }
         });
     String::from_utf8_lossy(&raw[..cut]).into_owned()
+}
+
+/// The server's first (artificial) ROTATE comes before the format description, so
+/// mysql_common cannot know yet that a CRC32 trails it and leaves those 4 bytes in the file
+/// name — bytes that may well be a `.` or digits, so cutting after the `.NNNNNN` suffix alone
+/// is not enough. They are recognised by being the CRC32 of the event before them (a false
+/// match has a chance of 2^-32) and dropped.
+fn strip_unsplit_checksum<'n>(event: &Event, name: &'n [u8]) -> &'n [u8] {
+    if event.checksum().is_some() || name.len() < 4 {
+        return name;
+    }
+    let body = event.data();
+    let Some(unsplit) = body.len().checked_sub(4) else {
+        return name;
+    };
+    let h = event.header();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&h.timestamp().to_le_bytes());
+    crc.update(&[h.event_type_raw()]);
+    crc.update(&h.server_id().to_le_bytes());
+    crc.update(&h.event_size().to_le_bytes());
+    crc.update(&h.log_pos().to_le_bytes());
+    crc.update(&h.flags_raw().to_le_bytes());
+    crc.update(&body[..unsplit]);
+    let stored = u32::from_le_bytes([
+        body[unsplit],
+        body[unsplit + 1],
+        body[unsplit + 2],
+        body[unsplit + 3],
+    ]);
+    if crc.finalize() == stored {
+        &name[..name.len() - 4]
+    } else {
+        name
+    }
 }
 
 fn now_us() -> i64 {
@@ -595,7 +642,7 @@ async fn handle<'e>(
     match ty {
         ROTATE => {
             if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
-                st.file = binlog_file_name(r.name_raw());
+                st.file = binlog_file_name(strip_unsplit_checksum(event, r.name_raw()));
                 if st.tx.is_none() && !r.is_fake() {
                     st.committed.file.clone_from(&st.file);
                     st.committed.pos = r.position();

@@ -35,10 +35,11 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::source::SourceError;
+pub use crate::source::supervise::supervise;
+use crate::source::SourceError;
 
 use crate::checkpoint::{self, Checkpoint, OFFSETS_TOPIC_CONFIGS};
-use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig, WhenTaken};
+use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
 use crate::net::tls::PgTls;
 use crate::ops::status::{SourceState, SourceStatus};
 use crate::publish::{PublishConfig, Publisher};
@@ -48,16 +49,6 @@ use crate::sink::kafka::KafkaSink;
 use replication::{ReplicationClient, ReplicationConfig};
 use setup::SlotState;
 use wire::Lsn;
-
-/// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`].
-const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
-/// How long a busy slot is re-checked before an agent in exit mode concludes that another
-/// agent owns the source.
-const TAKEN_GRACE: Duration = Duration::from_secs(10);
-/// How often a standby checks whether the source is free.
-const STANDBY_POLL: Duration = Duration::from_secs(2);
-/// Longest delay between retries.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// Session settings that make PostgreSQL's text output what [`types`] parses, on both the SQL
 /// (snapshot) and the replication connection.
@@ -144,96 +135,20 @@ impl PgSourceSettings {
     }
 }
 
-/// Runs the source until shutdown, retrying transient failures with backoff. Every phase is
-/// reported to `status` (systemd `STATUS=`, `/readyz`, metrics); the waits between retries
-/// keep beating, so a database outage never stops the watchdog.
+/// Runs the source until shutdown, retrying transient failures with backoff (see
+/// [`crate::source::supervise`]).
 pub async fn run(
     settings: PgSourceSettings,
     registry: Arc<Registry>,
     status: SourceStatus,
     mut stop: Shutdown,
 ) -> Result<(), SourceError> {
-    let mut delay = FIRST_RETRY_DELAY;
-    let mut taken_since: Option<std::time::Instant> = None;
-    loop {
-        // While waiting for a dependency the state stays "waiting for …" across attempts:
-        // flipping to "connecting" for every retry would only make STATUS= flicker.
-        if matches!(status.state(), SourceState::Starting | SourceState::Standby) {
-            status.set_state(SourceState::Connecting);
-        }
-        let result = run_once(&settings, &registry, &status, &mut stop).await;
-        let result = match result {
-            Err(e) if !e.is_transient() && !matches!(e, SourceError::Taken(_)) => {
-                status.set_state(SourceState::Failed { why: e.to_string() });
-                Err(e)
-            }
-            other => other,
-        };
-        match result {
-            Ok(()) => {
-                status.set_state(SourceState::Stopped);
-                return Ok(());
-            }
-            // Right after a crash the server may not have noticed yet that our previous
-            // incarnation is gone and still shows its walsender on the slot: give it a moment
-            // before concluding that another agent owns the source.
-            Err(SourceError::Taken(why))
-                if settings.source.when_taken == WhenTaken::Exit
-                    && taken_since
-                        .get_or_insert_with(std::time::Instant::now)
-                        .elapsed()
-                        < TAKEN_GRACE =>
-            {
-                tracing::info!(source = %settings.source.name, reason = %why, "slot busy, checking again");
-                if wait(&status, Duration::from_millis(500), &mut stop).await {
-                    status.set_state(SourceState::Stopped);
-                    return Ok(());
-                }
-            }
-            Err(SourceError::Taken(why)) if settings.source.when_taken == WhenTaken::Standby => {
-                // Hot standby: poll until the owner lets go of the slot, then take over.
-                tracing::info!(source = %settings.source.name, reason = %why, "standing by");
-                status.set_state(SourceState::Standby);
-                if wait(&status, STANDBY_POLL, &mut stop).await {
-                    status.set_state(SourceState::Stopped);
-                    return Ok(());
-                }
-                delay = FIRST_RETRY_DELAY;
-            }
-            Err(e) if e.is_transient() && !stop.is_triggered() => {
-                taken_since = None;
-                tracing::warn!(source = %settings.source.name, error = %e, retry_in_s = delay.as_secs(), "source failed, retrying");
-                status.retrying(SourceState::waiting_for(&e));
-                if wait(&status, delay, &mut stop).await {
-                    status.set_state(SourceState::Stopped);
-                    return Ok(());
-                }
-                delay = (delay * 2).min(MAX_RETRY_DELAY);
-            }
-            Err(e) if stop.is_triggered() && e.is_transient() => {
-                status.set_state(SourceState::Stopped);
-                return Ok(());
-            }
-            Err(e) => {
-                if matches!(e, SourceError::Taken(_)) {
-                    status.set_state(SourceState::Failed { why: e.to_string() });
-                }
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// Sleeps `d` while beating; true when shutdown began meanwhile.
-async fn wait(status: &SourceStatus, d: Duration, stop: &mut Shutdown) -> bool {
-    status
-        .while_waiting(async {
-            tokio::select! {
-                _ = tokio::time::sleep(d) => false,
-                _ = stop.wait() => true,
-            }
-        })
-        .await
+    let src = &settings.source;
+    supervise(&src.name, src.when_taken, &status, &mut stop, |mut stop| {
+        let (settings, registry, status) = (&settings, &registry, &status);
+        async move { run_once(settings, registry, status, &mut stop).await }
+    })
+    .await
 }
 
 /// Connects the SQL session with the settings [`types`] expects.

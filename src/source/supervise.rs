@@ -1,0 +1,119 @@
+//! The retry loop every source runs in: one *attempt* connects, checks, snapshots and
+//! streams until it stops or fails; this loop decides what a failure means.
+//!
+//! - *transient* (connection lost, Kafka or registry unavailable): retry with exponential
+//!   backoff from the last acknowledged position;
+//! - *taken* (another agent owns the source): wait a short grace for our own dead predecessor
+//!   to be noticed by the server, then exit (`when_taken = "exit"`), or stand by and take
+//!   over when the owner lets go (`when_taken = "standby"`);
+//! - *definite* or *fenced*: stop and tell the operator.
+//!
+//! Every phase is reported to the source's [`SourceStatus`] (systemd `STATUS=`, `/readyz`,
+//! metrics), and every wait beats, so a database outage never stops the watchdog.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::config::WhenTaken;
+use crate::ops::status::{SourceState, SourceStatus};
+use crate::shutdown::Shutdown;
+use crate::source::SourceError;
+
+/// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`].
+pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Longest delay between retries.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// How long a busy source (slot active, lock held) is re-checked before an agent in exit
+/// mode concludes that another agent owns it: right after a crash the server may not yet have
+/// noticed that our previous incarnation is gone.
+pub const TAKEN_GRACE: Duration = Duration::from_secs(10);
+/// How often a standby checks whether the source is free.
+pub const STANDBY_POLL: Duration = Duration::from_secs(2);
+
+/// Runs `attempt` until it succeeds (a clean stop), fails definitely, or shutdown begins.
+/// `attempt` gets its own handle on the shutdown signal each time.
+pub async fn supervise<F, Fut>(
+    name: &str,
+    when_taken: WhenTaken,
+    status: &SourceStatus,
+    stop: &mut Shutdown,
+    mut attempt: F,
+) -> Result<(), SourceError>
+where
+    F: FnMut(Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), SourceError>>,
+{
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut taken_since: Option<Instant> = None;
+    loop {
+        // While waiting for a dependency the state stays "waiting for …" across attempts:
+        // flipping to "connecting" for every retry would only make STATUS= flicker.
+        if matches!(status.state(), SourceState::Starting | SourceState::Standby) {
+            status.set_state(SourceState::Connecting);
+        }
+        let result = match attempt(stop.clone()).await {
+            Err(e) if !e.is_transient() && !matches!(e, SourceError::Taken(_)) => {
+                status.set_state(SourceState::Failed { why: e.to_string() });
+                Err(e)
+            }
+            other => other,
+        };
+        match result {
+            Ok(()) => {
+                status.set_state(SourceState::Stopped);
+                return Ok(());
+            }
+            Err(SourceError::Taken(why))
+                if when_taken == WhenTaken::Exit
+                    && taken_since.get_or_insert_with(Instant::now).elapsed() < TAKEN_GRACE =>
+            {
+                tracing::info!(source = %name, reason = %why, "source busy, checking again");
+                if wait(status, Duration::from_millis(500), stop).await {
+                    status.set_state(SourceState::Stopped);
+                    return Ok(());
+                }
+            }
+            Err(SourceError::Taken(why)) if when_taken == WhenTaken::Standby => {
+                tracing::info!(source = %name, reason = %why, "standing by");
+                status.set_state(SourceState::Standby);
+                if wait(status, STANDBY_POLL, stop).await {
+                    status.set_state(SourceState::Stopped);
+                    return Ok(());
+                }
+                delay = FIRST_RETRY_DELAY;
+            }
+            Err(e) if e.is_transient() && !stop.is_triggered() => {
+                taken_since = None;
+                tracing::warn!(source = %name, error = %e, retry_in_s = delay.as_secs(), "source failed, retrying");
+                status.retrying(SourceState::waiting_for(&e));
+                if wait(status, delay, stop).await {
+                    status.set_state(SourceState::Stopped);
+                    return Ok(());
+                }
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+            Err(e) if stop.is_triggered() && e.is_transient() => {
+                status.set_state(SourceState::Stopped);
+                return Ok(());
+            }
+            Err(e) => {
+                if matches!(e, SourceError::Taken(_)) {
+                    status.set_state(SourceState::Failed { why: e.to_string() });
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Sleeps `d` while beating; true when shutdown began meanwhile.
+async fn wait(status: &SourceStatus, d: Duration, stop: &mut Shutdown) -> bool {
+    status
+        .while_waiting(async {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => false,
+                _ = stop.wait() => true,
+            }
+        })
+        .await
+}
