@@ -6,7 +6,7 @@
 //! generated columns, `ZEROFILL`, the `BINARY` attribute, `WITH SYSTEM VERSIONING`, partition
 //! clauses, `CREATE DATABASE … DEFAULT CHARACTER SET`). A narrow token-level pass of ours
 //! handles those before and around the parser, so sqlparser still reads every column
-//! definition: see `docs/decisions/0004-ddl-parsing.md`.
+//! definition: see `docs/decisions/0005-mysql-ddl-parsing.md`.
 //!
 //! The resulting [`ColumnDef`]s are normalized to what `information_schema.COLUMNS` says for
 //! the same table on MariaDB 10.11 (`column_type` lower case with default display widths,
