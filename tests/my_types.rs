@@ -205,9 +205,12 @@ async fn every_type_round_trips_the_same_through_snapshot_and_stream() {
         Avro::Bytes(vec![0xde, 0xad, 0xbe, 0xef])
     );
     assert_eq!(col(r, "c_blob"), Avro::Bytes(vec![1, 2]));
-    // Spatial: Debezium's Geometry record, WKB without MySQL's SRID prefix.
+    // Spatial: POINT is Debezium's Point record (x, y, optional wkb and srid; see
+    // docs/mysql-types.md), its WKB without MySQL's SRID prefix.
     let point = col(r, "c_point");
-    let wkb = match field(&point, "wkb") {
+    assert_eq!(unwrap_union(field(&point, "x")), &Avro::Double(1.0));
+    assert_eq!(unwrap_union(field(&point, "y")), &Avro::Double(2.0));
+    let wkb = match unwrap_union(field(&point, "wkb")) {
         Avro::Bytes(b) => b.clone(),
         other => panic!("wkb: {other:?}"),
     };

@@ -121,8 +121,14 @@ impl Agent {
     pub fn start_files(main_toml: &str, source_toml: &str) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("connectors")).unwrap();
+        // A free port unless the test chose one: agents of one test binary run side by side.
+        let http = if main_toml.contains("[http]") {
+            ""
+        } else {
+            "\n[http]\nlisten = \"127.0.0.1:0\"\n"
+        };
         let main = format!(
-            "[agent]\nstate_dir = \"{}\"\n{main_toml}",
+            "[agent]\nstate_dir = \"{}\"\n{main_toml}{http}",
             dir.path().join("state").display()
         );
         std::fs::write(dir.path().join("cdc-agent.toml"), main).unwrap();
