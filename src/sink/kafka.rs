@@ -494,6 +494,15 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         Ok(self.acked.clone())
     }
 
+    /// Whether the previous transaction's commit is still running (looked at without
+    /// waiting). While it runs, a source keeps filling the open transaction instead of
+    /// queueing another commit behind it: that is what lets transactions grow with the load
+    /// (with the ring, a commit per quiet moment would otherwise make them a few records each).
+    pub fn commit_running(&mut self) -> Result<bool, SinkError> {
+        self.acked()?;
+        Ok(self.committing.is_some())
+    }
+
     /// Waits for the commit running in the background, if any, and applies its outcome.
     async fn finish_commit(&mut self) -> Result<(), SinkError> {
         let Some(c) = &mut self.committing else {

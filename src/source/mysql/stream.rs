@@ -192,7 +192,9 @@ pub async fn run(
             if !full {
                 ready = stream.next().now_or_never();
             }
-            if ready.is_none() {
+            // Nothing more waiting: commit — unless the previous commit still runs and the
+            // bounds allow more; then keep reading into this transaction (group commit).
+            if ready.is_none() && (full || !publisher.sink().commit_running()?) {
                 commit_txn(&ctx, publisher, &st).await?;
                 written = Some(st.committed.clone());
                 last_write = Instant::now();

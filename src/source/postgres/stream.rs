@@ -160,7 +160,9 @@ pub async fn run(
             if !full {
                 ready = stream.recv().now_or_never();
             }
-            if ready.is_none() {
+            // Nothing more waiting: commit — unless the previous commit still runs and the
+            // bounds allow more; then keep reading into this transaction (group commit).
+            if ready.is_none() && (full || !publisher.sink().commit_running()?) {
                 if let Some(p) = commit_txn(&ctx, publisher, &tx, committed_tx_lsn).await? {
                     acked = acked.max(p);
                 }
