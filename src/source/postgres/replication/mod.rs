@@ -476,7 +476,7 @@ async fn negotiate_tls(
     }
     match answer[0] {
         b'S' => tokio_native_tls::TlsConnector::from(connector)
-            .connect(&config.host, tcp)
+            .connect(&config.host, PgStream::tls_transport(tcp))
             .await
             .map(|s| PgStream::Tls(Box::new(s)))
             .map_err(|e| {
