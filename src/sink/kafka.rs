@@ -468,13 +468,33 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         if !t.open {
             return Ok(self.acked.clone());
         }
+        let started = std::time::Instant::now();
+        // librdkafka holds the last records of each partition for `linger.ms` (5 ms) unless
+        // someone flushes; waiting for their acknowledgements without a flush made every
+        // commit stall reading by the linger (measured: 7 ms of each ~9 ms transaction on a
+        // walsender-bound stream). A flush runs on a blocking thread while we wait: its
+        // flushing flag makes the brokers send at once.
+        if !self.queue.is_empty() {
+            let producer = self.producer.clone();
+            drop(tokio::task::spawn_blocking(move || {
+                producer.flush(TXN_TIMEOUT)
+            }));
+        }
         if let Err(e) = self.drain_queue().await {
             self.abort_open().await;
             return Err(e);
         }
+        let drained = started.elapsed();
         // The previous commit must have succeeded before this one may start.
         self.finish_commit().await?;
         let t = self.txn.as_mut().expect("checked above");
+        tracing::debug!(
+            records = t.records,
+            open_us = t.opened_at.elapsed().as_micros() as u64,
+            drain_us = drained.as_micros() as u64,
+            previous_commit_wait_us = (started.elapsed() - drained).as_micros() as u64,
+            "committing kafka transaction"
+        );
         t.open = false;
         let position = t.pending.take();
         let producer = self.producer.clone();
