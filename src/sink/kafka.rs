@@ -469,17 +469,6 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             return Ok(self.acked.clone());
         }
         let started = std::time::Instant::now();
-        // librdkafka holds the last records of each partition for `linger.ms` (5 ms) unless
-        // someone flushes; waiting for their acknowledgements without a flush made every
-        // commit stall reading by the linger (measured: 7 ms of each ~9 ms transaction on a
-        // walsender-bound stream). A flush runs on a blocking thread while we wait: its
-        // flushing flag makes the brokers send at once.
-        if !self.queue.is_empty() {
-            let producer = self.producer.clone();
-            drop(tokio::task::spawn_blocking(move || {
-                producer.flush(TXN_TIMEOUT)
-            }));
-        }
         if let Err(e) = self.drain_queue().await {
             self.abort_open().await;
             return Err(e);
@@ -530,43 +519,7 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         };
         let status = self.status.clone();
         let joined = status.while_waiting(&mut c.handle).await;
-        self.complete_commit(joined).await
-    }
-
-    /// Applies a finished background commit: acknowledges its position, or aborts it and the
-    /// transaction opened after it.
-    async fn complete_commit(
-        &mut self,
-        joined: Result<Result<(), KafkaError>, tokio::task::JoinError>,
-    ) -> Result<(), SinkError> {
-        let c = self.committing.take().expect("a commit is running");
-        let result = joined
-            .map_err(|e| SinkError::Client(format!("commit task: {e}")))
-            .and_then(|r| r.map_err(|e| txn_error("commit transaction", e)));
-        match result {
-            Ok(()) => {
-                self.status.metrics().txn_committed.inc();
-                if let Some(p) = c.position {
-                    self.acked = Some(p);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.status.metrics().txn_aborted.inc();
-                if !matches!(e, SinkError::Fenced(_)) {
-                    let producer = c.producer;
-                    let _ = tokio::task::spawn_blocking(move || {
-                        producer.abort_transaction(TXN_TIMEOUT)
-                    })
-                    .await;
-                    self.abort_open().await;
-                }
-                Err(match e {
-                    SinkError::Fenced(_) => e,
-                    other => SinkError::Aborted(other.to_string()),
-                })
-            }
-        }
+        self.complete_commit(joined)
     }
 
     /// Aborts the open transaction, if any (after a failure: nothing of it becomes visible).
@@ -745,16 +698,16 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         self.status.metrics().in_flight.set(self.queue.len() as i64);
         if let Some(c) = &mut self.committing {
             if let Poll::Ready(joined) = Pin::new(&mut c.handle).poll(&mut cx) {
-                self.complete_commit_now(joined)?;
+                self.complete_commit(joined)?;
             }
         }
         Ok(self.acked.clone())
     }
 
-    /// [`KafkaSink::complete_commit`] for callers that cannot wait: a failed commit's abort
-    /// runs in the background (the error restarts the pipeline, which aborts anyway when it
-    /// registers the transactional ids again).
-    fn complete_commit_now(
+    /// Applies a finished background commit: acknowledges its position, or aborts it and the
+    /// transaction opened after it. The aborts run in the background: the error restarts the
+    /// pipeline, which aborts anyway when it registers the transactional ids again.
+    fn complete_commit(
         &mut self,
         joined: Result<Result<(), KafkaError>, tokio::task::JoinError>,
     ) -> Result<(), SinkError> {
@@ -844,7 +797,7 @@ impl<P: Unpin + Clone> KafkaSink<P> {
                 }
             };
             if let Some(j) = joined {
-                self.complete_commit(j).await?;
+                self.complete_commit(j)?;
             }
         } else if let Some(r) = self.queue.next().await {
             // Raced against the source's own loop (which beats), and re-created on every
