@@ -84,6 +84,8 @@ pub struct MySourceSettings {
     pub snapshot_parallelism: usize,
     /// Heartbeat period asked of the server.
     pub heartbeat: Duration,
+    /// Fill `source.query` from the statement events (`[mysql] include_query`).
+    pub include_query: bool,
 }
 
 /// Databases never captured.
@@ -112,6 +114,7 @@ impl MySourceSettings {
             heartbeat: Duration::from_millis(
                 my.heartbeat_ms.unwrap_or(DEFAULT_HEARTBEAT_MS).max(100),
             ),
+            include_query: my.include_query,
             source,
             main,
         }
@@ -222,6 +225,16 @@ async fn run_once(
     let src = &settings.source;
     let mut sql = connect_sql(settings).await?;
     let server = setup::check_prerequisites(&mut sql, settings).await?;
+
+    if settings.include_query && server.mariadb {
+        tracing::warn!(
+            source = %src.name,
+            "include_query = true: MariaDB sends the statements (annotate rows events) only to \
+             a reader that asks with dump flag BINLOG_SEND_ANNOTATE_ROWS_EVENT, which the MySQL \
+             client library in use cannot set; source.query stays null on this server (see \
+             docs/mysql-source.md)"
+        );
+    }
 
     // Ownership first: only the agent holding the lock may register the transactional id
     // (which fences every other producer of this source), so a resumed zombie can never fence

@@ -57,6 +57,9 @@ const XID: u8 = 0x10;
 const TABLE_MAP: u8 = 0x13;
 const MYSQL_GTID: u8 = 0x21;
 const MARIADB_GTID: u8 = 0xa2;
+const MARIADB_ANNOTATE_ROWS: u8 = events::event_type::MARIADB_ANNOTATE_ROWS;
+/// MySQL `ROWS_QUERY_EVENT` (`binlog_rows_query_log_events = ON`).
+const MYSQL_ROWS_QUERY: u8 = 29;
 
 /// Bounds of one Kafka transaction in exactly-once mode.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +131,9 @@ struct Tx {
     thread: Option<i64>,
     server_id: u32,
     position: String,
+    /// The statement behind the rows that follow (`include_query`): one allocation per
+    /// statement, borrowed by every row event of it.
+    query: Option<Arc<str>>,
 }
 
 struct Mapped {
@@ -626,6 +632,7 @@ fn begin(
         thread,
         server_id,
         position,
+        query: None,
     });
 }
 
@@ -915,6 +922,19 @@ async fn handle<'e>(
             }
         }
         XID => end(st, publisher, end_pos),
+        MARIADB_ANNOTATE_ROWS | MYSQL_ROWS_QUERY if ctx.settings.include_query => {
+            if let Some(tx) = st.tx.as_mut() {
+                let text: Arc<str> = if ty == MARIADB_ANNOTATE_ROWS {
+                    Arc::from(events::parse_annotate_rows(event.data()))
+                } else {
+                    match event.read_data() {
+                        Ok(Some(EventData::RowsQueryEvent(q))) => Arc::from(q.query()),
+                        _ => return Err(malformed("ROWS_QUERY", "unreadable")),
+                    }
+                };
+                tx.query = Some(text);
+            }
+        }
         TABLE_MAP => {
             let map = TableMapInfo::parse(event.data(), ctx.flavor).map_err(decode_error)?;
             if !ctx.settings.captures(&map.database) {
@@ -1118,7 +1138,7 @@ async fn emit(
             pos: tx.start.pos as i64,
             row: row as i32,
             thread: tx.thread,
-            query: None,
+            query: tx.query.as_deref(),
         }),
         processed_us: now_us(),
         transaction: Some(TransactionInfo {
