@@ -281,7 +281,7 @@ mod tests {
     fn bad_mysql_sets_are_errors_not_panics() {
         for text in [
             "nonsense".to_string(),
-            format!("{U1}"),
+            U1.to_string(),
             format!("{U1}:"),
             format!("{U1}:0-3"),
             format!("{U1}:5-3"),
