@@ -316,4 +316,26 @@ async fn a_server_without_the_checkpoints_gtids_is_refused_with_the_way_out() {
         "{log}"
     );
     println!("refused: state={state}");
+
+    // A server whose binlog numbers are past the state but never held it (another history, or
+    // purged): the pre-check passes, the server refuses in strict mode (error 1236).
+    other.sql("RESET MASTER; SET GLOBAL gtid_binlog_state = '0-2-1000';");
+    let mut agent = Agent::start(&cfg);
+    let code = agent.wait_exit(WAIT);
+    let log = agent.log();
+    assert_eq!(code, Some(1), "a definite error exits with 1; log:\n{log}");
+    assert!(
+        log.contains(&format!("GTID state `{state}`"))
+            && log.contains("error 1236")
+            && log.contains("produce a tombstone"),
+        "{log}"
+    );
+    let answer = log
+        .lines()
+        .find_map(|l| l.split("the server answers: ").nth(1))
+        .unwrap_or_default();
+    println!(
+        "refused by the server: {}",
+        answer.chars().take(160).collect::<String>()
+    );
 }

@@ -208,7 +208,13 @@ pub async fn run(
     if !by_gtid {
         check_position_exists(&mut sql, &start, &settings.source.name).await?;
     }
-    let mut stream = open_stream(settings, &start, &ctx.resume).await?;
+    let mut stream = open_stream(
+        settings,
+        &start,
+        &ctx.resume,
+        ctx.server_identity.as_deref(),
+    )
+    .await?;
     let mysql_gtids = match &ctx.resume {
         Resume::MysqlGtid { set, .. } => Some(set.clone()),
         _ if ctx.flavor == Flavor::MySql => start
@@ -411,7 +417,8 @@ fn stream_error(e: mysql_async::Error, st: &State, ctx: &StreamContext<'_>) -> S
         if s.code == ER_MASTER_FATAL_ERROR_READING_BINLOG {
             if let Some(state) = gtid_request(&ctx.resume) {
                 let server = ctx.server_identity.as_deref().unwrap_or("?");
-                return gtid_missing_error(source, &state, server, &s.message);
+                let detail = format!("the server answers: {} (error {})", s.message, s.code);
+                return gtid_missing_error(source, &state, server, &detail);
             }
             return purged_error(&st.committed.file, st.committed.pos, source, &s.message);
         }
@@ -447,6 +454,7 @@ async fn open_stream(
     settings: &MySourceSettings,
     start: &MysqlCheckpoint,
     resume: &Resume,
+    server: Option<&str>,
 ) -> Result<BinlogStream, SourceError> {
     let mut conn = connect_sql(settings).await?;
     let heartbeat_ns = settings.heartbeat.as_nanos().min(u128::from(u64::MAX)) as u64;
@@ -490,8 +498,9 @@ async fn open_stream(
         if let mysql_async::Error::Server(s) = &e {
             if s.code == ER_MASTER_FATAL_ERROR_READING_BINLOG {
                 if let Some(state) = gtid_request(resume) {
-                    let server = start.server.as_deref().unwrap_or("?");
-                    return gtid_missing_error(&settings.source.name, &state, server, &s.message);
+                    let server = server.unwrap_or("?");
+                    let detail = format!("the server answers: {} (error {})", s.message, s.code);
+                    return gtid_missing_error(&settings.source.name, &state, server, &detail);
                 }
                 return purged_error(&start.file, start.pos, &settings.source.name, &s.message);
             }
