@@ -246,9 +246,10 @@ pub async fn run(
             gtid: start.partial_gtid.clone(),
             rows: start.partial_rows,
         }),
+        // The start itself, partial transaction included, until the stream has moved past
+        // something: a checkpoint written before the partial transaction is read again (idle,
+        // shutdown) must not forget its rows already in Kafka.
         committed: MysqlCheckpoint {
-            partial_rows: 0,
-            partial_gtid: None,
             // Until a transaction on this server is done, the place to resume is still the
             // old server's (by GTID again).
             server: if by_gtid {
@@ -848,7 +849,11 @@ async fn handle<'e>(
                     st.committed.history_seq = st.history.last_seq();
                     tracing::info!(file = %st.file, pos = r.position(), server = ?st.server, "resumed by GTID; schema history continues on this server");
                 }
-                if st.tx.is_none() && !r.is_fake() && st.committed.server == st.server {
+                if st.tx.is_none()
+                    && !r.is_fake()
+                    && st.committed.server == st.server
+                    && st.committed.partial_rows == 0
+                {
                     st.committed.file.clone_from(&st.file);
                     st.committed.pos = r.position();
                 }
