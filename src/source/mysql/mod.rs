@@ -387,7 +387,7 @@ async fn run_once(
         None if mode == SnapshotMode::Never => {
             let pos = setup::current_position(&mut sql).await?;
             let catalog = schema::load_catalog(&mut sql, settings).await?;
-            let gtid_state = setup::current_gtid_state(&mut sql).await.ok().flatten();
+            let gtid_state = setup::gtid_state_at(&mut sql, &pos).await.ok().flatten();
             send_history_snapshot(
                 &mut history,
                 &mut publisher,
