@@ -186,6 +186,36 @@ impl MysqlGtidSet {
     pub fn is_empty(&self) -> bool {
         self.sids.is_empty()
     }
+
+    /// The first transaction of `self` that `server` (its `@@gtid_executed`) lacks, as
+    /// `uuid:n`, if any: auto-positioning would wait for it forever.
+    pub fn first_missing_on(&self, server: &MysqlGtidSet) -> Option<String> {
+        for (uuid, ivs) in &self.sids {
+            let have = server.sids.get(uuid).map(Vec::as_slice).unwrap_or_default();
+            for &(a, b) in ivs {
+                // Walk [a, b] through the server's sorted intervals.
+                let mut next = a;
+                for &(ha, hb) in have {
+                    if hb < next {
+                        continue;
+                    }
+                    if ha > next {
+                        break;
+                    }
+                    next = hb.saturating_add(1);
+                    if next > b {
+                        break;
+                    }
+                }
+                if next <= b {
+                    let mut one = MysqlGtidSet::default();
+                    one.add(*uuid, next);
+                    return Some(one.to_string());
+                }
+            }
+        }
+        None
+    }
 }
 
 impl fmt::Display for MysqlGtidSet {
@@ -275,6 +305,21 @@ mod tests {
             MysqlGtidSet::parse(&format!("{U1}:3")).unwrap().to_string(),
             format!("{U1}:3")
         );
+    }
+
+    #[test]
+    fn a_mysql_server_lacking_a_transaction_of_the_set_is_found() {
+        let want = MysqlGtidSet::parse(&format!("{U1}:1-9,{U2}:1-3")).unwrap();
+        let all = MysqlGtidSet::parse(&format!("{U1}:1-20,{U2}:1-3:5")).unwrap();
+        assert_eq!(want.first_missing_on(&all), None);
+        let split = MysqlGtidSet::parse(&format!("{U1}:1-4:5-9,{U2}:1-3")).unwrap();
+        assert_eq!(want.first_missing_on(&split), None);
+        let hole = MysqlGtidSet::parse(&format!("{U1}:1-4:6-20,{U2}:1-3")).unwrap();
+        assert_eq!(want.first_missing_on(&hole), Some(format!("{U1}:5")));
+        let behind = MysqlGtidSet::parse(&format!("{U1}:1-9,{U2}:1-2")).unwrap();
+        assert_eq!(want.first_missing_on(&behind), Some(format!("{U2}:3")));
+        let other = MysqlGtidSet::parse(&format!("{U2}:1-3")).unwrap();
+        assert_eq!(want.first_missing_on(&other), Some(format!("{U1}:1")));
     }
 
     #[test]

@@ -523,6 +523,21 @@ async fn resume_mode(
         if set.is_empty() {
             return Err(no_gtid());
         }
+        let have_text: Option<String> = sql
+            .query_first("SELECT @@GLOBAL.gtid_executed")
+            .await
+            .map_err(my_error("read @@gtid_executed"))?;
+        let have_text = have_text.unwrap_or_default();
+        let have = gtid::MysqlGtidSet::parse(&have_text)
+            .map_err(|e| SourceError::Definite(format!("source `{name}`: @@gtid_executed: {e}")))?;
+        if let Some(missing) = set.first_missing_on(&have) {
+            return Err(stream::gtid_missing_error(
+                name,
+                state,
+                now,
+                &format!("its @@gtid_executed does not contain {missing}"),
+            ));
+        }
         tracing::info!(source = %name, from_server = %was, server = %now, gtid_set = %set, "resuming on another server by GTID (auto-positioning)");
         return Ok(stream::Resume::MysqlGtid {
             from_server: cp.server.clone(),
