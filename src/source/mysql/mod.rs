@@ -335,7 +335,11 @@ async fn run_once(
                     // Rebuilding needs the binlog at the checkpoint's position, which is on
                     // the old server.
                     return Err(SourceError::Definite(format!(
-                        "source `{}` resumes on another server by GTID, but the schema history                          topic `{history_topic}` is missing or damaged and can only be rebuilt                          on the server the checkpoint was taken on; fix: point the source at                          that server once, or take a new snapshot (see docs/mysql-source.md,                          \"Starting over\")",
+                        "source `{}` resumes on another server by GTID, but the schema history \
+                         topic `{history_topic}` is missing or damaged and can only be rebuilt \
+                         on the server the checkpoint was taken on; fix: point the source at \
+                         that server once, or take a new snapshot (see docs/mysql-source.md, \
+                         \"Starting over\")",
                         src.name
                     )));
                 }
