@@ -71,6 +71,11 @@ pub struct MysqlCheckpoint {
     /// `file`/`pos` is between transactions.
     #[serde(default)]
     pub partial_rows: u64,
+    /// GTID of the source transaction `partial_rows` belongs to. A resume by GTID (after a
+    /// failover, where `file`/`pos` mean nothing) recognises the transaction by it. Absent in
+    /// checkpoints written before GTID resume existed, and between transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_gtid: Option<String>,
     /// Sequence number of the newest schema-history record committed with this checkpoint.
     #[serde(default)]
     pub history_seq: Option<u64>,
@@ -139,6 +144,7 @@ mod tests {
                 pos: 1234,
                 gtid_state: Some("0-1-42".into()),
                 partial_rows: 7,
+                partial_gtid: Some("0-1-43".into()),
                 history_seq: Some(3),
                 server: Some("1".into()),
             }),

@@ -33,6 +33,9 @@ pub const DEFAULT_EVENT_STORE_TOPIC: &str = "cdc.events";
 pub const DEFAULT_POSTGRES_PORT: u16 = 5432;
 /// Default MySQL/MariaDB port.
 pub const DEFAULT_MYSQL_PORT: u16 = 3306;
+/// Default of `[mysql] include_query` (Debezium's `include.query`): off, as statements may
+/// carry values the row events do not.
+pub const DEFAULT_MYSQL_INCLUDE_QUERY: bool = false;
 /// Default compression codec for produced batches.
 pub const DEFAULT_COMPRESSION: &str = "zstd";
 /// Default partitions of topics the agent creates.
@@ -482,6 +485,10 @@ impl fmt::Display for MysqlSslMode {
     }
 }
 
+fn default_include_query() -> bool {
+    DEFAULT_MYSQL_INCLUDE_QUERY
+}
+
 /// `[mysql]` of a source file: MySQL/MariaDB-only settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -507,6 +514,15 @@ pub struct MysqlOptions {
     /// Default: 5000.
     #[serde(default)]
     pub heartbeat_ms: Option<u64>,
+    /// Put the SQL statement behind each row change in `source.query` (Debezium's
+    /// `include.query`). MySQL writes it when `binlog_rows_query_log_events = ON`; MariaDB
+    /// writes it when `binlog_annotate_row_events = ON` (its default) but sends it only to a
+    /// reader that asks with a dump flag the MySQL client library in use cannot set yet, so on
+    /// MariaDB `source.query` stays null (the agent warns at start). Statements may contain
+    /// values (also of columns not captured): enable only where that is acceptable.
+    /// Default: false.
+    #[serde(default = "default_include_query")]
+    pub include_query: bool,
     /// TLS to the server: `disabled`, `preferred` (TLS when offered, unverified), `required`
     /// (TLS, certificate checked only with `ssl_ca`), `verify_ca` (chains to `ssl_ca`) or
     /// `verify_identity` (that, and `host` is a name in the certificate). Default: `preferred`.

@@ -330,6 +330,8 @@ impl SchemaHistory {
 
     /// The catalog as it was at `pos`: the newest snapshot at or before `pos`, plus the DDL
     /// records after it whose position is before `pos`. Empty when no snapshot is that old.
+    /// Only records of the server set with [`SchemaHistory::set_server`] count: after a
+    /// failover the history holds epochs of several servers, whose positions do not compare.
     pub fn catalog_at(&self, pos: &BinlogPosition) -> Catalog {
         let mut cat = Catalog::default();
         let Some(start) = self.epoch_start(pos) else {
@@ -353,9 +355,21 @@ impl SchemaHistory {
 
     /// The records after the epoch's first one, up to the next epoch.
     fn epoch_rest(&self, start: usize) -> impl Iterator<Item = &HistoryRecord> {
+        // Records of another server (an epoch a failover wrote, left behind when the source
+        // went back to this server) neither belong to this epoch nor end it.
         self.records[start + 1..]
             .iter()
+            .filter(|r| self.of_this_server(r))
             .take_while(|r| !r.starts_epoch())
+    }
+
+    /// Whether `r`'s positions are positions of the server this history is set to (records
+    /// or histories without a server identity match any).
+    fn of_this_server(&self, r: &HistoryRecord) -> bool {
+        match (&self.server, &r.server) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
     }
 
     /// Index of the first record of the newest epoch whose snapshot is at or before `pos`.
@@ -364,7 +378,7 @@ impl SchemaHistory {
             .iter()
             .enumerate()
             .rev()
-            .find(|(_, r)| r.starts_epoch() && r.position <= *pos)
+            .find(|(_, r)| r.starts_epoch() && self.of_this_server(r) && r.position <= *pos)
             .map(|(i, _)| i)
     }
 
@@ -445,7 +459,7 @@ impl SchemaHistory {
                     found: r.seq,
                 });
             }
-            if !r.starts_epoch() && r.position < p.position {
+            if !r.starts_epoch() && r.server == p.server && r.position < p.position {
                 return Err(HistoryError::Damaged {
                     topic: topic.into(),
                     detail: format!(
@@ -469,13 +483,24 @@ impl SchemaHistory {
         Ok(())
     }
 
-    /// Checks every stored record names `server` (when both are known): positions of another
-    /// server (a failover to a replica with other binlog files) would select wrong definitions.
-    pub fn verify_server(&self, server: &str, topic: &str) -> Result<(), HistoryError> {
+    /// Checks the epoch a checkpoint is in (the newest snapshot numbered at or below
+    /// `expected_last_seq`, or the newest one) was written for `server` (when both are known):
+    /// positions of another server (a failover to a replica with other binlog files) would
+    /// select wrong definitions. Older epochs of other servers (the source failed over
+    /// before) do not matter: [`SchemaHistory::catalog_at`] only looks at this server's.
+    pub fn verify_server(
+        &self,
+        server: &str,
+        expected_last_seq: Option<u64>,
+        topic: &str,
+    ) -> Result<(), HistoryError> {
+        let expected = expected_last_seq.filter(|e| *e > 0);
         match self
             .records
             .iter()
-            .find(|r| r.server.as_deref().is_some_and(|s| s != server))
+            .rev()
+            .find(|r| r.starts_epoch() && expected.is_none_or(|e| r.seq <= e))
+            .filter(|r| r.server.as_deref().is_some_and(|s| s != server))
         {
             Some(r) => Err(HistoryError::Foreign {
                 topic: topic.into(),

@@ -32,6 +32,7 @@
 pub mod catalog;
 pub mod ddl;
 pub mod events;
+pub mod gtid;
 pub mod history;
 pub mod lock;
 pub mod schema;
@@ -83,6 +84,8 @@ pub struct MySourceSettings {
     pub snapshot_parallelism: usize,
     /// Heartbeat period asked of the server.
     pub heartbeat: Duration,
+    /// Fill `source.query` from the statement events (`[mysql] include_query`).
+    pub include_query: bool,
 }
 
 /// Databases never captured.
@@ -111,6 +114,7 @@ impl MySourceSettings {
             heartbeat: Duration::from_millis(
                 my.heartbeat_ms.unwrap_or(DEFAULT_HEARTBEAT_MS).max(100),
             ),
+            include_query: my.include_query,
             source,
             main,
         }
@@ -222,6 +226,16 @@ async fn run_once(
     let mut sql = connect_sql(settings).await?;
     let server = setup::check_prerequisites(&mut sql, settings).await?;
 
+    if settings.include_query && server.mariadb {
+        tracing::warn!(
+            source = %src.name,
+            "include_query = true: MariaDB sends the statements (annotate rows events) only to \
+             a reader that asks with dump flag BINLOG_SEND_ANNOTATE_ROWS_EVENT, which the MySQL \
+             client library in use cannot set; source.query stays null on this server (see \
+             docs/mysql-source.md)"
+        );
+    }
+
     // Ownership first: only the agent holding the lock may register the transactional id
     // (which fences every other producer of this source), so a resumed zombie can never fence
     // the agent that took over from it.
@@ -269,18 +283,11 @@ async fn run_once(
         let my = c.mysql.clone()?;
         c.snapshot_done.then_some(my)
     });
-    if let (Some(cp), Some(now)) = (&saved, &server.identity) {
-        if cp.server.as_deref().is_some_and(|s| s != now) {
-            return Err(SourceError::Definite(format!(
-                "the checkpoint of source `{}` was taken on server `{}`, but this is server `{now}`; \
-                 binlog positions of one server mean nothing on another; fix: point the source \
-                 back at the original server, or start over with a new snapshot by deleting the \
-                 checkpoint (see docs/mysql-source.md, \"Starting over\")",
-                src.name,
-                cp.server.as_deref().unwrap_or("")
-            )));
-        }
-    }
+    let resume = match &saved {
+        Some(cp) => resume_mode(settings, &mut sql, &server, cp).await?,
+        None => stream::Resume::Position,
+    };
+    let by_gtid = !matches!(resume, stream::Resume::Position);
 
     let history_topic = history::history_topic(&src.topic_prefix);
     publisher
@@ -306,12 +313,35 @@ async fn run_once(
             let verified = history
                 .verify(cp.history_seq, &history_topic)
                 .and_then(|()| match &server.identity {
-                    Some(id) => history.verify_server(id, &history_topic),
+                    // A failover: the checkpoint's epoch is the old server's, by design.
+                    Some(_) if by_gtid => Ok(()),
+                    Some(id) => history.verify_server(id, cp.history_seq, &history_topic),
                     None => Ok(()),
                 });
             let catalog = match verified {
+                Ok(()) if by_gtid && (cp.history_seq.is_some() || history.last_seq().is_some()) => {
+                    // The definitions at the resume point are the old server's at the
+                    // checkpoint's position; the stream starts the new server's epoch with
+                    // them once it knows its first position there.
+                    history.set_server(cp.server.clone());
+                    let catalog = history.catalog_at(&at);
+                    history.set_server(server.identity.clone());
+                    catalog
+                }
                 Ok(()) if cp.history_seq.is_some() || history.last_seq().is_some() => {
                     history.catalog_at(&at)
+                }
+                _ if by_gtid => {
+                    // Rebuilding needs the binlog at the checkpoint's position, which is on
+                    // the old server.
+                    return Err(SourceError::Definite(format!(
+                        "source `{}` resumes on another server by GTID, but the schema history \
+                         topic `{history_topic}` is missing or damaged and can only be rebuilt \
+                         on the server the checkpoint was taken on; fix: point the source at \
+                         that server once, or take a new snapshot (see docs/mysql-source.md, \
+                         \"Starting over\")",
+                        src.name
+                    )));
                 }
                 Ok(()) => {
                     // A checkpoint from before the history existed: nothing to verify against.
@@ -361,7 +391,7 @@ async fn run_once(
         None if mode == SnapshotMode::Never => {
             let pos = setup::current_position(&mut sql).await?;
             let catalog = schema::load_catalog(&mut sql, settings).await?;
-            let gtid_state = setup::current_gtid_state(&mut sql).await.ok().flatten();
+            let gtid_state = setup::gtid_state_at(&mut sql, &pos).await.ok().flatten();
             send_history_snapshot(
                 &mut history,
                 &mut publisher,
@@ -376,6 +406,7 @@ async fn run_once(
                 pos: pos.pos,
                 gtid_state,
                 partial_rows: 0,
+                partial_gtid: None,
                 history_seq: history.last_seq(),
                 server: server.identity.clone(),
             };
@@ -411,6 +442,7 @@ async fn run_once(
                 pos: taken.position.pos,
                 gtid_state: taken.gtid_state.clone(),
                 partial_rows: 0,
+                partial_gtid: None,
                 history_seq: history.last_seq(),
                 server: server.identity.clone(),
             };
@@ -435,6 +467,7 @@ async fn run_once(
                 max_age: Duration::from_millis(settings.main.kafka.transaction_max_ms),
             },
             server_identity: server.identity.clone(),
+            resume,
             flavor: Flavor::from_server_version(&server.version),
             history_topic: &history_topic,
             types,
@@ -448,6 +481,91 @@ async fn run_once(
         stop,
     )
     .await
+}
+
+/// How the stream resumes from checkpoint `cp` on the connected server: by file/position on
+/// the server that wrote the checkpoint (exact, and what the crash tests cover); by GTID on
+/// another one (a failover to a replica or a promoted server, whose binlog files differ).
+async fn resume_mode(
+    settings: &MySourceSettings,
+    sql: &mut mysql_async::Conn,
+    server: &setup::ServerInfo,
+    cp: &MysqlCheckpoint,
+) -> Result<stream::Resume, SourceError> {
+    let name = &settings.source.name;
+    let (Some(was), Some(now)) = (cp.server.as_deref(), server.identity.as_deref()) else {
+        return Ok(stream::Resume::Position);
+    };
+    if was == now {
+        return Ok(stream::Resume::Position);
+    }
+    let state = cp.gtid_state.as_deref().unwrap_or("").trim();
+    let no_gtid = || {
+        SourceError::Definite(format!(
+            "the checkpoint of source `{name}` was taken on server `{was}`, but this is server \
+             `{now}`, and the checkpoint holds no GTID state to find its place here (binlog \
+             positions of one server mean nothing on another); fix: point the source back at \
+             the original server, or start over with a new snapshot by deleting the checkpoint \
+             (see docs/mysql-source.md, \"Starting over\")"
+        ))
+    };
+    if state.is_empty() {
+        return Err(no_gtid());
+    }
+    if cp.partial_rows > 0 && cp.partial_gtid.is_none() {
+        return Err(SourceError::Definite(format!(
+            "the checkpoint of source `{name}` (server `{was}`) lies inside a source transaction \
+             and was written before checkpoints named that transaction's GTID, so it cannot be \
+             found on server `{now}`; fix: start the agent once against server `{was}` so it \
+             moves past the transaction, or take a new snapshot (see docs/mysql-source.md, \
+             \"Starting over\")"
+        )));
+    }
+    if !server.mariadb {
+        let set = gtid::MysqlGtidSet::parse(state)
+            .map_err(|e| SourceError::Definite(format!("source `{name}`: checkpoint: {e}")))?;
+        if set.is_empty() {
+            return Err(no_gtid());
+        }
+        let have_text: Option<String> = sql
+            .query_first("SELECT @@GLOBAL.gtid_executed")
+            .await
+            .map_err(my_error("read @@gtid_executed"))?;
+        let have_text = have_text.unwrap_or_default();
+        let have = gtid::MysqlGtidSet::parse(&have_text)
+            .map_err(|e| SourceError::Definite(format!("source `{name}`: @@gtid_executed: {e}")))?;
+        if let Some(missing) = set.first_missing_on(&have) {
+            return Err(stream::gtid_missing_error(
+                name,
+                state,
+                now,
+                &format!("its @@gtid_executed does not contain {missing}"),
+            ));
+        }
+        tracing::info!(source = %name, from_server = %was, server = %now, gtid_set = %set, "resuming on another server by GTID (auto-positioning)");
+        return Ok(stream::Resume::MysqlGtid {
+            from_server: cp.server.clone(),
+            set,
+        });
+    }
+    let wanted = gtid::MariadbState::parse(state)
+        .map_err(|e| SourceError::Definite(format!("source `{name}`: checkpoint: {e}")))?;
+    let have_text = setup::current_gtid_state(sql).await?.unwrap_or_default();
+    let have = gtid::MariadbState::parse(&have_text)
+        .map_err(|e| SourceError::Definite(format!("source `{name}`: @@gtid_binlog_pos: {e}")))?;
+    if let Some(missing) = wanted.first_missing_on(&have) {
+        return Err(stream::gtid_missing_error(
+            name,
+            state,
+            now,
+            &format!("its @@gtid_binlog_pos `{have_text}` does not reach {missing}"),
+        ));
+    }
+    tracing::info!(source = %name, from_server = %was, server = %now, gtid_state = %state, "resuming on another server by GTID");
+    Ok(stream::Resume::MariadbGtid {
+        from_server: cp.server.clone(),
+        state: wanted.to_string(),
+    })
 }
 
 /// Records the catalog at `pos` as a snapshot epoch of the schema history (sent through the

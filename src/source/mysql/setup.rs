@@ -275,6 +275,20 @@ pub async fn current_position(conn: &mut Conn) -> Result<BinlogPosition, SourceE
     Ok(BinlogPosition { file, pos })
 }
 
+/// MariaDB's GTID state at `pos` (`BINLOG_GTID_POS`), `None` on MySQL or when the server
+/// cannot tell. Read for the position itself, not for "now": writes between reading the
+/// position and the state would otherwise put GTIDs of unread transactions in the state.
+pub async fn gtid_state_at(
+    conn: &mut Conn,
+    pos: &BinlogPosition,
+) -> Result<Option<String>, SourceError> {
+    let v: Option<Option<String>> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&pos.file, pos.pos))
+        .await
+        .ok();
+    Ok(v.flatten().filter(|s| !s.is_empty()))
+}
+
 /// MariaDB's `@@gtid_binlog_pos` (the GTID state at the binlog's end), `None` on MySQL.
 pub async fn current_gtid_state(conn: &mut Conn) -> Result<Option<String>, SourceError> {
     let v: Option<Option<String>> = conn

@@ -57,6 +57,9 @@ const XID: u8 = 0x10;
 const TABLE_MAP: u8 = 0x13;
 const MYSQL_GTID: u8 = 0x21;
 const MARIADB_GTID: u8 = 0xa2;
+const MARIADB_ANNOTATE_ROWS: u8 = events::event_type::MARIADB_ANNOTATE_ROWS;
+/// MySQL `ROWS_QUERY_EVENT` (`binlog_rows_query_log_events = ON`).
+const MYSQL_ROWS_QUERY: u8 = 29;
 
 /// Bounds of one Kafka transaction in exactly-once mode.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +68,27 @@ pub struct TxnBounds {
     pub max_records: usize,
     /// Commit after this long under load.
     pub max_age: Duration,
+}
+
+/// Where the binlog is requested from.
+#[derive(Debug, Clone)]
+pub enum Resume {
+    /// The checkpoint's file/position, on the server that wrote it.
+    Position,
+    /// MariaDB, another server (failover): `@slave_connect_state = state`, strict mode.
+    MariadbGtid {
+        /// Identity of the server the checkpoint was taken on.
+        from_server: Option<String>,
+        /// The GTID state to connect with.
+        state: String,
+    },
+    /// MySQL, another server (failover): COM_BINLOG_DUMP_GTID with the executed set.
+    MysqlGtid {
+        /// Identity of the server the checkpoint was taken on.
+        from_server: Option<String>,
+        /// Every transaction already read.
+        set: super::gtid::MysqlGtidSet,
+    },
 }
 
 /// What the loop needs besides the connections.
@@ -79,6 +103,8 @@ pub struct StreamContext<'a> {
     pub bounds: TxnBounds,
     /// Identity of the server, recorded in checkpoints.
     pub server_identity: Option<String>,
+    /// How the binlog is requested.
+    pub resume: Resume,
     /// Which server writes the binlog (table-map metadata differs).
     pub flavor: Flavor,
     /// The schema-history topic.
@@ -105,6 +131,9 @@ struct Tx {
     thread: Option<i64>,
     server_id: u32,
     position: String,
+    /// The statement behind the rows that follow (`include_query`): one allocation per
+    /// statement, borrowed by every row event of it.
+    query: Option<Arc<str>>,
 }
 
 struct Mapped {
@@ -113,14 +142,50 @@ struct Mapped {
     schema: Arc<TableSchema>,
 }
 
+/// A source transaction partly in Kafka when the stream (re)started.
+#[derive(Debug, Clone)]
+struct ResumePartial {
+    /// Its start, when resuming by position on the server that wrote it.
+    at: Option<BinlogPosition>,
+    /// Its GTID, when known.
+    gtid: Option<String>,
+    /// Rows of it already in Kafka.
+    rows: u64,
+}
+
+/// How many leading rows of the transaction starting at `start` with `gtid` to skip on
+/// resume: by GTID when both sides know it (the only way after a failover, where positions
+/// differ), else by position.
+fn rows_to_skip(resume: Option<&ResumePartial>, start: &BinlogPosition, gtid: Option<&str>) -> u64 {
+    let Some(r) = resume else {
+        return 0;
+    };
+    let same = match (r.gtid.as_deref(), gtid) {
+        (Some(a), Some(b)) => a == b,
+        _ => r.at.as_ref() == Some(start),
+    };
+    if same {
+        r.rows
+    } else {
+        0
+    }
+}
+
 struct State {
     file: String,
+    /// Identity of the connected server, which checkpoints carry once the stream has moved
+    /// past a transaction on it.
+    server: Option<String>,
+    /// A resume by GTID has not yet recorded the new server's schema-history epoch.
+    epoch_pending: bool,
+    /// MySQL: the executed GTID set, kept current for checkpoints (failover resume).
+    mysql_gtids: Option<super::gtid::MysqlGtidSet>,
     tx: Option<Tx>,
     /// Everything before this position is in Kafka (or marked for it).
     committed: MysqlCheckpoint,
     gtids: std::collections::BTreeMap<u32, String>,
     /// Resume: rows of the transaction at this start already in Kafka.
-    resume_partial: Option<(BinlogPosition, u64)>,
+    resume_partial: Option<ResumePartial>,
     mapped: HashMap<u64, Mapped>,
     catalog: Catalog,
     history: SchemaHistory,
@@ -139,8 +204,25 @@ pub async fn run(
     stop: &mut Shutdown,
 ) -> Result<(), SourceError> {
     let settings = ctx.settings;
-    check_position_exists(&mut sql, &start, &settings.source.name).await?;
-    let mut stream = open_stream(settings, &start).await?;
+    let by_gtid = !matches!(ctx.resume, Resume::Position);
+    if !by_gtid {
+        check_position_exists(&mut sql, &start, &settings.source.name).await?;
+    }
+    let mut stream = open_stream(
+        settings,
+        &start,
+        &ctx.resume,
+        ctx.server_identity.as_deref(),
+    )
+    .await?;
+    let mysql_gtids = match &ctx.resume {
+        Resume::MysqlGtid { set, .. } => Some(set.clone()),
+        _ if ctx.flavor == Flavor::MySql => start
+            .gtid_state
+            .as_deref()
+            .and_then(|t| super::gtid::MysqlGtidSet::parse(t).ok()),
+        _ => None,
+    };
     let gtids = start
         .gtid_state
         .as_deref()
@@ -153,21 +235,37 @@ pub async fn run(
         .collect();
     let mut st = State {
         file: start.file.clone(),
+        server: ctx.server_identity.clone(),
+        epoch_pending: by_gtid,
         tx: None,
-        resume_partial: (start.partial_rows > 0).then(|| {
-            (
-                BinlogPosition {
-                    file: start.file.clone(),
-                    pos: start.pos,
-                },
-                start.partial_rows,
-            )
+        resume_partial: (start.partial_rows > 0).then(|| ResumePartial {
+            at: (!by_gtid).then(|| BinlogPosition {
+                file: start.file.clone(),
+                pos: start.pos,
+            }),
+            gtid: start.partial_gtid.clone(),
+            rows: start.partial_rows,
         }),
+        // The start itself, partial transaction included, until the stream has moved past
+        // something: a checkpoint written before the partial transaction is read again (idle,
+        // shutdown) must not forget its rows already in Kafka.
         committed: MysqlCheckpoint {
-            partial_rows: 0,
-            server: ctx.server_identity.clone(),
+            // Until a transaction on this server is done, the place to resume is still the
+            // old server's (by GTID again).
+            server: if by_gtid {
+                start.server.clone()
+            } else {
+                ctx.server_identity.clone()
+            },
+            // MySQL: a GTID set the stream cannot keep current must not be resumed from.
+            gtid_state: if ctx.flavor == Flavor::MySql && mysql_gtids.is_none() {
+                None
+            } else {
+                start.gtid_state.clone()
+            },
             ..start.clone()
         },
+        mysql_gtids,
         gtids,
         mapped: HashMap::new(),
         catalog,
@@ -240,7 +338,7 @@ pub async fn run(
                 "server ended the binlog stream".into(),
             ));
         };
-        let event = event.map_err(|e| stream_error(e, &st, &settings.source.name))?;
+        let event = event.map_err(|e| stream_error(e, &st, &ctx))?;
         let mut rows = recycle(std::mem::take(&mut buf));
         handle(&ctx, &event, &mut st, &mut sql, publisher, stop, &mut rows).await?;
         buf = recycle(rows);
@@ -314,19 +412,50 @@ fn purged_error(file: &str, pos: u64, source: &str, detail: &str) -> SourceError
     ))
 }
 
-fn stream_error(e: mysql_async::Error, st: &State, source: &str) -> SourceError {
+fn stream_error(e: mysql_async::Error, st: &State, ctx: &StreamContext<'_>) -> SourceError {
+    let source = &ctx.settings.source.name;
     if let mysql_async::Error::Server(s) = &e {
         if s.code == ER_MASTER_FATAL_ERROR_READING_BINLOG {
+            if let Some(state) = gtid_request(&ctx.resume) {
+                let server = ctx.server_identity.as_deref().unwrap_or("?");
+                let detail = format!("the server answers: {} (error {})", s.message, s.code);
+                return gtid_missing_error(source, &state, server, &detail);
+            }
             return purged_error(&st.committed.file, st.committed.pos, source, &s.message);
         }
     }
     my_error("binlog stream")(e)
 }
 
+/// The GTID state or set a GTID resume asks for, as text.
+fn gtid_request(resume: &Resume) -> Option<String> {
+    match resume {
+        Resume::Position => None,
+        Resume::MariadbGtid { state, .. } => Some(state.clone()),
+        Resume::MysqlGtid { set, .. } => Some(set.to_string()),
+    }
+}
+
+/// The server a source fails over to lacks transactions the checkpoint has seen (it is
+/// behind, or purged them): nothing safe to resume from.
+pub fn gtid_missing_error(source: &str, state: &str, server: &str, detail: &str) -> SourceError {
+    SourceError::Definite(format!(
+        "source `{source}` resumes by GTID on server `{server}` (another server than the one \
+         its checkpoint was taken on), but that server cannot send the binlog after GTID state \
+         `{state}` ({detail}): it is behind the old server or has purged those transactions, \
+         so changes would be lost or duplicated; fix: wait until the server has replicated \
+         them (compare @@gtid_binlog_pos), point the source at a server that has them, or take \
+         a new snapshot by deleting the source's checkpoint — produce a tombstone for key \
+         `{source}` to the offsets topic (see docs/mysql-source.md, \"Starting over\")"
+    ))
+}
+
 /// Opens the binlog connection at `start`.
 async fn open_stream(
     settings: &MySourceSettings,
     start: &MysqlCheckpoint,
+    resume: &Resume,
+    server: Option<&str>,
 ) -> Result<BinlogStream, SourceError> {
     let mut conn = connect_sql(settings).await?;
     let heartbeat_ns = settings.heartbeat.as_nanos().min(u128::from(u64::MAX)) as u64;
@@ -337,12 +466,43 @@ async fn open_stream(
     ))
     .await
     .map_err(my_error("binlog session settings"))?;
-    let request = BinlogStreamRequest::new(settings.server_id)
-        .with_filename(start.file.as_bytes())
-        .with_pos(start.pos);
+    let sids;
+    let request = match resume {
+        Resume::Position => BinlogStreamRequest::new(settings.server_id)
+            .with_filename(start.file.as_bytes())
+            .with_pos(start.pos),
+        Resume::MariadbGtid { state, .. } => {
+            // MariaDB ignores the file name and position when a connect state is set: it
+            // finds the file holding the state, sends a ROTATE to it at position 4 and skips
+            // every event group up to the state. Strict mode: a state the server's binlog does
+            // not hold is an error (1236), not a silent jump.
+            conn.exec_drop(
+                "SET @slave_connect_state = ?, @slave_gtid_strict_mode = 1",
+                (state.as_str(),),
+            )
+            .await
+            .map_err(my_error("binlog GTID connect state"))?;
+            BinlogStreamRequest::new(settings.server_id)
+                .with_filename(b"")
+                .with_pos(4u64)
+        }
+        Resume::MysqlGtid { set, .. } => {
+            sids = set.to_sids();
+            BinlogStreamRequest::new(settings.server_id)
+                .with_gtid()
+                .with_filename(b"")
+                .with_pos(4u64)
+                .with_gtid_set(sids.iter().cloned())
+        }
+    };
     conn.get_binlog_stream(request).await.map_err(|e| {
         if let mysql_async::Error::Server(s) = &e {
             if s.code == ER_MASTER_FATAL_ERROR_READING_BINLOG {
+                if let Some(state) = gtid_request(resume) {
+                    let server = server.unwrap_or("?");
+                    let detail = format!("the server answers: {} (error {})", s.message, s.code);
+                    return gtid_missing_error(&settings.source.name, &state, server, &detail);
+                }
                 return purged_error(&start.file, start.pos, &settings.source.name, &s.message);
             }
         }
@@ -357,10 +517,22 @@ async fn commit_txn(
     st: &State,
 ) -> Result<(), SourceError> {
     let cp = match &st.tx {
-        Some(t) if t.rows > 0 => MysqlCheckpoint {
+        // Mid-transaction the checkpoint's file/pos is the transaction's start on the
+        // connected server (resuming there on this server), while GTID state and server stay
+        // those of the last finished one: a checkpoint after a failover names the new server
+        // only once a transaction on it is done.
+        Some(t) if t.rows > 0 && st.committed.server == st.server => MysqlCheckpoint {
             file: t.start.file.clone(),
             pos: t.start.pos,
             partial_rows: t.rows,
+            partial_gtid: t.gtid.clone(),
+            ..st.committed.clone()
+        },
+        // The first transaction after a GTID resume: file/pos stay the old server's (a
+        // resume goes by GTID again), the transaction is found by its GTID.
+        Some(t) if t.rows > 0 => MysqlCheckpoint {
+            partial_rows: t.rows,
+            partial_gtid: t.gtid.clone(),
             ..st.committed.clone()
         },
         _ => st.committed.clone(),
@@ -450,10 +622,7 @@ fn begin(
     thread: Option<i64>,
     server_id: u32,
 ) {
-    let skip_until = match &st.resume_partial {
-        Some((pos, n)) if *pos == start => *n,
-        _ => 0,
-    };
+    let skip_until = rows_to_skip(st.resume_partial.as_ref(), &start, gtid.as_deref());
     if skip_until > 0 {
         tracing::debug!(%start, skip_until, "skipping rows a committed Kafka transaction already holds");
     }
@@ -473,22 +642,35 @@ fn begin(
         thread,
         server_id,
         position,
+        query: None,
     });
 }
 
 fn end(st: &mut State, publisher: &mut Publisher<MysqlCheckpoint>, end_pos: u64) {
     if let Some(t) = st.tx.take() {
-        if let (Some(d), Some(g)) = (t.domain, t.gtid) {
-            st.gtids.insert(d, g);
+        match (t.domain, t.gtid) {
+            (Some(d), Some(g)) => {
+                st.gtids.insert(d, g);
+            }
+            (None, Some(g)) => {
+                if let Some(set) = &mut st.mysql_gtids {
+                    set.add_text(&g);
+                }
+            }
+            _ => {}
         }
     }
     st.resume_partial = None;
     st.committed.file.clone_from(&st.file);
     st.committed.pos = end_pos;
     st.committed.partial_rows = 0;
+    st.committed.partial_gtid = None;
+    st.committed.server.clone_from(&st.server);
     if !st.gtids.is_empty() {
         let state = st.gtids.values().cloned().collect::<Vec<_>>().join(",");
         st.committed.gtid_state = Some(state);
+    } else if let Some(set) = &st.mysql_gtids {
+        st.committed.gtid_state = Some(set.to_string());
     }
     publisher.mark(st.committed.clone());
 }
@@ -645,7 +827,33 @@ async fn handle<'e>(
         ROTATE => {
             if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
                 st.file = binlog_file_name(strip_unsplit_checksum(event, r.name_raw()));
-                if st.tx.is_none() && !r.is_fake() {
+                if st.epoch_pending {
+                    // The first event of a GTID resume names the new server's file: its
+                    // schema-history epoch starts there, with the definitions at the resume
+                    // point (nothing before the state is sent, so nothing earlier is decoded).
+                    st.epoch_pending = false;
+                    let at = BinlogPosition {
+                        file: st.file.clone(),
+                        pos: r.position(),
+                    };
+                    let gtid = st.committed.gtid_state.clone();
+                    super::send_history_snapshot(
+                        &mut st.history,
+                        publisher,
+                        ctx.history_topic,
+                        &at,
+                        gtid,
+                        &st.catalog,
+                    )
+                    .await?;
+                    st.committed.history_seq = st.history.last_seq();
+                    tracing::info!(file = %st.file, pos = r.position(), server = ?st.server, "resumed by GTID; schema history continues on this server");
+                }
+                if st.tx.is_none()
+                    && !r.is_fake()
+                    && st.committed.server == st.server
+                    && st.committed.partial_rows == 0
+                {
                     st.committed.file.clone_from(&st.file);
                     st.committed.pos = r.position();
                 }
@@ -728,6 +936,19 @@ async fn handle<'e>(
             }
         }
         XID => end(st, publisher, end_pos),
+        MARIADB_ANNOTATE_ROWS | MYSQL_ROWS_QUERY if ctx.settings.include_query => {
+            if let Some(tx) = st.tx.as_mut() {
+                let text: Arc<str> = if ty == MARIADB_ANNOTATE_ROWS {
+                    Arc::from(events::parse_annotate_rows(event.data()))
+                } else {
+                    match event.read_data() {
+                        Ok(Some(EventData::RowsQueryEvent(q))) => Arc::from(q.query()),
+                        _ => return Err(malformed("ROWS_QUERY", "unreadable")),
+                    }
+                };
+                tx.query = Some(text);
+            }
+        }
         TABLE_MAP => {
             let map = TableMapInfo::parse(event.data(), ctx.flavor).map_err(decode_error)?;
             if !ctx.settings.captures(&map.database) {
@@ -931,7 +1152,7 @@ async fn emit(
             pos: tx.start.pos as i64,
             row: row as i32,
             thread: tx.thread,
-            query: None,
+            query: tx.query.as_deref(),
         }),
         processed_us: now_us(),
         transaction: Some(TransactionInfo {
@@ -955,6 +1176,61 @@ async fn emit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_transaction_is_recognised_by_gtid_else_by_position() {
+        let at = |f: &str, p| BinlogPosition {
+            file: f.into(),
+            pos: p,
+        };
+        let same_server = ResumePartial {
+            at: Some(at("a-bin.000003", 900)),
+            gtid: Some("0-1-42".into()),
+            rows: 7,
+        };
+        assert_eq!(
+            rows_to_skip(Some(&same_server), &at("a-bin.000003", 900), Some("0-1-42")),
+            7
+        );
+        assert_eq!(
+            rows_to_skip(
+                Some(&same_server),
+                &at("a-bin.000003", 1200),
+                Some("0-1-43")
+            ),
+            0
+        );
+        // After a failover the same transaction starts elsewhere: its GTID decides.
+        let failover = ResumePartial {
+            at: None,
+            ..same_server.clone()
+        };
+        assert_eq!(
+            rows_to_skip(Some(&failover), &at("b-bin.000001", 4711), Some("0-1-42")),
+            7
+        );
+        assert_eq!(
+            rows_to_skip(Some(&failover), &at("b-bin.000001", 4711), Some("1-1-42")),
+            0
+        );
+        assert_eq!(
+            rows_to_skip(Some(&failover), &at("b-bin.000001", 4711), None),
+            0
+        );
+        // A checkpoint from before GTIDs were recorded: by position only.
+        let old = ResumePartial {
+            gtid: None,
+            ..same_server
+        };
+        assert_eq!(
+            rows_to_skip(Some(&old), &at("a-bin.000003", 900), Some("0-1-42")),
+            7
+        );
+        assert_eq!(
+            rows_to_skip(None, &at("a-bin.000003", 900), Some("0-1-42")),
+            0
+        );
+    }
 
     #[test]
     fn a_rotate_name_followed_by_checksum_bytes_is_cut_after_its_number() {

@@ -317,8 +317,8 @@ fn records_of_another_server_are_refused() {
     let mut h = SchemaHistory::empty("shop");
     h.set_server(Some("11".into()));
     h.record_snapshot(pos(1, 4), None, &base_catalog());
-    h.verify_server("11", TOPIC).unwrap();
-    let e = h.verify_server("12", TOPIC).unwrap_err();
+    h.verify_server("11", None, TOPIC).unwrap();
+    let e = h.verify_server("12", None, TOPIC).unwrap_err();
     assert!(
         matches!(e, HistoryError::Foreign { what: "server", .. }),
         "{e}"
@@ -351,4 +351,54 @@ fn damage_before_a_new_snapshot_does_not_block_the_new_epoch() {
     reloaded.verify(Some(4), TOPIC).unwrap();
     // The old epoch is still damaged for a checkpoint that points into it.
     assert!(reloaded.verify(Some(3), TOPIC).is_err());
+}
+
+#[test]
+fn after_a_failover_each_server_reads_only_its_own_epochs() {
+    let mut h = SchemaHistory::empty("shop");
+    h.set_server(Some("1".into()));
+    let mut cat = base_catalog();
+    let mut recs = h.record_snapshot(pos(7, 100), None, &cat);
+    let out = ddl::apply(&mut cat, Some("shop"), "ALTER TABLE t ADD b INT").unwrap();
+    recs.push(h.record(pos(7, 500), None, None, None, &cat, &out, false));
+    // Failover: the new server's epoch starts with the catalog at the resume point; its file
+    // numbers are lower than the old server's, which must not matter.
+    h.set_server(Some("2".into()));
+    let replica = |p| BinlogPosition {
+        file: "replica-bin.000001".into(),
+        pos: p,
+    };
+    recs.extend(h.record_snapshot(replica(4), None, &cat));
+    let out = ddl::apply(&mut cat, Some("shop"), "ALTER TABLE t ADD c INT").unwrap();
+    recs.push(h.record(replica(900), None, None, None, &cat, &out, false));
+    let last = recs.last().unwrap().seq;
+
+    let mut loaded = reload(&recs);
+    loaded.verify(Some(last), TOPIC).unwrap();
+    loaded.set_server(Some("2".into()));
+    loaded.verify_server("2", Some(last), TOPIC).unwrap();
+    assert_eq!(
+        columns(&loaded.catalog_at(&replica(800)), "t"),
+        ["id", "a", "b"]
+    );
+    assert_eq!(
+        columns(&loaded.catalog_at(&replica(901)), "t"),
+        ["id", "a", "b", "c"]
+    );
+    assert!(loaded.contains(&replica(900)));
+    // The old server's positions still select the old server's definitions.
+    loaded.set_server(Some("1".into()));
+    assert_eq!(columns(&loaded.catalog_at(&pos(7, 400)), "t"), ["id", "a"]);
+    assert_eq!(
+        columns(&loaded.catalog_at(&pos(9, 1)), "t"),
+        ["id", "a", "b"]
+    );
+    assert!(!loaded.contains(&replica(900)));
+    // A checkpoint in the new server's epoch is not one of the old server's.
+    let e = loaded.verify_server("1", Some(last), TOPIC).unwrap_err();
+    assert!(
+        matches!(e, HistoryError::Foreign { what: "server", .. }),
+        "{e}"
+    );
+    loaded.verify_server("1", Some(2), TOPIC).unwrap();
 }
