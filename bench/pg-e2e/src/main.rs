@@ -53,6 +53,7 @@ const USAGE: &str = "usage: pg-e2e [--rows N (500000)] [--txn-rows N (5)] [--big
     [--kafka-setting KEY=VALUE (a key of the agent's [kafka] section, e.g. transaction_max_records=50000)]
     [--keep-logs DIR (copies each agent's log there; RUST_LOG for the agent: E2E_AGENT_LOG)]
     [--dump-latency PREFIX (writes PREFIX-<mode>.csv: insert_us,produced_ms,visible_us per row)]
+    [--pg-sslmode MODE (disable; both pg_recvlogical and the agent, e.g. require to measure TLS)]
 environment (eval \"$(scripts/stack env)\"): PG_URL PG_AGENT_URL PG_BIN_DIR KAFKA_BOOTSTRAP
     SCHEMA_REGISTRY_URL";
 
@@ -76,6 +77,7 @@ struct Args {
     kafka_props: Vec<(String, String)>,
     keep_logs: Option<PathBuf>,
     kafka_main: Vec<(String, String)>,
+    pg_sslmode: String,
 }
 
 fn parse_args() -> Result<Args> {
@@ -98,6 +100,7 @@ fn parse_args() -> Result<Args> {
         kafka_props: Vec::new(),
         keep_logs: None,
         kafka_main: Vec::new(),
+        pg_sslmode: "disable".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -133,6 +136,7 @@ fn parse_args() -> Result<Args> {
                 let (k, v) = kv.split_once('=').ok_or("--kafka-setting needs KEY=VALUE")?;
                 a.kafka_main.push((k.to_owned(), v.to_owned()));
             }
+            "--pg-sslmode" => a.pg_sslmode = value()?,
             "--keep-logs" => a.keep_logs = Some(PathBuf::from(value()?)),
             "--dump-latency" => a.dump_latency = Some(PathBuf::from(value()?)),
             "--no-drain" => a.drain = false,
@@ -392,7 +396,9 @@ impl Agent {
                  host = \"{host}\"\nport = {port}\nuser = \"{user}\"\npassword = \"{pw}\"\n\
                  database = \"{db}\"\ndelivery = \"{delivery}\"\n\
                  [snapshot]\nmode = \"never\"\n\
-                 [postgres]\nslot_name = \"{name}\"\npublication = \"{PUBLICATION}\"\n",
+                 [postgres]\nslot_name = \"{name}\"\npublication = \"{PUBLICATION}\"\n\
+                 sslmode = \"{sslmode}\"\n",
+                sslmode = args.pg_sslmode,
                 host = env.host,
                 port = env.port,
                 user = env.agent_user,
@@ -759,15 +765,22 @@ impl Drain {
     }
 }
 
-fn drain_recvlogical(env: &Env, db: &str, slot: &str, backlog: &Backlog, round: usize) -> Result<Drain> {
+fn drain_recvlogical(
+    env: &Env,
+    db: &str,
+    slot: &str,
+    backlog: &Backlog,
+    round: usize,
+    sslmode: &str,
+) -> Result<Drain> {
     let start = Instant::now();
     let mut child = Command::new(env.pg_bin_dir.join("pg_recvlogical"))
         .args([
             "-d",
             &format!(
                 "host={} port={} user={} dbname={db} application_name=e2e-recvlogical \
-                 sslmode=disable gssencmode=disable",
-                env.host, env.port, env.admin_user
+                 sslmode={} gssencmode=disable",
+                env.host, env.port, env.admin_user, sslmode
             ),
             "--slot",
             slot,
@@ -1188,7 +1201,9 @@ fn report(
     let _ = writeln!(
         o,
         "- cdc-agent {which} (release build), default settings (zstd, linger 5 ms, event-store mirror on, \
-         transaction bounds 10000 records / 100 ms){}",
+         transaction bounds 10000 records / 100 ms); PostgreSQL connections of both readers with \
+         sslmode={}{}",
+        args.pg_sslmode,
         if args.kafka_props.is_empty() && args.kafka_main.is_empty() {
             String::new()
         } else {
@@ -1358,9 +1373,10 @@ async fn run(
             }
             let (env2, db2, slot) = (env.clone(), db.to_owned(), drain_slot("recv", round));
             let b2 = b.clone();
+            let sslmode = args.pg_sslmode.clone();
             let ws_stop = Arc::new(AtomicBool::new(false));
             let walsender = track_walsender(env, db, &slot, ws_stop.clone());
-            let mut d = tokio::task::spawn_blocking(move || drain_recvlogical(&env2, &db2, &slot, &b2, round)).await??;
+            let mut d = tokio::task::spawn_blocking(move || drain_recvlogical(&env2, &db2, &slot, &b2, round, &sslmode)).await??;
             ws_stop.store(true, Ordering::Relaxed);
             d.walsender_cpu = walsender.await.ok().flatten();
             eprintln!(
