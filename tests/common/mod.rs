@@ -129,17 +129,20 @@ impl Drop for FreshPgDb {
                 .unwrap();
             rt.block_on(async move {
                 let admin = pg_connect(&admin_url).await;
-                let _ = admin
-                    .execute(
-                        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-                         WHERE database = $1 AND active_pid IS NOT NULL",
-                        &[&name],
-                    )
-                    .await;
-                for _ in 0..50 {
+                // A slot left behind holds WAL forever (one leaked slot once held 8 GB). An
+                // agent that outlived its test may take the slot again after its walsender is
+                // terminated, so terminate and drop until none is left (15 s at most).
+                for _ in 0..150 {
+                    let _ = admin
+                        .execute(
+                            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+                             WHERE database = $1 AND active_pid IS NOT NULL",
+                            &[&name],
+                        )
+                        .await;
                     let left = admin
                         .query(
-                            "SELECT slot_name, active FROM pg_replication_slots WHERE database = $1",
+                            "SELECT slot_name FROM pg_replication_slots WHERE database = $1",
                             &[&name],
                         )
                         .await
