@@ -43,9 +43,9 @@ pub const DEFAULT_TOPIC_PARTITIONS: i32 = 1;
 /// Debezium's default `unavailable.value.placeholder`.
 pub const DEFAULT_UNAVAILABLE_VALUE_PLACEHOLDER: &str = "__debezium_unavailable_value";
 /// Default bound of records per Kafka transaction.
-pub const DEFAULT_TXN_MAX_RECORDS: usize = 10_000;
+pub const DEFAULT_TXN_MAX_RECORDS: usize = 50_000;
 /// Default bound of a Kafka transaction's duration under load, in milliseconds.
-pub const DEFAULT_TXN_MAX_MS: u64 = 100;
+pub const DEFAULT_TXN_MAX_MS: u64 = 250;
 /// Default replication factor of topics the agent creates.
 pub const DEFAULT_TOPIC_REPLICATION: i32 = 1;
 /// `sslrootcert` value that selects the operating system's trusted roots, as in libpq.
@@ -156,11 +156,11 @@ pub struct KafkaConfig {
     /// Default: true.
     #[serde(default = "default_true")]
     pub create_topics: bool,
-    /// Exactly-once: close a Kafka transaction after this many records. Default: 10000.
+    /// Exactly-once: close a Kafka transaction after this many records. Default: 50000.
     #[serde(default = "default_txn_max_records")]
     pub transaction_max_records: usize,
     /// Exactly-once: close a Kafka transaction after this many milliseconds under load (it
-    /// closes at once when nothing more is waiting). Default: 100.
+    /// closes at once when nothing more is waiting). Default: 250.
     #[serde(default = "default_txn_max_ms")]
     pub transaction_max_ms: u64,
     /// How clients reach the brokers: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.

@@ -1326,7 +1326,7 @@ fn report(args: &Args, backlog: Option<&Backlog>, drains: &[Drain], lives: &[Liv
         let _ = writeln!(
             o,
             "- cdc-agent binary `{}`{built} (release build; bench at {commit}), default settings (zstd, linger 5 ms, \
-             event-store mirror on, transaction bounds 10000 records / 100 ms){}",
+             event-store mirror on, transaction bounds 50000 records / 250 ms){}",
             args.agent.display(),
             if args.kafka_props.is_empty() && args.kafka_main.is_empty() {
                 String::new()

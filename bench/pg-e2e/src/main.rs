@@ -1201,7 +1201,7 @@ fn report(
     let _ = writeln!(
         o,
         "- cdc-agent {which} (release build), default settings (zstd, linger 5 ms, event-store mirror on, \
-         transaction bounds 10000 records / 100 ms); PostgreSQL connections of both readers with \
+         transaction bounds 50000 records / 250 ms); PostgreSQL connections of both readers with \
          sslmode={}{}",
         args.pg_sslmode,
         if args.kafka_props.is_empty() && args.kafka_main.is_empty() {
