@@ -22,7 +22,30 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::Config;
 use crate::registry::Registry;
-use crate::sink::kafka::base_client_config;
+use crate::sink::kafka::{base_client_config, reach, AgentContext};
+
+/// How long the ledger tools wait for the brokers before giving up.
+const REACH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Fails at once, naming the keys to fix, when the brokers refuse the login (otherwise the
+/// tools would wait out their timeouts with a vague error). The probe is a producer because
+/// its polling thread hands librdkafka's error events to our context whatever the caller does;
+/// a consumer's only arrive through its own polls. Blocks for at most [`REACH_TIMEOUT`]: the
+/// tools are short-lived commands, not the pipeline.
+fn reach_brokers(cfg: &Config) -> anyhow::Result<()> {
+    let context = AgentContext::default();
+    let probe: FutureProducer<AgentContext> =
+        base_client_config(&cfg.main.kafka).create_with_context(context.clone())?;
+    let client = probe.client();
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| reach(client, &context, REACH_TIMEOUT))?;
+    } else {
+        reach(client, &context, REACH_TIMEOUT)?;
+    }
+    Ok(())
+}
 use crate::source::postgres::types::{civil_from_days, days_from_civil};
 use crate::source::postgres::wire::Lsn;
 
@@ -131,6 +154,7 @@ pub async fn scan(
     out: tokio::sync::mpsc::Sender<LedgerEvent>,
 ) -> anyhow::Result<u64> {
     let topic = &cfg.main.event_store.topic;
+    reach_brokers(cfg)?;
     let consumer: StreamConsumer = base_client_config(&cfg.main.kafka)
         .set(
             "group.id",
@@ -352,6 +376,7 @@ pub async fn replay_to_topic(
     stop: crate::shutdown::Shutdown,
     topic: &str,
 ) -> anyhow::Result<u64> {
+    reach_brokers(cfg)?;
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
         base_client_config(&cfg.main.kafka).create()?;
     let new = rdkafka::admin::NewTopic::new(

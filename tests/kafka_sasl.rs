@@ -125,3 +125,41 @@ async fn a_wrong_sasl_password_stops_the_agent_with_a_definite_error_naming_the_
     assert!(log.contains("sasl_password"), "names the key: {log}");
     assert!(!log.contains(wrong), "the password is not logged: {log}");
 }
+
+#[tokio::test]
+async fn the_ledger_tools_stop_at_once_on_a_wrong_sasl_password_naming_the_keys() {
+    let s = setup("badpwtools").await;
+    let wrong = "not-the-password-4712";
+    // The agent's files, used by the tools only: the agent itself is stopped at once.
+    let mut agent = start_agent(&s, wrong);
+    agent.wait_exit(WAIT);
+    let config = agent.dir.path().join("cdc-agent.toml");
+    let target = format!("{}.rebuilt", s.name);
+    let runs: [&[&str]; 3] = [
+        &["replay", "--from", "0/0"],
+        &["replay", "--from", "0/0", "--to-topic", &target],
+        &[
+            "history", "--source", &s.name, "--table", "public.t", "--key", "1",
+        ],
+    ];
+    for args in runs {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cdc-agent"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("{args:?}: exit {:?}: {}", out.status.code(), stderr.trim());
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("kafka refused the connection"),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("sasl_password"), "names the key: {stderr}");
+        assert!(
+            !stderr.contains(wrong),
+            "the password is not printed: {stderr}"
+        );
+    }
+}

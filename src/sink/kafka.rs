@@ -178,6 +178,33 @@ impl AgentContext {
     }
 }
 
+/// Waits until the brokers answer a metadata request from `client`, for at most `timeout`. A
+/// login the brokers refuse is a definite [`SinkError::Auth`] at once, instead of requests that
+/// time out (librdkafka reports it only through its error callback and keeps retrying).
+/// Blocking: call it from `spawn_blocking` in async code.
+pub fn reach<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    context: &AgentContext,
+    timeout: Duration,
+) -> Result<(), SinkError> {
+    let started = std::time::Instant::now();
+    loop {
+        let answer = client.fetch_metadata(None, REACH_ATTEMPT).map(drop);
+        if let Some(why) = context.refused() {
+            return Err(SinkError::Auth(why));
+        }
+        match answer {
+            Ok(()) => return Ok(()),
+            Err(e) if started.elapsed() >= timeout => {
+                return Err(SinkError::Client(format!("brokers unreachable: {e}")))
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for AgentContext {}
+
 impl ClientContext for AgentContext {
     fn error(&self, error: KafkaError, reason: &str) {
         let definite = match error.rdkafka_error_code() {
@@ -541,31 +568,12 @@ impl<P: Unpin + Clone> KafkaSink<P> {
         if self.reached {
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        loop {
-            let producer = self.producer.clone();
-            let answer = tokio::task::spawn_blocking(move || {
-                producer
-                    .client()
-                    .fetch_metadata(None, REACH_ATTEMPT)
-                    .map(drop)
-            })
+        let (producer, context) = (self.producer.clone(), self.context.clone());
+        tokio::task::spawn_blocking(move || reach(producer.client(), &context, ADMIN_TIMEOUT))
             .await
-            .map_err(|e| SinkError::Client(format!("metadata task: {e}")))?;
-            if let Some(why) = self.context.refused() {
-                return Err(SinkError::Auth(why));
-            }
-            match answer {
-                Ok(()) => {
-                    self.reached = true;
-                    return Ok(());
-                }
-                Err(e) if started.elapsed() >= ADMIN_TIMEOUT => {
-                    return Err(SinkError::Client(format!("brokers unreachable: {e}")))
-                }
-                Err(_) => {}
-            }
-        }
+            .map_err(|e| SinkError::Client(format!("metadata task: {e}")))??;
+        self.reached = true;
+        Ok(())
     }
 
     /// Creates `topic` unless it exists, with the given topic configs.
