@@ -142,7 +142,11 @@ pub async fn check_statement_events(
     }
     Ok(Some(Finding {
         setting: setting.into(),
-        actual: if value.is_empty() { "OFF".into() } else { value },
+        actual: if value.is_empty() {
+            "OFF".into()
+        } else {
+            value
+        },
         expected: "ON".into(),
         fix: format!(
             "SET GLOBAL {setting} = ON; and `{setting} = ON` under [mysqld] in my.cnf so it \
