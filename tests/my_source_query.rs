@@ -2,6 +2,8 @@
 //! MariaDB (`binlog_annotate_row_events = ON`, its default): switched on, every row event
 //! carries the exact statement that made it (the agent asks MariaDB for its annotate rows
 //! events, see docs/mysql-source.md); snapshot rows and, by default, every event carry null.
+//! A server that writes no statements (a scratch server with the setting off) is named in a
+//! start-up warning.
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 use apache_avro::types::Value as Avro;
 use common::agent::{field, read_topic, unwrap_union, Agent, AgentConfig, AvroDecoder};
 use common::mysql::{my_admin, FreshMyDb};
+use common::scratch::{ScratchMariadb, ADMIN, ADMIN_PASSWORD};
 use common::unique_name;
 use mysql_async::prelude::Queryable;
 
@@ -135,5 +138,34 @@ async fn with_include_query_every_row_event_on_mariadb_carries_its_exact_stateme
             ev("u", 3, Some(&s.update)),
             ev("d", 3, Some(&s.delete)),
         ]
+    );
+}
+
+#[test]
+fn include_query_on_a_server_writing_no_statements_warns_naming_the_setting_and_the_fix() {
+    let server = ScratchMariadb::start("binlog_annotate_row_events = OFF");
+    server.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v INT)");
+    let mut cfg = AgentConfig::mysql(&unique_name("myquery"), "app", ADMIN, ADMIN_PASSWORD);
+    cfg.port = server.port.to_string();
+    cfg.extra_source_toml = "[mysql]\ninclude_query = true\n".into();
+    let agent = Agent::start(&cfg);
+    agent.wait_streaming(WAIT);
+    server.sql("INSERT INTO app.t VALUES (1, 10)");
+    let topic = format!("{}.app.t", cfg.topic_prefix);
+    let recs = read_topic(&topic, WAIT, |r| !r.is_empty());
+    let log = agent.log();
+    assert_eq!(recs.len(), 1, "agent log:\n{log}");
+    let mut dec = AvroDecoder::new();
+    let event = seen(&dec.decode(recs[0].value.as_ref().unwrap()));
+    assert_eq!(event, ev("c", 1, None));
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("include_query = true"))
+        .unwrap_or_else(|| panic!("no include_query warning in:\n{log}"));
+    println!("{warning}");
+    assert!(
+        warning.contains("binlog_annotate_row_events is OFF")
+            && warning.contains("SET GLOBAL binlog_annotate_row_events = ON"),
+        "{warning}"
     );
 }
