@@ -515,12 +515,11 @@ pub struct MysqlOptions {
     #[serde(default)]
     pub heartbeat_ms: Option<u64>,
     /// Put the SQL statement behind each row change in `source.query` (Debezium's
-    /// `include.query`). MySQL writes it when `binlog_rows_query_log_events = ON`; MariaDB
-    /// writes it when `binlog_annotate_row_events = ON` (its default) but sends it only to a
-    /// reader that asks with a dump flag the MySQL client library in use cannot set yet, so on
-    /// MariaDB `source.query` stays null (the agent warns at start). Statements may contain
-    /// values (also of columns not captured): enable only where that is acceptable.
-    /// Default: false.
+    /// `include.query`); snapshot rows carry null. The server must write the statements into
+    /// the binlog: MariaDB when `binlog_annotate_row_events = ON` (its default), MySQL when
+    /// `binlog_rows_query_log_events = ON` (default OFF); the agent warns at start when it is
+    /// off. Costs the statement text in every row event. Statements may contain values (also
+    /// of columns not captured): enable only where that is acceptable. Default: false.
     #[serde(default = "default_include_query")]
     pub include_query: bool,
     /// TLS to the server: `disabled`, `preferred` (TLS when offered, unverified), `required`

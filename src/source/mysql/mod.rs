@@ -226,14 +226,14 @@ async fn run_once(
     let mut sql = connect_sql(settings).await?;
     let server = setup::check_prerequisites(&mut sql, settings).await?;
 
-    if settings.include_query && server.mariadb {
-        tracing::warn!(
-            source = %src.name,
-            "include_query = true: MariaDB sends the statements (annotate rows events) only to \
-             a reader that asks with dump flag BINLOG_SEND_ANNOTATE_ROWS_EVENT, which the MySQL \
-             client library in use cannot set; source.query stays null on this server (see \
-             docs/mysql-source.md)"
-        );
+    if settings.include_query {
+        if let Some(finding) = setup::check_statement_events(&mut sql, server.mariadb).await? {
+            tracing::warn!(
+                source = %src.name,
+                "include_query = true, but the server writes no statements into the binlog, so \
+                 source.query stays null for changes made while it is off: {finding}"
+            );
+        }
     }
 
     // Ownership first: only the agent holding the lock may register the transactional id

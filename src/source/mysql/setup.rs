@@ -124,6 +124,37 @@ pub async fn check_binlog(conn: &mut Conn) -> Result<Vec<Finding>, SourceError> 
     Ok(out)
 }
 
+/// `[mysql] include_query`: whether the server writes the statement behind row events into
+/// the binlog (`binlog_annotate_row_events` on MariaDB, `binlog_rows_query_log_events` on
+/// MySQL). Not a prerequisite: without it `source.query` stays null, so the caller warns.
+pub async fn check_statement_events(
+    conn: &mut Conn,
+    mariadb: bool,
+) -> Result<Option<Finding>, SourceError> {
+    let setting = if mariadb {
+        "binlog_annotate_row_events"
+    } else {
+        "binlog_rows_query_log_events"
+    };
+    let value = variable(conn, setting).await?.unwrap_or_default();
+    if value.eq_ignore_ascii_case("ON") || value == "1" {
+        return Ok(None);
+    }
+    Ok(Some(Finding {
+        setting: setting.into(),
+        actual: if value.is_empty() {
+            "OFF".into()
+        } else {
+            value
+        },
+        expected: "ON".into(),
+        fix: format!(
+            "SET GLOBAL {setting} = ON; and `{setting} = ON` under [mysqld] in my.cnf so it \
+             survives a restart (sessions already open keep writing without statements)"
+        ),
+    }))
+}
+
 /// The current user's global privileges, upper case (`REPLICATION SLAVE`, …).
 async fn global_privileges(conn: &mut Conn) -> Result<Vec<String>, SourceError> {
     let rows: Vec<String> = conn

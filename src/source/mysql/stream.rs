@@ -22,6 +22,7 @@ use futures_util::{FutureExt, StreamExt};
 use mysql_async::binlog::events::{Event, EventData};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use mysql_common::packets::BinlogDumpFlags;
 
 use super::catalog::{BinlogPosition, Catalog};
 use super::ddl::{self, DdlOutcome};
@@ -213,6 +214,7 @@ pub async fn run(
         &start,
         &ctx.resume,
         ctx.server_identity.as_deref(),
+        ctx.flavor,
     )
     .await?;
     let mysql_gtids = match &ctx.resume {
@@ -456,6 +458,7 @@ async fn open_stream(
     start: &MysqlCheckpoint,
     resume: &Resume,
     server: Option<&str>,
+    flavor: Flavor,
 ) -> Result<BinlogStream, SourceError> {
     let mut conn = connect_sql(settings).await?;
     let heartbeat_ns = settings.heartbeat.as_nanos().min(u128::from(u64::MAX)) as u64;
@@ -494,6 +497,14 @@ async fn open_stream(
                 .with_pos(4u64)
                 .with_gtid_set(sids.iter().cloned())
         }
+    };
+    // MariaDB sends ANNOTATE_ROWS events only to a reader that asks: dump flag 0x02 is its
+    // BINLOG_SEND_ANNOTATE_ROWS_EVENT (mysql_common names the bit after MySQL's
+    // BINLOG_THROUGH_POSITION). MySQL sends ROWS_QUERY events unasked.
+    let request = if settings.include_query && flavor == Flavor::MariaDb {
+        request.with_flags(BinlogDumpFlags::BINLOG_THROUGH_POSITION)
+    } else {
+        request
     };
     conn.get_binlog_stream(request).await.map_err(|e| {
         if let mysql_async::Error::Server(s) = &e {
