@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::agent::{Agent, AgentConfig};
-use common::eos::{changes, check};
+use common::eos::check_table_and_ledger;
 use common::{pg_connect, unique_name, FreshPgDb};
 
 fn stack(cmd: &str, svc: &str) -> bool {
@@ -94,15 +94,13 @@ async fn a_broker_restart_mid_load_loses_and_doubles_nothing() {
     let admin = pg_connect(&db.url).await;
     let rows = admin.query("SELECT id, v FROM t", &[]).await.unwrap();
     let final_state: HashMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let topic = format!("{name}.public.t");
-    let seen = changes(&topic, &final_state, Duration::from_secs(240));
-    check("table topic across a broker restart", &seen, &final_state);
-    let ledger = changes(
+    check_table_and_ledger(
+        " across a broker restart",
+        &format!("{name}.public.t"),
         &cfg.event_store_topic,
         &final_state,
         Duration::from_secs(240),
     );
-    check("event store across a broker restart", &ledger, &final_state);
     assert!(
         agent.child.id() > 0 && agent.log().contains("streaming"),
         "agent log:\n{}",

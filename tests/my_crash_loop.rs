@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::agent::{Agent, AgentConfig};
-use common::eos::{changes, check, Rng};
+use common::eos::{check_table_and_ledger, Rng};
 use common::mysql::{my_admin, FreshMyDb};
 use common::{unique_name, wait_until};
 use mysql_async::prelude::Queryable;
@@ -122,15 +122,13 @@ async fn every_mariadb_change_arrives_exactly_once_through_fifty_kills() {
     // The table's final state defines every version: each update added 1 to v.
     let rows: Vec<(i64, i64)> = admin.query(format!("SELECT id, v FROM {t}")).await.unwrap();
     let final_state: HashMap<i64, i64> = rows.into_iter().collect();
-    let topic = format!("{name}.{}.t", db.name);
-    let seen = changes(&topic, &final_state, Duration::from_secs(300));
-    check("table topic", &seen, &final_state);
-    let ledger = changes(
+    check_table_and_ledger(
+        "",
+        &format!("{name}.{}.t", db.name),
         &cfg.event_store_topic,
         &final_state,
         Duration::from_secs(300),
     );
-    check("event store", &ledger, &final_state);
     let log = agent.log();
     println!(
         "lost=0 dup=0 kills={KILLS} partial_resumes={} snapshots={}",

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::agent::{Agent, AgentConfig};
-use common::eos::{changes, check};
+use common::eos::{changes, check, check_table_and_ledger, read_committed_from_start};
 use common::scratch::{ScratchMariadb, ADMIN, ADMIN_PASSWORD};
-use common::{stack_env, unique_name, wait_until};
+use common::{unique_name, wait_until};
 use mysql_async::prelude::Queryable;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::Message;
 
 const WAIT: Duration = Duration::from_secs(180);
 /// Rows before the agent starts (its snapshot).
@@ -67,23 +67,7 @@ struct Checkpoints {
 
 impl Checkpoints {
     fn open(topic: &str, source: &str) -> Checkpoints {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
-            .set("group.id", unique_name("gtid-offsets"))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .unwrap();
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in md.topics()[0].partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&tpl).unwrap();
+        let consumer = read_committed_from_start(topic, "gtid-offsets");
         Checkpoints {
             consumer,
             source: source.to_string(),
@@ -242,14 +226,13 @@ async fn after_a_failover_to_a_gtid_replica_every_change_arrives_exactly_once() 
     let rows: Vec<(i64, i64)> = c.query("SELECT id, v FROM t").await.unwrap();
     let final_state: HashMap<i64, i64> = rows.into_iter().collect();
     let topic = format!("{name}.app.t");
-    let seen = changes(&topic, &final_state, Duration::from_secs(300));
-    check("table topic", &seen, &final_state);
-    let ledger = changes(
+    check_table_and_ledger(
+        "",
+        &topic,
         &cfg.event_store_topic,
         &final_state,
         Duration::from_secs(300),
     );
-    check("event store", &ledger, &final_state);
     let log = agent.log();
     assert!(
         log.contains("resuming on another server by GTID")

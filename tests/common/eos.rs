@@ -41,22 +41,7 @@ pub fn changes(
     final_state: &HashMap<i64, i64>,
     timeout: Duration,
 ) -> Vec<(i64, i64, char)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
-        .set("group.id", unique_name("eos-reader"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = read_committed_from_start(topic, "eos-reader");
     let mut dec = AvroDecoder::new();
     let mut out = Vec::new();
     let mut reached = HashSet::new();
@@ -136,4 +121,42 @@ pub fn check(name: &str, seen: &[(i64, i64, char)], final_state: &HashMap<i64, i
         (0, 0, 0, 0),
         "{name}"
     );
+}
+
+/// A read_committed consumer of the stack's Kafka assigned to every partition of `topic` from
+/// the beginning (no group membership: nothing is committed).
+pub fn read_committed_from_start(topic: &str, group_prefix: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
+        .set("group.id", unique_name(group_prefix))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+/// Reads the table topic and the event store back (each until it holds `final_state` or
+/// `timeout` passes) and [`check`]s both: every change exactly once, in order, in both.
+pub fn check_table_and_ledger(
+    what: &str,
+    table_topic: &str,
+    ledger_topic: &str,
+    final_state: &HashMap<i64, i64>,
+    timeout: Duration,
+) {
+    let seen = changes(table_topic, final_state, timeout);
+    check(&format!("table topic{what}"), &seen, final_state);
+    let ledger = changes(ledger_topic, final_state, timeout);
+    check(&format!("event store{what}"), &ledger, final_state);
 }
