@@ -181,7 +181,7 @@ impl AgentContext {
 /// Waits until the brokers answer a metadata request from `client`, for at most `timeout`. A
 /// login the brokers refuse is a definite [`SinkError::Auth`] at once, instead of requests that
 /// time out (librdkafka reports it only through its error callback and keeps retrying).
-/// Blocking: call it from `spawn_blocking` in async code.
+/// Blocking: call it from `spawn_blocking` (or `block_in_place`) in async code.
 pub fn reach<C: ClientContext>(
     client: &rdkafka::client::Client<C>,
     context: &AgentContext,
@@ -202,8 +202,6 @@ pub fn reach<C: ClientContext>(
         }
     }
 }
-
-impl rdkafka::consumer::ConsumerContext for AgentContext {}
 
 impl ClientContext for AgentContext {
     fn error(&self, error: KafkaError, reason: &str) {
