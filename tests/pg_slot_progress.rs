@@ -28,7 +28,8 @@ async fn writes_only_to_an_unpublished_table_still_advance_the_slots_confirmed_f
     );
     let agent = Agent::start(&cfg);
 
-    // Streaming: the slot exists and the agent's walsender holds it.
+    // Streaming: the slot exists, the agent's walsender holds it, and it has reached its
+    // consistent point (a slot being created is already active, without a confirmed LSN).
     wait_until(
         Duration::from_secs(90),
         "the agent streaming from its slot",
@@ -38,7 +39,8 @@ async fn writes_only_to_an_unpublished_table_still_advance_the_slots_confirmed_f
             async move {
                 admin
                     .query_opt(
-                        "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                        "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active \
+                         AND confirmed_flush_lsn IS NOT NULL",
                         &[name],
                     )
                     .await
