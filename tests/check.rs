@@ -7,8 +7,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::scratch_mariadb::ScratchMariadb;
-use common::scratch_pg::{free_port, ScratchPostgres};
+use common::ports::free_port;
+use common::scratch::ScratchMariadb;
+use common::scratch_pg::ScratchPostgres;
 use common::{pg_connect, stack_env, unique_name, FreshPgDb};
 use mysql_async::prelude::Queryable;
 

@@ -8,8 +8,8 @@ pub mod cdc;
 pub mod eos;
 pub mod mysql;
 pub mod ops;
+pub mod ports;
 pub mod scratch;
-pub mod scratch_mariadb;
 pub mod scratch_pg;
 pub mod tls;
 

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::ports::{free_port, lost_port_race};
+
 /// A running scratch cluster. Local and host connections are trusted (any password).
 pub struct ScratchPostgres {
     /// TCP port on 127.0.0.1.
@@ -37,13 +39,30 @@ fn os_user(name: &str) -> (u32, u32) {
     (id("-u"), id("-g"))
 }
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Waits until the server on `port` accepts connections; its log if it exited instead.
+fn wait_ready(port: u16, child: &mut Child, log: &std::path::Path) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let ready = Command::new(pg_bin("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .unwrap();
+        if ready.success() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!(
+                "({status}) {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            ));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "scratch postgres did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 impl ScratchPostgres {
@@ -78,46 +97,36 @@ impl ScratchPostgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
-        let conf = format!(
-            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
-             max_connections = 30\nshared_buffers = 16MB\nfsync = off\n{extra_conf}\n",
-            dir.path().display()
-        );
-        let mut text = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
-        text.push_str(&conf);
-        std::fs::write(data.join("postgresql.conf"), text).unwrap();
-        let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
-        std::os::unix::fs::chown(dir.path().join("postgres.log"), Some(uid), Some(gid)).unwrap();
-        let child = Command::new(pg_bin("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .current_dir("/")
-            .uid(uid)
-            .gid(gid)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let me = ScratchPostgres { port, dir, child };
-        let start = Instant::now();
+        let base_conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        let mut attempt = 1;
         loop {
-            let ready = Command::new(pg_bin("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .status()
-                .unwrap();
-            if ready.success() {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "scratch postgres did not start: {}",
-                std::fs::read_to_string(me.dir.path().join("postgres.log")).unwrap_or_default()
+            let port = free_port();
+            let conf = format!(
+                "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+                 max_connections = 30\nshared_buffers = 16MB\nfsync = off\n{extra_conf}\n",
+                dir.path().display()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::fs::write(data.join("postgresql.conf"), format!("{base_conf}{conf}")).unwrap();
+            let log_path = dir.path().join("postgres.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            std::os::unix::fs::chown(&log_path, Some(uid), Some(gid)).unwrap();
+            let mut child = Command::new(pg_bin("postgres"))
+                .arg("-D")
+                .arg(&data)
+                .current_dir("/")
+                .uid(uid)
+                .gid(gid)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            match wait_ready(port, &mut child, &log_path) {
+                Ok(()) => return ScratchPostgres { port, dir, child },
+                Err(log) if lost_port_race(&log) && attempt < 5 => attempt += 1,
+                Err(log) => panic!("scratch postgres exited: {log}"),
+            }
         }
-        me
     }
 
     /// A URL for `user` on `database`.
