@@ -47,10 +47,7 @@ fn write_cnf(d: &std::path::Path, port: u16, extra: &str) {
 /// Runs SQL as root over the socket of the server in `dir`.
 fn root_sql(dir: &std::path::Path, sql: &str) -> Result<String, String> {
     let out = tool("mariadb")
-        .arg(format!(
-            "--defaults-file={}",
-            dir.join("my.cnf").display()
-        ))
+        .arg(format!("--defaults-file={}", dir.join("my.cnf").display()))
         // root authenticates by unix socket; the stack's MYSQL_HOST (set for the tests)
         // would otherwise turn the client to TCP, where that fails.
         .env_remove("MYSQL_HOST")
