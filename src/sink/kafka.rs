@@ -335,6 +335,16 @@ struct Committing<P> {
     producer: FutureProducer<AgentContext>,
 }
 
+/// Bounds of one Kafka transaction in exactly-once mode (`[kafka] transaction_max_records`,
+/// `transaction_max_ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct TxnBounds {
+    /// Commit after this many records.
+    pub max_records: usize,
+    /// Commit after this long under load.
+    pub max_age: Duration,
+}
+
 /// How long transactional calls (init, commit, abort) may take before they count as failed.
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -473,6 +483,29 @@ impl<P: Unpin + Clone> KafkaSink<P> {
             t.records += 1;
         }
         Ok(())
+    }
+
+    /// The group-commit rule of an exactly-once stream loop, asked once per loop turn.
+    ///
+    /// With a transaction open and within `bounds`, `peek` looks for the next source item
+    /// without waiting (it must be cancel-safe). The answer is that item, if one was waiting,
+    /// and whether to commit now: when the bounds are reached, or when nothing more is waiting
+    /// and no earlier commit still runs. While an earlier commit runs, the open transaction
+    /// keeps filling instead: that is what lets transactions grow with the load (with the ring
+    /// of two producers, a commit per quiet moment would make them a few records each), and a
+    /// quiet system still sees its changes within milliseconds.
+    pub fn group_commit<T>(
+        &mut self,
+        bounds: TxnBounds,
+        peek: impl FnOnce() -> Option<T>,
+    ) -> Result<(Option<T>, bool), SinkError> {
+        if !self.txn_open() {
+            return Ok((None, false));
+        }
+        let full = self.txn_records() >= bounds.max_records || self.txn_age() >= bounds.max_age;
+        let ready = if full { None } else { peek() };
+        let commit = ready.is_none() && (full || !self.commit_running()?);
+        Ok((ready, commit))
     }
 
     /// Commits the open transaction and returns the newest acknowledged position.

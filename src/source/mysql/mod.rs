@@ -54,7 +54,7 @@ use crate::ops::status::{SourceState, SourceStatus};
 use crate::publish::{PublishConfig, Publisher};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
-use crate::sink::kafka::{KafkaSink, OutRecord};
+use crate::sink::kafka::{KafkaSink, OutRecord, TxnBounds};
 use crate::source::supervise::supervise;
 use catalog::{BinlogPosition, Catalog};
 use events::Flavor;
@@ -462,7 +462,7 @@ async fn run_once(
             settings,
             offsets_topic: &offsets_topic,
             exactly_once,
-            bounds: stream::TxnBounds {
+            bounds: TxnBounds {
                 max_records: settings.main.kafka.transaction_max_records.max(1),
                 max_age: Duration::from_millis(settings.main.kafka.transaction_max_ms),
             },

@@ -42,6 +42,7 @@ use crate::event::{
 };
 use crate::publish::{EventMeta, Publisher};
 use crate::shutdown::Shutdown;
+use crate::sink::kafka::TxnBounds;
 
 /// How often acknowledged positions are written (at-least-once) and the lock is checked.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -61,15 +62,6 @@ const MARIADB_GTID: u8 = 0xa2;
 const MARIADB_ANNOTATE_ROWS: u8 = events::event_type::MARIADB_ANNOTATE_ROWS;
 /// MySQL `ROWS_QUERY_EVENT` (`binlog_rows_query_log_events = ON`).
 const MYSQL_ROWS_QUERY: u8 = 29;
-
-/// Bounds of one Kafka transaction in exactly-once mode.
-#[derive(Debug, Clone, Copy)]
-pub struct TxnBounds {
-    /// Commit after this many records.
-    pub max_records: usize,
-    /// Commit after this long under load.
-    pub max_age: Duration,
-}
 
 /// Where the binlog is requested from.
 #[derive(Debug, Clone)]
@@ -284,21 +276,15 @@ pub async fn run(
 
     loop {
         publisher.status().beat();
-        let mut ready = None;
-        if ctx.exactly_once && publisher.sink().txn_open() {
-            let sink = publisher.sink();
-            let full = sink.txn_records() >= ctx.bounds.max_records
-                || sink.txn_age() >= ctx.bounds.max_age;
-            if !full {
-                ready = stream.next().now_or_never();
-            }
-            // Nothing more waiting: commit — unless the previous commit still runs and the
-            // bounds allow more; then keep reading into this transaction (group commit).
-            if ready.is_none() && (full || !publisher.sink().commit_running()?) {
-                commit_txn(&ctx, publisher, &st).await?;
-                written = Some(st.committed.clone());
-                last_write = Instant::now();
-            }
+        // Exactly-once: close the open Kafka transaction by the group-commit rule (no
+        // transaction is ever open in at-least-once mode).
+        let (ready, commit) = publisher
+            .sink()
+            .group_commit(ctx.bounds, || stream.next().now_or_never())?;
+        if commit {
+            commit_txn(&ctx, publisher, &st).await?;
+            written = Some(st.committed.clone());
+            last_write = Instant::now();
         }
         let event = if let Some(e) = ready {
             e

@@ -45,7 +45,7 @@ use crate::ops::status::{SourceState, SourceStatus};
 use crate::publish::{PublishConfig, Publisher};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
-use crate::sink::kafka::KafkaSink;
+use crate::sink::kafka::{KafkaSink, TxnBounds};
 use replication::{ReplicationClient, ReplicationConfig};
 use setup::SlotState;
 use wire::Lsn;
@@ -385,7 +385,7 @@ async fn run_once(
                 .postgres
                 .as_ref()
                 .and_then(|p| p.messages_topic.as_deref()),
-            bounds: stream::TxnBounds {
+            bounds: TxnBounds {
                 max_records: settings.main.kafka.transaction_max_records.max(1),
                 max_age: Duration::from_millis(settings.main.kafka.transaction_max_ms),
             },

@@ -22,7 +22,7 @@ use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TableId,
 use crate::ops::status::SourceStatus;
 use crate::publish::{EventMeta, Publisher};
 use crate::shutdown::Shutdown;
-use crate::sink::kafka::OutRecord;
+use crate::sink::kafka::{OutRecord, TxnBounds};
 use futures_util::FutureExt;
 
 /// How often a standby status update is sent without being asked. Short, because the
@@ -40,15 +40,6 @@ pub struct Resume {
     /// The first `messages` row messages of the source transaction committing at `tx_lsn`
     /// are already in Kafka.
     pub partial: Option<(Lsn, u64)>,
-}
-
-/// Bounds of one Kafka transaction in exactly-once mode.
-#[derive(Debug, Clone, Copy)]
-pub struct TxnBounds {
-    /// Commit after this many records.
-    pub max_records: usize,
-    /// Commit after this long under load.
-    pub max_age: Duration,
 }
 
 /// What the loop needs besides the stream.
@@ -149,26 +140,17 @@ pub async fn run(
 
     loop {
         status.beat();
-        // Exactly-once: close the open Kafka transaction at once when nothing more is
-        // waiting (a quiet system sees its changes within milliseconds), or at the bounds
-        // under load. `recv` is cancel-safe, so peeking with `now_or_never` loses nothing.
-        let mut ready = None;
-        if publisher.sink().txn_open() {
-            let sink = publisher.sink();
-            let full = sink.txn_records() >= ctx.bounds.max_records
-                || sink.txn_age() >= ctx.bounds.max_age;
-            if !full {
-                ready = stream.recv().now_or_never();
+        // Exactly-once: close the open Kafka transaction by the group-commit rule.
+        // `recv` is cancel-safe, so peeking with `now_or_never` loses nothing.
+        let (ready, commit) = publisher
+            .sink()
+            .group_commit(ctx.bounds, || stream.recv().now_or_never())?;
+        if commit {
+            if let Some(p) = commit_txn(&ctx, publisher, &tx, committed_tx_lsn).await? {
+                acked = acked.max(p);
             }
-            // Nothing more waiting: commit — unless the previous commit still runs and the
-            // bounds allow more; then keep reading into this transaction (group commit).
-            if ready.is_none() && (full || !publisher.sink().commit_running()?) {
-                if let Some(p) = commit_txn(&ctx, publisher, &tx, committed_tx_lsn).await? {
-                    acked = acked.max(p);
-                }
-                send_status(stream, received, acked, false).await?;
-                lag.report(status, received, acked, &tx);
-            }
+            send_status(stream, received, acked, false).await?;
+            lag.report(status, received, acked, &tx);
         }
         let frame = if let Some(f) = ready {
             f.map_err(repl_error)?
