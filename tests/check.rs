@@ -442,6 +442,24 @@ fn a_wrong_kafka_password_fails_as_authentication_naming_the_sasl_keys() {
 }
 
 #[test]
+fn an_untrusted_kafka_certificate_fails_as_tls_naming_ssl_ca_location() {
+    // The SASL_SSL listener with a CA that did not sign its certificate (MariaDB's test CA).
+    let main = format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\nsecurity_protocol = \"SASL_SSL\"\n\
+         sasl_mechanism = \"{}\"\nsasl_username = \"{}\"\nsasl_password = \"{}\"\n\
+         ssl_ca_location = \"{}\"\n[schema_registry]\nurl = \"{}\"\n",
+        stack_env("KAFKA_SSL_BOOTSTRAP"),
+        stack_env("KAFKA_SASL_MECHANISM"),
+        stack_env("KAFKA_SASL_USERNAME"),
+        stack_env("KAFKA_SASL_PASSWORD"),
+        stack_env("MYSQL_SSL_CA"),
+        stack_env("SCHEMA_REGISTRY_URL")
+    );
+    let report = check(&main, &[]);
+    report.assert_fails("kafka", "TLS", &["ssl_ca_location", "security_protocol"]);
+}
+
+#[test]
 fn a_kafka_user_without_create_rights_fails_topic_creation_with_the_acl_to_grant() {
     let report = check(
         &sasl_main(

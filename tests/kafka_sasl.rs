@@ -2,6 +2,8 @@
 //! user: only the ACLs scripts/stack.d/kafka.sh grants, which docs/security.md lists), with the
 //! password read from a `sasl_password_file`. A wrong password stops the agent with a definite
 //! error naming the keys, instead of retrying forever, and the password never reaches the log.
+//! The same over TLS on the stack's SASL_SSL listener: trusted through `ssl_ca_location`, and an
+//! untrusted broker certificate is a definite error naming that key.
 
 mod common;
 
@@ -39,16 +41,38 @@ async fn setup(what: &str) -> Setup {
     }
 }
 
+/// How the agent reaches Kafka: the SASL listener in plaintext, or the SASL_SSL listener
+/// trusting the named CA file.
+enum Listener {
+    SaslPlaintext,
+    SaslSsl { ca: String },
+}
+
 fn start_agent(s: &Setup, password: &str) -> Agent {
+    start_agent_on(s, password, Listener::SaslPlaintext)
+}
+
+fn start_agent_on(s: &Setup, password: &str, listener: Listener) -> Agent {
+    let (bootstrap, protocol, tls) = match listener {
+        Listener::SaslPlaintext => (
+            stack_env("KAFKA_SASL_BOOTSTRAP"),
+            "SASL_PLAINTEXT",
+            String::new(),
+        ),
+        Listener::SaslSsl { ca } => (
+            stack_env("KAFKA_SSL_BOOTSTRAP"),
+            "SASL_SSL",
+            format!("ssl_ca_location = \"{ca}\"\n"),
+        ),
+    };
     let file = s.dir.path().join("kafka-password");
     // A trailing newline, as `echo secret > file` leaves it: it is not part of the password.
     std::fs::write(&file, format!("{password}\n")).unwrap();
     let main = format!(
-        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\nsecurity_protocol = \"SASL_PLAINTEXT\"\n\
+        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\nsecurity_protocol = \"{protocol}\"\n\
          sasl_mechanism = \"{mechanism}\"\nsasl_username = \"{user}\"\n\
-         sasl_password_file = \"{file}\"\n\
+         sasl_password_file = \"{file}\"\n{tls}\
          [schema_registry]\nurl = \"{registry}\"\n[event_store]\ntopic = \"{name}.events\"\n",
-        bootstrap = stack_env("KAFKA_SASL_BOOTSTRAP"),
         mechanism = stack_env("KAFKA_SASL_MECHANISM"),
         user = stack_env("KAFKA_SASL_USER_USERNAME"),
         file = file.display(),
@@ -162,4 +186,60 @@ async fn the_ledger_tools_stop_at_once_on_a_wrong_sasl_password_naming_the_keys(
             "the password is not printed: {stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_agent_streams_exactly_once_over_sasl_ssl_trusting_the_brokers_ca() {
+    let s = setup("tls").await;
+    let password = stack_env("KAFKA_SASL_USER_PASSWORD");
+    let agent = start_agent_on(
+        &s,
+        &password,
+        Listener::SaslSsl {
+            ca: stack_env("KAFKA_SSL_CA"),
+        },
+    );
+    agent.wait_streaming(WAIT);
+    pg_connect(&s.db.url)
+        .await
+        .batch_execute("INSERT INTO t VALUES (3), (4), (5)")
+        .await
+        .unwrap();
+    let recs = read_topic(&format!("{}.public.t", s.name), WAIT, |r| r.len() >= 5);
+    let ledger = read_topic(&format!("{}.events", s.name), WAIT, |r| r.len() >= 5);
+    println!(
+        "{}: {} table events, {} ledger events through SASL_SSL",
+        s.name,
+        recs.len(),
+        ledger.len()
+    );
+    assert_eq!((recs.len(), ledger.len()), (5, 5), "log:\n{}", agent.log());
+    assert!(
+        !agent.log().contains(&password),
+        "the password is not logged"
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_broker_certificate_stops_the_agent_naming_ssl_ca_location() {
+    let s = setup("tlsca").await;
+    // A CA that did not sign the broker's certificate: the stack's MariaDB test CA.
+    let mut agent = start_agent_on(
+        &s,
+        &stack_env("KAFKA_SASL_USER_PASSWORD"),
+        Listener::SaslSsl {
+            ca: stack_env("MYSQL_SSL_CA"),
+        },
+    );
+    let code = agent.wait_exit(WAIT);
+    let log = agent.log();
+    println!(
+        "exit {code:?}: {}",
+        log.lines()
+            .find(|l| l.contains("kafka refused"))
+            .unwrap_or("")
+    );
+    assert_eq!(code, Some(1), "log:\n{log}");
+    assert!(log.contains("kafka refused the connection"), "{log}");
+    assert!(log.contains("ssl_ca_location"), "names the key: {log}");
 }

@@ -10,6 +10,8 @@
 #                         cdc/cdc-secret (ordinary user: only the ACLs below, for the tests
 #                         that run the agent as a non-super user)
 #   19094 CONTROLLER      KRaft quorum (this node alone)
+#   19095 SASL_SSL        the same SCRAM users over TLS; server certificate for 127.0.0.1 and
+#                         localhost from a test CA made on first start ($CDC_STACK_DIR/kafka/tls/ca.pem)
 # StandardAuthorizer with allow.everyone.if.no.acl.found=false.
 # ACLs of cdc (what docs/security.md lists for an agent whose source names start with
 # $KAFKA_SASL_USER_PREFIX): topics prefixed cdc_sasl_ (Create, Describe, Read, Write),
@@ -22,6 +24,7 @@ STACK_APT_PACKAGES+=(openjdk-17-jre-headless maven)
 KAFKA_PORT=${CDC_STACK_KAFKA_PORT:-19092}
 KAFKA_SASL_PORT=${CDC_STACK_KAFKA_SASL_PORT:-19093}
 KAFKA_CONTROLLER_PORT=${CDC_STACK_KAFKA_CONTROLLER_PORT:-19094}
+KAFKA_SSL_PORT=${CDC_STACK_KAFKA_SSL_PORT:-19095}
 # Source names (and so topic prefixes) the SASL user cdc may run an agent for.
 KAFKA_SASL_USER_PREFIX=cdc_sasl_
 
@@ -119,14 +122,19 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SSL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SSL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 
 sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+# PEM keystore: the unencrypted PKCS#8 key followed by the certificate (no ssl.key.password).
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$d/tls/server-keystore.pem
 
 # Broker-to-broker and broker-to-controller traffic is PLAINTEXT, i.e. User:ANONYMOUS, which
 # is therefore a super user; so everything on the PLAINTEXT listener is allowed. On the SASL
@@ -157,6 +165,27 @@ num.recovery.threads.per.data.dir=1
 log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=16777216
 EOF
+}
+
+# _kafka_tls DIR: a test CA and a server certificate for 127.0.0.1/localhost, made when missing
+# (kept across restarts, so clients keep trusting the same CA).
+_kafka_tls() {
+  local t=$1/tls
+  [[ -s $t/server-keystore.pem ]] && return 0
+  command -v openssl >/dev/null || apt_install_missing openssl
+  log "kafka: making a test CA and a server certificate for 127.0.0.1 in $t"
+  mkdir -p "$t"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$t/server.ext"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=cdc-stack kafka test ca" -keyout "$t/ca-key.pem" -out "$t/ca.pem" 2>/dev/null \
+    && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -subj "/CN=127.0.0.1" -keyout "$t/server-key.pem" -out "$t/server.csr" 2>/dev/null \
+    && openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca-key.pem" \
+      -CAcreateserial -days 3650 -extfile "$t/server.ext" -out "$t/server-cert.pem" 2>/dev/null \
+    || die "kafka: making the TLS certificates in $t failed"
+  cat "$t/server-key.pem" "$t/server-cert.pem" >"$t/server-keystore.pem.tmp"
+  chmod 0600 "$t/ca-key.pem" "$t/server-key.pem" "$t/server-keystore.pem.tmp"
+  mv "$t/server-keystore.pem.tmp" "$t/server-keystore.pem"
 }
 
 _kafka_java_opts() {
@@ -215,11 +244,12 @@ kafka_start() {
     _kafka_acls "$d" "$(kafka_classpath)"
     return 0
   fi
-  for p in $KAFKA_PORT $KAFKA_SASL_PORT $KAFKA_CONTROLLER_PORT; do
+  for p in $KAFKA_PORT $KAFKA_SASL_PORT $KAFKA_SSL_PORT $KAFKA_CONTROLLER_PORT; do
     port_open "$p" && die "kafka: port $p is taken by another process (not ours: no live pid in $d/kafka.pid)"
   done
   cp=$(kafka_classpath)
   _kafka_write_log_configs
+  _kafka_tls "$d"
   _kafka_write_config "$d"
   [[ -f $d/data/meta.properties ]] || _kafka_format "$d" "$cp"
   [[ -f $d/kafka.log ]] && mv -f "$d/kafka.log" "$d/kafka.log.1"
@@ -231,7 +261,7 @@ kafka_start() {
   echo "$pid" >"$d/kafka.pid"
   for ((i = 0; i < 90 * 4; i++)); do
     kill -0 "$pid" 2>/dev/null || { tail -n 30 "$d/kafka.log" >&2; rm -f "$d/kafka.pid"; die "kafka: exited during startup (log: $d/kafka.log)"; }
-    port_open "$KAFKA_PORT" && port_open "$KAFKA_SASL_PORT" && break
+    port_open "$KAFKA_PORT" && port_open "$KAFKA_SASL_PORT" && port_open "$KAFKA_SSL_PORT" && break
     sleep 0.25
   done
   port_open "$KAFKA_PORT" || die "kafka: not listening on $KAFKA_PORT after 90s (log: $d/kafka.log)"
@@ -254,7 +284,7 @@ kafka_status() {
   local f
   f="$(_kafka_dir)/kafka.pid"
   if _kafka_ours; then
-    echo "kafka: running (pid $(cat "$f")) on 127.0.0.1:$KAFKA_PORT (sasl $KAFKA_SASL_PORT)"
+    echo "kafka: running (pid $(cat "$f")) on 127.0.0.1:$KAFKA_PORT (sasl $KAFKA_SASL_PORT, sasl_ssl $KAFKA_SSL_PORT)"
   else
     echo "kafka: stopped"
     return 1
@@ -265,6 +295,8 @@ kafka_env() {
   cat <<EOF
 export KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
 export KAFKA_SASL_BOOTSTRAP=127.0.0.1:$KAFKA_SASL_PORT
+export KAFKA_SSL_BOOTSTRAP=127.0.0.1:$KAFKA_SSL_PORT
+export KAFKA_SSL_CA=$(_kafka_dir)/tls/ca.pem
 export KAFKA_SASL_MECHANISM=SCRAM-SHA-512
 export KAFKA_SASL_USERNAME=admin
 export KAFKA_SASL_PASSWORD=admin-secret

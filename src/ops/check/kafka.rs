@@ -105,19 +105,22 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
             let (check, fix) = match broker_error.as_deref() {
                 Some(b) if b.contains("SASL") || b.contains("uthentication") => (
                     "authentication",
-                    "the brokers refused the credentials: check sasl.mechanism, sasl.username \
-                     and sasl.password in [kafka.properties] against the broker's users",
+                    "the brokers refused the credentials: check [kafka] sasl_mechanism, \
+                     sasl_username and sasl_password (or sasl_password_file) — or sasl.mechanism, \
+                     sasl.username and sasl.password in [kafka.properties] — against the \
+                     broker's users",
                 ),
                 Some(b) if b.contains("SSL") || b.contains("certificate") => (
                     "TLS",
-                    "check security.protocol and ssl.ca.location (the CA that signed the \
-                     brokers' certificates) in [kafka.properties]",
+                    "check [kafka] security_protocol and ssl_ca_location (the CA that signed \
+                     the brokers' certificates; or security.protocol and ssl.ca.location in \
+                     [kafka.properties])",
                 ),
                 _ => (
                     "connect",
                     "check kafka.bootstrap_servers and the network; for a TLS or SASL listener \
-                     set security.protocol, sasl.mechanism, sasl.username, sasl.password in \
-                     [kafka.properties]",
+                     set [kafka] security_protocol, sasl_mechanism, sasl_username, \
+                     sasl_password and ssl_ca_location",
                 ),
             };
             let detail = match broker_error {
