@@ -155,3 +155,35 @@ async fn replay_to_topic_produces_exactly_the_selection() {
     assert_eq!(lines[1]["value"]["op"], "u");
     assert_eq!(lines[1]["value"]["after"]["qty"], 4);
 }
+
+#[tokio::test]
+async fn replay_prints_decimals_as_decimal_strings_and_bytes_as_base64() {
+    let (_db, cfg, agent, admin) = started("replayjson").await;
+    admin
+        .batch_execute(
+            "ALTER TABLE items ADD COLUMN price numeric(10,2), ADD COLUMN n numeric,
+                               ADD COLUMN data bytea;
+             INSERT INTO items VALUES (1, 1, -123.45, 0.000123, '\\x00ff'),
+                                      (2, 2, NULL, NULL, NULL);",
+        )
+        .await
+        .unwrap();
+    read_topic(&cfg.event_store_topic, WAIT, |r| r.len() >= 2);
+    let out = agent_cli(&agent, &["replay", "--source", &cfg.source_name]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let after = |i: usize| lines[i]["value"]["after"].clone();
+    assert_eq!(
+        after(0),
+        serde_json::json!({"id": 1, "qty": 1, "price": "-123.45", "n": "0.000123", "data": "AP8="}),
+        "{out}"
+    );
+    assert_eq!(
+        after(1),
+        serde_json::json!({"id": 2, "qty": 2, "price": null, "n": null, "data": null}),
+        "{out}"
+    );
+}

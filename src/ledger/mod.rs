@@ -10,6 +10,8 @@
 //! see docs/event-store.md) and headers, so a record is decoded only when it is selected.
 //! Order is the ledger's: per key, source commit order.
 
+pub mod json;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -291,10 +293,10 @@ fn select(msg: &BorrowedMessage<'_>, sel: &Selection) -> Option<LedgerEvent> {
     })
 }
 
-/// Decodes values through the registry, caching parsed schemas by id.
+/// Decodes values through the registry, caching parsed schemas (and their named types) by id.
 pub struct Decoder {
     registry: Registry,
-    schemas: HashMap<u32, Arc<apache_avro::Schema>>,
+    schemas: HashMap<u32, Arc<(apache_avro::Schema, json::Names)>>,
 }
 
 impl Decoder {
@@ -306,7 +308,8 @@ impl Decoder {
         })
     }
 
-    /// Decodes one Confluent-framed Avro value to JSON.
+    /// Decodes one Confluent-framed Avro value to JSON (decimals as decimal strings, bytes
+    /// as base64: see [`json`]).
     pub async fn decode(&mut self, bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
         if bytes.len() < 5 || bytes[0] != 0 {
             anyhow::bail!("value is not in the Confluent wire format");
@@ -316,13 +319,16 @@ impl Decoder {
             Some(s) => s.clone(),
             None => {
                 let text = self.registry.schema_by_id(id).await?;
-                let s = Arc::new(apache_avro::Schema::parse_str(&text)?);
+                let parsed = apache_avro::Schema::parse_str(&text)?;
+                let names = json::Names::of(&parsed);
+                let s = Arc::new((parsed, names));
                 self.schemas.insert(id, s.clone());
                 s
             }
         };
-        let value = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None)?;
-        Ok(serde_json::Value::try_from(value)?)
+        let (schema, names) = &*schema;
+        let value = apache_avro::from_avro_datum(schema, &mut &bytes[5..], None)?;
+        Ok(json::to_json(value, schema, names))
     }
 }
 
