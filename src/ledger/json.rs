@@ -7,6 +7,7 @@
 //!   become decimal strings (`"10.50"`), exact at any precision;
 //! - `bytes` and `fixed` become base64 strings, as Kafka Connect's JSON converter writes them;
 //! - unions become their branch's value (`null` or the value itself), enums their symbol;
+//! - floats that JSON cannot hold become the strings `"NaN"`, `"Infinity"`, `"-Infinity"`;
 //! - everything else as apache-avro converts it (records as objects, logical date/time
 //!   types as their numbers).
 
@@ -56,8 +57,8 @@ fn collect(schema: &Schema, ns: &Namespace, out: &mut HashMap<Name, Schema>) {
     }
 }
 
-/// `value`, written with `schema`, as JSON.
-pub fn to_json(value: Value, schema: &Schema, names: &Names) -> Json {
+/// `value`, written with `schema`, as JSON; an error for a value apache-avro cannot convert.
+pub fn to_json(value: Value, schema: &Schema, names: &Names) -> Result<Json, apache_avro::Error> {
     let schema = match schema {
         Schema::Ref { name } => match names.0.get(name) {
             Some(s) => s,
@@ -65,10 +66,10 @@ pub fn to_json(value: Value, schema: &Schema, names: &Names) -> Json {
         },
         s => s,
     };
-    match (value, schema) {
+    Ok(match (value, schema) {
         (Value::Union(i, inner), Schema::Union(u)) => match u.variants().get(i as usize) {
-            Some(s) => to_json(*inner, s, names),
-            None => plain(*inner),
+            Some(s) => to_json(*inner, s, names)?,
+            None => plain(*inner)?,
         },
         (Value::Decimal(d), Schema::Decimal(s)) => Json::String(decimal_string(
             &BigInt::from(d).to_signed_bytes_be(),
@@ -77,14 +78,14 @@ pub fn to_json(value: Value, schema: &Schema, names: &Names) -> Json {
         (Value::Record(fields), Schema::Record(r)) => {
             if r.name.fullname(None) == VARIABLE_SCALE_DECIMAL {
                 if let Some(s) = variable_scale_decimal(&fields) {
-                    return Json::String(s);
+                    return Ok(Json::String(s));
                 }
             }
             let mut out = serde_json::Map::with_capacity(fields.len());
             for (name, v) in fields {
                 let j = match r.lookup.get(&name).and_then(|&i| r.fields.get(i)) {
-                    Some(f) => to_json(v, &f.schema, names),
-                    None => plain(v),
+                    Some(f) => to_json(v, &f.schema, names)?,
+                    None => plain(v)?,
                 };
                 out.insert(name, j);
             }
@@ -94,31 +95,55 @@ pub fn to_json(value: Value, schema: &Schema, names: &Names) -> Json {
             items
                 .into_iter()
                 .map(|v| to_json(v, &a.items, names))
-                .collect(),
+                .collect::<Result<_, _>>()?,
         ),
         (Value::Map(m), Schema::Map(s)) => Json::Object(
             m.into_iter()
-                .map(|(k, v)| (k, to_json(v, &s.types, names)))
-                .collect(),
+                .map(|(k, v)| Ok((k, to_json(v, &s.types, names)?)))
+                .collect::<Result<_, apache_avro::Error>>()?,
         ),
-        (v, _) => plain(v),
-    }
+        (v, _) => plain(v)?,
+    })
 }
 
-/// Without schema guidance: bytes as base64, the rest as apache-avro converts it.
-fn plain(value: Value) -> Json {
-    match value {
+/// Without schema guidance: bytes as base64, non-finite floats as strings, the rest as
+/// apache-avro converts it.
+fn plain(value: Value) -> Result<Json, apache_avro::Error> {
+    Ok(match value {
         Value::Bytes(b) | Value::Fixed(_, b) => {
             Json::String(base64::engine::general_purpose::STANDARD.encode(b))
         }
-        Value::Union(_, inner) => plain(*inner),
-        Value::Array(items) => Json::Array(items.into_iter().map(plain).collect()),
-        Value::Map(m) => Json::Object(m.into_iter().map(|(k, v)| (k, plain(v))).collect()),
-        Value::Record(fields) => {
-            Json::Object(fields.into_iter().map(|(k, v)| (k, plain(v))).collect())
+        Value::Float(f) if !f.is_finite() => non_finite(f64::from(f)),
+        Value::Double(f) if !f.is_finite() => non_finite(f),
+        Value::Union(_, inner) => plain(*inner)?,
+        Value::Array(items) => Json::Array(items.into_iter().map(plain).collect::<Result<_, _>>()?),
+        Value::Map(m) => Json::Object(
+            m.into_iter()
+                .map(|(k, v)| Ok((k, plain(v)?)))
+                .collect::<Result<_, apache_avro::Error>>()?,
+        ),
+        Value::Record(fields) => Json::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| Ok((k, plain(v)?)))
+                .collect::<Result<_, apache_avro::Error>>()?,
+        ),
+        other => Json::try_from(other)?,
+    })
+}
+
+/// NaN and the infinities, which JSON numbers cannot hold, as the strings Java prints.
+fn non_finite(f: f64) -> Json {
+    Json::String(
+        if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
         }
-        other => Json::try_from(other).unwrap_or(Json::Null),
-    }
+        .into(),
+    )
 }
 
 /// Debezium's `{scale: int, value: bytes}` as a decimal string.
@@ -168,6 +193,21 @@ mod tests {
     }
 
     #[test]
+    fn floats_json_cannot_hold_print_as_strings() {
+        let schema = Schema::parse_str(r#"{"type":"array","items":["null","double"]}"#).unwrap();
+        let value = Value::Array(
+            [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5]
+                .into_iter()
+                .map(|f| Value::Union(1, Box::new(Value::Double(f))))
+                .collect(),
+        );
+        assert_eq!(
+            to_json(value, &schema, &Names::of(&schema)).unwrap(),
+            serde_json::json!(["NaN", "Infinity", "-Infinity", 1.5])
+        );
+    }
+
+    #[test]
     fn an_envelope_renders_decimals_bytes_and_unions_by_its_schema() {
         let schema = Schema::parse_str(
             r#"{"type":"record","name":"Envelope","namespace":"t","fields":[
@@ -211,7 +251,7 @@ mod tests {
         ]);
         let names = Names::of(&schema);
         assert_eq!(
-            to_json(value, &schema, &names),
+            to_json(value, &schema, &names).unwrap(),
             serde_json::json!({
                 "after": {"price": "10.50", "data": "AP8=", "n": "123.45", "tags": ["x"]},
                 "before": null

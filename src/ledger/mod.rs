@@ -328,7 +328,7 @@ impl Decoder {
         };
         let (schema, names) = &*schema;
         let value = apache_avro::from_avro_datum(schema, &mut &bytes[5..], None)?;
-        Ok(json::to_json(value, schema, names))
+        Ok(json::to_json(value, schema, names)?)
     }
 }
 
