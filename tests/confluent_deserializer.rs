@@ -66,6 +66,24 @@ fn by_key(records: &[Value]) -> BTreeMap<String, Vec<Value>> {
     keys
 }
 
+/// Both tests' table topic: c(1), c(2), u(1), d(2) and the tombstone of 2, read with
+/// Confluent's deserializer and grouped by key (row 1: two records, row 2: three).
+fn read_rows_one_and_two(topic: &str, agent: &Agent) -> BTreeMap<String, Vec<Value>> {
+    let records = confluent_read(topic, 5, false);
+    let keys = by_key(&records);
+    let count = |id: i64| {
+        keys.get(&json!({ "id": id }).to_string())
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(
+        (count(1), count(2)),
+        (2, 3),
+        "records per key: {records:#?}\nagent log:\n{}",
+        agent.log()
+    );
+    keys
+}
+
 /// The event-store records of one source, grouped by the row part of their key
 /// (`<source>/<schema>.<table>/<key JSON>`) and checked against the table topic: the same
 /// values, in the same order, tombstones excepted.
@@ -138,17 +156,10 @@ async fn confluents_avro_deserializer_reads_postgres_events_tombstones_and_the_e
         .await
         .unwrap();
 
-    // c(1), c(2), u(1), d(2) and the tombstone of 2.
-    let topic = format!("{name}.public.items");
-    let records = confluent_read(&topic, 5, false);
-    let keys = by_key(&records);
-    let one = &keys[&json!({"id": 1}).to_string()];
-    let two = &keys[&json!({"id": 2}).to_string()];
-    assert_eq!(
-        (one.len(), two.len()),
-        (2, 3),
-        "records per key: {records:#?}\nagent log:\n{}",
-        agent.log()
+    let keys = read_rows_one_and_two(&format!("{name}.public.items"), &agent);
+    let (one, two) = (
+        &keys[&json!({"id": 1}).to_string()],
+        &keys[&json!({"id": 2}).to_string()],
     );
 
     assert_eq!(one[0]["op"], "c");
@@ -222,16 +233,10 @@ async fn confluents_avro_deserializer_reads_mariadb_events_tombstones_and_the_ev
         .await
         .unwrap();
 
-    let topic = format!("{name}.{}.items", db.name);
-    let records = confluent_read(&topic, 5, false);
-    let keys = by_key(&records);
-    let one = &keys[&json!({"id": 1}).to_string()];
-    let two = &keys[&json!({"id": 2}).to_string()];
-    assert_eq!(
-        (one.len(), two.len()),
-        (2, 3),
-        "records per key: {records:#?}\nagent log:\n{}",
-        agent.log()
+    let keys = read_rows_one_and_two(&format!("{name}.{}.items", db.name), &agent);
+    let (one, two) = (
+        &keys[&json!({"id": 1}).to_string()],
+        &keys[&json!({"id": 2}).to_string()],
     );
 
     assert_eq!(one[0]["op"], "c");

@@ -90,6 +90,22 @@ fn start_agent_on(s: &Setup, password: &str, listener: Listener) -> Agent {
     Agent::start_files(&main, &source)
 }
 
+/// Waits for the agent to stop on a refused Kafka connection (exit 1, the definite error in
+/// the log) and returns its log.
+fn refused_exit(agent: &mut Agent) -> String {
+    let code = agent.wait_exit(WAIT);
+    let log = agent.log();
+    println!(
+        "exit {code:?}: {}",
+        log.lines()
+            .find(|l| l.contains("kafka refused"))
+            .unwrap_or("")
+    );
+    assert_eq!(code, Some(1), "log:\n{log}");
+    assert!(log.contains("kafka refused the connection"), "{log}");
+    log
+}
+
 #[tokio::test]
 async fn the_agent_streams_exactly_once_as_the_non_super_sasl_user_with_a_password_file() {
     let s = setup("eos").await;
@@ -136,16 +152,7 @@ async fn a_wrong_sasl_password_stops_the_agent_with_a_definite_error_naming_the_
     let s = setup("badpw").await;
     let wrong = "not-the-password-4711";
     let mut agent = start_agent(&s, wrong);
-    let code = agent.wait_exit(WAIT);
-    let log = agent.log();
-    println!(
-        "exit {code:?}: {}",
-        log.lines()
-            .find(|l| l.contains("kafka refused"))
-            .unwrap_or("")
-    );
-    assert_eq!(code, Some(1), "log:\n{log}");
-    assert!(log.contains("kafka refused the connection"), "{log}");
+    let log = refused_exit(&mut agent);
     assert!(log.contains("sasl_password"), "names the key: {log}");
     assert!(!log.contains(wrong), "the password is not logged: {log}");
 }
@@ -231,15 +238,6 @@ async fn an_untrusted_broker_certificate_stops_the_agent_naming_ssl_ca_location(
             ca: stack_env("MYSQL_SSL_CA"),
         },
     );
-    let code = agent.wait_exit(WAIT);
-    let log = agent.log();
-    println!(
-        "exit {code:?}: {}",
-        log.lines()
-            .find(|l| l.contains("kafka refused"))
-            .unwrap_or("")
-    );
-    assert_eq!(code, Some(1), "log:\n{log}");
-    assert!(log.contains("kafka refused the connection"), "{log}");
+    let log = refused_exit(&mut agent);
     assert!(log.contains("ssl_ca_location"), "names the key: {log}");
 }
