@@ -20,6 +20,7 @@ pub mod event;
 pub mod ledger;
 pub mod net;
 pub mod ops;
+pub mod pipeline;
 pub mod publish;
 pub mod registry;
 pub mod shutdown;

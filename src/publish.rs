@@ -22,7 +22,8 @@ use crate::ops::metrics::TableMetrics;
 use crate::ops::status::SourceStatus;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
-use crate::sink::kafka::{KafkaSink, OutRecord, EVENT_STORE_TOPIC_CONFIGS};
+use crate::sink::kafka::EVENT_STORE_TOPIC_CONFIGS;
+use crate::sink::{OutRecord, Sink};
 use crate::source::SourceError;
 
 /// Separator inside event-store keys. `/` cannot appear in a source name and is rare in
@@ -69,10 +70,11 @@ pub struct EventMeta<'a> {
     pub commit_ms: i64,
 }
 
-/// Encodes and publishes events. One per source; owns the source's Kafka sink.
-pub struct Publisher<P: Unpin> {
+/// Encodes and publishes events. One per source, inside its [`crate::pipeline::Pipeline`];
+/// owns the source's sink.
+pub struct Publisher<S> {
     cfg: PublishConfig,
-    sink: KafkaSink<P>,
+    sink: S,
     registry: Arc<Registry>,
     tables: HashMap<TableId, TableEntry>,
     key_buf: Vec<u8>,
@@ -82,9 +84,9 @@ pub struct Publisher<P: Unpin> {
     status: SourceStatus,
 }
 
-impl<P: Unpin + Clone> Publisher<P> {
+impl<S: Sink> Publisher<S> {
     /// A publisher over `sink`.
-    pub fn new(cfg: PublishConfig, sink: KafkaSink<P>, registry: Arc<Registry>) -> Self {
+    pub fn new(cfg: PublishConfig, sink: S, registry: Arc<Registry>) -> Self {
         Self {
             cfg,
             sink,
@@ -111,9 +113,14 @@ impl<P: Unpin + Clone> Publisher<P> {
         &self.status
     }
 
-    /// The sink, for acknowledgement tracking.
-    pub fn sink(&mut self) -> &mut KafkaSink<P> {
+    /// The sink, for the pipeline's delivery rules.
+    pub fn sink(&mut self) -> &mut S {
         &mut self.sink
+    }
+
+    /// The sink, read-only.
+    pub fn sink_ref(&self) -> &S {
+        &self.sink
     }
 
     /// Creates the event-store topic if needed.
@@ -297,11 +304,6 @@ impl<P: Unpin + Clone> Publisher<P> {
                 .await?;
         }
         Ok(())
-    }
-
-    /// Marks a source position: acknowledged once everything published before it is.
-    pub fn mark(&mut self, position: P) {
-        self.sink.mark(position);
     }
 }
 

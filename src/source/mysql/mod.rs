@@ -35,6 +35,7 @@ pub mod events;
 pub mod gtid;
 pub mod history;
 pub mod lock;
+pub mod position;
 pub mod schema;
 pub mod setup;
 pub mod snapshot;
@@ -48,17 +49,18 @@ use mysql_async::prelude::Queryable;
 
 pub use crate::source::SourceError;
 
-use crate::checkpoint::{self, Checkpoint, MysqlCheckpoint, OFFSETS_TOPIC_CONFIGS};
-use crate::config::{Delivery, MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig};
+use crate::checkpoint;
+use crate::config::{MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig};
 use crate::ops::status::{SourceState, SourceStatus};
-use crate::publish::{PublishConfig, Publisher};
+use crate::pipeline::{Pipeline, PipelineKind};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
-use crate::sink::kafka::{KafkaSink, OutRecord, TxnBounds};
+use crate::sink::{OutRecord, Sink};
 use crate::source::supervise::supervise;
 use catalog::{BinlogPosition, Catalog};
 use events::Flavor;
 use history::SchemaHistory;
+use position::{MyCheckpoint, MysqlCheckpoint};
 use types::TypeOptions;
 
 /// Default heartbeat period asked of the server while the binlog is idle.
@@ -241,46 +243,21 @@ async fn run_once(
     // the agent that took over from it.
     let mut lock = lock::SourceLock::acquire(settings).await?;
 
-    let exactly_once = src.delivery == Delivery::ExactlyOnce;
-    let txn_id = format!("cdc-agent-{}", src.name);
-    let sink = KafkaSink::new(
-        &settings.main.kafka,
-        &format!("cdc-agent-{}", src.name),
-        exactly_once.then_some(txn_id.as_str()),
-    )?;
-    let mut publisher = Publisher::new(
-        PublishConfig {
-            source: src.name.clone(),
-            topic_prefix: src.topic_prefix.clone(),
-            event_store_topic: settings
-                .main
-                .event_store
-                .enabled
-                .then(|| settings.main.event_store.topic.clone()),
-            tombstones: src.tombstones_on_delete,
+    let mut pipeline = Pipeline::connect(
+        src,
+        &settings.main,
+        PipelineKind {
             connector: crate::encode::avro::ConnectorKind::Mysql,
-            unavailable_value_placeholder: src.unavailable_value_placeholder.clone(),
-            topic_routes: src.topic_routes.clone(),
         },
-        sink,
         registry.clone(),
-    );
-    publisher.set_status(status);
-    publisher.prepare().await?;
-    let offsets_topic = checkpoint::offsets_topic(&src.topic_prefix);
-    publisher
-        .sink()
-        .ensure_topic(&offsets_topic, OFFSETS_TOPIC_CONFIGS)
-        .await?;
-    publisher.sink().init_transactions().await?;
+        status,
+    )
+    .await?;
+    pipeline.init_transactions().await?;
 
-    let kafka = settings.main.kafka.clone();
-    let (topic, name) = (offsets_topic.clone(), src.name.clone());
-    let saved = tokio::task::spawn_blocking(move || checkpoint::load(&kafka, &topic, &name))
-        .await
-        .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
+    let saved: Option<MyCheckpoint> = pipeline.load_checkpoint(&settings.main.kafka).await?;
     let saved = saved.and_then(|c| {
-        let my = c.mysql.clone()?;
+        let my = c.source.binlog.clone()?;
         c.snapshot_done.then_some(my)
     });
     let resume = match &saved {
@@ -290,8 +267,7 @@ async fn run_once(
     let by_gtid = !matches!(resume, stream::Resume::Position);
 
     let history_topic = history::history_topic(&src.topic_prefix);
-    publisher
-        .sink()
+    pipeline
         .ensure_topic(&history_topic, history::HISTORY_TOPIC_CONFIGS)
         .await?;
     let kafka = settings.main.kafka.clone();
@@ -349,7 +325,7 @@ async fn run_once(
                         settings,
                         &mut sql,
                         &mut history,
-                        &mut publisher,
+                        &mut pipeline,
                         &history_topic,
                         &at,
                         &cp,
@@ -376,7 +352,7 @@ async fn run_once(
                         settings,
                         &mut sql,
                         &mut history,
-                        &mut publisher,
+                        &mut pipeline,
                         &history_topic,
                         &at,
                         &cp,
@@ -394,7 +370,7 @@ async fn run_once(
             let gtid_state = setup::gtid_state_at(&mut sql, &pos).await.ok().flatten();
             send_history_snapshot(
                 &mut history,
-                &mut publisher,
+                &mut pipeline,
                 &history_topic,
                 &pos,
                 gtid_state.clone(),
@@ -410,8 +386,8 @@ async fn run_once(
                 history_seq: history.last_seq(),
                 server: server.identity.clone(),
             };
-            publish_checkpoint(&mut publisher, &offsets_topic, &src.name, &cp).await?;
-            publisher.sink().drain().await?;
+            pipeline.write_checkpoint(&MyCheckpoint::at(&cp)).await?;
+            pipeline.drain().await?;
             (cp, catalog)
         }
         None => {
@@ -421,7 +397,7 @@ async fn run_once(
                 server.mariadb,
                 server.server_id,
                 &types,
-                &mut publisher,
+                &mut pipeline,
                 stop,
             )
             .await?;
@@ -430,7 +406,7 @@ async fn run_once(
             }
             send_history_snapshot(
                 &mut history,
-                &mut publisher,
+                &mut pipeline,
                 &history_topic,
                 &taken.position,
                 taken.gtid_state.clone(),
@@ -446,8 +422,8 @@ async fn run_once(
                 history_seq: history.last_seq(),
                 server: server.identity.clone(),
             };
-            publish_checkpoint(&mut publisher, &offsets_topic, &src.name, &cp).await?;
-            publisher.sink().drain().await?;
+            pipeline.write_checkpoint(&MyCheckpoint::at(&cp)).await?;
+            pipeline.drain().await?;
             tracing::info!(source = %src.name, position = %taken.position, gtid = ?taken.gtid_state, "snapshot complete");
             if mode == SnapshotMode::InitialOnly {
                 return Ok(());
@@ -457,15 +433,9 @@ async fn run_once(
     };
     status.set_state(SourceState::Streaming);
     tracing::info!(source = %src.name, file = %start.file, pos = start.pos, "streaming");
-    stream::run(
+    let mut stream = stream::MyStream::open(
         stream::StreamContext {
             settings,
-            offsets_topic: &offsets_topic,
-            exactly_once,
-            bounds: TxnBounds {
-                max_records: settings.main.kafka.transaction_max_records.max(1),
-                max_age: Duration::from_millis(settings.main.kafka.transaction_max_ms),
-            },
             server_identity: server.identity.clone(),
             resume,
             flavor: Flavor::from_server_version(&server.version),
@@ -477,10 +447,10 @@ async fn run_once(
         history,
         sql,
         &mut lock,
-        &mut publisher,
-        stop,
+        status,
     )
-    .await
+    .await?;
+    pipeline.stream(&mut stream, stop).await
 }
 
 /// How the stream resumes from checkpoint `cp` on the connected server: by file/position on
@@ -572,7 +542,7 @@ async fn resume_mode(
 /// source's producer: in exactly-once mode it commits with the checkpoint that follows).
 async fn send_history_snapshot(
     history: &mut SchemaHistory,
-    publisher: &mut Publisher<MysqlCheckpoint>,
+    pipeline: &mut Pipeline<impl Sink>,
     topic: &str,
     pos: &BinlogPosition,
     gtid: Option<String>,
@@ -580,8 +550,7 @@ async fn send_history_snapshot(
 ) -> Result<(), SourceError> {
     for rec in history.record_snapshot(pos.clone(), gtid, catalog) {
         let (key, value) = history.encode(&rec);
-        publisher
-            .sink()
+        pipeline
             .send(OutRecord {
                 topic,
                 key: Some(&key),
@@ -602,7 +571,7 @@ async fn rebuild_history(
     settings: &MySourceSettings,
     sql: &mut mysql_async::Conn,
     history: &mut SchemaHistory,
-    publisher: &mut Publisher<MysqlCheckpoint>,
+    pipeline: &mut Pipeline<impl Sink>,
     topic: &str,
     at: &BinlogPosition,
     cp: &MysqlCheckpoint,
@@ -629,7 +598,7 @@ async fn rebuild_history(
     }
     send_history_snapshot(
         history,
-        publisher,
+        pipeline,
         topic,
         at,
         cp.gtid_state.clone(),
@@ -640,44 +609,12 @@ async fn rebuild_history(
         history_seq: history.last_seq(),
         ..cp.clone()
     };
-    publish_checkpoint(
-        publisher,
-        &checkpoint::offsets_topic(&settings.source.topic_prefix),
-        &settings.source.name,
-        &rebuilt,
-    )
-    .await?;
-    publisher.sink().drain().await?;
+    pipeline
+        .write_checkpoint(&MyCheckpoint::at(&rebuilt))
+        .await?;
+    pipeline.drain().await?;
     tracing::info!(source = %settings.source.name, position = %at, "schema history rebuilt");
     Ok(catalog)
-}
-
-/// Writes a checkpoint record through the source's producer (inside the open Kafka
-/// transaction in exactly-once mode).
-pub async fn publish_checkpoint(
-    publisher: &mut Publisher<MysqlCheckpoint>,
-    topic: &str,
-    source: &str,
-    cp: &MysqlCheckpoint,
-) -> Result<(), SourceError> {
-    let full = Checkpoint {
-        snapshot_done: true,
-        position: Some(format!("{}:{}", cp.file, cp.pos)),
-        mysql: Some(cp.clone()),
-        ..Checkpoint::default()
-    };
-    let value = serde_json::to_vec(&full)
-        .map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))?;
-    publisher
-        .sink()
-        .send(OutRecord {
-            topic,
-            key: Some(source.as_bytes()),
-            value: Some(&value),
-            headers: &[],
-        })
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -29,15 +29,17 @@ use super::setup::{self, quote_ident};
 use super::types::{self, TypeOptions};
 use super::{connect_sql, my_error, MySourceSettings, SourceError};
 use crate::event::{ChangeEvent, Datum, MysqlSource, Op, SourceBlock, TableSchema};
-use crate::publish::{EventMeta, Publisher};
+use crate::pipeline::Pipeline;
+use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
+use crate::sink::Sink;
 
 /// Default reader connections.
 pub const DEFAULT_PARALLELISM: usize = 2;
 /// How often the readers' snapshots are re-taken when their positions differ, before the
 /// snapshot falls back to one reader.
 pub const MAX_ALIGN_ATTEMPTS: usize = 5;
-/// Rows in flight between the readers and the publisher.
+/// Rows in flight between the readers and the pipeline.
 const CHANNEL_ROWS: usize = 1024;
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -177,12 +179,12 @@ async fn mysql8_start(
 }
 
 /// Reads every captured table and publishes its rows. Returns the position to stream from.
-pub async fn run(
+pub async fn run<S: Sink>(
     settings: &MySourceSettings,
     mariadb: bool,
     server_id: u32,
     opts: &TypeOptions,
-    publisher: &mut Publisher<crate::checkpoint::MysqlCheckpoint>,
+    pipeline: &mut Pipeline<S>,
     stop: &mut Shutdown,
 ) -> Result<Taken, SourceError> {
     let (mut conns, position, gtid_state) = start_readers(settings, mariadb).await?;
@@ -191,7 +193,7 @@ pub async fn run(
     let defs: Vec<&super::catalog::TableDef> = catalog.tables.values().collect();
     let mut queries = Vec::with_capacity(catalog.tables.len());
     for (i, def) in catalog.tables.values().enumerate() {
-        let schema = publisher
+        let schema = pipeline
             .set_table(types::table_schema(def, opts), stop)
             .await?;
         let cols: Vec<String> = def.columns.iter().map(|c| quote_ident(&c.name)).collect();
@@ -272,7 +274,7 @@ pub async fn run(
             Msg::Failed(e) => return Err(e),
         };
         if rows % 1024 == 0 {
-            publisher.status().beat();
+            pipeline.status().beat();
         }
         let table = &*schemas[idx];
         datums.clear();
@@ -304,7 +306,7 @@ pub async fn run(
             processed_us: snapshot_us,
             transaction: None,
         };
-        publisher
+        pipeline
             .publish(
                 &ev,
                 EventMeta {

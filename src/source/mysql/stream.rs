@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use mysql_async::binlog::events::{Event, EventData};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
@@ -31,21 +31,20 @@ use super::events::{
 };
 use super::history::SchemaHistory;
 use super::lock::SourceLock;
+use super::position::{MyCheckpoint, MyPosition, MysqlCheckpoint};
 use super::types::{self, DecodeError, RowLayout, TypeOptions};
 use super::{
-    connect_sql, my_error, publish_checkpoint, MySourceSettings, SourceError,
-    ER_MASTER_FATAL_ERROR_READING_BINLOG,
+    connect_sql, my_error, MySourceSettings, SourceError, ER_MASTER_FATAL_ERROR_READING_BINLOG,
 };
-use crate::checkpoint::MysqlCheckpoint;
 use crate::event::{
     ChangeEvent, Datum, MysqlSource, Op, SourceBlock, TableId, TableSchema, TransactionInfo,
 };
-use crate::publish::{EventMeta, Publisher};
+use crate::ops::status::SourceStatus;
+use crate::pipeline::{ChangeStream, Pipeline};
+use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
-use crate::sink::kafka::TxnBounds;
+use crate::sink::{OutRecord, Sink};
 
-/// How often acknowledged positions are written (at-least-once) and the lock is checked.
-pub const TICK: Duration = Duration::from_secs(1);
 /// Exactly-once: how long an idle stream waits before recording a position that moved past
 /// transactions with nothing captured (so a restart does not re-read them, and purging old
 /// binlogs does not catch up with the checkpoint).
@@ -88,12 +87,6 @@ pub enum Resume {
 pub struct StreamContext<'a> {
     /// The source's settings.
     pub settings: &'a MySourceSettings,
-    /// Offsets topic.
-    pub offsets_topic: &'a str,
-    /// Kafka transactions with checkpoints inside them.
-    pub exactly_once: bool,
-    /// Kafka transaction bounds (exactly-once).
-    pub bounds: TxnBounds,
     /// Identity of the server, recorded in checkpoints.
     pub server_identity: Option<String>,
     /// How the binlog is requested.
@@ -184,190 +177,215 @@ struct State {
     history: SchemaHistory,
 }
 
-/// Streams until shutdown or error.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    ctx: StreamContext<'_>,
-    start: MysqlCheckpoint,
-    catalog: Catalog,
-    history: SchemaHistory,
-    mut sql: Conn,
-    lock: &mut SourceLock,
-    publisher: &mut Publisher<MysqlCheckpoint>,
-    stop: &mut Shutdown,
-) -> Result<(), SourceError> {
-    let settings = ctx.settings;
-    let by_gtid = !matches!(ctx.resume, Resume::Position);
-    if !by_gtid {
-        check_position_exists(&mut sql, &start, &settings.source.name).await?;
-    }
-    let mut stream = open_stream(
-        settings,
-        &start,
-        &ctx.resume,
-        ctx.server_identity.as_deref(),
-        ctx.flavor,
-    )
-    .await?;
-    let mysql_gtids = match &ctx.resume {
-        Resume::MysqlGtid { set, .. } => Some(set.clone()),
-        _ if ctx.flavor == Flavor::MySql => start
+/// The MySQL/MariaDB change stream: binlog events from the checkpoint's position, decoded and
+/// published; the checkpoint in Kafka is the position.
+pub struct MyStream<'a> {
+    ctx: StreamContext<'a>,
+    st: State,
+    stream: BinlogStream,
+    sql: Conn,
+    lock: &'a mut SourceLock,
+    status: SourceStatus,
+    buf: Vec<Datum<'static>>,
+    last_lock_check: Instant,
+    /// Commit time of the newest event read: "seconds behind" while events wait for Kafka.
+    last_ts_us: i64,
+}
+
+impl<'a> MyStream<'a> {
+    /// Requests the binlog from `start` (by position, or by GTID after a failover).
+    pub async fn open(
+        ctx: StreamContext<'a>,
+        start: MysqlCheckpoint,
+        catalog: Catalog,
+        history: SchemaHistory,
+        mut sql: Conn,
+        lock: &'a mut SourceLock,
+        status: &SourceStatus,
+    ) -> Result<MyStream<'a>, SourceError> {
+        let settings = ctx.settings;
+        let by_gtid = !matches!(ctx.resume, Resume::Position);
+        if !by_gtid {
+            check_position_exists(&mut sql, &start, &settings.source.name).await?;
+        }
+        let stream = open_stream(
+            settings,
+            &start,
+            &ctx.resume,
+            ctx.server_identity.as_deref(),
+            ctx.flavor,
+        )
+        .await?;
+        let mysql_gtids = match &ctx.resume {
+            Resume::MysqlGtid { set, .. } => Some(set.clone()),
+            _ if ctx.flavor == Flavor::MySql => start
+                .gtid_state
+                .as_deref()
+                .and_then(|t| super::gtid::MysqlGtidSet::parse(t).ok()),
+            _ => None,
+        };
+        let gtids = start
             .gtid_state
             .as_deref()
-            .and_then(|t| super::gtid::MysqlGtidSet::parse(t).ok()),
-        _ => None,
-    };
-    let gtids = start
-        .gtid_state
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .filter_map(|g| {
-            let d: u32 = g.trim().split('-').next()?.parse().ok()?;
-            Some((d, g.trim().to_string()))
-        })
-        .collect();
-    let mut st = State {
-        file: start.file.clone(),
-        server: ctx.server_identity.clone(),
-        epoch_pending: by_gtid,
-        tx: None,
-        resume_partial: (start.partial_rows > 0).then(|| ResumePartial {
-            at: (!by_gtid).then(|| BinlogPosition {
-                file: start.file.clone(),
-                pos: start.pos,
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|g| {
+                let d: u32 = g.trim().split('-').next()?.parse().ok()?;
+                Some((d, g.trim().to_string()))
+            })
+            .collect();
+        let st = State {
+            file: start.file.clone(),
+            server: ctx.server_identity.clone(),
+            epoch_pending: by_gtid,
+            tx: None,
+            resume_partial: (start.partial_rows > 0).then(|| ResumePartial {
+                at: (!by_gtid).then(|| BinlogPosition {
+                    file: start.file.clone(),
+                    pos: start.pos,
+                }),
+                gtid: start.partial_gtid.clone(),
+                rows: start.partial_rows,
             }),
-            gtid: start.partial_gtid.clone(),
-            rows: start.partial_rows,
-        }),
-        // The start itself, partial transaction included, until the stream has moved past
-        // something: a checkpoint written before the partial transaction is read again (idle,
-        // shutdown) must not forget its rows already in Kafka.
-        committed: MysqlCheckpoint {
-            // Until a transaction on this server is done, the place to resume is still the
-            // old server's (by GTID again).
-            server: if by_gtid {
-                start.server.clone()
-            } else {
-                ctx.server_identity.clone()
+            // The start itself, partial transaction included, until the stream has moved
+            // past something: a checkpoint written before the partial transaction is read
+            // again (idle, shutdown) must not forget its rows already in Kafka.
+            committed: MysqlCheckpoint {
+                // Until a transaction on this server is done, the place to resume is still
+                // the old server's (by GTID again).
+                server: if by_gtid {
+                    start.server.clone()
+                } else {
+                    ctx.server_identity.clone()
+                },
+                // MySQL: a GTID set the stream cannot keep current must not be resumed from.
+                gtid_state: if ctx.flavor == Flavor::MySql && mysql_gtids.is_none() {
+                    None
+                } else {
+                    start.gtid_state.clone()
+                },
+                ..start.clone()
             },
-            // MySQL: a GTID set the stream cannot keep current must not be resumed from.
-            gtid_state: if ctx.flavor == Flavor::MySql && mysql_gtids.is_none() {
-                None
-            } else {
-                start.gtid_state.clone()
-            },
-            ..start.clone()
-        },
-        mysql_gtids,
-        gtids,
-        mapped: HashMap::new(),
-        catalog,
-        history,
-    };
-    let mut buf: Vec<Datum<'static>> = Vec::new();
-    let mut timer = tokio::time::interval(TICK);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut written: Option<MysqlCheckpoint> = Some(start.clone());
-    let mut last_write = Instant::now();
-    let mut last_lock_check = Instant::now();
-    // Commit time of the newest event read: "seconds behind" while events wait for Kafka.
-    let mut last_ts_us = 0i64;
+            mysql_gtids,
+            gtids,
+            mapped: HashMap::new(),
+            catalog,
+            history,
+        };
+        Ok(MyStream {
+            ctx,
+            st,
+            stream,
+            sql,
+            lock,
+            status: status.clone(),
+            buf: Vec::new(),
+            last_lock_check: Instant::now(),
+            last_ts_us: 0,
+        })
+    }
+}
 
-    loop {
-        publisher.status().beat();
-        // Exactly-once: close the open Kafka transaction by the group-commit rule (no
-        // transaction is ever open in at-least-once mode).
-        let (ready, commit) = publisher
-            .sink()
-            .group_commit(ctx.bounds, || stream.next().now_or_never())?;
-        if commit {
-            commit_txn(&ctx, publisher, &st).await?;
-            written = Some(st.committed.clone());
-            last_write = Instant::now();
-        }
-        let event = if let Some(e) = ready {
-            e
-        } else {
-            tokio::select! {
-                biased;
-                _ = stop.wait() => break,
-                r = publisher.sink().progress(), if publisher.sink().in_flight() > 0 => {
-                    r?;
-                    publisher.sink().acked()?;
-                    continue;
-                }
-                _ = timer.tick() => {
-                    if last_lock_check.elapsed() >= LOCK_CHECK {
-                        lock.check().await?;
-                        last_lock_check = Instant::now();
-                    }
-                    if ctx.exactly_once {
-                        let idle = st.tx.is_none() && !publisher.sink().txn_open();
-                        if idle && written.as_ref() != Some(&st.committed) && last_write.elapsed() >= IDLE_CHECKPOINT {
-                            publish_checkpoint(publisher, ctx.offsets_topic, &settings.source.name, &st.committed).await?;
-                            publisher.sink().commit().await?;
-                            written = Some(st.committed.clone());
-                            last_write = Instant::now();
-                        }
-                    } else if let Some(acked) = publisher.sink().acked()? {
-                        if written.as_ref() != Some(&acked) {
-                            publish_checkpoint(publisher, ctx.offsets_topic, &settings.source.name, &acked).await?;
-                            written = Some(acked);
-                        }
-                    }
-                    continue;
-                }
-                e = stream.next() => e,
-            }
-        };
-        let Some(event) = event else {
-            return Err(SourceError::Transient(
+impl ChangeStream for MyStream<'_> {
+    type Position = MysqlCheckpoint;
+    type Checkpoint = MyPosition;
+    type Item = Event;
+
+    const IDLE_CHECKPOINT: Option<Duration> = Some(IDLE_CHECKPOINT);
+
+    async fn recv(&mut self) -> Result<Event, SourceError> {
+        match self.stream.next().await {
+            Some(event) => event.map_err(|e| stream_error(e, &self.st, &self.ctx)),
+            None => Err(SourceError::Transient(
                 "server ended the binlog stream".into(),
-            ));
-        };
-        let event = event.map_err(|e| stream_error(e, &st, &ctx))?;
-        let mut rows = recycle(std::mem::take(&mut buf));
-        handle(&ctx, &event, &mut st, &mut sql, publisher, stop, &mut rows).await?;
-        buf = recycle(rows);
+            )),
+        }
+    }
+
+    async fn handle<S: Sink<Position = MysqlCheckpoint>>(
+        &mut self,
+        event: Event,
+        out: &mut Pipeline<S>,
+        stop: &mut Shutdown,
+    ) -> Result<(), SourceError> {
+        let mut rows = recycle(std::mem::take(&mut self.buf));
+        handle(
+            &self.ctx,
+            &event,
+            &mut self.st,
+            &mut self.sql,
+            out,
+            stop,
+            &mut rows,
+        )
+        .await?;
+        self.buf = recycle(rows);
         // Heartbeats carry no time; an idle, fully acknowledged stream is not behind.
         let ts = event.header().timestamp();
         if ts > 0 {
-            last_ts_us = i64::from(ts) * 1_000_000;
+            self.last_ts_us = i64::from(ts) * 1_000_000;
         }
-        let behind = st.tx.is_some() || publisher.sink().in_flight() > 0;
-        publisher
-            .status()
-            .set_lag(None, (behind && last_ts_us > 0).then_some(last_ts_us));
+        let behind = self.st.tx.is_some() || out.in_flight() > 0;
+        self.status.set_lag(
+            None,
+            (behind && self.last_ts_us > 0).then_some(self.last_ts_us),
+        );
+        Ok(())
     }
 
-    // Shutdown: stop reading, wait for Kafka (commit), record the final position.
-    if ctx.exactly_once {
-        if publisher.sink().txn_open() || written.as_ref() != Some(&st.committed) {
-            if !publisher.sink().txn_open() {
-                publish_checkpoint(
-                    publisher,
-                    ctx.offsets_topic,
-                    &settings.source.name,
-                    &st.committed,
-                )
-                .await?;
-            }
-            commit_txn(&ctx, publisher, &st).await?;
-        }
-        publisher.sink().drain().await?;
-    } else {
-        let acked = publisher.sink().drain().await?;
-        if let Some(acked) = acked {
-            if written.as_ref() != Some(&acked) {
-                publish_checkpoint(publisher, ctx.offsets_topic, &settings.source.name, &acked)
-                    .await?;
-                publisher.sink().drain().await?;
-            }
-        }
+    /// What the open Kafka transaction holds.
+    fn checkpoint(&self) -> MyCheckpoint {
+        let st = &self.st;
+        let cp = match &st.tx {
+            // Mid-transaction the checkpoint's file/pos is the transaction's start on the
+            // connected server (resuming there on this server), while GTID state and server
+            // stay those of the last finished one: a checkpoint after a failover names the new
+            // server only once a transaction on it is done.
+            Some(t) if t.rows > 0 && st.committed.server == st.server => MysqlCheckpoint {
+                file: t.start.file.clone(),
+                pos: t.start.pos,
+                partial_rows: t.rows,
+                partial_gtid: t.gtid.clone(),
+                ..st.committed.clone()
+            },
+            // The first transaction after a GTID resume: file/pos stay the old server's (a
+            // resume goes by GTID again), the transaction is found by its GTID.
+            Some(t) if t.rows > 0 => MysqlCheckpoint {
+                partial_rows: t.rows,
+                partial_gtid: t.gtid.clone(),
+                ..st.committed.clone()
+            },
+            _ => st.committed.clone(),
+        };
+        MyCheckpoint::at(&cp)
     }
-    tracing::info!(file = %st.committed.file, pos = st.committed.pos, "stream stopped, position acknowledged");
-    Ok(())
+
+    fn checkpoint_at(&self, acked: &MysqlCheckpoint) -> Option<MyCheckpoint> {
+        Some(MyCheckpoint::at(acked))
+    }
+
+    /// The checkpoint is the position: nothing to tell the server.
+    fn durable(&mut self, _position: MysqlCheckpoint) {}
+
+    async fn report(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    async fn tick(&mut self) -> Result<(), SourceError> {
+        if self.last_lock_check.elapsed() >= LOCK_CHECK {
+            self.lock.check().await?;
+            self.last_lock_check = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn between_transactions(&self) -> bool {
+        self.st.tx.is_none()
+    }
+
+    fn stopped(&self) {
+        tracing::info!(file = %self.st.committed.file, pos = self.st.committed.pos, "stream stopped, position acknowledged");
+    }
 }
 
 /// Refuses, with the way out, a resume position the server no longer has.
@@ -507,38 +525,6 @@ async fn open_stream(
     })
 }
 
-/// Commits the open Kafka transaction together with the checkpoint of what it holds.
-async fn commit_txn(
-    ctx: &StreamContext<'_>,
-    publisher: &mut Publisher<MysqlCheckpoint>,
-    st: &State,
-) -> Result<(), SourceError> {
-    let cp = match &st.tx {
-        // Mid-transaction the checkpoint's file/pos is the transaction's start on the
-        // connected server (resuming there on this server), while GTID state and server stay
-        // those of the last finished one: a checkpoint after a failover names the new server
-        // only once a transaction on it is done.
-        Some(t) if t.rows > 0 && st.committed.server == st.server => MysqlCheckpoint {
-            file: t.start.file.clone(),
-            pos: t.start.pos,
-            partial_rows: t.rows,
-            partial_gtid: t.gtid.clone(),
-            ..st.committed.clone()
-        },
-        // The first transaction after a GTID resume: file/pos stay the old server's (a
-        // resume goes by GTID again), the transaction is found by its GTID.
-        Some(t) if t.rows > 0 => MysqlCheckpoint {
-            partial_rows: t.rows,
-            partial_gtid: t.gtid.clone(),
-            ..st.committed.clone()
-        },
-        _ => st.committed.clone(),
-    };
-    publish_checkpoint(publisher, ctx.offsets_topic, &ctx.settings.source.name, &cp).await?;
-    publisher.sink().commit().await?;
-    Ok(())
-}
-
 /// The file name of a ROTATE event. The server's first (artificial) rotate comes before the
 /// format description, so the reader cannot know yet that a checksum follows the name: cut
 /// after the digits of the `.NNNNNN` suffix every binlog file name ends with.
@@ -643,7 +629,7 @@ fn begin(
     });
 }
 
-fn end(st: &mut State, publisher: &mut Publisher<MysqlCheckpoint>, end_pos: u64) {
+fn end<S: Sink<Position = MysqlCheckpoint>>(st: &mut State, out: &mut Pipeline<S>, end_pos: u64) {
     if let Some(t) = st.tx.take() {
         match (t.domain, t.gtid) {
             (Some(d), Some(g)) => {
@@ -669,7 +655,7 @@ fn end(st: &mut State, publisher: &mut Publisher<MysqlCheckpoint>, end_pos: u64)
     } else if let Some(set) = &st.mysql_gtids {
         st.committed.gtid_state = Some(set.to_string());
     }
-    publisher.mark(st.committed.clone());
+    out.mark(st.committed.clone());
 }
 
 /// Maps a decoder failure: damaged bytes are re-read (transient), a server setting or schema
@@ -694,10 +680,10 @@ fn recycle<'a, 'b>(mut v: Vec<Datum<'a>>) -> Vec<Datum<'b>> {
 
 /// Applies a DDL statement to the catalog and records it in the schema history (through the
 /// source's producer, so in exactly-once mode it commits with the events after it).
-async fn apply_ddl(
+async fn apply_ddl<S: Sink<Position = MysqlCheckpoint>>(
     ctx: &StreamContext<'_>,
     st: &mut State,
-    publisher: &mut Publisher<MysqlCheckpoint>,
+    out: &mut Pipeline<S>,
     position: BinlogPosition,
     default_db: Option<&str>,
     statement: &str,
@@ -767,15 +753,13 @@ async fn apply_ddl(
         false,
     );
     let (key, value) = st.history.encode(&rec);
-    publisher
-        .sink()
-        .send(crate::sink::kafka::OutRecord {
-            topic: ctx.history_topic,
-            key: Some(&key),
-            value: Some(&value),
-            headers: &[],
-        })
-        .await?;
+    out.send(OutRecord {
+        topic: ctx.history_topic,
+        key: Some(&key),
+        value: Some(&value),
+        headers: &[],
+    })
+    .await?;
     st.committed.history_seq = Some(rec.seq);
     tracing::info!(seq = rec.seq, position = %rec.position, statement = %statement.chars().take(200).collect::<String>(), "schema change recorded");
     Ok(())
@@ -804,12 +788,12 @@ fn definition_for(st: &State, map: &TableMapInfo) -> Option<super::catalog::Tabl
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn handle<'e>(
+async fn handle<'e, S: Sink<Position = MysqlCheckpoint>>(
     ctx: &StreamContext<'_>,
     event: &'e Event,
     st: &mut State,
     _sql: &mut Conn,
-    publisher: &mut Publisher<MysqlCheckpoint>,
+    out: &mut Pipeline<S>,
     stop: &mut Shutdown,
     buf: &mut Vec<Datum<'e>>,
 ) -> Result<(), SourceError> {
@@ -836,7 +820,7 @@ async fn handle<'e>(
                     let gtid = st.committed.gtid_state.clone();
                     super::send_history_snapshot(
                         &mut st.history,
-                        publisher,
+                        out,
                         ctx.history_topic,
                         &at,
                         gtid,
@@ -918,7 +902,7 @@ async fn handle<'e>(
             } else if trimmed.eq_ignore_ascii_case("COMMIT")
                 || trimmed.eq_ignore_ascii_case("ROLLBACK")
             {
-                end(st, publisher, end_pos);
+                end(st, out, end_pos);
             } else {
                 let schema = q.schema();
                 let default_db = (!schema.is_empty()).then_some(schema.as_ref());
@@ -926,13 +910,13 @@ async fn handle<'e>(
                     file: st.file.clone(),
                     pos: start_pos,
                 };
-                apply_ddl(ctx, st, publisher, position, default_db, trimmed).await?;
+                apply_ddl(ctx, st, out, position, default_db, trimmed).await?;
                 if st.tx.as_ref().is_none_or(|t| t.standalone) {
-                    end(st, publisher, end_pos);
+                    end(st, out, end_pos);
                 }
             }
         }
-        XID => end(st, publisher, end_pos),
+        XID => end(st, out, end_pos),
         MARIADB_ANNOTATE_ROWS | MYSQL_ROWS_QUERY if ctx.settings.include_query => {
             if let Some(tx) = st.tx.as_mut() {
                 let text: Arc<str> = if ty == MARIADB_ANNOTATE_ROWS {
@@ -969,7 +953,7 @@ async fn handle<'e>(
                 )));
             };
             let layout = RowLayout::new(&def, &map, &ctx.types).map_err(decode_error)?;
-            let schema = publisher
+            let schema = out
                 .set_table(types::table_schema(&def, &ctx.types), stop)
                 .await?;
             st.mapped.insert(
@@ -1031,7 +1015,7 @@ async fn handle<'e>(
                     RowsKind::Write => {
                         emit(
                             ctx,
-                            publisher,
+                            out,
                             schema,
                             tx,
                             Op::Create,
@@ -1045,7 +1029,7 @@ async fn handle<'e>(
                     RowsKind::Delete => {
                         emit(
                             ctx,
-                            publisher,
+                            out,
                             schema,
                             tx,
                             Op::Delete,
@@ -1063,7 +1047,7 @@ async fn handle<'e>(
                             // tombstone) on the old key, create on the new one.
                             emit(
                                 ctx,
-                                publisher,
+                                out,
                                 schema,
                                 tx,
                                 Op::Delete,
@@ -1075,7 +1059,7 @@ async fn handle<'e>(
                             .await?;
                             emit(
                                 ctx,
-                                publisher,
+                                out,
                                 schema,
                                 tx,
                                 Op::Create,
@@ -1088,7 +1072,7 @@ async fn handle<'e>(
                         } else {
                             emit(
                                 ctx,
-                                publisher,
+                                out,
                                 schema,
                                 tx,
                                 Op::Update,
@@ -1109,9 +1093,9 @@ async fn handle<'e>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn emit(
+async fn emit<S: Sink>(
     ctx: &StreamContext<'_>,
-    publisher: &mut Publisher<MysqlCheckpoint>,
+    out: &mut Pipeline<S>,
     table: &TableSchema,
     tx: &mut Tx,
     op: Op,
@@ -1158,16 +1142,15 @@ async fn emit(
             data_collection_order: per,
         }),
     };
-    publisher
-        .publish(
-            &ev,
-            EventMeta {
-                position: &tx.position,
-                txid: Some(&tx.id),
-                commit_ms: ts.div_euclid(1000),
-            },
-        )
-        .await
+    out.publish(
+        &ev,
+        EventMeta {
+            position: &tx.position,
+            txid: Some(&tx.id),
+            commit_ms: ts.div_euclid(1000),
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

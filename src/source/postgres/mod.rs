@@ -23,6 +23,7 @@
 //! CopyData messages, [`pgoutput`] decodes the logical messages inside them.
 
 pub mod pgoutput;
+pub mod position;
 pub mod replication;
 pub mod schema;
 pub mod setup;
@@ -38,16 +39,16 @@ use std::time::Duration;
 pub use crate::source::supervise::supervise;
 use crate::source::SourceError;
 
-use crate::checkpoint::{self, Checkpoint, OFFSETS_TOPIC_CONFIGS};
 use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
 use crate::net::tls::PgTls;
 use crate::ops::status::{SourceState, SourceStatus};
-use crate::publish::{PublishConfig, Publisher};
+use crate::pipeline::{Pipeline, PipelineKind};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
-use crate::sink::kafka::{KafkaSink, TxnBounds};
+use position::{PgCheckpoint, PgPosition};
 use replication::{ReplicationClient, ReplicationConfig};
 use setup::SlotState;
+use stream::PgStream;
 use wire::Lsn;
 
 /// Session settings that make PostgreSQL's text output what [`types`] parses, on both the SQL
@@ -218,45 +219,23 @@ async fn run_once(
     setup::check_replica_identity(&sql, &settings.publication).await?;
 
     let exactly_once = src.delivery == Delivery::ExactlyOnce;
-    // One transactional id per source: a second agent on the same source fences the first
-    // at init, and a paused zombie is refused at its next commit.
-    let txn_id = format!("cdc-agent-{}", src.name);
-    let sink = KafkaSink::new(
-        &settings.main.kafka,
-        &format!("cdc-agent-{}", src.name),
-        exactly_once.then_some(txn_id.as_str()),
-    )?;
-    let mut publisher = Publisher::new(
-        PublishConfig {
-            source: src.name.clone(),
-            topic_prefix: src.topic_prefix.clone(),
-            event_store_topic: settings
-                .main
-                .event_store
-                .enabled
-                .then(|| settings.main.event_store.topic.clone()),
-            tombstones: src.tombstones_on_delete,
+    let mut pipeline = Pipeline::connect(
+        src,
+        &settings.main,
+        PipelineKind {
             connector: crate::encode::avro::ConnectorKind::Postgres,
-            unavailable_value_placeholder: src.unavailable_value_placeholder.clone(),
-            topic_routes: src.topic_routes.clone(),
         },
-        sink,
         registry.clone(),
-    );
-    publisher.set_status(status);
-    publisher.prepare().await?;
+        status,
+    )
+    .await?;
     if let Some(topic) = src
         .postgres
         .as_ref()
         .and_then(|p| p.messages_topic.as_deref())
     {
-        publisher.sink().ensure_topic(topic, &[]).await?;
+        pipeline.ensure_topic(topic, &[]).await?;
     }
-    let offsets_topic = checkpoint::offsets_topic(&src.topic_prefix);
-    publisher
-        .sink()
-        .ensure_topic(&offsets_topic, OFFSETS_TOPIC_CONFIGS)
-        .await?;
 
     // Ownership first: the slot is the source's lock. Only the agent holding it may
     // register the transactional id (which fences every other producer of this source), so a
@@ -292,7 +271,7 @@ async fn run_once(
                 _ => stream::repl_error(e),
             })?;
         tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created replication slot");
-        publisher.sink().init_transactions().await?;
+        pipeline.init_transactions().await?;
         let mut saved = None;
         if snapshot {
             let snapshot_name = created
@@ -304,7 +283,7 @@ async fn run_once(
                 &sql,
                 &snapshot_name,
                 created.consistent_point,
-                &mut publisher,
+                &mut pipeline,
                 status,
                 stop,
             )
@@ -312,16 +291,17 @@ async fn run_once(
             if stop.is_triggered() {
                 return Ok(());
             }
-            let done = Checkpoint {
+            let done = PgCheckpoint {
                 snapshot_done: true,
-                slot: Some(settings.slot.clone()),
                 position: Some(created.consistent_point.to_string()),
-                last_tx_lsn: None,
-                partial: None,
-                mysql: None,
+                source: PgPosition {
+                    slot: Some(settings.slot.clone()),
+                    last_tx_lsn: None,
+                    partial: None,
+                },
             };
-            publish_checkpoint(&mut publisher, &offsets_topic, &src.name, &done).await?;
-            publisher.sink().drain().await?;
+            pipeline.write_checkpoint(&done).await?;
+            pipeline.drain().await?;
             tracing::info!(source = %src.name, "snapshot complete");
             if mode == SnapshotMode::InitialOnly {
                 return Ok(());
@@ -338,18 +318,11 @@ async fn run_once(
             .start_replication(&settings.slot, Lsn(0), &options)
             .await
             .map_err(|e| start_error(&settings.slot, e))?;
-        publisher.sink().init_transactions().await?;
-        let kafka = settings.main.kafka.clone();
-        let (topic, name) = (offsets_topic.clone(), src.name.clone());
-        let saved = status
-            .while_waiting(tokio::task::spawn_blocking(move || {
-                checkpoint::load(&kafka, &topic, &name)
-            }))
-            .await
-            .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
-        let snapshot_done = saved
-            .as_ref()
-            .is_some_and(|c| c.snapshot_done && c.slot.as_deref() == Some(settings.slot.as_str()));
+        pipeline.init_transactions().await?;
+        let saved: Option<PgCheckpoint> = pipeline.load_checkpoint(&settings.main.kafka).await?;
+        let snapshot_done = saved.as_ref().is_some_and(|c| {
+            c.snapshot_done && c.source.slot.as_deref() == Some(settings.slot.as_str())
+        });
         if mode != SnapshotMode::Never && !snapshot_done {
             // The slot exists but its snapshot never finished: the snapshot it exported is
             // gone, so start over from a new slot (the retry takes the path above).
@@ -364,19 +337,18 @@ async fn run_once(
     };
     tracing::info!(source = %src.name, slot = %settings.slot, "streaming");
     status.set_state(SourceState::Streaming);
-    stream::run(
+    let mut stream = PgStream::new(
         stream::StreamContext {
             server_name: &src.topic_prefix,
             database: settings.database(),
             sql: &sql,
             source_name: &src.name,
             slot: &settings.slot,
-            offsets_topic: &offsets_topic,
             resume: match (&saved, exactly_once) {
-                (Some(cp), true) if cp.slot.as_deref() == Some(settings.slot.as_str()) => {
+                (Some(cp), true) if cp.source.slot.as_deref() == Some(settings.slot.as_str()) => {
                     stream::Resume {
-                        last_tx_lsn: cp.last_tx_lsn.map(Lsn),
-                        partial: cp.partial.map(|p| (Lsn(p.tx_lsn), p.messages)),
+                        last_tx_lsn: cp.source.last_tx_lsn.map(Lsn),
+                        partial: cp.source.partial.map(|p| (Lsn(p.tx_lsn), p.messages)),
                     }
                 }
                 _ => stream::Resume::default(),
@@ -385,17 +357,11 @@ async fn run_once(
                 .postgres
                 .as_ref()
                 .and_then(|p| p.messages_topic.as_deref()),
-            bounds: TxnBounds {
-                max_records: settings.main.kafka.transaction_max_records.max(1),
-                max_age: Duration::from_millis(settings.main.kafka.transaction_max_ms),
-            },
         },
         &mut stream_conn,
-        &mut publisher,
         status,
-        stop,
-    )
-    .await
+    );
+    pipeline.stream(&mut stream, stop).await
 }
 
 /// pgoutput options for the server's version. Streaming of in-progress transactions is not
@@ -457,24 +423,4 @@ async fn drop_slot_when_released(
     Err(SourceError::Transient(format!(
         "replication slot `{slot}` still active; retrying"
     )))
-}
-
-async fn publish_checkpoint(
-    publisher: &mut Publisher<Lsn>,
-    topic: &str,
-    source: &str,
-    cp: &Checkpoint,
-) -> Result<(), SourceError> {
-    let value = serde_json::to_vec(cp)
-        .map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))?;
-    publisher
-        .sink()
-        .send(crate::sink::kafka::OutRecord {
-            topic,
-            key: Some(source.as_bytes()),
-            value: Some(&value),
-            headers: &[],
-        })
-        .await?;
-    Ok(())
 }

@@ -27,12 +27,14 @@ use super::wire::Lsn;
 use super::{connect_sql, PgSourceSettings, SourceError};
 use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock};
 use crate::ops::status::{SourceStatus, BEAT_INTERVAL};
-use crate::publish::{EventMeta, Publisher};
+use crate::pipeline::Pipeline;
+use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
+use crate::sink::Sink;
 
 /// Tables read at the same time, each on its own connection.
 pub const DEFAULT_PARALLELISM: usize = 2;
-/// COPY chunks buffered between the readers and the publisher.
+/// COPY chunks buffered between the readers and the pipeline.
 const CHANNEL_CHUNKS: usize = 64;
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -46,12 +48,12 @@ enum Chunk {
 /// Reads every table of the publication and publishes its rows as `op = "r"` events.
 /// `snapshot_name` must still be valid: the replication connection that exported it stays
 /// open and idle until every reader has imported it.
-pub async fn run(
+pub async fn run<S: Sink>(
     settings: &PgSourceSettings,
     sql: &Client,
     snapshot_name: &str,
     consistent_point: Lsn,
-    publisher: &mut Publisher<Lsn>,
+    pipeline: &mut Pipeline<S>,
     status: &SourceStatus,
     stop: &mut Shutdown,
 ) -> Result<(), SourceError> {
@@ -62,7 +64,7 @@ pub async fn run(
     let mut estimate: i64 = 0;
     for (schema, table) in &tables {
         let (state, oid) = loader.load_table(schema, table).await?;
-        let shared = publisher.set_table(state.schema_owned(), stop).await?;
+        let shared = pipeline.set_table(state.schema_owned(), stop).await?;
         states.push(state.with_schema(shared));
         let rows: f32 = sql
             .query_one("SELECT reltuples FROM pg_class WHERE oid = $1", &[&oid])
@@ -224,7 +226,7 @@ pub async fn run(
                 processed_us: snapshot_us,
                 transaction: None,
             };
-            publisher
+            pipeline
                 .publish(
                     &ev,
                     EventMeta {

@@ -8,28 +8,24 @@
 //! requested), and we forward their rows as they arrive.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::Client;
 
+use bytes::Bytes;
+
 use super::pgoutput::{self, LogicalMessage, OldTuple};
+use super::position::{PartialTx, PgCheckpoint, PgPosition};
 use super::replication::ReplicationStream;
 use super::schema::{RelationState, SchemaLoader};
 use super::wire::{self, Lsn, ReplicationFrame};
 use super::SourceError;
-use crate::checkpoint::{Checkpoint, PartialTx};
 use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TableId, TransactionInfo};
 use crate::ops::status::SourceStatus;
-use crate::publish::{EventMeta, Publisher};
+use crate::pipeline::{ChangeStream, Pipeline};
+use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
-use crate::sink::kafka::{OutRecord, TxnBounds};
-use futures_util::FutureExt;
-
-/// How often a standby status update is sent without being asked. Short, because the
-/// position reported is what a restart replays from: in at-least-once mode every second of
-/// delay is a second of duplicates after a crash. (Exactly-once also reports after every
-/// Kafka commit.)
-pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+use crate::sink::{OutRecord, Sink};
 
 /// Where a restarted stream picks up in exactly-once mode: what the last committed Kafka
 /// transaction already holds.
@@ -54,12 +50,8 @@ pub struct StreamContext<'a> {
     pub source_name: &'a str,
     /// Slot name, recorded in checkpoints.
     pub slot: &'a str,
-    /// Offsets topic.
-    pub offsets_topic: &'a str,
     /// What is already committed (exactly-once).
     pub resume: Resume,
-    /// Kafka transaction bounds (exactly-once).
-    pub bounds: TxnBounds,
     /// Where logical decoding messages (`pg_logical_emit_message`) go; `None` drops them.
     pub messages_topic: Option<&'a str>,
 }
@@ -116,94 +108,65 @@ impl LagTracker {
     }
 }
 
-/// Streams until shutdown or error. Returns after the last acknowledged position was reported.
-pub async fn run(
-    ctx: StreamContext<'_>,
-    stream: &mut ReplicationStream,
-    publisher: &mut Publisher<Lsn>,
-    status: &SourceStatus,
-    stop: &mut Shutdown,
-) -> Result<(), SourceError> {
-    let mut lag = LagTracker::default();
-    let mut loader = SchemaLoader::new(ctx.sql);
-    let mut relations: HashMap<u32, RelationState> = HashMap::new();
-    let mut tx: Option<Tx> = None;
-    let mut received = Lsn(0);
-    let mut acked = Lsn(0);
-    let mut last_commit_lsn = Lsn(0);
-    let mut committed_tx_lsn: Option<Lsn> = ctx.resume.last_tx_lsn;
-    let mut before_buf: Vec<Datum<'static>> = Vec::new();
-    let mut after_buf: Vec<Datum<'static>> = Vec::new();
-    let mut timer = tokio::time::interval(STATUS_INTERVAL);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut position = String::with_capacity(24);
+/// The PostgreSQL change stream: replication frames from the slot, decoded and published;
+/// the slot's flush position fed back only as far as Kafka holds the events.
+pub struct PgStream<'a> {
+    ctx: StreamContext<'a>,
+    stream: &'a mut ReplicationStream,
+    status: SourceStatus,
+    lag: LagTracker,
+    loader: SchemaLoader<'a>,
+    relations: HashMap<u32, RelationState>,
+    tx: Option<Tx>,
+    /// The server's WAL end as last seen.
+    received: Lsn,
+    /// Everything up to here is durable in Kafka: the slot may advance to it.
+    acked: Lsn,
+    last_commit_lsn: Lsn,
+    /// Commit LSN of the newest source transaction fully published.
+    committed_tx_lsn: Option<Lsn>,
+    before_buf: Vec<Datum<'static>>,
+    after_buf: Vec<Datum<'static>>,
+    position: String,
+}
 
-    loop {
-        status.beat();
-        // Exactly-once: close the open Kafka transaction by the group-commit rule.
-        // `recv` is cancel-safe, so peeking with `now_or_never` loses nothing.
-        let (ready, commit) = publisher
-            .sink()
-            .group_commit(ctx.bounds, || stream.recv().now_or_never())?;
-        if commit {
-            if let Some(p) = commit_txn(&ctx, publisher, &tx, committed_tx_lsn).await? {
-                acked = acked.max(p);
-            }
-            send_status(stream, received, acked, false).await?;
-            lag.report(status, received, acked, &tx);
+impl<'a> PgStream<'a> {
+    /// A stream over `stream`, started from the slot's confirmed position.
+    pub fn new(
+        ctx: StreamContext<'a>,
+        stream: &'a mut ReplicationStream,
+        status: &SourceStatus,
+    ) -> Self {
+        Self {
+            loader: SchemaLoader::new(ctx.sql),
+            committed_tx_lsn: ctx.resume.last_tx_lsn,
+            ctx,
+            stream,
+            status: status.clone(),
+            lag: LagTracker::default(),
+            relations: HashMap::new(),
+            tx: None,
+            received: Lsn(0),
+            acked: Lsn(0),
+            last_commit_lsn: Lsn(0),
+            before_buf: Vec::new(),
+            after_buf: Vec::new(),
+            position: String::with_capacity(24),
         }
-        let frame = if let Some(f) = ready {
-            f.map_err(repl_error)?
-        } else {
-            tokio::select! {
-            biased;
-            _ = stop.wait() => break,
-            r = publisher.sink().progress(), if publisher.sink().in_flight() > 0 => {
-                if let Some(p) = r? { acked = acked.max(p); }
-                // Take every other acknowledgement that is already in, in one go rather
-                // than one loop turn each (two per row in at-least-once mode).
-                if let Some(p) = publisher.sink().acked()? { acked = acked.max(p); }
-                continue;
-            }
-            _ = timer.tick() => {
-                if let Some(p) = publisher.sink().acked()? { acked = acked.max(p); }
-                send_status(stream, received, acked, false).await?;
-                lag.report(status, received, acked, &tx);
-                continue;
-            }
-            f = stream.recv() => f.map_err(repl_error)?,
-            }
-        };
-        let Some(frame) = frame else {
-            return Err(SourceError::Transient(
-                "server ended the replication stream".into(),
-            ));
-        };
-        let (wal_start, data) = match wire::decode_frame(&frame).map_err(protocol_error)? {
-            ReplicationFrame::XLogData(x) => {
-                received = received.max(Lsn(x.wal_end.0));
-                (x.wal_start, x.data)
-            }
-            ReplicationFrame::PrimaryKeepalive(k) => {
-                received = received.max(k.wal_end);
-                if let Some(p) = publisher.sink().acked()? {
-                    acked = acked.max(p);
-                }
-                // Idle between transactions with everything acknowledged: the server's
-                // position holds nothing for us, so the slot may advance to it. This is what
-                // keeps the slot moving when only unpublished tables are written.
-                if tx.is_none() && publisher.sink().in_flight() == 0 && !publisher.sink().txn_open()
-                {
-                    acked = acked.max(k.wal_end);
-                    lag.report(status, received, acked, &tx);
-                }
-                if k.reply_requested {
-                    send_status(stream, received, acked, false).await?;
-                }
-                continue;
-            }
-        };
-        let msg = pgoutput::decode(data, false).map_err(protocol_error)?;
+    }
+
+    async fn send_status(&mut self) -> Result<(), SourceError> {
+        send_status(self.stream, self.received, self.acked, false).await
+    }
+
+    async fn handle_message<S: Sink<Position = Lsn>>(
+        &mut self,
+        wal_start: Lsn,
+        msg: LogicalMessage<'_>,
+        out: &mut Pipeline<S>,
+        stop: &mut Shutdown,
+    ) -> Result<(), SourceError> {
+        let ctx = &self.ctx;
         let routed_message = ctx.messages_topic.is_some()
             && matches!(&msg, LogicalMessage::Message(m) if m.transactional());
         if routed_message
@@ -215,12 +178,14 @@ pub async fn run(
                     | LogicalMessage::Truncate(_)
             )
         {
-            let t = tx_mut(&mut tx)?;
+            let t = tx_mut(&mut self.tx)?;
             t.messages += 1;
             if t.messages <= t.skip_until {
-                continue;
+                return Ok(());
             }
         }
+        let last_commit_lsn = self.last_commit_lsn;
+        let position = &mut self.position;
         match msg {
             LogicalMessage::Begin(b) => {
                 let commit_us = wire::pg_us_to_unix_us(b.commit_time).unwrap_or(0);
@@ -237,7 +202,7 @@ pub async fn run(
                 } else if skip_until > 0 {
                     tracing::info!(tx_lsn = %b.final_lsn, committed_messages = skip_until, "resuming inside a partly committed source transaction; skipping what a committed Kafka transaction already holds");
                 }
-                tx = Some(Tx {
+                self.tx = Some(Tx {
                     messages: 0,
                     skip_until,
                     xid: b.xid,
@@ -250,27 +215,27 @@ pub async fn run(
                 });
             }
             LogicalMessage::Commit(c) => {
-                if let Some(t) = &tx {
-                    lag.committed(c.end_lsn, t.commit_us);
+                if let Some(t) = &self.tx {
+                    self.lag.committed(c.end_lsn, t.commit_us);
                 }
-                last_commit_lsn = c.commit_lsn;
-                tx = None;
-                committed_tx_lsn = Some(c.commit_lsn);
-                publisher.mark(c.end_lsn);
+                self.last_commit_lsn = c.commit_lsn;
+                self.tx = None;
+                self.committed_tx_lsn = Some(c.commit_lsn);
+                out.mark(c.end_lsn);
             }
             LogicalMessage::Relation(rel) => {
-                let state = loader.load(&rel).await?;
-                let schema = publisher.set_table(state.schema_owned(), stop).await?;
-                relations.insert(rel.oid, state.with_schema(schema));
+                let state = self.loader.load(&rel).await?;
+                let schema = out.set_table(state.schema_owned(), stop).await?;
+                self.relations.insert(rel.oid, state.with_schema(schema));
             }
             LogicalMessage::Insert(ins) => {
-                let rel = relation(&relations, ins.relation_oid)?;
-                let mut after = recycle(std::mem::take(&mut after_buf));
+                let rel = relation(&self.relations, ins.relation_oid)?;
+                let mut after = recycle(std::mem::take(&mut self.after_buf));
                 rel.decode(ins.new, &mut after)?;
-                let t = tx_mut(&mut tx)?;
+                let t = tx_mut(&mut self.tx)?;
                 emit(
-                    &ctx,
-                    publisher,
+                    ctx,
+                    out,
                     rel,
                     t,
                     Op::Create,
@@ -278,15 +243,15 @@ pub async fn run(
                     Some(&after),
                     wal_start,
                     last_commit_lsn,
-                    &mut position,
+                    position,
                 )
                 .await?;
-                after_buf = recycle(after);
+                self.after_buf = recycle(after);
             }
             LogicalMessage::Update(up) => {
-                let rel = relation(&relations, up.relation_oid)?;
-                let mut after = recycle(std::mem::take(&mut after_buf));
-                let mut before = recycle(std::mem::take(&mut before_buf));
+                let rel = relation(&self.relations, up.relation_oid)?;
+                let mut after = recycle(std::mem::take(&mut self.after_buf));
+                let mut before = recycle(std::mem::take(&mut self.before_buf));
                 rel.decode(up.new, &mut after)?;
                 let old = match &up.old {
                     Some(o) => {
@@ -295,7 +260,7 @@ pub async fn run(
                     }
                     None => None,
                 };
-                let t = tx_mut(&mut tx)?;
+                let t = tx_mut(&mut self.tx)?;
                 let key_changed = match old {
                     Some(OldTuple::Key(_)) => true,
                     Some(OldTuple::Full(_)) => rel.key_differs(&before, &after),
@@ -305,8 +270,8 @@ pub async fn run(
                     // Debezium's contract for a primary-key change: delete (and tombstone) on
                     // the old key, create on the new one.
                     emit(
-                        &ctx,
-                        publisher,
+                        ctx,
+                        out,
                         rel,
                         t,
                         Op::Delete,
@@ -314,12 +279,12 @@ pub async fn run(
                         None,
                         wal_start,
                         last_commit_lsn,
-                        &mut position,
+                        position,
                     )
                     .await?;
                     emit(
-                        &ctx,
-                        publisher,
+                        ctx,
+                        out,
                         rel,
                         t,
                         Op::Create,
@@ -327,14 +292,14 @@ pub async fn run(
                         Some(&after),
                         wal_start,
                         last_commit_lsn,
-                        &mut position,
+                        position,
                     )
                     .await?;
                 } else {
                     let b = matches!(old, Some(OldTuple::Full(_))).then_some(&before[..]);
                     emit(
-                        &ctx,
-                        publisher,
+                        ctx,
+                        out,
                         rel,
                         t,
                         Op::Update,
@@ -342,21 +307,21 @@ pub async fn run(
                         Some(&after),
                         wal_start,
                         last_commit_lsn,
-                        &mut position,
+                        position,
                     )
                     .await?;
                 }
-                after_buf = recycle(after);
-                before_buf = recycle(before);
+                self.after_buf = recycle(after);
+                self.before_buf = recycle(before);
             }
             LogicalMessage::Delete(del) => {
-                let rel = relation(&relations, del.relation_oid)?;
-                let mut before = recycle(std::mem::take(&mut before_buf));
+                let rel = relation(&self.relations, del.relation_oid)?;
+                let mut before = recycle(std::mem::take(&mut self.before_buf));
                 rel.decode(del.old.tuple(), &mut before)?;
-                let t = tx_mut(&mut tx)?;
+                let t = tx_mut(&mut self.tx)?;
                 emit(
-                    &ctx,
-                    publisher,
+                    ctx,
+                    out,
                     rel,
                     t,
                     Op::Delete,
@@ -364,18 +329,18 @@ pub async fn run(
                     None,
                     wal_start,
                     last_commit_lsn,
-                    &mut position,
+                    position,
                 )
                 .await?;
-                before_buf = recycle(before);
+                self.before_buf = recycle(before);
             }
             LogicalMessage::Truncate(tr) => {
                 for oid in &tr.relation_oids {
-                    let rel = relation(&relations, *oid)?;
-                    let t = tx_mut(&mut tx)?;
+                    let rel = relation(&self.relations, *oid)?;
+                    let t = tx_mut(&mut self.tx)?;
                     emit(
-                        &ctx,
-                        publisher,
+                        ctx,
+                        out,
                         rel,
                         t,
                         Op::Truncate,
@@ -383,7 +348,7 @@ pub async fn run(
                         None,
                         wal_start,
                         last_commit_lsn,
-                        &mut position,
+                        position,
                     )
                     .await?;
                 }
@@ -393,21 +358,19 @@ pub async fn run(
                     // Routed as is: key = prefix, value = content, position in headers.
                     let lsn = m.lsn.to_string();
                     let flag: &[u8] = if m.transactional() { b"true" } else { b"false" };
-                    let txid = tx.as_ref().map(|t| t.id.clone()).unwrap_or_default();
-                    publisher
-                        .sink()
-                        .send(OutRecord {
-                            topic,
-                            key: Some(m.prefix.as_bytes()),
-                            value: Some(m.content),
-                            headers: &[
-                                ("cdc.source", ctx.source_name.as_bytes()),
-                                ("cdc.position", lsn.as_bytes()),
-                                ("cdc.txid", txid.as_bytes()),
-                                ("cdc.transactional", flag),
-                            ],
-                        })
-                        .await?;
+                    let txid = self.tx.as_ref().map(|t| t.id.clone()).unwrap_or_default();
+                    out.send(OutRecord {
+                        topic,
+                        key: Some(m.prefix.as_bytes()),
+                        value: Some(m.content),
+                        headers: &[
+                            ("cdc.source", ctx.source_name.as_bytes()),
+                            ("cdc.position", lsn.as_bytes()),
+                            ("cdc.txid", txid.as_bytes()),
+                            ("cdc.transactional", flag),
+                        ],
+                    })
+                    .await?;
                 }
             }
             LogicalMessage::Origin(_) | LogicalMessage::Type(_) => {}
@@ -418,63 +381,106 @@ pub async fn run(
                 )))
             }
         }
+        Ok(())
     }
-
-    // Shutdown: stop reading, wait for Kafka (commit), report the final position.
-    if publisher.sink().txn_open() {
-        if let Some(p) = commit_txn(&ctx, publisher, &tx, committed_tx_lsn).await? {
-            acked = acked.max(p);
-        }
-    }
-    let drained = publisher.sink().drain().await?;
-    if let Some(p) = drained {
-        acked = acked.max(p);
-    }
-    send_status(stream, received, acked, false).await?;
-    tracing::info!(flush_lsn = %acked, "stream stopped, position acknowledged");
-    Ok(())
 }
 
-/// Commits the open Kafka transaction together with the offsets record that says what it
-/// holds: every source transaction up to `committed_tx_lsn`, plus the messages of the open one.
-async fn commit_txn(
-    ctx: &StreamContext<'_>,
-    publisher: &mut Publisher<Lsn>,
-    tx: &Option<Tx>,
-    committed_tx_lsn: Option<Lsn>,
-) -> Result<Option<Lsn>, SourceError> {
-    let partial = tx.as_ref().and_then(|t| {
-        (t.messages > 0).then_some(PartialTx {
-            tx_lsn: t.final_lsn.0,
-            messages: t.messages,
-        })
-    });
-    let cp = Checkpoint {
-        snapshot_done: true,
-        slot: Some(ctx.slot.to_string()),
-        position: committed_tx_lsn.map(|l| l.to_string()),
-        last_tx_lsn: committed_tx_lsn.map(|l| l.0),
-        partial,
-        mysql: None,
-    };
-    let value = serde_json::to_vec(&cp)
-        .map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))?;
-    publisher
-        .sink()
-        .send(OutRecord {
-            topic: ctx.offsets_topic,
-            key: Some(ctx.source_name.as_bytes()),
-            value: Some(&value),
-            headers: &[],
-        })
-        .await?;
-    Ok(publisher.sink().commit().await?)
+impl ChangeStream for PgStream<'_> {
+    type Position = Lsn;
+    type Checkpoint = PgPosition;
+    type Item = Bytes;
+
+    async fn recv(&mut self) -> Result<Bytes, SourceError> {
+        self.stream
+            .recv()
+            .await
+            .map_err(repl_error)?
+            .ok_or_else(|| SourceError::Transient("server ended the replication stream".into()))
+    }
+
+    async fn handle<S: Sink<Position = Lsn>>(
+        &mut self,
+        frame: Bytes,
+        out: &mut Pipeline<S>,
+        stop: &mut Shutdown,
+    ) -> Result<(), SourceError> {
+        let (wal_start, data) = match wire::decode_frame(&frame).map_err(protocol_error)? {
+            ReplicationFrame::XLogData(x) => {
+                self.received = self.received.max(Lsn(x.wal_end.0));
+                (x.wal_start, x.data)
+            }
+            ReplicationFrame::PrimaryKeepalive(k) => {
+                self.received = self.received.max(k.wal_end);
+                if let Some(p) = out.acked()? {
+                    self.durable(p);
+                }
+                // Idle between transactions with everything acknowledged: the server's
+                // position holds nothing for us, so the slot may advance to it. This is what
+                // keeps the slot moving when only unpublished tables are written.
+                if self.tx.is_none() && out.settled() {
+                    self.acked = self.acked.max(k.wal_end);
+                    self.lag
+                        .report(&self.status, self.received, self.acked, &self.tx);
+                }
+                if k.reply_requested {
+                    self.send_status().await?;
+                }
+                return Ok(());
+            }
+        };
+        let msg = pgoutput::decode(data, false).map_err(protocol_error)?;
+        self.handle_message(wal_start, msg, out, stop).await
+    }
+
+    /// What the open Kafka transaction holds: every source transaction up to the newest
+    /// commit, plus the messages of the open one.
+    fn checkpoint(&self) -> PgCheckpoint {
+        let partial = self.tx.as_ref().and_then(|t| {
+            (t.messages > 0).then_some(PartialTx {
+                tx_lsn: t.final_lsn.0,
+                messages: t.messages,
+            })
+        });
+        PgCheckpoint {
+            snapshot_done: true,
+            position: self.committed_tx_lsn.map(|l| l.to_string()),
+            source: PgPosition {
+                slot: Some(self.ctx.slot.to_string()),
+                last_tx_lsn: self.committed_tx_lsn.map(|l| l.0),
+                partial,
+            },
+        }
+    }
+
+    /// The slot is the position: nothing to write at least once.
+    fn checkpoint_at(&self, _acked: &Lsn) -> Option<PgCheckpoint> {
+        None
+    }
+
+    fn durable(&mut self, position: Lsn) {
+        self.acked = self.acked.max(position);
+    }
+
+    async fn report(&mut self) -> Result<(), SourceError> {
+        self.send_status().await?;
+        self.lag
+            .report(&self.status, self.received, self.acked, &self.tx);
+        Ok(())
+    }
+
+    fn between_transactions(&self) -> bool {
+        self.tx.is_none()
+    }
+
+    fn stopped(&self) {
+        tracing::info!(flush_lsn = %self.acked, "stream stopped, position acknowledged");
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn emit(
+async fn emit<S: Sink>(
     ctx: &StreamContext<'_>,
-    publisher: &mut Publisher<Lsn>,
+    out: &mut Pipeline<S>,
     rel: &RelationState,
     tx: &mut Tx,
     op: Op,
@@ -527,16 +533,15 @@ async fn emit(
     };
     position.clear();
     let _ = write!(position, "{}", tx.final_lsn);
-    publisher
-        .publish(
-            &ev,
-            EventMeta {
-                position,
-                txid: Some(&tx.id),
-                commit_ms: tx.commit_us.div_euclid(1000),
-            },
-        )
-        .await
+    out.publish(
+        &ev,
+        EventMeta {
+            position,
+            txid: Some(&tx.id),
+            commit_ms: tx.commit_us.div_euclid(1000),
+        },
+    )
+    .await
 }
 
 fn relation(map: &HashMap<u32, RelationState>, oid: u32) -> Result<&RelationState, SourceError> {

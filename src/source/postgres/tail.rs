@@ -28,10 +28,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::pgoutput::{self, LogicalMessage};
 use super::replication::{ReplicationClient, ReplicationStream};
 use super::schema::{RelationState, SchemaLoader};
-use super::stream::{repl_error, STATUS_INTERVAL};
+use super::stream::repl_error;
 use super::wire::{self, Lsn, ReplicationFrame};
 use super::{connect_sql, setup, PgSourceSettings, SourceError};
 use crate::event::Datum;
+use crate::pipeline::TICK as STATUS_INTERVAL;
 use crate::publish::datum_json;
 use crate::shutdown::Shutdown;
 

@@ -1,0 +1,158 @@
+//! The one event loop of every source: read, hand to the source, commit by the group-commit
+//! rule, feed acknowledgements back, tick, and drain on shutdown.
+
+use std::time::Duration;
+
+use futures_util::FutureExt;
+
+use super::{encode_checkpoint, ChangeStream, Pipeline};
+use crate::shutdown::Shutdown;
+use crate::sink::Sink;
+use crate::source::SourceError;
+
+/// How often the driver acknowledges to the database, writes at-least-once checkpoints and
+/// runs the source's chores. Short, because the position reported is what a restart replays
+/// from: in at-least-once mode every second of delay is a second of duplicates after a crash.
+pub const TICK: Duration = Duration::from_secs(1);
+
+impl<S: Sink> Pipeline<S> {
+    /// Streams `source` until shutdown or error. Returns after everything read was made
+    /// durable and the final position was reported to the database.
+    pub async fn stream<C>(
+        &mut self,
+        source: &mut C,
+        stop: &mut Shutdown,
+    ) -> Result<(), SourceError>
+    where
+        C: ChangeStream<Position = S::Position>,
+    {
+        let mut timer = tokio::time::interval(TICK);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.status().beat();
+            // Exactly-once: close the open Kafka transaction by the group-commit rule (none is
+            // ever open at least once). `recv` is cancel-safe, so peeking loses nothing.
+            let (ready, commit) = match self.bounds {
+                Some(bounds) => self
+                    .publisher
+                    .sink()
+                    .group_commit(bounds, || source.recv().now_or_never())?,
+                None => (None, false),
+            };
+            if commit {
+                self.commit_with(source).await?;
+            }
+            let item = match ready {
+                Some(item) => item?,
+                None => {
+                    tokio::select! {
+                        biased;
+                        _ = stop.wait() => break,
+                        r = self.publisher.sink().progress(), if self.in_flight() > 0 => {
+                            if let Some(p) = r? {
+                                source.durable(p);
+                            }
+                            // Take every other acknowledgement that is already in, in one go
+                            // rather than one loop turn each.
+                            if let Some(p) = self.acked()? {
+                                source.durable(p);
+                            }
+                            continue;
+                        }
+                        _ = timer.tick() => {
+                            self.on_tick(source).await?;
+                            continue;
+                        }
+                        item = source.recv() => item?,
+                    }
+                }
+            };
+            source.handle(item, self, stop).await?;
+        }
+        self.drain_stream(source).await
+    }
+
+    /// Writes the source's checkpoint into the open transaction and commits it.
+    async fn commit_with<C>(&mut self, source: &mut C) -> Result<(), SourceError>
+    where
+        C: ChangeStream<Position = S::Position>,
+    {
+        self.write_checkpoint(&source.checkpoint()).await?;
+        if let Some(p) = self.publisher.sink().commit().await? {
+            source.durable(p);
+        }
+        source.report().await
+    }
+
+    async fn on_tick<C>(&mut self, source: &mut C) -> Result<(), SourceError>
+    where
+        C: ChangeStream<Position = S::Position>,
+    {
+        let acked = self.acked()?;
+        source.tick().await?;
+        if self.exactly_once() {
+            if let Some(after) = C::IDLE_CHECKPOINT {
+                if source.between_transactions()
+                    && !self.publisher.sink_ref().txn_open()
+                    && self.last_write.elapsed() >= after
+                    && self.checkpoint_moved(source)?
+                {
+                    self.commit_with(source).await?;
+                }
+            }
+        } else if let Some(p) = &acked {
+            self.write_acked_checkpoint(source, p).await?;
+        }
+        if let Some(p) = acked {
+            source.durable(p);
+        }
+        source.report().await
+    }
+
+    /// Whether the source's checkpoint differs from the newest one written.
+    fn checkpoint_moved<C: ChangeStream>(&self, source: &C) -> Result<bool, SourceError> {
+        Ok(self.written.as_deref() != Some(&encode_checkpoint(&source.checkpoint())?[..]))
+    }
+
+    /// At least once: writes the checkpoint of an acknowledged position, if the source keeps
+    /// its position in Kafka and it moved.
+    async fn write_acked_checkpoint<C: ChangeStream>(
+        &mut self,
+        source: &C,
+        acked: &C::Position,
+    ) -> Result<bool, SourceError> {
+        let Some(cp) = source.checkpoint_at(acked) else {
+            return Ok(false);
+        };
+        let value = encode_checkpoint(&cp)?;
+        if self.written.as_deref() == Some(&value[..]) {
+            return Ok(false);
+        }
+        self.write_encoded(value).await?;
+        Ok(true)
+    }
+
+    /// Shutdown: stop reading, make everything durable (commit), acknowledge the final
+    /// position.
+    async fn drain_stream<C>(&mut self, source: &mut C) -> Result<(), SourceError>
+    where
+        C: ChangeStream<Position = S::Position>,
+    {
+        if self.exactly_once() {
+            let moved = C::IDLE_CHECKPOINT.is_some() && self.checkpoint_moved(source)?;
+            if self.publisher.sink_ref().txn_open() || moved {
+                self.write_checkpoint(&source.checkpoint()).await?;
+                self.publisher.sink().commit().await?;
+            }
+        }
+        if let Some(p) = self.drain().await? {
+            if !self.exactly_once() && self.write_acked_checkpoint(source, &p).await? {
+                self.drain().await?;
+            }
+            source.durable(p);
+        }
+        source.report().await?;
+        source.stopped();
+        Ok(())
+    }
+}

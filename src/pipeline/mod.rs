@@ -1,0 +1,292 @@
+//! The pipeline every source feeds: encoding, delivery and checkpoints, written once.
+//!
+//! ```text
+//!                 ┌──────────────────────────── Pipeline ─────────────────────────────┐
+//!  database ─▶ ChangeStream::recv ─▶ ChangeStream::handle ─▶ Publisher ─▶ Sink (Kafka) │──▶ table topics
+//!  (source/*)   (cancel-safe)         (decode, emit events,  (Avro,      (group commit,│──▶ event store
+//!                                      mark positions)        registry)   acks)        │──▶ offsets topic
+//!     ▲           └──────────────── driver.rs: one loop for every source ─────────────┘
+//!     │                                   │ stop · acknowledgements · 1 s tick · receive
+//!     └── ChangeStream::durable/report ◀──┘ only positions Kafka holds durably
+//! ```
+//!
+//! A source contributes only what is specific to its database: the setup (connections,
+//! prerequisites, ownership), its snapshot, and a [`ChangeStream`] (reading, decoding, its
+//! position). Everything about delivery — the group-commit rule and transaction bounds, the
+//! event loop, checkpoint writes, acknowledging positions only after Kafka has them, the
+//! shutdown drain, beats and in-flight metrics — lives here, so it is the same for every
+//! source and is unit-tested once against an in-memory sink (`tests.rs`).
+
+mod driver;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use driver::TICK;
+pub use stream::ChangeStream;
+
+use crate::checkpoint::{self, Checkpoint, OFFSETS_TOPIC_CONFIGS};
+use crate::config::{Delivery, MainConfig, SourceConfig};
+use crate::encode::avro::ConnectorKind;
+use crate::event::{ChangeEvent, TableId, TableSchema};
+use crate::ops::status::SourceStatus;
+use crate::publish::{EventMeta, PublishConfig, Publisher};
+use crate::registry::Registry;
+use crate::shutdown::Shutdown;
+use crate::sink::kafka::KafkaSink;
+use crate::sink::{OutRecord, Sink, TxnBounds};
+use crate::source::SourceError;
+
+/// One source's way to Kafka: its publisher (encoding, topics, event store), its sink and its
+/// checkpoints in the offsets topic. `S` is the sink ([`KafkaSink`] outside unit tests).
+pub struct Pipeline<S: Sink> {
+    publisher: Publisher<S>,
+    /// `<prefix>.offsets`.
+    offsets_topic: String,
+    /// Source name: the key of its checkpoints.
+    source: String,
+    /// Exactly-once transaction bounds; `None` at least once.
+    bounds: Option<TxnBounds>,
+    /// The newest checkpoint written (or loaded), serialized: a checkpoint equal to it is not
+    /// written again.
+    written: Option<Vec<u8>>,
+    /// When a checkpoint was last written (idle rewrites wait for a quiet moment).
+    last_write: std::time::Instant,
+}
+
+/// What [`Pipeline::connect`] needs besides the source's own configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineKind {
+    /// Which connector's `source` block events carry.
+    pub connector: ConnectorKind,
+}
+
+impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
+    /// The pipeline of `source`: a Kafka sink (transactional in exactly-once mode, with the
+    /// source's transactional id), its publisher, the event-store and offsets topics.
+    /// Transactions are not registered yet: [`Pipeline::init_transactions`] fences other
+    /// writers, which only the owner of the source may do.
+    pub async fn connect(
+        source: &SourceConfig,
+        main: &MainConfig,
+        kind: PipelineKind,
+        registry: Arc<Registry>,
+        status: &SourceStatus,
+    ) -> Result<Self, SourceError> {
+        let exactly_once = source.delivery == Delivery::ExactlyOnce;
+        // One transactional id per source: a second agent on the same source fences the first
+        // at init, and a paused zombie is refused at its next commit.
+        let txn_id = format!("cdc-agent-{}", source.name);
+        let sink = KafkaSink::new(
+            &main.kafka,
+            &format!("cdc-agent-{}", source.name),
+            exactly_once.then_some(txn_id.as_str()),
+        )?;
+        let publish = PublishConfig {
+            source: source.name.clone(),
+            topic_prefix: source.topic_prefix.clone(),
+            event_store_topic: main
+                .event_store
+                .enabled
+                .then(|| main.event_store.topic.clone()),
+            tombstones: source.tombstones_on_delete,
+            connector: kind.connector,
+            unavailable_value_placeholder: source.unavailable_value_placeholder.clone(),
+            topic_routes: source.topic_routes.clone(),
+        };
+        let bounds = exactly_once.then(|| TxnBounds {
+            max_records: main.kafka.transaction_max_records.max(1),
+            max_age: Duration::from_millis(main.kafka.transaction_max_ms),
+        });
+        let mut pipeline = Self::with_sink(
+            Publisher::new(publish, sink, registry),
+            checkpoint::offsets_topic(&source.topic_prefix),
+            &source.name,
+            bounds,
+            status,
+        );
+        pipeline.publisher.prepare().await?;
+        let offsets = pipeline.offsets_topic.clone();
+        pipeline
+            .ensure_topic(&offsets, OFFSETS_TOPIC_CONFIGS)
+            .await?;
+        Ok(pipeline)
+    }
+
+    /// The newest checkpoint of this source in the offsets topic (read_committed), or `None`.
+    /// It also counts as written: an equal checkpoint is not written again.
+    pub async fn load_checkpoint<T>(
+        &mut self,
+        kafka: &crate::config::KafkaConfig,
+    ) -> Result<Option<Checkpoint<T>>, SourceError>
+    where
+        T: DeserializeOwned + Serialize + Send + 'static,
+    {
+        let (kafka, topic, name) = (
+            kafka.clone(),
+            self.offsets_topic.clone(),
+            self.source.clone(),
+        );
+        let loaded = self
+            .publisher
+            .status()
+            .while_waiting(tokio::task::spawn_blocking(move || {
+                checkpoint::load::<T>(&kafka, &topic, &name)
+            }))
+            .await
+            .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
+        if let Some(cp) = &loaded {
+            self.written = Some(encode_checkpoint(cp)?);
+        }
+        Ok(loaded)
+    }
+}
+
+impl<S: Sink> Pipeline<S> {
+    /// A pipeline over an existing publisher (and so sink): the constructor behind
+    /// [`Pipeline::connect`], and the one unit tests use with an in-memory sink.
+    pub fn with_sink(
+        mut publisher: Publisher<S>,
+        offsets_topic: String,
+        source: &str,
+        bounds: Option<TxnBounds>,
+        status: &SourceStatus,
+    ) -> Self {
+        publisher.set_status(status);
+        Self {
+            publisher,
+            offsets_topic,
+            source: source.to_string(),
+            bounds,
+            written: None,
+            last_write: std::time::Instant::now(),
+        }
+    }
+
+    /// Where the source reports state, beats and lag.
+    pub fn status(&self) -> &SourceStatus {
+        self.publisher.status()
+    }
+
+    /// Whether events go into Kafka transactions with their checkpoints (exactly-once).
+    pub fn exactly_once(&self) -> bool {
+        self.bounds.is_some()
+    }
+
+    /// The offsets topic.
+    pub fn offsets_topic(&self) -> &str {
+        &self.offsets_topic
+    }
+
+    /// Creates a topic the source writes to besides table topics (schema history, messages).
+    pub async fn ensure_topic(
+        &mut self,
+        topic: &str,
+        configs: &[(&str, &str)],
+    ) -> Result<(), SourceError> {
+        Ok(self.publisher.sink().ensure_topic(topic, configs).await?)
+    }
+
+    /// Registers the transactional ids, fencing every older writer of this source. Only the
+    /// agent that owns the source (holds its slot or lock) may call it.
+    pub async fn init_transactions(&mut self) -> Result<(), SourceError> {
+        Ok(self.publisher.sink().init_transactions().await?)
+    }
+
+    /// The current schema of `table`, if known.
+    pub fn table(&self, table: &TableId) -> Option<&Arc<TableSchema>> {
+        self.publisher.table(table)
+    }
+
+    /// Makes `schema` the table's current schema (registry subjects, topic) before any event
+    /// of it is published.
+    pub async fn set_table(
+        &mut self,
+        schema: TableSchema,
+        stop: &mut Shutdown,
+    ) -> Result<Arc<TableSchema>, SourceError> {
+        self.publisher.set_table(schema, stop).await
+    }
+
+    /// Publishes one event (table topic, tombstone, event store).
+    pub async fn publish(
+        &mut self,
+        ev: &ChangeEvent<'_>,
+        meta: EventMeta<'_>,
+    ) -> Result<(), SourceError> {
+        self.publisher.publish(ev, meta).await
+    }
+
+    /// Sends a record of the source's own (schema history, logical decoding messages): in
+    /// exactly-once mode it commits with the events around it.
+    pub async fn send(&mut self, rec: OutRecord<'_>) -> Result<(), SourceError> {
+        Ok(self.publisher.sink().send(rec).await?)
+    }
+
+    /// Marks a source position: acknowledged once everything sent before it is durable.
+    pub fn mark(&mut self, position: S::Position) {
+        self.publisher.sink().mark(position);
+    }
+
+    /// The newest durable position, without waiting.
+    pub fn acked(&mut self) -> Result<Option<S::Position>, SourceError> {
+        Ok(self.publisher.sink().acked()?)
+    }
+
+    /// Records (and commits) not yet durable.
+    pub fn in_flight(&self) -> usize {
+        self.publisher.sink_ref().in_flight()
+    }
+
+    /// Whether nothing sent is waiting to become durable: no record in flight, no transaction
+    /// open. A position the source reaches now holds nothing unsent.
+    pub fn settled(&self) -> bool {
+        self.in_flight() == 0 && !self.publisher.sink_ref().txn_open()
+    }
+
+    /// Writes `cp` to the offsets topic (inside the open transaction in exactly-once mode) and
+    /// remembers it as written.
+    pub async fn write_checkpoint<T: Serialize>(
+        &mut self,
+        cp: &Checkpoint<T>,
+    ) -> Result<(), SourceError> {
+        let value = encode_checkpoint(cp)?;
+        self.write_encoded(value).await
+    }
+
+    async fn write_encoded(&mut self, value: Vec<u8>) -> Result<(), SourceError> {
+        let topic = std::mem::take(&mut self.offsets_topic);
+        let sent = self
+            .publisher
+            .sink()
+            .send(OutRecord {
+                topic: &topic,
+                key: Some(self.source.as_bytes()),
+                value: Some(&value),
+                headers: &[],
+            })
+            .await;
+        self.offsets_topic = topic;
+        sent?;
+        self.written = Some(value);
+        self.last_write = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Waits until everything sent is durable (committing the open transaction); returns the
+    /// newest durable position.
+    pub async fn drain(&mut self) -> Result<Option<S::Position>, SourceError> {
+        Ok(self.publisher.sink().drain().await?)
+    }
+}
+
+/// A checkpoint as the offsets topic stores it.
+fn encode_checkpoint<T: Serialize>(cp: &Checkpoint<T>) -> Result<Vec<u8>, SourceError> {
+    serde_json::to_vec(cp).map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))
+}
