@@ -12,8 +12,9 @@ use crate::ops::status::Health;
 use crate::ops::{exit, http, notify};
 use crate::registry::Registry;
 use crate::shutdown;
-use crate::source::mysql::{self, MySourceSettings};
-use crate::source::postgres::{self, PgSourceSettings};
+use crate::source::mysql::MySourceSettings;
+use crate::source::postgres::PgSourceSettings;
+use crate::source::supervise;
 use crate::source::SourceError;
 
 /// Runs until SIGTERM/SIGINT (then shuts down gracefully) or until a source fails
@@ -57,20 +58,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     for source in cfg.sources.clone() {
         let name = source.name.clone();
         let status = health.register(&name);
+        let (registry, stop) = (registry.clone(), stop.clone());
         match source.kind {
             SourceKind::Postgres => {
                 let settings = PgSourceSettings::new(source, cfg.main.clone());
-                let (registry, stop) = (registry.clone(), stop.clone());
                 tasks.spawn(async move {
-                    (name, postgres::run(settings, registry, status, stop).await)
+                    (name, supervise::run(settings, registry, status, stop).await)
                 });
             }
             SourceKind::Mysql => {
                 let settings = MySourceSettings::new(source, cfg.main.clone());
-                let (registry, stop) = (registry.clone(), stop.clone());
-                tasks.spawn(
-                    async move { (name, mysql::run(settings, registry, status, stop).await) },
-                );
+                tasks.spawn(async move {
+                    (name, supervise::run(settings, registry, status, stop).await)
+                });
             }
         }
     }

@@ -12,12 +12,44 @@
 //! metrics), and every wait beats, so a database outage never stops the watchdog.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::WhenTaken;
+use crate::config::{SourceConfig, WhenTaken};
 use crate::ops::status::{SourceState, SourceStatus};
+use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::source::SourceError;
+
+/// A database source as the supervisor runs it.
+pub trait Source: Send + Sync {
+    /// The source's configuration (name, `when_taken`).
+    fn config(&self) -> &SourceConfig;
+
+    /// One attempt: connect, check prerequisites, take ownership, snapshot if needed and
+    /// stream through the pipeline until shutdown (`Ok`) or failure.
+    fn attempt(
+        &self,
+        registry: &Arc<Registry>,
+        status: &SourceStatus,
+        stop: &mut Shutdown,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+}
+
+/// Runs `source` until shutdown, retrying transient failures with backoff (see [`supervise`]).
+pub async fn run<S: Source>(
+    source: S,
+    registry: Arc<Registry>,
+    status: SourceStatus,
+    mut stop: Shutdown,
+) -> Result<(), SourceError> {
+    let cfg = source.config();
+    supervise(&cfg.name, cfg.when_taken, &status, &mut stop, |mut stop| {
+        let (source, registry, status) = (&source, &registry, &status);
+        async move { source.attempt(registry, status, &mut stop).await }
+    })
+    .await
+}
 
 /// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`].
 pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);

@@ -56,7 +56,7 @@ use crate::pipeline::{Pipeline, PipelineKind};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
-use crate::source::supervise::supervise;
+use crate::source::supervise::Source;
 use catalog::{BinlogPosition, Catalog};
 use events::Flavor;
 use history::SchemaHistory;
@@ -202,20 +202,19 @@ pub async fn connect_sql(settings: &MySourceSettings) -> Result<mysql_async::Con
     Ok(conn)
 }
 
-/// Runs the source until shutdown, retrying transient failures with backoff (see
-/// [`crate::source::supervise`]).
-pub async fn run(
-    settings: MySourceSettings,
-    registry: Arc<Registry>,
-    status: SourceStatus,
-    mut stop: Shutdown,
-) -> Result<(), SourceError> {
-    let src = &settings.source;
-    supervise(&src.name, src.when_taken, &status, &mut stop, |mut stop| {
-        let (settings, registry, status) = (&settings, &registry, &status);
-        async move { run_once(settings, registry, status, &mut stop).await }
-    })
-    .await
+impl Source for MySourceSettings {
+    fn config(&self) -> &SourceConfig {
+        &self.source
+    }
+
+    async fn attempt(
+        &self,
+        registry: &Arc<Registry>,
+        status: &SourceStatus,
+        stop: &mut Shutdown,
+    ) -> Result<(), SourceError> {
+        run_once(self, registry, status, stop).await
+    }
 }
 
 async fn run_once(

@@ -36,7 +36,7 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::source::supervise::supervise;
+use crate::source::supervise::Source;
 use crate::source::SourceError;
 
 use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
@@ -136,20 +136,19 @@ impl PgSourceSettings {
     }
 }
 
-/// Runs the source until shutdown, retrying transient failures with backoff (see
-/// [`crate::source::supervise`]).
-pub async fn run(
-    settings: PgSourceSettings,
-    registry: Arc<Registry>,
-    status: SourceStatus,
-    mut stop: Shutdown,
-) -> Result<(), SourceError> {
-    let src = &settings.source;
-    supervise(&src.name, src.when_taken, &status, &mut stop, |mut stop| {
-        let (settings, registry, status) = (&settings, &registry, &status);
-        async move { run_once(settings, registry, status, &mut stop).await }
-    })
-    .await
+impl Source for PgSourceSettings {
+    fn config(&self) -> &SourceConfig {
+        &self.source
+    }
+
+    async fn attempt(
+        &self,
+        registry: &Arc<Registry>,
+        status: &SourceStatus,
+        stop: &mut Shutdown,
+    ) -> Result<(), SourceError> {
+        run_once(self, registry, status, stop).await
+    }
 }
 
 /// Connects the SQL session with the settings [`types`] expects.
