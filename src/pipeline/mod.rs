@@ -18,6 +18,7 @@
 //! source and is unit-tested once against an in-memory sink (`tests.rs`).
 
 mod driver;
+mod order;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use driver::TICK;
+pub use order::TxOrder;
 pub use stream::ChangeStream;
 
 use crate::checkpoint::{self, Checkpoint, OFFSETS_TOPIC_CONFIGS};

@@ -37,10 +37,10 @@ use super::{
     connect_sql, my_error, MySourceSettings, SourceError, ER_MASTER_FATAL_ERROR_READING_BINLOG,
 };
 use crate::event::{
-    ChangeEvent, Datum, MysqlSource, Op, SourceBlock, TableId, TableSchema, TransactionInfo,
+    ChangeEvent, Datum, MysqlSource, Op, SourceBlock, TableSchema, TransactionInfo,
 };
 use crate::ops::status::SourceStatus;
-use crate::pipeline::{ChangeStream, Pipeline};
+use crate::pipeline::{ChangeStream, Pipeline, TxOrder};
 use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
@@ -111,8 +111,7 @@ struct Tx {
     domain: Option<u32>,
     standalone: bool,
     id: String,
-    total_order: i64,
-    per_table: HashMap<TableId, i64>,
+    order: TxOrder,
     ts_us: i64,
     thread: Option<i64>,
     server_id: u32,
@@ -619,8 +618,7 @@ fn begin(
         domain,
         standalone,
         id,
-        total_order: 0,
-        per_table: HashMap::new(),
+        order: TxOrder::default(),
         ts_us,
         thread,
         server_id,
@@ -1104,17 +1102,7 @@ async fn emit<S: Sink>(
     ts_us: i64,
     row: usize,
 ) -> Result<(), SourceError> {
-    tx.total_order += 1;
-    let per = match tx.per_table.get_mut(&table.id) {
-        Some(n) => {
-            *n += 1;
-            *n
-        }
-        None => {
-            tx.per_table.insert(table.id.clone(), 1);
-            1
-        }
-    };
+    let (total_order, per) = tx.order.next(&table.id);
     let ts = if ts_us > 0 { ts_us } else { tx.ts_us };
     let ev = ChangeEvent {
         table,
@@ -1138,7 +1126,7 @@ async fn emit<S: Sink>(
         processed_us: now_us(),
         transaction: Some(TransactionInfo {
             id: tx.id.as_str().into(),
-            total_order: tx.total_order,
+            total_order,
             data_collection_order: per,
         }),
     };

@@ -20,9 +20,9 @@ use super::replication::ReplicationStream;
 use super::schema::{RelationState, SchemaLoader};
 use super::wire::{self, Lsn, ReplicationFrame};
 use super::SourceError;
-use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TableId, TransactionInfo};
+use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TransactionInfo};
 use crate::ops::status::SourceStatus;
-use crate::pipeline::{ChangeStream, Pipeline};
+use crate::pipeline::{ChangeStream, Pipeline, TxOrder};
 use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
@@ -65,8 +65,7 @@ struct Tx {
     final_lsn: Lsn,
     commit_us: i64,
     id: String,
-    total_order: i64,
-    per_table: HashMap<TableId, i64>,
+    order: TxOrder,
     /// `source.sequence` of the current event, rebuilt in place for every row.
     sequence: String,
 }
@@ -209,8 +208,7 @@ impl<'a> PgStream<'a> {
                     final_lsn: b.final_lsn,
                     commit_us,
                     id: format!("{}:{}", b.xid, b.final_lsn.0),
-                    total_order: 0,
-                    per_table: HashMap::new(),
+                    order: TxOrder::default(),
                     sequence: String::with_capacity(48),
                 });
             }
@@ -492,19 +490,7 @@ async fn emit<S: Sink>(
 ) -> Result<(), SourceError> {
     use std::fmt::Write;
     let table = rel.schema();
-    tx.total_order += 1;
-    // No allocation per row: the table id is cloned once per transaction and table, the
-    // sequence is written into the transaction's buffer.
-    let per = match tx.per_table.get_mut(&table.id) {
-        Some(n) => {
-            *n += 1;
-            *n
-        }
-        None => {
-            tx.per_table.insert(table.id.clone(), 1);
-            1
-        }
-    };
+    let (total_order, per) = tx.order.next(&table.id);
     tx.sequence.clear();
     let _ = write!(tx.sequence, "[\"{}\",\"{}\"]", last_commit_lsn.0, lsn.0);
     let ev = ChangeEvent {
@@ -527,7 +513,7 @@ async fn emit<S: Sink>(
         processed_us: now_us(),
         transaction: Some(TransactionInfo {
             id: tx.id.as_str().into(),
-            total_order: tx.total_order,
+            total_order,
             data_collection_order: per,
         }),
     };
