@@ -207,249 +207,248 @@ impl Source for MySourceSettings {
         &self.source
     }
 
+    /// Connects, checks, takes ownership, snapshots if needed and streams.
     async fn attempt(
         &self,
         registry: &Arc<Registry>,
         status: &SourceStatus,
         stop: &mut Shutdown,
     ) -> Result<(), SourceError> {
-        run_once(self, registry, status, stop).await
-    }
-}
+        let settings = self;
+        let src = &settings.source;
+        let mut sql = connect_sql(settings).await?;
+        let server = setup::check_prerequisites(&mut sql, settings).await?;
 
-async fn run_once(
-    settings: &MySourceSettings,
-    registry: &Arc<Registry>,
-    status: &SourceStatus,
-    stop: &mut Shutdown,
-) -> Result<(), SourceError> {
-    let src = &settings.source;
-    let mut sql = connect_sql(settings).await?;
-    let server = setup::check_prerequisites(&mut sql, settings).await?;
-
-    if settings.include_query {
-        if let Some(finding) = setup::check_statement_events(&mut sql, server.mariadb).await? {
-            tracing::warn!(
-                source = %src.name,
-                "include_query = true, but the server writes no statements into the binlog, so \
-                 source.query stays null for changes made while it is off: {finding}"
-            );
+        if settings.include_query {
+            if let Some(finding) = setup::check_statement_events(&mut sql, server.mariadb).await? {
+                tracing::warn!(
+                    source = %src.name,
+                    "include_query = true, but the server writes no statements into the binlog, so \
+                     source.query stays null for changes made while it is off: {finding}"
+                );
+            }
         }
-    }
 
-    // Ownership first: only the agent holding the lock may register the transactional id
-    // (which fences every other producer of this source), so a resumed zombie can never fence
-    // the agent that took over from it.
-    let mut lock = lock::SourceLock::acquire(settings).await?;
+        // Ownership first: only the agent holding the lock may register the transactional id
+        // (which fences every other producer of this source), so a resumed zombie can never fence
+        // the agent that took over from it.
+        let mut lock = lock::SourceLock::acquire(settings).await?;
 
-    let mut pipeline = Pipeline::connect(
-        src,
-        &settings.main,
-        PipelineKind {
-            connector: crate::encode::avro::ConnectorKind::Mysql,
-        },
-        registry.clone(),
-        status,
-    )
-    .await?;
-    pipeline.init_transactions().await?;
-
-    let saved: Option<MyCheckpoint> = pipeline.load_checkpoint(&settings.main.kafka).await?;
-    let saved = saved.and_then(|c| {
-        let my = c.source.binlog.clone()?;
-        c.snapshot_done.then_some(my)
-    });
-    let resume = match &saved {
-        Some(cp) => resume_mode(settings, &mut sql, &server, cp).await?,
-        None => stream::Resume::Position,
-    };
-    let by_gtid = !matches!(resume, stream::Resume::Position);
-
-    let history_topic = history::history_topic(&src.topic_prefix);
-    pipeline
-        .ensure_topic(&history_topic, history::HISTORY_TOPIC_CONFIGS)
+        let mut pipeline = Pipeline::connect(
+            src,
+            &settings.main,
+            PipelineKind {
+                connector: crate::encode::avro::ConnectorKind::Mysql,
+            },
+            registry.clone(),
+            status,
+        )
         .await?;
-    let kafka = settings.main.kafka.clone();
-    let (topic, name) = (history_topic.clone(), src.name.clone());
-    let mut history =
-        tokio::task::spawn_blocking(move || SchemaHistory::load(&kafka, &topic, &name))
-            .await
-            .map_err(|e| SourceError::Transient(format!("schema history load task: {e}")))??;
-    history.set_server(server.identity.clone());
-    let types = TypeOptions::default();
+        pipeline.init_transactions().await?;
 
-    let mode = src.snapshot.mode;
-    let (start, catalog) = match saved {
-        Some(mut cp) => {
-            let at = BinlogPosition {
-                file: cp.file.clone(),
-                pos: cp.pos,
-            };
-            let verified = history
-                .verify(cp.history_seq, &history_topic)
-                .and_then(|()| match &server.identity {
-                    // A failover: the checkpoint's epoch is the old server's, by design.
-                    Some(_) if by_gtid => Ok(()),
-                    Some(id) => history.verify_server(id, cp.history_seq, &history_topic),
-                    None => Ok(()),
-                });
-            let catalog = match verified {
-                Ok(()) if by_gtid && (cp.history_seq.is_some() || history.last_seq().is_some()) => {
-                    // The definitions at the resume point are the old server's at the
-                    // checkpoint's position; the stream starts the new server's epoch with
-                    // them once it knows its first position there.
-                    history.set_server(cp.server.clone());
-                    let catalog = history.catalog_at(&at);
-                    history.set_server(server.identity.clone());
-                    catalog
-                }
-                Ok(()) if cp.history_seq.is_some() || history.last_seq().is_some() => {
-                    history.catalog_at(&at)
-                }
-                _ if by_gtid => {
-                    // Rebuilding needs the binlog at the checkpoint's position, which is on
-                    // the old server.
-                    return Err(SourceError::Definite(format!(
-                        "source `{}` resumes on another server by GTID, but the schema history \
-                         topic `{history_topic}` is missing or damaged and can only be rebuilt \
-                         on the server the checkpoint was taken on; fix: point the source at \
-                         that server once, or take a new snapshot (see docs/mysql-source.md, \
-                         \"Starting over\")",
-                        src.name
-                    )));
-                }
-                Ok(()) => {
-                    // A checkpoint from before the history existed: nothing to verify against.
-                    rebuild_history(
-                        settings,
-                        &mut sql,
-                        &mut history,
-                        &mut pipeline,
-                        &history_topic,
-                        &at,
-                        &cp,
-                        &server,
-                    )
-                    .await?
-                }
-                Err(e) => {
-                    let recovery = src
-                        .mysql
-                        .as_ref()
-                        .map(|m| m.schema_history_recovery)
-                        .unwrap_or_default();
-                    if recovery != SchemaHistoryRecovery::Rebuild {
-                        return Err(SourceError::Definite(format!("source `{}`: {e}", src.name)));
-                    }
-                    tracing::warn!(source = %src.name, error = %e, "schema history damaged; rebuilding it from information_schema");
-                    history = SchemaHistory::empty(&src.name);
-                    history.set_server(server.identity.clone());
-                    if let Some(seq) = cp.history_seq {
-                        history.continue_after(seq);
-                    }
-                    rebuild_history(
-                        settings,
-                        &mut sql,
-                        &mut history,
-                        &mut pipeline,
-                        &history_topic,
-                        &at,
-                        &cp,
-                        &server,
-                    )
-                    .await?
-                }
-            };
-            cp.history_seq = history.last_seq();
-            (cp, catalog)
-        }
-        None if mode == SnapshotMode::Never => {
-            let pos = setup::current_position(&mut sql).await?;
-            let catalog = schema::load_catalog(&mut sql, settings).await?;
-            let gtid_state = setup::gtid_state_at(&mut sql, &pos).await.ok().flatten();
-            send_history_snapshot(
-                &mut history,
-                &mut pipeline,
-                &history_topic,
-                &pos,
-                gtid_state.clone(),
-                &catalog,
-            )
+        let saved: Option<MyCheckpoint> = pipeline.load_checkpoint(&settings.main.kafka).await?;
+        let saved = saved.and_then(|c| {
+            let my = c.source.binlog.clone()?;
+            c.snapshot_done.then_some(my)
+        });
+        let resume = match &saved {
+            Some(cp) => resume_mode(settings, &mut sql, &server, cp).await?,
+            None => stream::Resume::Position,
+        };
+        let by_gtid = !matches!(resume, stream::Resume::Position);
+
+        let history_topic = history::history_topic(&src.topic_prefix);
+        pipeline
+            .ensure_topic(&history_topic, history::HISTORY_TOPIC_CONFIGS)
             .await?;
-            let cp = MysqlCheckpoint {
-                file: pos.file,
-                pos: pos.pos,
-                gtid_state,
-                partial_rows: 0,
-                partial_gtid: None,
-                history_seq: history.last_seq(),
-                server: server.identity.clone(),
-            };
-            pipeline.write_checkpoint(&MyCheckpoint::at(&cp)).await?;
-            pipeline.drain().await?;
-            (cp, catalog)
-        }
-        None => {
-            status.snapshot_progress(0, 0);
-            let taken = snapshot::run(
+        let kafka = settings.main.kafka.clone();
+        let (topic, name) = (history_topic.clone(), src.name.clone());
+        let mut history =
+            tokio::task::spawn_blocking(move || SchemaHistory::load(&kafka, &topic, &name))
+                .await
+                .map_err(|e| SourceError::Transient(format!("schema history load task: {e}")))??;
+        history.set_server(server.identity.clone());
+        let types = TypeOptions::default();
+
+        let mode = src.snapshot.mode;
+        let (start, catalog) = match saved {
+            Some(mut cp) => {
+                let at = BinlogPosition {
+                    file: cp.file.clone(),
+                    pos: cp.pos,
+                };
+                let verified = history
+                    .verify(cp.history_seq, &history_topic)
+                    .and_then(|()| match &server.identity {
+                        // A failover: the checkpoint's epoch is the old server's, by design.
+                        Some(_) if by_gtid => Ok(()),
+                        Some(id) => history.verify_server(id, cp.history_seq, &history_topic),
+                        None => Ok(()),
+                    });
+                let catalog = match verified {
+                    Ok(())
+                        if by_gtid
+                            && (cp.history_seq.is_some() || history.last_seq().is_some()) =>
+                    {
+                        // The definitions at the resume point are the old server's at the
+                        // checkpoint's position; the stream starts the new server's epoch with
+                        // them once it knows its first position there.
+                        history.set_server(cp.server.clone());
+                        let catalog = history.catalog_at(&at);
+                        history.set_server(server.identity.clone());
+                        catalog
+                    }
+                    Ok(()) if cp.history_seq.is_some() || history.last_seq().is_some() => {
+                        history.catalog_at(&at)
+                    }
+                    _ if by_gtid => {
+                        // Rebuilding needs the binlog at the checkpoint's position, which is on
+                        // the old server.
+                        return Err(SourceError::Definite(format!(
+                            "source `{}` resumes on another server by GTID, but the schema history \
+                             topic `{history_topic}` is missing or damaged and can only be rebuilt \
+                             on the server the checkpoint was taken on; fix: point the source at \
+                             that server once, or take a new snapshot (see docs/mysql-source.md, \
+                             \"Starting over\")",
+                            src.name
+                        )));
+                    }
+                    Ok(()) => {
+                        // A checkpoint from before the history existed: nothing to verify against.
+                        rebuild_history(
+                            settings,
+                            &mut sql,
+                            &mut history,
+                            &mut pipeline,
+                            &history_topic,
+                            &at,
+                            &cp,
+                            &server,
+                        )
+                        .await?
+                    }
+                    Err(e) => {
+                        let recovery = src
+                            .mysql
+                            .as_ref()
+                            .map(|m| m.schema_history_recovery)
+                            .unwrap_or_default();
+                        if recovery != SchemaHistoryRecovery::Rebuild {
+                            return Err(SourceError::Definite(format!(
+                                "source `{}`: {e}",
+                                src.name
+                            )));
+                        }
+                        tracing::warn!(source = %src.name, error = %e, "schema history damaged; rebuilding it from information_schema");
+                        history = SchemaHistory::empty(&src.name);
+                        history.set_server(server.identity.clone());
+                        if let Some(seq) = cp.history_seq {
+                            history.continue_after(seq);
+                        }
+                        rebuild_history(
+                            settings,
+                            &mut sql,
+                            &mut history,
+                            &mut pipeline,
+                            &history_topic,
+                            &at,
+                            &cp,
+                            &server,
+                        )
+                        .await?
+                    }
+                };
+                cp.history_seq = history.last_seq();
+                (cp, catalog)
+            }
+            None if mode == SnapshotMode::Never => {
+                let pos = setup::current_position(&mut sql).await?;
+                let catalog = schema::load_catalog(&mut sql, settings).await?;
+                let gtid_state = setup::gtid_state_at(&mut sql, &pos).await.ok().flatten();
+                send_history_snapshot(
+                    &mut history,
+                    &mut pipeline,
+                    &history_topic,
+                    &pos,
+                    gtid_state.clone(),
+                    &catalog,
+                )
+                .await?;
+                let cp = MysqlCheckpoint {
+                    file: pos.file,
+                    pos: pos.pos,
+                    gtid_state,
+                    partial_rows: 0,
+                    partial_gtid: None,
+                    history_seq: history.last_seq(),
+                    server: server.identity.clone(),
+                };
+                pipeline.write_checkpoint(&MyCheckpoint::at(&cp)).await?;
+                pipeline.drain().await?;
+                (cp, catalog)
+            }
+            None => {
+                status.snapshot_progress(0, 0);
+                let taken = snapshot::run(
+                    settings,
+                    server.mariadb,
+                    server.server_id,
+                    &types,
+                    &mut pipeline,
+                    stop,
+                )
+                .await?;
+                if stop.is_triggered() {
+                    return Ok(());
+                }
+                send_history_snapshot(
+                    &mut history,
+                    &mut pipeline,
+                    &history_topic,
+                    &taken.position,
+                    taken.gtid_state.clone(),
+                    &taken.catalog,
+                )
+                .await?;
+                let cp = MysqlCheckpoint {
+                    file: taken.position.file.clone(),
+                    pos: taken.position.pos,
+                    gtid_state: taken.gtid_state.clone(),
+                    partial_rows: 0,
+                    partial_gtid: None,
+                    history_seq: history.last_seq(),
+                    server: server.identity.clone(),
+                };
+                pipeline.write_checkpoint(&MyCheckpoint::at(&cp)).await?;
+                pipeline.drain().await?;
+                tracing::info!(source = %src.name, position = %taken.position, gtid = ?taken.gtid_state, "snapshot complete");
+                if mode == SnapshotMode::InitialOnly {
+                    return Ok(());
+                }
+                (cp, taken.catalog)
+            }
+        };
+        status.set_state(SourceState::Streaming);
+        tracing::info!(source = %src.name, file = %start.file, pos = start.pos, "streaming");
+        let mut stream = stream::MyStream::open(
+            stream::StreamContext {
                 settings,
-                server.mariadb,
-                server.server_id,
-                &types,
-                &mut pipeline,
-                stop,
-            )
-            .await?;
-            if stop.is_triggered() {
-                return Ok(());
-            }
-            send_history_snapshot(
-                &mut history,
-                &mut pipeline,
-                &history_topic,
-                &taken.position,
-                taken.gtid_state.clone(),
-                &taken.catalog,
-            )
-            .await?;
-            let cp = MysqlCheckpoint {
-                file: taken.position.file.clone(),
-                pos: taken.position.pos,
-                gtid_state: taken.gtid_state.clone(),
-                partial_rows: 0,
-                partial_gtid: None,
-                history_seq: history.last_seq(),
-                server: server.identity.clone(),
-            };
-            pipeline.write_checkpoint(&MyCheckpoint::at(&cp)).await?;
-            pipeline.drain().await?;
-            tracing::info!(source = %src.name, position = %taken.position, gtid = ?taken.gtid_state, "snapshot complete");
-            if mode == SnapshotMode::InitialOnly {
-                return Ok(());
-            }
-            (cp, taken.catalog)
-        }
-    };
-    status.set_state(SourceState::Streaming);
-    tracing::info!(source = %src.name, file = %start.file, pos = start.pos, "streaming");
-    let mut stream = stream::MyStream::open(
-        stream::StreamContext {
-            settings,
-            server_identity: server.identity.clone(),
-            resume,
-            flavor: Flavor::from_server_version(&server.version),
-            history_topic: &history_topic,
-            types,
-        },
-        start,
-        catalog,
-        history,
-        sql,
-        &mut lock,
-        status,
-    )
-    .await?;
-    pipeline.stream(&mut stream, stop).await
+                server_identity: server.identity.clone(),
+                resume,
+                flavor: Flavor::from_server_version(&server.version),
+                history_topic: &history_topic,
+                types,
+            },
+            start,
+            catalog,
+            history,
+            sql,
+            &mut lock,
+            status,
+        )
+        .await?;
+        pipeline.stream(&mut stream, stop).await
+    }
 }
 
 /// How the stream resumes from checkpoint `cp` on the connected server: by file/position on

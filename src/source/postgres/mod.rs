@@ -136,21 +136,6 @@ impl PgSourceSettings {
     }
 }
 
-impl Source for PgSourceSettings {
-    fn config(&self) -> &SourceConfig {
-        &self.source
-    }
-
-    async fn attempt(
-        &self,
-        registry: &Arc<Registry>,
-        status: &SourceStatus,
-        stop: &mut Shutdown,
-    ) -> Result<(), SourceError> {
-        run_once(self, registry, status, stop).await
-    }
-}
-
 /// Connects the SQL session with the settings [`types`] expects.
 pub async fn connect_sql(
     settings: &PgSourceSettings,
@@ -200,167 +185,177 @@ fn tls_error_text(e: &tokio_postgres::Error) -> Option<String> {
     text.contains("TLS").then_some(text)
 }
 
-async fn run_once(
-    settings: &PgSourceSettings,
-    registry: &Arc<Registry>,
-    status: &SourceStatus,
-    stop: &mut Shutdown,
-) -> Result<(), SourceError> {
-    let src = &settings.source;
-    let sql = connect_sql(settings).await?;
-    setup::check_prerequisites(&sql).await?;
-    let tables = src
-        .postgres
-        .as_ref()
-        .map(|p| p.tables.clone())
-        .unwrap_or_default();
-    setup::ensure_publication(&sql, &settings.publication, &tables).await?;
-    setup::check_replica_identity(&sql, &settings.publication).await?;
-
-    let exactly_once = src.delivery == Delivery::ExactlyOnce;
-    let mut pipeline = Pipeline::connect(
-        src,
-        &settings.main,
-        PipelineKind {
-            connector: crate::encode::avro::ConnectorKind::Postgres,
-        },
-        registry.clone(),
-        status,
-    )
-    .await?;
-    if let Some(topic) = src
-        .postgres
-        .as_ref()
-        .and_then(|p| p.messages_topic.as_deref())
-    {
-        pipeline.ensure_topic(topic, &[]).await?;
+impl Source for PgSourceSettings {
+    fn config(&self) -> &SourceConfig {
+        &self.source
     }
 
-    // Ownership first: the slot is the source's lock. Only the agent holding it may
-    // register the transactional id (which fences every other producer of this source), so a
-    // resumed zombie can never fence the agent that took over from it.
-    let mode = src.snapshot.mode;
-    let slot = setup::slot_state(&sql, &settings.slot).await?;
-    if let SlotState::Present {
-        active_pid: Some(pid),
-        ..
-    } = slot
-    {
-        return Err(slot_taken(&settings.slot, Some(pid)));
-    }
-    let mut repl = ReplicationClient::connect(&settings.replication_config())
-        .await
-        .map_err(stream::repl_error)?;
-    let server_version: u32 = repl
-        .parameter("server_version")
-        .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let options = replication_options(server_version, &settings.publication);
-    let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    /// Connects, checks, takes ownership, snapshots if needed and streams.
+    async fn attempt(
+        &self,
+        registry: &Arc<Registry>,
+        status: &SourceStatus,
+        stop: &mut Shutdown,
+    ) -> Result<(), SourceError> {
+        let settings = self;
+        let src = &settings.source;
+        let sql = connect_sql(settings).await?;
+        setup::check_prerequisites(&sql).await?;
+        let tables = src
+            .postgres
+            .as_ref()
+            .map(|p| p.tables.clone())
+            .unwrap_or_default();
+        setup::ensure_publication(&sql, &settings.publication, &tables).await?;
+        setup::check_replica_identity(&sql, &settings.publication).await?;
 
-    let (mut stream_conn, saved) = if matches!(slot, SlotState::Missing) {
-        let snapshot = mode != SnapshotMode::Never;
-        let created = repl
-            .create_logical_slot(&settings.slot, snapshot, false)
-            .await
-            .map_err(|e| match e.sqlstate() {
-                // Another agent created it between our look-up and now.
-                Some("42710") => slot_taken(&settings.slot, None),
-                _ => stream::repl_error(e),
-            })?;
-        tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created replication slot");
-        pipeline.init_transactions().await?;
-        let mut saved = None;
-        if snapshot {
-            let snapshot_name = created
-                .snapshot_name
-                .clone()
-                .ok_or_else(|| SourceError::Definite("server did not export a snapshot".into()))?;
-            snapshot::run(
-                settings,
-                &sql,
-                &snapshot_name,
-                created.consistent_point,
-                &mut pipeline,
-                status,
-                stop,
-            )
-            .await?;
-            if stop.is_triggered() {
-                return Ok(());
-            }
-            let done = PgCheckpoint {
-                snapshot_done: true,
-                position: Some(created.consistent_point.to_string()),
-                source: PgPosition {
-                    slot: Some(settings.slot.clone()),
-                    last_tx_lsn: None,
-                    partial: None,
-                },
-            };
-            pipeline.write_checkpoint(&done).await?;
-            pipeline.drain().await?;
-            tracing::info!(source = %src.name, "snapshot complete");
-            if mode == SnapshotMode::InitialOnly {
-                return Ok(());
-            }
-            saved = Some(done);
-        }
-        let stream = repl
-            .start_replication(&settings.slot, Lsn(0), &options)
-            .await
-            .map_err(|e| start_error(&settings.slot, e))?;
-        (stream, saved)
-    } else {
-        let stream = repl
-            .start_replication(&settings.slot, Lsn(0), &options)
-            .await
-            .map_err(|e| start_error(&settings.slot, e))?;
-        pipeline.init_transactions().await?;
-        let saved: Option<PgCheckpoint> = pipeline.load_checkpoint(&settings.main.kafka).await?;
-        let snapshot_done = saved.as_ref().is_some_and(|c| {
-            c.snapshot_done && c.source.slot.as_deref() == Some(settings.slot.as_str())
-        });
-        if mode != SnapshotMode::Never && !snapshot_done {
-            // The slot exists but its snapshot never finished: the snapshot it exported is
-            // gone, so start over from a new slot (the retry takes the path above).
-            tracing::warn!(slot = %settings.slot, "snapshot did not finish before; recreating the slot and snapshotting again");
-            drop(stream);
-            drop_slot_when_released(&sql, &settings.slot).await?;
-            return Err(SourceError::Transient(
-                "restarting with a new slot and snapshot".into(),
-            ));
-        }
-        (stream, saved)
-    };
-    tracing::info!(source = %src.name, slot = %settings.slot, "streaming");
-    status.set_state(SourceState::Streaming);
-    let mut stream = PgStream::new(
-        stream::StreamContext {
-            server_name: &src.topic_prefix,
-            database: settings.database(),
-            sql: &sql,
-            source_name: &src.name,
-            slot: &settings.slot,
-            resume: match (&saved, exactly_once) {
-                (Some(cp), true) if cp.source.slot.as_deref() == Some(settings.slot.as_str()) => {
-                    stream::Resume {
-                        last_tx_lsn: cp.source.last_tx_lsn.map(Lsn),
-                        partial: cp.source.partial.map(|p| (Lsn(p.tx_lsn), p.messages)),
-                    }
-                }
-                _ => stream::Resume::default(),
+        let exactly_once = src.delivery == Delivery::ExactlyOnce;
+        let mut pipeline = Pipeline::connect(
+            src,
+            &settings.main,
+            PipelineKind {
+                connector: crate::encode::avro::ConnectorKind::Postgres,
             },
-            messages_topic: src
-                .postgres
-                .as_ref()
-                .and_then(|p| p.messages_topic.as_deref()),
-        },
-        &mut stream_conn,
-        status,
-    );
-    pipeline.stream(&mut stream, stop).await
+            registry.clone(),
+            status,
+        )
+        .await?;
+        if let Some(topic) = src
+            .postgres
+            .as_ref()
+            .and_then(|p| p.messages_topic.as_deref())
+        {
+            pipeline.ensure_topic(topic, &[]).await?;
+        }
+
+        // Ownership first: the slot is the source's lock. Only the agent holding it may
+        // register the transactional id (which fences every other producer of this source), so a
+        // resumed zombie can never fence the agent that took over from it.
+        let mode = src.snapshot.mode;
+        let slot = setup::slot_state(&sql, &settings.slot).await?;
+        if let SlotState::Present {
+            active_pid: Some(pid),
+            ..
+        } = slot
+        {
+            return Err(slot_taken(&settings.slot, Some(pid)));
+        }
+        let mut repl = ReplicationClient::connect(&settings.replication_config())
+            .await
+            .map_err(stream::repl_error)?;
+        let server_version: u32 = repl
+            .parameter("server_version")
+            .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
+        let options = replication_options(server_version, &settings.publication);
+        let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+        let (mut stream_conn, saved) = if matches!(slot, SlotState::Missing) {
+            let snapshot = mode != SnapshotMode::Never;
+            let created = repl
+                .create_logical_slot(&settings.slot, snapshot, false)
+                .await
+                .map_err(|e| match e.sqlstate() {
+                    // Another agent created it between our look-up and now.
+                    Some("42710") => slot_taken(&settings.slot, None),
+                    _ => stream::repl_error(e),
+                })?;
+            tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created replication slot");
+            pipeline.init_transactions().await?;
+            let mut saved = None;
+            if snapshot {
+                let snapshot_name = created.snapshot_name.clone().ok_or_else(|| {
+                    SourceError::Definite("server did not export a snapshot".into())
+                })?;
+                snapshot::run(
+                    settings,
+                    &sql,
+                    &snapshot_name,
+                    created.consistent_point,
+                    &mut pipeline,
+                    status,
+                    stop,
+                )
+                .await?;
+                if stop.is_triggered() {
+                    return Ok(());
+                }
+                let done = PgCheckpoint {
+                    snapshot_done: true,
+                    position: Some(created.consistent_point.to_string()),
+                    source: PgPosition {
+                        slot: Some(settings.slot.clone()),
+                        last_tx_lsn: None,
+                        partial: None,
+                    },
+                };
+                pipeline.write_checkpoint(&done).await?;
+                pipeline.drain().await?;
+                tracing::info!(source = %src.name, "snapshot complete");
+                if mode == SnapshotMode::InitialOnly {
+                    return Ok(());
+                }
+                saved = Some(done);
+            }
+            let stream = repl
+                .start_replication(&settings.slot, Lsn(0), &options)
+                .await
+                .map_err(|e| start_error(&settings.slot, e))?;
+            (stream, saved)
+        } else {
+            let stream = repl
+                .start_replication(&settings.slot, Lsn(0), &options)
+                .await
+                .map_err(|e| start_error(&settings.slot, e))?;
+            pipeline.init_transactions().await?;
+            let saved: Option<PgCheckpoint> =
+                pipeline.load_checkpoint(&settings.main.kafka).await?;
+            let snapshot_done = saved.as_ref().is_some_and(|c| {
+                c.snapshot_done && c.source.slot.as_deref() == Some(settings.slot.as_str())
+            });
+            if mode != SnapshotMode::Never && !snapshot_done {
+                // The slot exists but its snapshot never finished: the snapshot it exported is
+                // gone, so start over from a new slot (the retry takes the path above).
+                tracing::warn!(slot = %settings.slot, "snapshot did not finish before; recreating the slot and snapshotting again");
+                drop(stream);
+                drop_slot_when_released(&sql, &settings.slot).await?;
+                return Err(SourceError::Transient(
+                    "restarting with a new slot and snapshot".into(),
+                ));
+            }
+            (stream, saved)
+        };
+        tracing::info!(source = %src.name, slot = %settings.slot, "streaming");
+        status.set_state(SourceState::Streaming);
+        let mut stream = PgStream::new(
+            stream::StreamContext {
+                server_name: &src.topic_prefix,
+                database: settings.database(),
+                sql: &sql,
+                source_name: &src.name,
+                slot: &settings.slot,
+                resume: match (&saved, exactly_once) {
+                    (Some(cp), true)
+                        if cp.source.slot.as_deref() == Some(settings.slot.as_str()) =>
+                    {
+                        stream::Resume {
+                            last_tx_lsn: cp.source.last_tx_lsn.map(Lsn),
+                            partial: cp.source.partial.map(|p| (Lsn(p.tx_lsn), p.messages)),
+                        }
+                    }
+                    _ => stream::Resume::default(),
+                },
+                messages_topic: src
+                    .postgres
+                    .as_ref()
+                    .and_then(|p| p.messages_topic.as_deref()),
+            },
+            &mut stream_conn,
+            status,
+        );
+        pipeline.stream(&mut stream, stop).await
+    }
 }
 
 /// pgoutput options for the server's version. Streaming of in-progress transactions is not
