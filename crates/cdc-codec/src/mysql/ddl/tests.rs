@@ -484,7 +484,7 @@ fn schema_targets_name_the_databases_a_statement_changes() {
 
 #[test]
 fn every_ddl_corpus_file_applies_without_panicking() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/ddl");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/ddl");
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
