@@ -4,7 +4,12 @@
 //! (github.com/go-mysql-org/go-mysql, `replication/row_event_test.go` and
 //! `replication/event_test.go`: bytes captured there from MySQL 5.7/8.0 and MariaDB 10.5).
 
+use std::borrow::Cow;
+
 use super::*;
+use crate::civil::days_from_civil;
+use crate::event::Datum;
+use crate::mysql::events::MapColumn;
 use crate::mysql::events::{
     event_type, EventSplitter, Flavor, MariadbGtidEvent, MariadbGtidList, MysqlGtidEvent,
     RowsEventView, RowsKind,
