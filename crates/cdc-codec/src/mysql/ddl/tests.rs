@@ -2,6 +2,7 @@
 //! columns look like is checked against a real server in tests/my_ddl_information_schema.rs.)
 
 use super::*;
+use crate::mysql::catalog::ColumnDef;
 
 fn cat() -> Catalog {
     let mut c = Catalog {
