@@ -1,4 +1,5 @@
-//! CREATE TABLE (column list or `LIKE` another table) into a new [`TableDef`], and its primary key.
+//! CREATE TABLE (a column list or `LIKE` another table) into a new [`TableDef`], and its
+//! primary key.
 
 use sqlparser::ast::{ColumnOption, Statement};
 use sqlparser::tokenizer::Token;
