@@ -32,9 +32,9 @@ mod purity {
         "reqwest",
     ];
 
-    #[test]
-    fn the_codec_depends_on_no_runtime_or_client_library() {
-        let manifest = include_str!("../Cargo.toml");
+    /// The forbidden dependencies `manifest` lists, under any `*dependencies` table, by name
+    /// or by `package = ".."` rename.
+    fn forbidden_in(manifest: &str) -> Vec<String> {
         let mut found = Vec::new();
         let mut in_deps = false;
         for line in manifest.lines() {
@@ -64,11 +64,40 @@ mod purity {
                 }
             }
         }
+        found
+    }
+
+    #[test]
+    fn the_codec_depends_on_no_runtime_or_client_library() {
+        let found = forbidden_in(include_str!("../Cargo.toml"));
         assert!(
             found.is_empty(),
             "crates/cdc-codec/Cargo.toml depends on {found:?}: the codec must stay free of \
              runtimes and client libraries (tokio, rdkafka, mysql_async, mysql_common, \
              tokio-postgres, reqwest)"
+        );
+    }
+
+    #[test]
+    fn the_purity_check_names_a_forbidden_dependency_however_it_is_written() {
+        let manifest = r#"
+[package]
+name = "tokio"
+
+[dependencies]
+serde = "1"
+tokio = { version = "1" }
+pg = { version = "0.7", package = "tokio-postgres" }
+
+[dev-dependencies]
+mysql_async = "0.37"
+
+[target.'cfg(unix)'.dependencies]
+rdkafka.version = "0.39"
+"#;
+        assert_eq!(
+            forbidden_in(manifest),
+            ["tokio", "tokio-postgres", "mysql_async", "rdkafka"]
         );
     }
 }
