@@ -12,6 +12,9 @@
 //! - [`civil`], [`lsn`], [`json`]: date math, WAL positions and JSON string escaping shared by
 //!   the decoders and the agent.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod civil;
 pub mod event;
 pub mod json;

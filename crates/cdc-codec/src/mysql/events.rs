@@ -10,7 +10,7 @@
 //!   with the fix.
 //! * MySQL 8's GTID event (`0x21`), for the fields the source block and resume need.
 //! * The CRC32 checksum: mysql_common splits it off but never compares it
-//!   ([`verify_checksum`]).
+//!   ([`verify_raw_checksum`] here; the agent's `verify_checksum` for events mysql_common split).
 //! * The table map ([`TableMapInfo::parse`]) and the rows-event header ([`RowsEventView`]).
 //!   mysql_common parses both, but its per-column metadata accessor re-walks the metadata
 //!   from the first column for every column (quadratic on wide tables) and it has no view of

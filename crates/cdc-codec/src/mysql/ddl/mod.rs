@@ -8,7 +8,7 @@
 //! handles those before and around the parser, so sqlparser still reads every column
 //! definition: see `docs/decisions/0005-mysql-ddl-parsing.md`.
 //!
-//! The resulting [`ColumnDef`]s are normalized to what `information_schema.COLUMNS` says for
+//! The resulting [`ColumnDef`](crate::mysql::catalog::ColumnDef)s are normalized to what `information_schema.COLUMNS` says for
 //! the same table on MariaDB 10.11 (`column_type` lower case with default display widths,
 //! `char_max_length`, numeric precision/scale, datetime precision, the character set inherited
 //! from the table, database or server).

@@ -7,7 +7,7 @@
 //!
 //! Row values are decoded here rather than by mysql_common because this is the hot path: a
 //! [`RowLayout`] is built once per table map, and [`RowLayout::decode_row`] turns each value of
-//! a row image straight into a [`Datum`] in its final representation, borrowing strings and
+//! a row image straight into a [`Datum`](crate::event::Datum) in its final representation, borrowing strings and
 //! bytes from the event buffer (mysql_common would first build its own `Value`s, one
 //! allocation per string, which we would then convert again). See
 //! `docs/decisions/0004-mysql-binlog-decoding.md`.
