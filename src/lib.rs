@@ -16,7 +16,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod encode;
-pub mod event;
+pub use cdc_codec::event;
 pub mod ledger;
 pub mod net;
 pub mod ops;

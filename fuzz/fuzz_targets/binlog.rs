@@ -8,7 +8,7 @@
 
 #![no_main]
 
-use cdc_agent::source::mysql::types::fuzz_one;
+use cdc_codec::mysql::types::fuzz_one;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

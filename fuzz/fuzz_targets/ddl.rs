@@ -5,8 +5,8 @@
 
 #![no_main]
 
-use cdc_agent::source::mysql::catalog::Catalog;
-use cdc_agent::source::mysql::ddl::{apply, schema_targets};
+use cdc_codec::mysql::catalog::Catalog;
+use cdc_codec::mysql::ddl::{apply, schema_targets};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

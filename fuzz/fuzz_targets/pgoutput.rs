@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use cdc_agent::source::postgres::pgoutput::{decode, LogicalMessage, StreamTracker};
+use cdc_codec::postgres::pgoutput::{decode, LogicalMessage, StreamTracker};
 use libfuzzer_sys::fuzz_target;
 
 fn exercise(msg: &LogicalMessage<'_>) {

@@ -7,8 +7,8 @@
 
 #![no_main]
 
-use cdc_agent::source::postgres::pgoutput;
-use cdc_agent::source::postgres::wire::{
+use cdc_codec::postgres::pgoutput;
+use cdc_codec::postgres::wire::{
     decode_frame, encode_standby_status, Lsn, ReplicationFrame, STANDBY_STATUS_LEN,
 };
 use libfuzzer_sys::fuzz_target;

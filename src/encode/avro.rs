@@ -30,6 +30,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::event::{ChangeEvent, ColumnType, Datum, SourceBlock, TableId, TableSchema};
+use cdc_codec::json::json_string;
 
 /// First byte of every Confluent-framed message.
 pub const MAGIC_BYTE: u8 = 0;
@@ -1244,31 +1245,6 @@ impl SchemaWriter {
             }
         }
     }
-}
-
-/// Appends `s` as a JSON string literal, escaping as Jackson does (short escapes for the
-/// common control characters, `\u00XX` for the rest, everything else verbatim).
-pub(crate) fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[(c as usize) >> 4]));
-                out.push(char::from(HEX[(c as usize) & 0xF]));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// An Avro name: characters outside `[A-Za-z0-9_]`, and a leading digit, become `_`, as

@@ -25,8 +25,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::sink::kafka::{base_client_config, reach, AgentContext};
-use crate::source::postgres::types::{civil_from_days, days_from_civil};
-use crate::source::postgres::wire::Lsn;
+use cdc_codec::civil::{civil_from_days, days_from_civil};
+use cdc_codec::lsn::Lsn;
 
 /// How long the ledger tools wait for the brokers before giving up.
 const REACH_TIMEOUT: Duration = Duration::from_secs(30);

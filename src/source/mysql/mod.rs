@@ -29,8 +29,8 @@
 //! position. This file wires the stages and decides between *definite* errors (stop and tell
 //! the operator) and *transient* ones (retry from the checkpoint with backoff).
 
-pub mod catalog;
-pub mod ddl;
+pub use cdc_codec::mysql::catalog;
+pub use cdc_codec::mysql::ddl;
 pub mod events;
 pub mod gtid;
 pub mod history;

@@ -29,6 +29,7 @@ use super::ddl::{self, DdlOutcome};
 use super::events::{
     self, Flavor, MariadbGtidEvent, MysqlGtidEvent, RowsEventView, RowsKind, TableMapInfo,
 };
+use super::gtid::ToSids;
 use super::history::SchemaHistory;
 use super::lock::SourceLock;
 use super::position::{MyCheckpoint, MyPosition, MysqlCheckpoint};

@@ -22,7 +22,7 @@
 //! The protocol layers are pure and fuzzable: [`wire`] frames the streaming-replication
 //! CopyData messages, [`pgoutput`] decodes the logical messages inside them.
 
-pub mod pgoutput;
+pub use cdc_codec::postgres::pgoutput;
 pub mod position;
 pub mod replication;
 pub mod schema;
@@ -31,7 +31,7 @@ pub mod snapshot;
 pub mod stream;
 pub mod tail;
 pub mod types;
-pub mod wire;
+pub use cdc_codec::postgres::wire;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -329,7 +329,7 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
 fn format_utc_micros(us: i64) -> String {
     let days = us.div_euclid(86_400_000_000);
     let of_day = us.rem_euclid(86_400_000_000);
-    let (y, m, d) = super::types::civil_from_days(days);
+    let (y, m, d) = cdc_codec::civil::civil_from_days(days);
     let secs = of_day / 1_000_000;
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",

@@ -2,6 +2,7 @@
 //! columns look like is checked against a real server in tests/my_ddl_information_schema.rs.)
 
 use super::*;
+use crate::mysql::catalog::ColumnDef;
 
 fn cat() -> Catalog {
     let mut c = Catalog {
@@ -484,7 +485,7 @@ fn schema_targets_name_the_databases_a_statement_changes() {
 
 #[test]
 fn every_ddl_corpus_file_applies_without_panicking() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/ddl");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/ddl");
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();

@@ -2123,7 +2123,7 @@ mod tests {
 
     #[test]
     fn every_pgoutput_corpus_file_decodes_without_panicking() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/pgoutput");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/pgoutput");
         let mut seen = 0;
         for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {dir}: {e}")) {
             let path = entry.unwrap().path();
