@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod encode;
+pub mod error;
 pub mod event;
 pub mod ledger;
 pub mod net;

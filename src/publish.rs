@@ -158,7 +158,7 @@ impl<P: Unpin + Clone> Publisher<P> {
             &options,
         )
         .map_err(|e| {
-            SourceError::Definite(format!(
+            SourceError::definite(format!(
                 "table {}: cannot build Avro schema: {e}",
                 schema.id
             ))
@@ -219,7 +219,7 @@ impl<P: Unpin + Clone> Publisher<P> {
         meta: EventMeta<'_>,
     ) -> Result<(), SourceError> {
         let Some(entry) = self.tables.get(&ev.table.id) else {
-            return Err(SourceError::Definite(format!(
+            return Err(SourceError::definite(format!(
                 "internal: event for unregistered table {}",
                 ev.table.id
             )));
@@ -235,7 +235,7 @@ impl<P: Unpin + Clone> Publisher<P> {
                 entry
                     .codec
                     .encode_key(row, key_id, &mut self.key_buf)
-                    .map_err(|e| SourceError::Definite(format!("table {}: {e}", ev.table.id)))?;
+                    .map_err(|e| SourceError::definite(format!("table {}: {e}", ev.table.id)))?;
                 true
             }
             _ => false,
@@ -243,7 +243,7 @@ impl<P: Unpin + Clone> Publisher<P> {
         entry
             .codec
             .encode_value(ev, entry.value_id, &mut self.value_buf)
-            .map_err(|e| SourceError::Definite(format!("table {}: {e}", ev.table.id)))?;
+            .map_err(|e| SourceError::definite(format!("table {}: {e}", ev.table.id)))?;
         entry
             .metrics
             .event(ev.op, self.key_buf.len() + self.value_buf.len());
@@ -306,13 +306,7 @@ impl<P: Unpin + Clone> Publisher<P> {
 }
 
 fn table_registry_error(table: &TableId, e: crate::registry::RegistryError) -> SourceError {
-    let transient = e.is_transient();
-    let text = format!("table {table}: {e}");
-    if transient {
-        SourceError::Transient(text)
-    } else {
-        SourceError::Definite(text)
-    }
+    SourceError::registry_in(format!("table {table}"), e)
 }
 
 /// The key columns of `row` as a JSON object in key order: `{"id":42}`. Stable across

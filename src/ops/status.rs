@@ -665,7 +665,7 @@ mod tests {
         use crate::source::SourceError;
         let state = |e| SourceState::waiting_for(&e).name();
         assert_eq!(
-            state(SourceError::Transient(
+            state(SourceError::transient(
                 "connect to PostgreSQL: connection refused".into()
             )),
             "waiting_for_database"

@@ -726,8 +726,11 @@ pub async fn ddl_since(
 
     let sql_err = |what: &'static str| {
         move |e: mysql_async::Error| match e {
-            mysql_async::Error::Server(s) => SourceError::Definite(format!("{what}: {s}")),
-            other => SourceError::Transient(format!("{what}: {other}")),
+            mysql_async::Error::Server(s) => {
+                let text = format!("{what}: {s}");
+                SourceError::definite(text).caused_by(mysql_async::Error::Server(s))
+            }
+            other => SourceError::transient(format!("{what}: {other}")).caused_by(other),
         }
     };
     conn.query_drop("SET @mariadb_slave_capability = 4")
@@ -810,7 +813,7 @@ pub async fn rebuild_if_safe(
 ) -> Result<(SchemaHistory, Vec<HistoryRecord>), crate::source::SourceError> {
     let ddl = ddl_since(conn, server_id, resume, captures).await?;
     if let Some(first) = ddl.first() {
-        return Err(crate::source::SourceError::Definite(format!(
+        return Err(crate::source::SourceError::definite(format!(
             "schema history topic `{topic}` cannot be rebuilt from information_schema: {} \
              statement(s) changed captured tables since the resume position {resume}, the \
              first at {}: `{}`. Fix: take a new snapshot (delete source `{source}`'s key from \

@@ -322,7 +322,7 @@ pub async fn run(
             }
         };
         let Some(event) = event else {
-            return Err(SourceError::Transient(
+            return Err(SourceError::transient(
                 "server ended the binlog stream".into(),
             ));
         };
@@ -389,7 +389,7 @@ async fn check_position_exists(
 }
 
 fn purged_error(file: &str, pos: u64, source: &str, detail: &str) -> SourceError {
-    SourceError::Definite(format!(
+    SourceError::definite(format!(
         "the binlog position {file}:{pos} where source `{source}` resumes is no longer on the \
          server ({detail}): the binlogs were purged (binlog_expire_logs_seconds, PURGE BINARY \
          LOGS) before the agent read them, so changes in between are lost to it; fix: take a \
@@ -427,7 +427,7 @@ fn gtid_request(resume: &Resume) -> Option<String> {
 /// The server a source fails over to lacks transactions the checkpoint has seen (it is
 /// behind, or purged them): nothing safe to resume from.
 pub fn gtid_missing_error(source: &str, state: &str, server: &str, detail: &str) -> SourceError {
-    SourceError::Definite(format!(
+    SourceError::definite(format!(
         "source `{source}` resumes by GTID on server `{server}` (another server than the one \
          its checkpoint was taken on), but that server cannot send the binlog after GTID state \
          `{state}` ({detail}): it is behind the old server or has purged those transactions, \
@@ -603,7 +603,7 @@ fn now_us() -> i64 {
 }
 
 fn malformed(what: &str, e: impl std::fmt::Display) -> SourceError {
-    SourceError::Transient(format!(
+    SourceError::transient(format!(
         "malformed binlog event ({what}): {e}; restarting the stream"
     ))
 }
@@ -679,9 +679,9 @@ fn decode_error(e: DecodeError) -> SourceError {
         DecodeError::Truncated { .. }
         | DecodeError::Malformed { .. }
         | DecodeError::Checksum { .. } => {
-            SourceError::Transient(format!("{e}; reading the binlog again from the checkpoint"))
+            SourceError::transient(format!("{e}; reading the binlog again from the checkpoint"))
         }
-        other => SourceError::Definite(other.to_string()),
+        other => SourceError::definite(other.to_string()),
     }
 }
 
@@ -715,7 +715,7 @@ async fn apply_ddl(
                 },
             };
             if captured {
-                return Err(SourceError::Definite(format!(
+                return Err(SourceError::definite(format!(
                     "{e} (at {position}); the agent cannot know the captured table's columns \
                      after it; fix: take a new snapshot (see docs/mysql-schema-history.md)"
                 )));
@@ -958,7 +958,7 @@ async fn handle<'e>(
                 }
             }
             let Some(def) = definition_for(st, &map) else {
-                return Err(SourceError::Definite(format!(
+                return Err(SourceError::definite(format!(
                     "table {}.{} at {}:{start_pos}: the binlog has {} columns and the schema \
                      history knows no matching definition (and the table map carries no column \
                      names); fix: take a new snapshot (see docs/mysql-schema-history.md)",
@@ -987,7 +987,7 @@ async fn handle<'e>(
                 return Ok(());
             };
             let Some(tx) = st.tx.as_mut() else {
-                return Err(SourceError::Transient(
+                return Err(SourceError::transient(
                     "row event outside a transaction; restarting the stream".into(),
                 ));
             };

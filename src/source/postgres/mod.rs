@@ -158,14 +158,14 @@ pub async fn connect_sql(
     let tls = settings.tls();
     let connector = tls
         .connector()
-        .map_err(|e| SourceError::Definite(format!("{}: {e}", settings.source.file.display())))?;
+        .map_err(|e| SourceError::definite(format!("{}: {e}", settings.source.file.display())))?;
     let (client, conn) = settings
         .sql_config()
         .connect(postgres_native_tls::MakeTlsConnector::new(connector))
         .await
         .map_err(|e| match tls_error_text(&e) {
             Some(cause) if crate::net::tls::is_certificate_failure(&cause) => {
-                SourceError::Definite(tls.failure(
+                SourceError::definite(tls.failure(
                     &format!("{}:{}", settings.source.host, settings.source.port()),
                     &cause,
                 ))
@@ -298,7 +298,7 @@ async fn run_once(
             let snapshot_name = created
                 .snapshot_name
                 .clone()
-                .ok_or_else(|| SourceError::Definite("server did not export a snapshot".into()))?;
+                .ok_or_else(|| SourceError::definite("server did not export a snapshot".into()))?;
             snapshot::run(
                 settings,
                 &sql,
@@ -346,7 +346,7 @@ async fn run_once(
                 checkpoint::load(&kafka, &topic, &name)
             }))
             .await
-            .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
+            .map_err(|e| SourceError::transient(format!("checkpoint load task: {e}")))??;
         let snapshot_done = saved
             .as_ref()
             .is_some_and(|c| c.snapshot_done && c.slot.as_deref() == Some(settings.slot.as_str()));
@@ -356,7 +356,7 @@ async fn run_once(
             tracing::warn!(slot = %settings.slot, "snapshot did not finish before; recreating the slot and snapshotting again");
             drop(stream);
             drop_slot_when_released(&sql, &settings.slot).await?;
-            return Err(SourceError::Transient(
+            return Err(SourceError::transient(
                 "restarting with a new slot and snapshot".into(),
             ));
         }
@@ -425,7 +425,7 @@ fn slot_taken(slot: &str, pid: Option<i32>) -> SourceError {
     let kill = pid
         .map(|p| format!(", or terminate it with SELECT pg_terminate_backend({p});"))
         .unwrap_or_default();
-    SourceError::Taken(format!(
+    SourceError::taken(format!(
         "replication slot `{slot}` is active in another process{who}; another agent owns this \
          source; fix: stop the other agent{kill} or give this source another slot_name, or set \
          when_taken = \"standby\" to wait and take over"
@@ -454,7 +454,7 @@ async fn drop_slot_when_released(
             SlotState::Missing => return Ok(()),
         }
     }
-    Err(SourceError::Transient(format!(
+    Err(SourceError::transient(format!(
         "replication slot `{slot}` still active; retrying"
     )))
 }
@@ -466,7 +466,7 @@ async fn publish_checkpoint(
     cp: &Checkpoint,
 ) -> Result<(), SourceError> {
     let value = serde_json::to_vec(cp)
-        .map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))?;
+        .map_err(|e| SourceError::definite(format!("encode checkpoint: {e}")))?;
     publisher
         .sink()
         .send(crate::sink::kafka::OutRecord {

@@ -175,7 +175,7 @@ pub async fn run(
             }
         };
         let Some(frame) = frame else {
-            return Err(SourceError::Transient(
+            return Err(SourceError::transient(
                 "server ended the replication stream".into(),
             ));
         };
@@ -412,7 +412,7 @@ pub async fn run(
             }
             LogicalMessage::Origin(_) | LogicalMessage::Type(_) => {}
             other => {
-                return Err(SourceError::Definite(format!(
+                return Err(SourceError::definite(format!(
                     "unexpected pgoutput message `{}` (streaming and two-phase are not requested)",
                     other.kind()
                 )))
@@ -458,7 +458,7 @@ async fn commit_txn(
         mysql: None,
     };
     let value = serde_json::to_vec(&cp)
-        .map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))?;
+        .map_err(|e| SourceError::definite(format!("encode checkpoint: {e}")))?;
     publisher
         .sink()
         .send(OutRecord {
@@ -541,7 +541,7 @@ async fn emit(
 
 fn relation(map: &HashMap<u32, RelationState>, oid: u32) -> Result<&RelationState, SourceError> {
     map.get(&oid).ok_or_else(|| {
-        SourceError::Transient(format!(
+        SourceError::transient(format!(
             "row for relation {oid} arrived before its Relation message; restarting the stream"
         ))
     })
@@ -549,7 +549,7 @@ fn relation(map: &HashMap<u32, RelationState>, oid: u32) -> Result<&RelationStat
 
 fn tx_mut(tx: &mut Option<Tx>) -> Result<&mut Tx, SourceError> {
     tx.as_mut().ok_or_else(|| {
-        SourceError::Transient("row change outside a transaction; restarting the stream".into())
+        SourceError::transient("row change outside a transaction; restarting the stream".into())
     })
 }
 
@@ -582,12 +582,12 @@ fn now_us() -> i64 {
 
 pub(super) fn repl_error(e: super::replication::ReplError) -> SourceError {
     if e.is_transient() {
-        SourceError::Transient(format!("replication: {e}"))
+        SourceError::transient(format!("replication: {e}"))
     } else {
-        SourceError::Definite(format!("replication: {e}"))
+        SourceError::definite(format!("replication: {e}"))
     }
 }
 
 fn protocol_error(e: wire::DecodeError) -> SourceError {
-    SourceError::Transient(format!("malformed replication data: {e}"))
+    SourceError::transient(format!("malformed replication data: {e}"))
 }
