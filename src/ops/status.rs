@@ -89,18 +89,18 @@ pub const STATE_NAMES: [&str; 10] = [
 ];
 
 impl SourceState {
-    /// The waiting state for a transient failure, by where the error came from: the Kafka
-    /// sink and the registry word theirs distinctly ("kafka …", "schema registry …"), every
-    /// other transient failure of a source is its database's.
-    pub fn waiting_for(error: &crate::source::SourceError) -> SourceState {
+    /// The waiting state for a transient failure, by the dependency it concerns: the Kafka
+    /// sink's and the registry's failures are theirs, every other transient failure of a
+    /// source is its database's.
+    pub fn waiting_for(error: &crate::error::SourceError) -> SourceState {
+        use crate::error::Dependency;
         let why = error.to_string();
-        let lower = why.to_ascii_lowercase();
-        if lower.contains("schema registry") {
-            SourceState::WaitingForRegistry { why }
-        } else if lower.contains("kafka") {
-            SourceState::WaitingForKafka { why }
-        } else {
-            SourceState::WaitingForDatabase { why }
+        match error.dependency() {
+            Dependency::Registry => SourceState::WaitingForRegistry { why },
+            Dependency::Kafka => SourceState::WaitingForKafka { why },
+            Dependency::Database | Dependency::Configuration => {
+                SourceState::WaitingForDatabase { why }
+            }
         }
     }
 
@@ -674,6 +674,122 @@ mod tests {
         assert_eq!(state(sink.into()), "waiting_for_kafka");
         let reg = crate::registry::RegistryError::Unavailable("http 503".into());
         assert_eq!(state(reg.into()), "waiting_for_registry");
+    }
+
+    /// What a retrying source reports waiting for, for each way a transient error is made:
+    /// the dependency the error carries, whatever its text says.
+    #[test]
+    fn a_retrying_source_reports_the_dependency_its_error_carries() {
+        use crate::error::Dependency;
+        use crate::registry::RegistryError;
+        use crate::sink::kafka::SinkError;
+        use crate::source::SourceError;
+        let io = || std::io::Error::other("connection refused");
+        let mysql = crate::source::mysql::my_error("connect to MySQL")(mysql_async::Error::Io(
+            mysql_async::IoError::Io(io()),
+        ));
+        let cases: Vec<(&str, SourceError, &str)> = vec![
+            ("a MySQL connection error", mysql, "waiting_for_database"),
+            (
+                "a source's own transient error",
+                SourceError::transient("server ended the replication stream".into()),
+                "waiting_for_database",
+            ),
+            (
+                "a database error whose text mentions kafka",
+                SourceError::transient("table kafka_events: column 3 beyond the schema".into()),
+                "waiting_for_database",
+            ),
+            (
+                "an aborted Kafka transaction",
+                SinkError::Aborted("commit transaction: timed out".into()).into(),
+                "waiting_for_kafka",
+            ),
+            (
+                "a Kafka client error",
+                SinkError::Client("all brokers down".into()).into(),
+                "waiting_for_kafka",
+            ),
+            (
+                "an error named as Kafka's",
+                SourceError::transient("offsets topic read timed out".into())
+                    .concerning(Dependency::Kafka),
+                "waiting_for_kafka",
+            ),
+            (
+                "an unavailable registry",
+                RegistryError::Unavailable("http 503".into()).into(),
+                "waiting_for_registry",
+            ),
+            (
+                "an unavailable registry for one table",
+                SourceError::registry_in(
+                    "table public.t",
+                    RegistryError::Unavailable("eof".into()),
+                ),
+                "waiting_for_registry",
+            ),
+        ];
+        for (what, error, want) in cases {
+            assert!(error.is_transient(), "{what}");
+            let s = SourceStatus::detached("a");
+            s.retrying(SourceState::waiting_for(&error));
+            let report = s.report(Duration::from_secs(60));
+            assert_eq!(report.state, want, "{what}");
+            assert!(!report.ready, "{what}");
+            assert_eq!(
+                report.reason.as_deref(),
+                Some(format!("{}: {}", s.state(), short(&error.to_string())).as_str()),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_that_stop_a_source_name_the_dependency_they_concern() {
+        use crate::error::{Dependency, ErrorKind};
+        use crate::registry::RegistryError;
+        use crate::sink::kafka::SinkError;
+        use crate::source::SourceError;
+        let cases: Vec<(SourceError, ErrorKind, Dependency)> = vec![
+            (
+                SourceError::definite("wal_level is replica".into()),
+                ErrorKind::Definite,
+                Dependency::Database,
+            ),
+            (
+                SourceError::taken("replication slot `s` is active".into()),
+                ErrorKind::Taken,
+                Dependency::Database,
+            ),
+            (
+                SinkError::Fenced("txn".into()).into(),
+                ErrorKind::Fenced,
+                Dependency::Kafka,
+            ),
+            (
+                SinkError::MissingTopic("t".into()).into(),
+                ErrorKind::Definite,
+                Dependency::Kafka,
+            ),
+            (
+                SinkError::Auth("bad password".into()).into(),
+                ErrorKind::Definite,
+                Dependency::Kafka,
+            ),
+            (
+                RegistryError::Config("bad url".into()).into(),
+                ErrorKind::Definite,
+                Dependency::Registry,
+            ),
+        ];
+        for (error, kind, dependency) in cases {
+            assert_eq!(
+                (error.kind(), error.dependency()),
+                (kind, dependency),
+                "{error}"
+            );
+        }
     }
 
     #[test]
