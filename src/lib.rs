@@ -12,6 +12,8 @@
 //! integration tests and benchmarks drive the same code the daemon runs.
 
 pub mod app;
+#[cfg(test)]
+mod architecture_tests;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
