@@ -28,3 +28,4 @@ pub mod registry;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
+pub mod topics;
