@@ -16,15 +16,8 @@ use crate::config::KafkaConfig;
 use crate::sink::read::read_to_end;
 use crate::sink::SinkError;
 
-/// Topic configs of the offsets topic: compacted, only the newest value per key matters.
-pub const OFFSETS_TOPIC_CONFIGS: &[(&str, &str)] = &[("cleanup.policy", "compact")];
 /// How long loading may wait for the broker.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The offsets topic of a source.
-pub fn offsets_topic(topic_prefix: &str) -> String {
-    format!("{topic_prefix}.offsets")
-}
 
 /// What a source has durably done: the envelope every source's checkpoint shares, with the
 /// source's own position flattened into it (`S`: [`crate::source::postgres::position`],

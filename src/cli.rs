@@ -240,7 +240,11 @@ pub fn main() -> ExitCode {
                 let (trigger, stop) = crate::shutdown::channel();
                 crate::shutdown::install_signal_handlers(trigger)?;
                 let mut out = std::io::stdout();
-                crate::source::postgres::tail::run(&settings, stop, &mut out).await?;
+                // The message already words its cause: keep the one line as it was rather
+                // than let `{e:#}` append the source chain.
+                crate::source::postgres::tail::run(&settings, stop, &mut out)
+                    .await
+                    .map_err(|e| anyhow::Error::msg(e.to_string()))?;
                 Ok(())
             })
         }

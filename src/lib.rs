@@ -12,10 +12,13 @@
 //! integration tests and benchmarks drive the same code the daemon runs.
 
 pub mod app;
+#[cfg(test)]
+mod architecture_tests;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod encode;
+pub mod error;
 pub use cdc_codec::event;
 pub mod ledger;
 pub mod net;
@@ -26,3 +29,4 @@ pub mod registry;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
+pub mod topics;

@@ -17,14 +17,14 @@ use std::io::Write;
 use std::sync::Arc;
 
 use crate::encode::avro::{CodecOptions, ConnectorKind, TableCodec};
+use crate::error::SourceError;
 use crate::event::{ChangeEvent, Datum, Op, TableId, TableSchema};
 use crate::ops::metrics::TableMetrics;
 use crate::ops::status::SourceStatus;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
-use crate::sink::kafka::EVENT_STORE_TOPIC_CONFIGS;
 use crate::sink::{OutRecord, Sink};
-use crate::source::SourceError;
+use crate::topics::{self, EVENT_STORE_TOPIC_CONFIGS};
 
 /// Separator inside event-store keys. `/` cannot appear in a source name and is rare in
 /// identifiers; the key JSON comes last, so it may contain anything.
@@ -165,18 +165,12 @@ impl<S: Sink> Publisher<S> {
             &options,
         )
         .map_err(|e| {
-            SourceError::Definite(format!(
+            SourceError::definite(format!(
                 "table {}: cannot build Avro schema: {e}",
                 schema.id
             ))
         })?;
-        let topic = match self.cfg.topic_routes.get(&schema.id.to_string()) {
-            Some(t) => t.clone(),
-            None => format!(
-                "{}.{}.{}",
-                self.cfg.topic_prefix, schema.id.schema, schema.id.table
-            ),
-        };
+        let topic = topics::table_topic(&self.cfg.topic_prefix, &self.cfg.topic_routes, &schema.id);
         self.sink.ensure_topic(&topic, &[]).await?;
         let key_id = match codec.key_schema() {
             Some(key_schema) => Some(
@@ -226,7 +220,7 @@ impl<S: Sink> Publisher<S> {
         meta: EventMeta<'_>,
     ) -> Result<(), SourceError> {
         let Some(entry) = self.tables.get(&ev.table.id) else {
-            return Err(SourceError::Definite(format!(
+            return Err(SourceError::definite(format!(
                 "internal: event for unregistered table {}",
                 ev.table.id
             )));
@@ -242,7 +236,7 @@ impl<S: Sink> Publisher<S> {
                 entry
                     .codec
                     .encode_key(row, key_id, &mut self.key_buf)
-                    .map_err(|e| SourceError::Definite(format!("table {}: {e}", ev.table.id)))?;
+                    .map_err(|e| SourceError::definite(format!("table {}: {e}", ev.table.id)))?;
                 true
             }
             _ => false,
@@ -250,7 +244,7 @@ impl<S: Sink> Publisher<S> {
         entry
             .codec
             .encode_value(ev, entry.value_id, &mut self.value_buf)
-            .map_err(|e| SourceError::Definite(format!("table {}: {e}", ev.table.id)))?;
+            .map_err(|e| SourceError::definite(format!("table {}: {e}", ev.table.id)))?;
         entry
             .metrics
             .event(ev.op, self.key_buf.len() + self.value_buf.len());
@@ -308,13 +302,7 @@ impl<S: Sink> Publisher<S> {
 }
 
 fn table_registry_error(table: &TableId, e: crate::registry::RegistryError) -> SourceError {
-    let transient = e.is_transient();
-    let text = format!("table {table}: {e}");
-    if transient {
-        SourceError::Transient(text)
-    } else {
-        SourceError::Definite(text)
-    }
+    SourceError::registry_in(format!("table {table}"), e)
 }
 
 /// The key columns of `row` as a JSON object in key order: `{"id":42}`. Stable across

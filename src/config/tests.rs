@@ -1,5 +1,7 @@
 //! Config loading against real files in a temporary directory, with an explicit environment.
 
+use std::path::Path;
+
 use super::*;
 
 struct Fixture {

@@ -155,7 +155,7 @@ pub async fn scan(
     mut stop: crate::shutdown::Shutdown,
     out: tokio::sync::mpsc::Sender<LedgerEvent>,
 ) -> anyhow::Result<u64> {
-    let topic = &cfg.main.event_store.topic;
+    let topic = crate::topics::event_store_topic(&cfg.main.event_store);
     reach_brokers(cfg)?;
     let consumer: StreamConsumer = base_client_config(&cfg.main.kafka)
         .set(

@@ -271,7 +271,7 @@ impl Metrics {
     }
 
     pub(crate) fn set_source_state(&self, source: &str, current: &'static str, ready: bool) {
-        for state in super::status::STATE_NAMES {
+        for state in super::state::STATE_NAMES {
             self.source_state
                 .get_or_create(&StateLabels {
                     source: source.to_string(),

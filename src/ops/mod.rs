@@ -7,4 +7,5 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod state;
 pub mod status;

@@ -18,13 +18,13 @@
 //!   Waits on bounded external calls (a Kafka commit, a registry request) go through
 //!   [`SourceStatus::while_waiting`], which beats while it waits.
 
-use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::metrics::{Metrics, SourceMetrics};
+pub use super::state::{SourceState, STATE_NAMES};
 
 /// A running source that has not beaten for this long is considered wedged: the systemd
 /// watchdog is no longer fed and `/healthz` answers 503. Every wait in a pipeline beats at
@@ -33,124 +33,6 @@ use super::metrics::{Metrics, SourceMetrics};
 pub const STALL_LIMIT: Duration = Duration::from_secs(60);
 /// How often [`SourceStatus::while_waiting`] beats.
 pub const BEAT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The phase a source is in.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceState {
-    /// Not started yet.
-    Starting,
-    /// Connecting to the database and checking its prerequisites.
-    Connecting,
-    /// The database is unavailable; retrying with backoff. `why` is the last error.
-    WaitingForDatabase {
-        /// The last error, one line.
-        why: String,
-    },
-    /// Kafka is unavailable or refused a transaction; retrying.
-    WaitingForKafka {
-        /// The last error, one line.
-        why: String,
-    },
-    /// The schema registry is unavailable; retrying.
-    WaitingForRegistry {
-        /// The last error, one line.
-        why: String,
-    },
-    /// Taking the initial snapshot; `pct` is rows read against the estimate (0–100).
-    Snapshotting {
-        /// Percent done.
-        pct: u8,
-    },
-    /// Streaming changes.
-    Streaming,
-    /// Another agent owns the source; this one waits to take over.
-    Standby,
-    /// Stopped with a definite error; the process is exiting.
-    Failed {
-        /// What happened.
-        why: String,
-    },
-    /// Stopped (shutdown, or `snapshot.mode = initial_only` finished).
-    Stopped,
-}
-
-/// The metric label of every state, in [`SourceState::name`]'s spelling.
-pub const STATE_NAMES: [&str; 10] = [
-    "starting",
-    "connecting",
-    "waiting_for_database",
-    "waiting_for_kafka",
-    "waiting_for_registry",
-    "snapshotting",
-    "streaming",
-    "standby",
-    "failed",
-    "stopped",
-];
-
-impl SourceState {
-    /// The waiting state for a transient failure, by where the error came from: the Kafka
-    /// sink and the registry word theirs distinctly ("kafka …", "schema registry …"), every
-    /// other transient failure of a source is its database's.
-    pub fn waiting_for(error: &crate::source::SourceError) -> SourceState {
-        let why = error.to_string();
-        let lower = why.to_ascii_lowercase();
-        if lower.contains("schema registry") {
-            SourceState::WaitingForRegistry { why }
-        } else if lower.contains("kafka") {
-            SourceState::WaitingForKafka { why }
-        } else {
-            SourceState::WaitingForDatabase { why }
-        }
-    }
-
-    /// A stable, label-safe name (`cdc_agent_source_state{state=…}`, `/readyz`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            SourceState::Starting => STATE_NAMES[0],
-            SourceState::Connecting => STATE_NAMES[1],
-            SourceState::WaitingForDatabase { .. } => STATE_NAMES[2],
-            SourceState::WaitingForKafka { .. } => STATE_NAMES[3],
-            SourceState::WaitingForRegistry { .. } => STATE_NAMES[4],
-            SourceState::Snapshotting { .. } => STATE_NAMES[5],
-            SourceState::Streaming => STATE_NAMES[6],
-            SourceState::Standby => STATE_NAMES[7],
-            SourceState::Failed { .. } => STATE_NAMES[8],
-            SourceState::Stopped => STATE_NAMES[9],
-        }
-    }
-
-    /// Whether systemd may consider the source started (`READY=1`): it streams, snapshots, or
-    /// stands by. A standby is ready by design: it is doing its job, waiting to take over.
-    pub fn is_started(&self) -> bool {
-        matches!(
-            self,
-            SourceState::Streaming | SourceState::Snapshotting { .. } | SourceState::Standby
-        )
-    }
-
-    /// Whether the source's task is expected to beat (it has not ended).
-    fn is_running(&self) -> bool {
-        !matches!(self, SourceState::Failed { .. } | SourceState::Stopped)
-    }
-}
-
-impl fmt::Display for SourceState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SourceState::Starting => f.write_str("starting"),
-            SourceState::Connecting => f.write_str("connecting"),
-            SourceState::WaitingForDatabase { .. } => f.write_str("waiting for database"),
-            SourceState::WaitingForKafka { .. } => f.write_str("waiting for kafka"),
-            SourceState::WaitingForRegistry { .. } => f.write_str("waiting for schema registry"),
-            SourceState::Snapshotting { pct } => write!(f, "snapshotting {pct}%"),
-            SourceState::Streaming => f.write_str("streaming"),
-            SourceState::Standby => f.write_str("standby"),
-            SourceState::Failed { .. } => f.write_str("failed"),
-            SourceState::Stopped => f.write_str("stopped"),
-        }
-    }
-}
 
 /// Every source's status. One per process, shared by the sources, systemd notification and
 /// the HTTP endpoint.
@@ -665,7 +547,7 @@ mod tests {
         use crate::source::SourceError;
         let state = |e| SourceState::waiting_for(&e).name();
         assert_eq!(
-            state(SourceError::Transient(
+            state(SourceError::transient(
                 "connect to PostgreSQL: connection refused".into()
             )),
             "waiting_for_database"
@@ -674,6 +556,122 @@ mod tests {
         assert_eq!(state(sink.into()), "waiting_for_kafka");
         let reg = crate::registry::RegistryError::Unavailable("http 503".into());
         assert_eq!(state(reg.into()), "waiting_for_registry");
+    }
+
+    /// What a retrying source reports waiting for, for each way a transient error is made:
+    /// the dependency the error carries, whatever its text says.
+    #[test]
+    fn a_retrying_source_reports_the_dependency_its_error_carries() {
+        use crate::error::Dependency;
+        use crate::registry::RegistryError;
+        use crate::sink::kafka::SinkError;
+        use crate::source::SourceError;
+        let io = || std::io::Error::other("connection refused");
+        let mysql = crate::source::mysql::my_error("connect to MySQL")(mysql_async::Error::Io(
+            mysql_async::IoError::Io(io()),
+        ));
+        let cases: Vec<(&str, SourceError, &str)> = vec![
+            ("a MySQL connection error", mysql, "waiting_for_database"),
+            (
+                "a source's own transient error",
+                SourceError::transient("server ended the replication stream".into()),
+                "waiting_for_database",
+            ),
+            (
+                "a database error whose text mentions kafka",
+                SourceError::transient("table kafka_events: column 3 beyond the schema".into()),
+                "waiting_for_database",
+            ),
+            (
+                "an aborted Kafka transaction",
+                SinkError::Aborted("commit transaction: timed out".into()).into(),
+                "waiting_for_kafka",
+            ),
+            (
+                "a Kafka client error",
+                SinkError::Client("all brokers down".into()).into(),
+                "waiting_for_kafka",
+            ),
+            (
+                "an error named as Kafka's",
+                SourceError::transient("offsets topic read timed out".into())
+                    .concerning(Dependency::Kafka),
+                "waiting_for_kafka",
+            ),
+            (
+                "an unavailable registry",
+                RegistryError::Unavailable("http 503".into()).into(),
+                "waiting_for_registry",
+            ),
+            (
+                "an unavailable registry for one table",
+                SourceError::registry_in(
+                    "table public.t",
+                    RegistryError::Unavailable("eof".into()),
+                ),
+                "waiting_for_registry",
+            ),
+        ];
+        for (what, error, want) in cases {
+            assert!(error.is_transient(), "{what}");
+            let s = SourceStatus::detached("a");
+            s.retrying(SourceState::waiting_for(&error));
+            let report = s.report(Duration::from_secs(60));
+            assert_eq!(report.state, want, "{what}");
+            assert!(!report.ready, "{what}");
+            assert_eq!(
+                report.reason.as_deref(),
+                Some(format!("{}: {}", s.state(), short(&error.to_string())).as_str()),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_that_stop_a_source_name_the_dependency_they_concern() {
+        use crate::error::{Dependency, ErrorKind};
+        use crate::registry::RegistryError;
+        use crate::sink::kafka::SinkError;
+        use crate::source::SourceError;
+        let cases: Vec<(SourceError, ErrorKind, Dependency)> = vec![
+            (
+                SourceError::definite("wal_level is replica".into()),
+                ErrorKind::Definite,
+                Dependency::Database,
+            ),
+            (
+                SourceError::taken("replication slot `s` is active".into()),
+                ErrorKind::Taken,
+                Dependency::Database,
+            ),
+            (
+                SinkError::Fenced("txn".into()).into(),
+                ErrorKind::Fenced,
+                Dependency::Kafka,
+            ),
+            (
+                SinkError::MissingTopic("t".into()).into(),
+                ErrorKind::Definite,
+                Dependency::Kafka,
+            ),
+            (
+                SinkError::Auth("bad password".into()).into(),
+                ErrorKind::Definite,
+                Dependency::Kafka,
+            ),
+            (
+                RegistryError::Config("bad url".into()).into(),
+                ErrorKind::Definite,
+                Dependency::Registry,
+            ),
+        ];
+        for (error, kind, dependency) in cases {
+            assert_eq!(
+                (error.kind(), error.dependency()),
+                (kind, dependency),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::time::Duration;
 use futures_util::FutureExt;
 
 use super::{encode_checkpoint, ChangeStream, Pipeline};
+use crate::error::SourceError;
 use crate::shutdown::Shutdown;
 use crate::sink::Sink;
-use crate::source::SourceError;
 
 /// How often the driver acknowledges to the database, writes at-least-once checkpoints and
 /// runs the source's chores. Short, because the position reported is what a restart replays

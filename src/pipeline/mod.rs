@@ -33,9 +33,10 @@ pub use driver::TICK;
 pub use order::TxOrder;
 pub use stream::ChangeStream;
 
-use crate::checkpoint::{self, Checkpoint, OFFSETS_TOPIC_CONFIGS};
+use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Delivery, MainConfig, SourceConfig};
 use crate::encode::avro::ConnectorKind;
+use crate::error::SourceError;
 use crate::event::{ChangeEvent, TableId, TableSchema};
 use crate::ops::status::SourceStatus;
 use crate::publish::{EventMeta, PublishConfig, Publisher};
@@ -43,7 +44,7 @@ use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::{OutRecord, Sink, TxnBounds};
-use crate::source::SourceError;
+use crate::topics::{self, OFFSETS_TOPIC_CONFIGS};
 
 /// One source's way to Kafka: its publisher (encoding, topics, event store), its sink and its
 /// checkpoints in the offsets topic. `S` is the sink ([`KafkaSink`] outside unit tests).
@@ -93,10 +94,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
         let publish = PublishConfig {
             source: source.name.clone(),
             topic_prefix: source.topic_prefix.clone(),
-            event_store_topic: main
-                .event_store
-                .enabled
-                .then(|| main.event_store.topic.clone()),
+            event_store_topic: topics::event_store_mirror(&main.event_store).map(str::to_owned),
             tombstones: source.tombstones_on_delete,
             connector: kind.connector,
             unavailable_value_placeholder: source.unavailable_value_placeholder.clone(),
@@ -108,7 +106,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
         });
         let mut pipeline = Self::with_sink(
             Publisher::new(publish, sink, registry),
-            checkpoint::offsets_topic(&source.topic_prefix),
+            topics::offsets_topic(&source.topic_prefix),
             &source.name,
             bounds,
             status,
@@ -142,7 +140,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
                 checkpoint::load::<T>(&kafka, &topic, &name)
             }))
             .await
-            .map_err(|e| SourceError::Transient(format!("checkpoint load task: {e}")))??;
+            .map_err(|e| SourceError::transient(format!("checkpoint load task: {e}")))??;
         if let Some(cp) = &loaded {
             self.written = Some(encode_checkpoint(cp)?);
         }
@@ -290,5 +288,5 @@ impl<S: Sink> Pipeline<S> {
 
 /// A checkpoint as the offsets topic stores it.
 fn encode_checkpoint<T: Serialize>(cp: &Checkpoint<T>) -> Result<Vec<u8>, SourceError> {
-    serde_json::to_vec(cp).map_err(|e| SourceError::Definite(format!("encode checkpoint: {e}")))
+    serde_json::to_vec(cp).map_err(|e| SourceError::definite(format!("encode checkpoint: {e}")))
 }

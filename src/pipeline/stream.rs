@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use super::Pipeline;
 use crate::checkpoint::Checkpoint;
+use crate::error::SourceError;
 use crate::shutdown::Shutdown;
 use crate::sink::Sink;
-use crate::source::SourceError;
 
 /// A database's change stream as the pipeline drives it ([`Pipeline::stream`]).
 ///

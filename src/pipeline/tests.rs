@@ -11,13 +11,13 @@ use super::{ChangeStream, Pipeline};
 use crate::checkpoint::Checkpoint;
 use crate::config::SchemaRegistryConfig;
 use crate::encode::avro::ConnectorKind;
+use crate::error::SourceError;
 use crate::ops::status::SourceStatus;
 use crate::publish::{PublishConfig, Publisher};
 use crate::registry::Registry;
 use crate::shutdown::{self, Shutdown, Trigger};
 use crate::sink::memory::{Broker, MemorySink};
 use crate::sink::{OutRecord, Sink, SinkError, TxnBounds};
-use crate::source::SourceError;
 
 const TOPIC: &str = "rows";
 const OFFSETS: &str = "test.offsets";
@@ -172,7 +172,7 @@ impl ChangeStream for Fake {
     async fn report(&mut self) -> Result<(), SourceError> {
         self.reports += 1;
         if self.fail_report == Some(self.reports) {
-            return Err(SourceError::Transient("connection lost (injected)".into()));
+            return Err(SourceError::transient("connection lost (injected)".into()));
         }
         self.db.lock().unwrap().confirmed = self.durable;
         Ok(())

@@ -5,88 +5,91 @@ pub mod mysql;
 pub mod postgres;
 pub mod supervise;
 
-/// A source failure, split the way an operator needs it: *definite* failures stop the source
-/// and say how to fix the cause; *transient* ones are retried with backoff from the last
-/// acknowledged position.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// Retrying cannot help: configuration, privileges, prerequisites, incompatible schema.
-    #[error("{0}")]
-    Definite(String),
-    /// Connection loss, server restart, broker or registry unavailable.
-    #[error("{0}")]
-    Transient(String),
-    /// Another agent owns the source (its slot or lock is held). A standby waits; otherwise
-    /// the process exits with [`crate::ops::exit::SOURCE_TAKEN`].
-    #[error("{0}")]
-    Taken(String),
-    /// Another agent took over and fenced this one in Kafka; it must stop without writing.
-    /// Exits with [`crate::ops::exit::FENCED`].
-    #[error("{0}")]
-    Fenced(String),
-}
-
-impl SourceError {
-    /// Whether retrying may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, SourceError::Transient(_))
-    }
-
-    /// Maps a tokio-postgres error in the context of `what`: lost connections are transient,
-    /// errors the server reports (bad password, missing privilege, …) are definite.
-    pub fn sql(what: &'static str) -> impl Fn(tokio_postgres::Error) -> SourceError {
-        move |e| {
-            let text = format!("{what}: {}", postgres_error_text(&e));
-            match e.as_db_error() {
-                Some(db) if is_transient_sqlstate(db.code().code()) => SourceError::Transient(text),
-                Some(_) => SourceError::Definite(text),
-                None => SourceError::Transient(text),
-            }
-        }
-    }
-}
-
-/// SQLSTATEs that mean "the server is going away or busy", not "you did something wrong".
-fn is_transient_sqlstate(code: &str) -> bool {
-    // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,
-    // 53xxx insufficient resources, 08xxx connection exceptions, 40001 serialization.
-    matches!(code, "57P01" | "57P02" | "57P03" | "40001")
-        || code.starts_with("53")
-        || code.starts_with("08")
-}
-
-fn postgres_error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-            if let Some(h) = db.hint() {
-                s.push_str("; hint: ");
-                s.push_str(h);
-            }
-            s
-        }
-        None => e.to_string(),
-    }
-}
+use crate::error::ErrorKind;
+pub use crate::error::{Dependency, SourceError};
 
 impl From<crate::sink::kafka::SinkError> for SourceError {
     fn from(e: crate::sink::kafka::SinkError) -> Self {
-        if matches!(e, crate::sink::kafka::SinkError::Fenced(_)) {
-            SourceError::Fenced(e.to_string())
+        let kind = if matches!(e, crate::sink::kafka::SinkError::Fenced(_)) {
+            ErrorKind::Fenced
         } else if e.is_transient() {
-            SourceError::Transient(e.to_string())
+            ErrorKind::Transient
         } else {
-            SourceError::Definite(e.to_string())
-        }
+            ErrorKind::Definite
+        };
+        SourceError::new(kind, e.to_string(), Dependency::Kafka).caused_by(e)
     }
 }
 
 impl From<crate::registry::RegistryError> for SourceError {
     fn from(e: crate::registry::RegistryError) -> Self {
-        if e.is_transient() {
-            SourceError::Transient(e.to_string())
+        let kind = if e.is_transient() {
+            ErrorKind::Transient
         } else {
-            SourceError::Definite(e.to_string())
-        }
+            ErrorKind::Definite
+        };
+        SourceError::new(kind, e.to_string(), Dependency::Registry).caused_by(e)
+    }
+}
+
+impl SourceError {
+    /// A schema registry failure in the context of `what` (`table public.t`): transient when
+    /// the registry is unavailable, definite otherwise.
+    pub fn registry_in(what: impl std::fmt::Display, e: crate::registry::RegistryError) -> Self {
+        let kind = if e.is_transient() {
+            ErrorKind::Transient
+        } else {
+            ErrorKind::Definite
+        };
+        SourceError::new(kind, format!("{what}: {e}"), Dependency::Registry).caused_by(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_sink_error_concerns_kafka_and_keeps_its_kind_and_cause() {
+        use crate::sink::kafka::SinkError;
+        let e = SourceError::from(SinkError::Aborted("commit transaction: timed out".into()));
+        assert_eq!(
+            (e.kind(), e.dependency()),
+            (ErrorKind::Transient, Dependency::Kafka)
+        );
+        assert_eq!(
+            e.to_string(),
+            "kafka transaction aborted: commit transaction: timed out"
+        );
+        assert!(e.source().is_some());
+        let e = SourceError::from(SinkError::Fenced("txn-1".into()));
+        assert_eq!(
+            (e.kind(), e.dependency()),
+            (ErrorKind::Fenced, Dependency::Kafka)
+        );
+    }
+
+    #[test]
+    fn a_registry_error_concerns_the_registry_with_or_without_context() {
+        use crate::registry::RegistryError;
+        let e = SourceError::from(RegistryError::Unavailable("http 503".into()));
+        assert_eq!(
+            (e.kind(), e.dependency()),
+            (ErrorKind::Transient, Dependency::Registry)
+        );
+        let e = SourceError::registry_in(
+            "table public.t",
+            RegistryError::Unavailable("http 503".into()),
+        );
+        assert_eq!(
+            e.to_string(),
+            "table public.t: schema registry unavailable: http 503"
+        );
+        assert_eq!(
+            (e.kind(), e.dependency()),
+            (ErrorKind::Transient, Dependency::Registry)
+        );
+        assert!(e.source().is_some());
     }
 }

@@ -146,8 +146,8 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
 
     if kafka.create_topics {
         out.extend(topic_rights(&base, kafka.topic_replication_factor).await);
-    } else if cfg.main.event_store.enabled {
-        out.push(topic_exists(&base, &cfg.main.event_store.topic).await);
+    } else if let Some(topic) = crate::topics::event_store_mirror(&cfg.main.event_store) {
+        out.push(topic_exists(&base, topic).await);
     }
 
     if cfg

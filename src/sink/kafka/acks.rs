@@ -13,7 +13,7 @@ use rdkafka::producer::DeliveryFuture;
 use rdkafka::Message;
 
 use super::error::produce_error;
-use super::SinkError;
+use super::error::SinkError;
 use crate::ops::status::SourceStatus;
 
 enum Pending<P> {

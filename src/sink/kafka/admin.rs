@@ -1,27 +1,61 @@
 //! Topic administration: the sink creates the topics it writes to (or, with
 //! `create_topics = false`, checks that they exist), once per topic and process.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::Producer;
+use rdkafka::producer::{FutureProducer, Producer};
 
-use super::client::reach;
-use super::{KafkaSink, SinkError};
+use super::client::{base_client_config, reach, AgentContext};
+use super::error::SinkError;
+use crate::config::KafkaConfig;
 
 /// Timeout of admin operations (topic creation, metadata, the first contact).
-pub(super) const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
-    /// Waits until the brokers answer a metadata request, so that a refused login is a
-    /// definite [`SinkError::Auth`] at start instead of requests that time out forever
-    /// (librdkafka reports it only through its error callback and keeps retrying).
-    pub async fn reach_brokers(&mut self) -> Result<(), SinkError> {
+/// The topics a sink has made sure of, and how to make sure of more.
+pub(super) struct Topics {
+    admin: AdminClient<AgentContext>,
+    /// Authentication/TLS failures seen by any of the sink's clients.
+    context: AgentContext,
+    /// Whether the brokers accepted a metadata request (credentials checked).
+    reached: bool,
+    known: HashSet<String>,
+    partitions: i32,
+    replication: i32,
+    create: bool,
+}
+
+impl Topics {
+    /// Topic administration with the settings of `[kafka]`.
+    pub(super) fn new(cfg: &KafkaConfig, context: &AgentContext) -> Result<Self, SinkError> {
+        let admin = base_client_config(cfg)
+            .create_with_context(context.clone())
+            .map_err(|e| SinkError::Client(format!("admin client: {e}")))?;
+        Ok(Self {
+            admin,
+            context: context.clone(),
+            reached: false,
+            known: HashSet::new(),
+            partitions: cfg.topic_partitions,
+            replication: cfg.topic_replication_factor,
+            create: cfg.create_topics,
+        })
+    }
+
+    /// Waits until the brokers answer a metadata request from `producer`, so that a refused
+    /// login is a definite [`SinkError::Auth`] at start instead of requests that time out
+    /// forever (librdkafka reports it only through its error callback and keeps retrying).
+    async fn reach_brokers(
+        &mut self,
+        producer: &FutureProducer<AgentContext>,
+    ) -> Result<(), SinkError> {
         if self.reached {
             return Ok(());
         }
-        let (producer, context) = (self.producer.clone(), self.context.clone());
+        let (producer, context) = (producer.clone(), self.context.clone());
         tokio::task::spawn_blocking(move || reach(producer.client(), &context, ADMIN_TIMEOUT))
             .await
             .map_err(|e| SinkError::Client(format!("metadata task: {e}")))??;
@@ -30,18 +64,18 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
     }
 
     /// Creates `topic` unless it exists, with the given topic configs.
-    pub(super) async fn create_topic(
+    pub(super) async fn ensure(
         &mut self,
+        producer: &FutureProducer<AgentContext>,
         topic: &str,
         configs: &[(&str, &str)],
     ) -> Result<(), SinkError> {
-        if self.topics_known.contains(topic) {
+        if self.known.contains(topic) {
             return Ok(());
         }
-        self.reach_brokers().await?;
-        if !self.create_topics {
-            let md = self
-                .producer
+        self.reach_brokers(producer).await?;
+        if !self.create {
+            let md = producer
                 .client()
                 .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
                 .map_err(|e| SinkError::Client(format!("metadata of `{topic}`: {e}")))?;
@@ -52,7 +86,7 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
             if !exists {
                 return Err(SinkError::MissingTopic(topic.to_string()));
             }
-            self.topics_known.insert(topic.to_string());
+            self.known.insert(topic.to_string());
             return Ok(());
         }
         let mut new = NewTopic::new(
@@ -81,7 +115,7 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
                 }
             }
         }
-        self.topics_known.insert(topic.to_string());
+        self.known.insert(topic.to_string());
         Ok(())
     }
 }

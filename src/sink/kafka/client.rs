@@ -8,7 +8,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 
-use super::SinkError;
+use super::error::SinkError;
 use crate::config::KafkaConfig;
 
 /// librdkafka's send queue cap in KiB. Its default (1 GiB) would defeat the memory goal.

@@ -20,16 +20,15 @@ mod client;
 mod error;
 mod ring;
 
-use std::collections::HashSet;
 use std::time::Duration;
 
-use rdkafka::admin::AdminClient;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use self::acks::AckQueue;
-use self::ring::{Committing, TxnState, SPARE_TXN_ID_SUFFIX};
+use self::admin::Topics;
+use self::ring::{Ring, SPARE_TXN_ID_SUFFIX};
 use super::Sink;
 use crate::config::KafkaConfig;
 use crate::ops::status::SourceStatus;
@@ -42,10 +41,6 @@ pub use error::SinkError;
 /// keeps an at-least-once backlog drain at ~55 MiB peak RSS where 50,000 reached ~135 MiB,
 /// with no measurable throughput difference (bench/pg-e2e).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
-
-/// Topic configs of the event store: history is kept forever.
-pub const EVENT_STORE_TOPIC_CONFIGS: &[(&str, &str)] =
-    &[("retention.ms", "-1"), ("retention.bytes", "-1")];
 
 /// One record to publish. Key and value are copied by librdkafka, so callers encode into
 /// reusable buffers.
@@ -65,22 +60,11 @@ pub struct OutRecord<'a> {
 pub struct KafkaSink<P: Unpin> {
     /// The producer records are sent with (exactly-once: the one whose transaction is open).
     producer: FutureProducer<AgentContext>,
-    /// Exactly-once: the other producer of the ring (`ring.rs`).
-    spare: Option<FutureProducer<AgentContext>>,
-    /// Exactly-once: the transaction being committed in the background by the spare.
-    committing: Option<Committing<P>>,
-    admin: AdminClient<AgentContext>,
-    /// Authentication/TLS failures seen by any of the clients.
-    context: AgentContext,
-    /// Whether the brokers accepted a metadata request (credentials checked).
-    reached: bool,
+    /// Exactly-once: the other producer, the open transaction, the commit in the background.
+    ring: Option<Ring<P>>,
+    topics: Topics,
     acks: AckQueue<P>,
     max_in_flight: usize,
-    topics_known: HashSet<String>,
-    partitions: i32,
-    replication: i32,
-    create_topics: bool,
-    txn: Option<TxnState<P>>,
     /// Where waits beat and metrics go (detached until [`Sink::set_status`]).
     status: SourceStatus,
 }
@@ -106,27 +90,18 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
                 .map_err(|e| SinkError::Client(format!("producer: {e}")))
         };
         let producer = create(transactional_id.map(str::to_owned))?;
-        let spare = match transactional_id {
-            Some(id) => Some(create(Some(format!("{id}{SPARE_TXN_ID_SUFFIX}")))?),
+        let ring = match transactional_id {
+            Some(id) => Some(Ring::new(create(Some(format!(
+                "{id}{SPARE_TXN_ID_SUFFIX}"
+            )))?)),
             None => None,
         };
-        let admin = base_client_config(cfg)
-            .create_with_context(context.clone())
-            .map_err(|e| SinkError::Client(format!("admin client: {e}")))?;
         Ok(Self {
             producer,
-            spare,
-            committing: None,
-            admin,
-            context,
-            reached: false,
+            ring,
+            topics: Topics::new(cfg, &context)?,
             acks: AckQueue::new(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            topics_known: HashSet::new(),
-            partitions: cfg.topic_partitions,
-            replication: cfg.topic_replication_factor,
-            create_topics: cfg.create_topics,
-            txn: transactional_id.map(|_| TxnState::new()),
             status: SourceStatus::detached(client_id),
         })
     }
@@ -136,7 +111,9 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
         while self.acks.len() >= self.max_in_flight {
             self.acks.settle_one(&self.status).await?;
         }
-        self.ensure_txn()?;
+        if let Some(ring) = &mut self.ring {
+            ring.ensure_txn(&self.producer)?;
+        }
         let size = rec.key.map_or(0, <[u8]>::len) + rec.value.map_or(0, <[u8]>::len);
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(rec.topic);
         // Most records (table topics, tombstones, offsets) carry no headers: no header list
@@ -198,7 +175,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
     }
 
     fn is_transactional(&self) -> bool {
-        self.txn.is_some()
+        self.ring.is_some()
     }
 
     async fn ensure_topic(
@@ -206,11 +183,14 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
         topic: &str,
         configs: &[(&str, &str)],
     ) -> Result<(), SinkError> {
-        self.create_topic(topic, configs).await
+        self.topics.ensure(&self.producer, topic, configs).await
     }
 
     async fn init_transactions(&mut self) -> Result<(), SinkError> {
-        self.init_ring().await
+        match &self.ring {
+            Some(ring) => ring.init(&self.producer, &self.status).await,
+            None => Ok(()),
+        }
     }
 
     async fn send(&mut self, rec: OutRecord<'_>) -> Result<(), SinkError> {
@@ -218,61 +198,73 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
     }
 
     fn mark(&mut self, position: P) {
-        match &mut self.txn {
-            Some(t) => t.pending = Some(position),
+        match &mut self.ring {
+            Some(ring) => ring.mark(position),
             None => self.acks.push_mark(position),
         }
     }
 
     fn acked(&mut self) -> Result<Option<P>, SinkError> {
         self.acks.poll_ready(&self.status)?;
-        self.poll_commit()?;
+        if let Some(ring) = &mut self.ring {
+            ring.poll(&self.producer, &mut self.acks, &self.status)?;
+        }
         Ok(self.acks.acked())
     }
 
     async fn progress(&mut self) -> Result<Option<P>, SinkError> {
-        self.next_commit_or_ack().await?;
+        match &mut self.ring {
+            Some(ring) => {
+                ring.next(&self.producer, &mut self.acks, &self.status)
+                    .await?
+            }
+            None => self.acks.next(&self.status).await?,
+        }
         self.status.metrics().in_flight.set(self.acks.len() as i64);
         Ok(self.acks.acked())
     }
 
     fn in_flight(&self) -> usize {
-        self.acks.len() + usize::from(self.committing())
+        self.acks.len() + usize::from(self.ring.as_ref().is_some_and(Ring::committing))
     }
 
     fn txn_open(&self) -> bool {
-        self.txn.as_ref().is_some_and(|t| t.open)
+        self.ring.as_ref().is_some_and(Ring::is_open)
     }
 
     fn txn_records(&self) -> usize {
-        self.txn
-            .as_ref()
-            .filter(|t| t.open)
-            .map_or(0, |t| t.records)
+        self.ring.as_ref().map_or(0, Ring::records)
     }
 
     fn txn_age(&self) -> Duration {
-        self.txn
-            .as_ref()
-            .filter(|t| t.open)
-            .map_or(Duration::ZERO, |t| t.opened_at.elapsed())
+        self.ring.as_ref().map_or(Duration::ZERO, Ring::age)
     }
 
     fn commit_running(&mut self) -> Result<bool, SinkError> {
         self.acked()?;
-        Ok(self.committing())
+        Ok(self.ring.as_ref().is_some_and(Ring::committing))
     }
 
     async fn commit(&mut self) -> Result<Option<P>, SinkError> {
-        self.commit_ring().await
+        match &mut self.ring {
+            Some(ring) => {
+                ring.commit(&mut self.producer, &mut self.acks, &self.status)
+                    .await?
+            }
+            None => self.acks.drain(&self.status).await?,
+        }
+        Ok(self.acks.acked())
     }
 
     async fn drain(&mut self) -> Result<Option<P>, SinkError> {
-        if self.txn.is_some() {
-            self.commit_ring().await?;
-            self.finish_commit().await?;
-        } else {
-            self.acks.drain(&self.status).await?;
+        match &mut self.ring {
+            Some(ring) => {
+                ring.commit(&mut self.producer, &mut self.acks, &self.status)
+                    .await?;
+                ring.finish(&self.producer, &mut self.acks, &self.status)
+                    .await?;
+            }
+            None => self.acks.drain(&self.status).await?,
         }
         Ok(self.acks.acked())
     }

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 
+use super::acks::AckQueue;
 use super::client::AgentContext;
-use super::error::txn_error;
-use super::{KafkaSink, SinkError};
+use super::error::{txn_error, SinkError};
+use crate::ops::status::SourceStatus;
 
 /// Suffix of the second transactional id of a source's producer ring.
 pub(super) const SPARE_TXN_ID_SUFFIX: &str = ".1";
@@ -24,28 +25,17 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait in [`settle_out_queue`] before committing anyway.
 const OUT_QUEUE_SETTLE: Duration = Duration::from_millis(20);
 
-/// Bookkeeping of the open Kafka transaction (exactly-once mode).
-pub(super) struct TxnState<P> {
-    pub(super) open: bool,
-    pub(super) records: usize,
-    pub(super) opened_at: Instant,
+/// Bookkeeping of the open Kafka transaction.
+struct TxnState<P> {
+    open: bool,
+    records: usize,
+    opened_at: Instant,
     /// The newest position marked inside the open transaction; acknowledged at commit.
-    pub(super) pending: Option<P>,
-}
-
-impl<P> TxnState<P> {
-    pub(super) fn new() -> Self {
-        Self {
-            open: false,
-            records: 0,
-            opened_at: Instant::now(),
-            pending: None,
-        }
-    }
+    pending: Option<P>,
 }
 
 /// A commit running on a blocking thread while the next transaction fills.
-pub(super) struct Committing<P> {
+struct Committing<P> {
     handle: tokio::task::JoinHandle<Result<(), KafkaError>>,
     /// Acknowledged when the commit succeeds.
     position: Option<P>,
@@ -53,16 +43,40 @@ pub(super) struct Committing<P> {
     producer: FutureProducer<AgentContext>,
 }
 
-impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
-    /// Registers the transactional ids with the broker, fencing any older producer that used
-    /// them (a zombie agent) and aborting what it left open.
-    pub(super) async fn init_ring(&self) -> Result<(), SinkError> {
-        if self.txn.is_none() {
-            return Ok(());
+/// The exactly-once half of the Kafka sink: the spare producer, the open transaction and the
+/// commit running in the background. The producer records are sent with is the sink's; the
+/// ring swaps it with the spare at every commit.
+pub(super) struct Ring<P> {
+    spare: FutureProducer<AgentContext>,
+    txn: TxnState<P>,
+    committing: Option<Committing<P>>,
+}
+
+impl<P: Unpin + Clone + Send + 'static> Ring<P> {
+    /// A ring whose second producer is `spare`.
+    pub(super) fn new(spare: FutureProducer<AgentContext>) -> Self {
+        Self {
+            spare,
+            txn: TxnState {
+                open: false,
+                records: 0,
+                opened_at: Instant::now(),
+                pending: None,
+            },
+            committing: None,
         }
-        for producer in std::iter::once(&self.producer).chain(self.spare.as_ref()) {
+    }
+
+    /// Registers both transactional ids with the broker, fencing any older producer that used
+    /// them (a zombie agent) and aborting what it left open.
+    pub(super) async fn init(
+        &self,
+        producer: &FutureProducer<AgentContext>,
+        status: &SourceStatus,
+    ) -> Result<(), SinkError> {
+        for producer in [producer, &self.spare] {
             let producer = producer.clone();
-            self.status
+            status
                 .while_waiting(tokio::task::spawn_blocking(move || {
                     producer.init_transactions(TXN_TIMEOUT)
                 }))
@@ -73,45 +87,82 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
         Ok(())
     }
 
-    /// Opens a transaction for the next record if none is open, and counts the record.
-    pub(super) fn ensure_txn(&mut self) -> Result<(), SinkError> {
-        if let Some(t) = &mut self.txn {
-            if !t.open {
-                self.producer
-                    .begin_transaction()
-                    .map_err(|e| txn_error("begin transaction", e))?;
-                t.open = true;
-                t.records = 0;
-                t.opened_at = Instant::now();
-            }
-            t.records += 1;
+    /// Whether a transaction is open.
+    pub(super) fn is_open(&self) -> bool {
+        self.txn.open
+    }
+
+    /// Records in the open transaction (0 when none is open).
+    pub(super) fn records(&self) -> usize {
+        if self.txn.open {
+            self.txn.records
+        } else {
+            0
         }
+    }
+
+    /// Age of the open transaction.
+    pub(super) fn age(&self) -> Duration {
+        if self.txn.open {
+            self.txn.opened_at.elapsed()
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Marks the position the open transaction reaches; acknowledged when it commits.
+    pub(super) fn mark(&mut self, position: P) {
+        self.txn.pending = Some(position);
+    }
+
+    /// Whether a commit runs in the background.
+    pub(super) fn committing(&self) -> bool {
+        self.committing.is_some()
+    }
+
+    /// Opens a transaction on `producer` for the next record if none is open, and counts the
+    /// record.
+    pub(super) fn ensure_txn(
+        &mut self,
+        producer: &FutureProducer<AgentContext>,
+    ) -> Result<(), SinkError> {
+        let t = &mut self.txn;
+        if !t.open {
+            producer
+                .begin_transaction()
+                .map_err(|e| txn_error("begin transaction", e))?;
+            t.open = true;
+            t.records = 0;
+            t.opened_at = Instant::now();
+        }
+        t.records += 1;
         Ok(())
     }
 
-    /// Commits the open transaction and returns the newest acknowledged position.
+    /// Commits the open transaction of `producer`.
     ///
     /// Waits for every record's delivery (so the next transaction's records land after
-    /// these in every partition), then hands the commit to a blocking thread and switches to
-    /// the other producer of the ring. The marked position is acknowledged once the commit
-    /// succeeds.
-    pub(super) async fn commit_ring(&mut self) -> Result<Option<P>, SinkError> {
-        let Some(t) = &self.txn else {
-            self.acks.drain(&self.status).await?;
-            return Ok(self.acks.acked());
-        };
-        if !t.open {
-            return Ok(self.acks.acked());
+    /// these in every partition), then hands the commit to a blocking thread and swaps
+    /// `producer` with the spare: the next transaction fills while this one commits. The
+    /// marked position is acknowledged once the commit succeeds.
+    pub(super) async fn commit(
+        &mut self,
+        producer: &mut FutureProducer<AgentContext>,
+        acks: &mut AckQueue<P>,
+        status: &SourceStatus,
+    ) -> Result<(), SinkError> {
+        if !self.txn.open {
+            return Ok(());
         }
         let started = Instant::now();
-        if let Err(e) = self.acks.drain(&self.status).await {
-            self.abort_open().await;
+        if let Err(e) = acks.drain(status).await {
+            self.abort_open(producer).await;
             return Err(e);
         }
         let drained = started.elapsed();
         // The previous commit must have succeeded before this one may start.
-        self.finish_commit().await?;
-        let t = self.txn.as_mut().expect("checked above");
+        self.finish(producer, acks, status).await?;
+        let t = &mut self.txn;
         tracing::debug!(
             records = t.records,
             open_us = t.opened_at.elapsed().as_micros() as u64,
@@ -121,91 +172,102 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
         );
         t.open = false;
         let position = t.pending.take();
-        let producer = self.producer.clone();
+        let committer = producer.clone();
         let committing = producer.clone();
         let handle = tokio::task::spawn_blocking(move || {
-            settle_out_queue(&producer);
-            producer.commit_transaction(TXN_TIMEOUT)
+            settle_out_queue(&committer);
+            committer.commit_transaction(TXN_TIMEOUT)
         });
         self.committing = Some(Committing {
             handle,
             position,
             producer: committing,
         });
-        if let Some(spare) = &mut self.spare {
-            std::mem::swap(&mut self.producer, spare);
-        }
-        Ok(self.acks.acked())
+        std::mem::swap(producer, &mut self.spare);
+        Ok(())
     }
 
     /// Looks at the background commit without waiting and applies its outcome if it is done.
-    pub(super) fn poll_commit(&mut self) -> Result<(), SinkError> {
+    pub(super) fn poll(
+        &mut self,
+        producer: &FutureProducer<AgentContext>,
+        acks: &mut AckQueue<P>,
+        status: &SourceStatus,
+    ) -> Result<(), SinkError> {
         let waker = futures_util::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         if let Some(c) = &mut self.committing {
             if let std::task::Poll::Ready(joined) = std::pin::Pin::new(&mut c.handle).poll(&mut cx)
             {
-                self.complete_commit(joined)?;
+                self.complete(joined, producer, acks, status)?;
             }
         }
         Ok(())
     }
 
     /// Waits until the next delivery or the background commit resolves (cancel-safe).
-    pub(super) async fn next_commit_or_ack(&mut self) -> Result<(), SinkError> {
+    pub(super) async fn next(
+        &mut self,
+        producer: &FutureProducer<AgentContext>,
+        acks: &mut AckQueue<P>,
+        status: &SourceStatus,
+    ) -> Result<(), SinkError> {
         let Some(c) = &mut self.committing else {
-            return self.acks.next(&self.status).await;
+            return acks.next(status).await;
         };
-        let joined = if self.acks.is_empty() {
+        let joined = if acks.is_empty() {
             Some((&mut c.handle).await)
         } else {
             tokio::select! {
                 j = &mut c.handle => Some(j),
-                r = self.acks.next(&self.status) => {
+                r = acks.next(status) => {
                     r?;
                     None
                 }
             }
         };
         if let Some(j) = joined {
-            self.complete_commit(j)?;
+            self.complete(j, producer, acks, status)?;
         }
         Ok(())
     }
 
-    /// Whether a commit runs in the background.
-    pub(super) fn committing(&self) -> bool {
-        self.committing.is_some()
-    }
-
     /// Waits for the commit running in the background, if any, and applies its outcome.
-    pub(super) async fn finish_commit(&mut self) -> Result<(), SinkError> {
+    pub(super) async fn finish(
+        &mut self,
+        producer: &FutureProducer<AgentContext>,
+        acks: &mut AckQueue<P>,
+        status: &SourceStatus,
+    ) -> Result<(), SinkError> {
         let Some(c) = &mut self.committing else {
             return Ok(());
         };
-        let status = self.status.clone();
         let joined = status.while_waiting(&mut c.handle).await;
-        self.complete_commit(joined)
+        self.complete(joined, producer, acks, status)
     }
 
     /// Aborts the open transaction, if any (after a failure: nothing of it becomes visible).
-    async fn abort_open(&mut self) {
-        let Some(t) = &mut self.txn else { return };
+    async fn abort_open(&mut self, producer: &FutureProducer<AgentContext>) {
+        let t = &mut self.txn;
         if !t.open {
             return;
         }
         t.open = false;
         t.pending = None;
-        let producer = self.producer.clone();
+        let producer = producer.clone();
         let _ = tokio::task::spawn_blocking(move || producer.abort_transaction(TXN_TIMEOUT)).await;
     }
 
     /// Applies a finished background commit: acknowledges its position, or aborts it and the
-    /// transaction opened after it. The aborts run in the background: the error restarts the
-    /// pipeline, which aborts anyway when it registers the transactional ids again.
-    fn complete_commit(
+    /// transaction opened after it on `producer`. The aborts run in the background: the error
+    /// restarts the pipeline, which aborts anyway when it registers the transactional ids
+    /// again.
+    fn complete(
         &mut self,
         joined: Result<Result<(), KafkaError>, tokio::task::JoinError>,
+        producer: &FutureProducer<AgentContext>,
+        acks: &mut AckQueue<P>,
+        status: &SourceStatus,
     ) -> Result<(), SinkError> {
         let c = self.committing.take().expect("a commit is running");
         let result = joined
@@ -213,20 +275,21 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
             .and_then(|r| r.map_err(|e| txn_error("commit transaction", e)));
         match result {
             Ok(()) => {
-                self.status.metrics().txn_committed.inc();
+                status.metrics().txn_committed.inc();
                 if let Some(p) = c.position {
-                    self.acks.set_acked(p);
+                    acks.set_acked(p);
                 }
                 Ok(())
             }
             Err(e) => {
-                self.status.metrics().txn_aborted.inc();
+                status.metrics().txn_aborted.inc();
                 if !matches!(e, SinkError::Fenced(_)) {
                     let failed = c.producer;
-                    let open = self.txn.as_mut().filter(|t| t.open).map(|t| {
+                    let t = &mut self.txn;
+                    let open = t.open.then(|| {
                         t.open = false;
                         t.pending = None;
-                        self.producer.clone()
+                        producer.clone()
                     });
                     tokio::task::spawn_blocking(move || {
                         let _ = failed.abort_transaction(TXN_TIMEOUT);

@@ -40,14 +40,7 @@ use crate::config::KafkaConfig;
 use crate::sink::kafka::SinkError;
 use crate::sink::read::{read_to_end, TopicRead};
 
-/// Topic configs of the history topic: every record is kept forever. Compaction would keep
-/// only the newest record of the source key, deleting exactly the past definitions a restart
-/// at an old position needs.
-pub const HISTORY_TOPIC_CONFIGS: &[(&str, &str)] = &[
-    ("cleanup.policy", "delete"),
-    ("retention.ms", "-1"),
-    ("retention.bytes", "-1"),
-];
+pub use crate::topics::SCHEMA_HISTORY_TOPIC_CONFIGS as HISTORY_TOPIC_CONFIGS;
 /// How long loading may wait for the broker.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Snapshot records are split so that one record's JSON stays below this size, well under
@@ -56,10 +49,7 @@ const SNAPSHOT_RECORD_MAX_BYTES: usize = 512 * 1024;
 /// The documentation an operator is pointed to.
 const RECOVERY_DOC: &str = "docs/mysql-schema-history.md";
 
-/// The schema-history topic of a source.
-pub fn history_topic(topic_prefix: &str) -> String {
-    format!("{topic_prefix}.schema-history")
-}
+pub use crate::topics::schema_history_topic as history_topic;
 
 /// One record of the history topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -726,8 +716,11 @@ pub async fn ddl_since(
 
     let sql_err = |what: &'static str| {
         move |e: mysql_async::Error| match e {
-            mysql_async::Error::Server(s) => SourceError::Definite(format!("{what}: {s}")),
-            other => SourceError::Transient(format!("{what}: {other}")),
+            mysql_async::Error::Server(s) => {
+                let text = format!("{what}: {s}");
+                SourceError::definite(text).caused_by(mysql_async::Error::Server(s))
+            }
+            other => SourceError::transient(format!("{what}: {other}")).caused_by(other),
         }
     };
     conn.query_drop("SET @mariadb_slave_capability = 4")
@@ -810,7 +803,7 @@ pub async fn rebuild_if_safe(
 ) -> Result<(SchemaHistory, Vec<HistoryRecord>), crate::source::SourceError> {
     let ddl = ddl_since(conn, server_id, resume, captures).await?;
     if let Some(first) = ddl.first() {
-        return Err(crate::source::SourceError::Definite(format!(
+        return Err(crate::source::SourceError::definite(format!(
             "schema history topic `{topic}` cannot be rebuilt from information_schema: {} \
              statement(s) changed captured tables since the resume position {resume}, the \
              first at {}: `{}`. Fix: take a new snapshot (delete source `{source}`'s key from \

@@ -65,7 +65,7 @@ impl SourceLock {
                     .flatten()
                     .map(|id| format!(", or end that connection with KILL {id};"))
                     .unwrap_or_default();
-                Err(SourceError::Taken(format!(
+                Err(SourceError::taken(format!(
                     "the lock `{name}` is held by another session{who}; another agent owns this \
                      source; fix: stop the other agent{kill} or set when_taken = \"standby\" to \
                      wait and take over"
@@ -81,13 +81,13 @@ impl SourceLock {
             .exec_first("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", (&self.name,))
             .await
             .map_err(|e| {
-                SourceError::Transient(format!(
+                SourceError::transient(format!(
                     "the connection holding the source lock failed ({e}); reconnecting"
                 ))
             })?;
         match held.flatten() {
             Some(1) => Ok(()),
-            _ => Err(SourceError::Transient(format!(
+            _ => Err(SourceError::transient(format!(
                 "the source lock `{}` is no longer held by this agent; starting over",
                 self.name
             ))),

@@ -49,7 +49,6 @@ use mysql_async::prelude::Queryable;
 
 pub use crate::source::SourceError;
 
-use crate::checkpoint;
 use crate::config::{MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig};
 use crate::ops::status::{SourceState, SourceStatus};
 use crate::pipeline::{Pipeline, PipelineKind};
@@ -57,6 +56,7 @@ use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
 use crate::source::supervise::Source;
+use crate::topics;
 use catalog::{BinlogPosition, Catalog};
 use events::Flavor;
 use history::SchemaHistory;
@@ -126,7 +126,7 @@ impl MySourceSettings {
     /// (`[mysql] ssl_mode`, `ssl_ca`; see docs/security.md).
     pub fn opts(&self) -> Result<mysql_async::OptsBuilder, SourceError> {
         let b = crate::net::mysql::mysql_opts_builder(&self.source)
-            .map_err(|e| SourceError::Definite(format!("{}: {e}", self.source.file.display())))?;
+            .map_err(|e| SourceError::definite(format!("{}: {e}", self.source.file.display())))?;
         Ok(b.conn_ttl(None::<Duration>).wait_timeout(Some(28800)))
     }
 
@@ -155,14 +155,15 @@ fn default_server_id(name: &str) -> u32 {
 pub fn my_error(what: &'static str) -> impl Fn(mysql_async::Error) -> SourceError {
     move |e| {
         let text = format!("{what}: {}", error_text(&e));
-        match &e {
+        let error = match &e {
             mysql_async::Error::Server(s) if is_transient_code(s.code) => {
-                SourceError::Transient(text)
+                SourceError::transient(text)
             }
-            mysql_async::Error::Server(_) => SourceError::Definite(text),
-            mysql_async::Error::Url(_) => SourceError::Definite(text),
-            _ => SourceError::Transient(text),
-        }
+            mysql_async::Error::Server(_) => SourceError::definite(text),
+            mysql_async::Error::Url(_) => SourceError::definite(text),
+            _ => SourceError::transient(text),
+        };
+        error.caused_by(e)
     }
 }
 
@@ -191,7 +192,7 @@ pub async fn connect_sql(settings: &MySourceSettings) -> Result<mysql_async::Con
             let text = e.to_string();
             if crate::net::tls::is_certificate_failure(&text) {
                 let target = format!("{}:{}", settings.source.host, settings.source.port());
-                SourceError::Definite(crate::net::mysql::tls_failure(mode, &target, &text))
+                SourceError::definite(crate::net::mysql::tls_failure(mode, &target, &text))
             } else {
                 my_error("connect to MySQL")(e)
             }
@@ -257,7 +258,7 @@ impl Source for MySourceSettings {
         };
         let by_gtid = !matches!(resume, stream::Resume::Position);
 
-        let history_topic = history::history_topic(&src.topic_prefix);
+        let history_topic = topics::schema_history_topic(&src.topic_prefix);
         pipeline
             .ensure_topic(&history_topic, history::HISTORY_TOPIC_CONFIGS)
             .await?;
@@ -266,7 +267,7 @@ impl Source for MySourceSettings {
         let mut history =
             tokio::task::spawn_blocking(move || SchemaHistory::load(&kafka, &topic, &name))
                 .await
-                .map_err(|e| SourceError::Transient(format!("schema history load task: {e}")))??;
+                .map_err(|e| SourceError::transient(format!("schema history load task: {e}")))??;
         history.set_server(server.identity.clone());
         let types = TypeOptions::default();
 
@@ -304,7 +305,7 @@ impl Source for MySourceSettings {
                     _ if by_gtid => {
                         // Rebuilding needs the binlog at the checkpoint's position, which is on
                         // the old server.
-                        return Err(SourceError::Definite(format!(
+                        return Err(SourceError::definite(format!(
                             "source `{}` resumes on another server by GTID, but the schema history \
                              topic `{history_topic}` is missing or damaged and can only be rebuilt \
                              on the server the checkpoint was taken on; fix: point the source at \
@@ -334,7 +335,7 @@ impl Source for MySourceSettings {
                             .map(|m| m.schema_history_recovery)
                             .unwrap_or_default();
                         if recovery != SchemaHistoryRecovery::Rebuild {
-                            return Err(SourceError::Definite(format!(
+                            return Err(SourceError::definite(format!(
                                 "source `{}`: {e}",
                                 src.name
                             )));
@@ -469,7 +470,7 @@ async fn resume_mode(
     }
     let state = cp.gtid_state.as_deref().unwrap_or("").trim();
     let no_gtid = || {
-        SourceError::Definite(format!(
+        SourceError::definite(format!(
             "the checkpoint of source `{name}` was taken on server `{was}`, but this is server \
              `{now}`, and the checkpoint holds no GTID state to find its place here (binlog \
              positions of one server mean nothing on another); fix: point the source back at \
@@ -481,7 +482,7 @@ async fn resume_mode(
         return Err(no_gtid());
     }
     if cp.partial_rows > 0 && cp.partial_gtid.is_none() {
-        return Err(SourceError::Definite(format!(
+        return Err(SourceError::definite(format!(
             "the checkpoint of source `{name}` (server `{was}`) lies inside a source transaction \
              and was written before checkpoints named that transaction's GTID, so it cannot be \
              found on server `{now}`; fix: start the agent once against server `{was}` so it \
@@ -491,7 +492,7 @@ async fn resume_mode(
     }
     if !server.mariadb {
         let set = gtid::MysqlGtidSet::parse(state)
-            .map_err(|e| SourceError::Definite(format!("source `{name}`: checkpoint: {e}")))?;
+            .map_err(|e| SourceError::definite(format!("source `{name}`: checkpoint: {e}")))?;
         if set.is_empty() {
             return Err(no_gtid());
         }
@@ -501,7 +502,7 @@ async fn resume_mode(
             .map_err(my_error("read @@gtid_executed"))?;
         let have_text = have_text.unwrap_or_default();
         let have = gtid::MysqlGtidSet::parse(&have_text)
-            .map_err(|e| SourceError::Definite(format!("source `{name}`: @@gtid_executed: {e}")))?;
+            .map_err(|e| SourceError::definite(format!("source `{name}`: @@gtid_executed: {e}")))?;
         if let Some(missing) = set.first_missing_on(&have) {
             return Err(stream::gtid_missing_error(
                 name,
@@ -517,10 +518,10 @@ async fn resume_mode(
         });
     }
     let wanted = gtid::MariadbState::parse(state)
-        .map_err(|e| SourceError::Definite(format!("source `{name}`: checkpoint: {e}")))?;
+        .map_err(|e| SourceError::definite(format!("source `{name}`: checkpoint: {e}")))?;
     let have_text = setup::current_gtid_state(sql).await?.unwrap_or_default();
     let have = gtid::MariadbState::parse(&have_text)
-        .map_err(|e| SourceError::Definite(format!("source `{name}`: @@gtid_binlog_pos: {e}")))?;
+        .map_err(|e| SourceError::definite(format!("source `{name}`: @@gtid_binlog_pos: {e}")))?;
     if let Some(missing) = wanted.first_missing_on(&have) {
         return Err(stream::gtid_missing_error(
             name,
@@ -582,7 +583,7 @@ async fn rebuild_history(
         // Worded as docs/mysql-schema-history.md ("rebuild") promises: the topic, how many
         // statements, the first one and where, and the only way out.
         let source = &settings.source.name;
-        return Err(SourceError::Definite(format!(
+        return Err(SourceError::definite(format!(
             "source `{source}`: schema history topic `{topic}` cannot be rebuilt from \
              information_schema: {} statement(s) changed captured tables since the resume \
              position {at}, the first at {}: `{}`. Fix: take a new snapshot — produce a \
@@ -591,7 +592,7 @@ async fn rebuild_history(
             found.len(),
             first.position,
             first.statement,
-            checkpoint::offsets_topic(&settings.source.topic_prefix),
+            topics::offsets_topic(&settings.source.topic_prefix),
         )));
     }
     send_history_snapshot(

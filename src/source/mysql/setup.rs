@@ -279,7 +279,7 @@ pub async fn check_prerequisites(
         } else {
             String::new()
         };
-        return Err(SourceError::Definite(format!(
+        return Err(SourceError::definite(format!(
             "source `{}`: {f}{more}",
             settings.source.name
         )));
@@ -295,14 +295,14 @@ pub async fn current_position(conn: &mut Conn) -> Result<BinlogPosition, SourceE
         .await
         .map_err(my_error("SHOW MASTER STATUS"))?;
     let row = row.ok_or_else(|| {
-        SourceError::Definite("SHOW MASTER STATUS returned nothing: is log_bin on?".into())
+        SourceError::definite("SHOW MASTER STATUS returned nothing: is log_bin on?".into())
     })?;
     let file: String = row
         .get(0)
-        .ok_or_else(|| SourceError::Definite("SHOW MASTER STATUS: no file".into()))?;
+        .ok_or_else(|| SourceError::definite("SHOW MASTER STATUS: no file".into()))?;
     let pos: u64 = row
         .get(1)
-        .ok_or_else(|| SourceError::Definite("SHOW MASTER STATUS: no position".into()))?;
+        .ok_or_else(|| SourceError::definite("SHOW MASTER STATUS: no position".into()))?;
     Ok(BinlogPosition { file, pos })
 }
 

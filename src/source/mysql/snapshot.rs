@@ -136,7 +136,7 @@ async fn snapshot_position(c: &mut Conn) -> Result<BinlogPosition, SourceError> 
     }
     match (file, pos) {
         (Some(file), Some(pos)) if !file.is_empty() => Ok(BinlogPosition { file, pos }),
-        _ => Err(SourceError::Definite(
+        _ => Err(SourceError::definite(
             "the server reports no binlog_snapshot_file/position: is log_bin on?".into(),
         )),
     }
@@ -152,7 +152,7 @@ async fn mysql8_start(
         .map_err(|e| {
             let base = my_error("FLUSH TABLES WITH READ LOCK")(e);
             match base {
-                SourceError::Definite(t) => SourceError::Definite(format!(
+                SourceError::Definite(t) => SourceError::definite(format!(
                     "{t}; fix: GRANT RELOAD ON *.* TO the agent's user (the MySQL snapshot \
                      holds a global read lock for a moment)"
                 )),
@@ -281,7 +281,7 @@ pub async fn run<S: Sink>(
         for ((col, def), v) in table.columns.iter().zip(&defs[idx].columns).zip(values) {
             datums
                 .push(types::snapshot_datum(def, &col.ty, v).map_err(|e| {
-                    SourceError::Definite(format!("snapshot of {}: {e}", table.id))
+                    SourceError::definite(format!("snapshot of {}: {e}", table.id))
                 })?);
         }
         let ev = ChangeEvent {

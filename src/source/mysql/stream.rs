@@ -296,7 +296,7 @@ impl ChangeStream for MyStream<'_> {
     async fn recv(&mut self) -> Result<Event, SourceError> {
         match self.stream.next().await {
             Some(event) => event.map_err(|e| stream_error(e, &self.st, &self.ctx)),
-            None => Err(SourceError::Transient(
+            None => Err(SourceError::transient(
                 "server ended the binlog stream".into(),
             )),
         }
@@ -407,7 +407,7 @@ async fn check_position_exists(
 }
 
 fn purged_error(file: &str, pos: u64, source: &str, detail: &str) -> SourceError {
-    SourceError::Definite(format!(
+    SourceError::definite(format!(
         "the binlog position {file}:{pos} where source `{source}` resumes is no longer on the \
          server ({detail}): the binlogs were purged (binlog_expire_logs_seconds, PURGE BINARY \
          LOGS) before the agent read them, so changes in between are lost to it; fix: take a \
@@ -445,7 +445,7 @@ fn gtid_request(resume: &Resume) -> Option<String> {
 /// The server a source fails over to lacks transactions the checkpoint has seen (it is
 /// behind, or purged them): nothing safe to resume from.
 pub fn gtid_missing_error(source: &str, state: &str, server: &str, detail: &str) -> SourceError {
-    SourceError::Definite(format!(
+    SourceError::definite(format!(
         "source `{source}` resumes by GTID on server `{server}` (another server than the one \
          its checkpoint was taken on), but that server cannot send the binlog after GTID state \
          `{state}` ({detail}): it is behind the old server or has purged those transactions, \
@@ -589,7 +589,7 @@ fn now_us() -> i64 {
 }
 
 fn malformed(what: &str, e: impl std::fmt::Display) -> SourceError {
-    SourceError::Transient(format!(
+    SourceError::transient(format!(
         "malformed binlog event ({what}): {e}; restarting the stream"
     ))
 }
@@ -664,9 +664,9 @@ fn decode_error(e: DecodeError) -> SourceError {
         DecodeError::Truncated { .. }
         | DecodeError::Malformed { .. }
         | DecodeError::Checksum { .. } => {
-            SourceError::Transient(format!("{e}; reading the binlog again from the checkpoint"))
+            SourceError::transient(format!("{e}; reading the binlog again from the checkpoint"))
         }
-        other => SourceError::Definite(other.to_string()),
+        other => SourceError::definite(other.to_string()),
     }
 }
 
@@ -700,7 +700,7 @@ async fn apply_ddl<S: Sink<Position = MysqlCheckpoint>>(
                 },
             };
             if captured {
-                return Err(SourceError::Definite(format!(
+                return Err(SourceError::definite(format!(
                     "{e} (at {position}); the agent cannot know the captured table's columns \
                      after it; fix: take a new snapshot (see docs/mysql-schema-history.md)"
                 )));
@@ -941,7 +941,7 @@ async fn handle<'e, S: Sink<Position = MysqlCheckpoint>>(
                 }
             }
             let Some(def) = definition_for(st, &map) else {
-                return Err(SourceError::Definite(format!(
+                return Err(SourceError::definite(format!(
                     "table {}.{} at {}:{start_pos}: the binlog has {} columns and the schema \
                      history knows no matching definition (and the table map carries no column \
                      names); fix: take a new snapshot (see docs/mysql-schema-history.md)",
@@ -970,7 +970,7 @@ async fn handle<'e, S: Sink<Position = MysqlCheckpoint>>(
                 return Ok(());
             };
             let Some(tx) = st.tx.as_mut() else {
-                return Err(SourceError::Transient(
+                return Err(SourceError::transient(
                     "row event outside a transaction; restarting the stream".into(),
                 ));
             };

@@ -143,14 +143,14 @@ pub async fn connect_sql(
     let tls = settings.tls();
     let connector = tls
         .connector()
-        .map_err(|e| SourceError::Definite(format!("{}: {e}", settings.source.file.display())))?;
+        .map_err(|e| SourceError::definite(format!("{}: {e}", settings.source.file.display())))?;
     let (client, conn) = settings
         .sql_config()
         .connect(postgres_native_tls::MakeTlsConnector::new(connector))
         .await
         .map_err(|e| match tls_error_text(&e) {
             Some(cause) if crate::net::tls::is_certificate_failure(&cause) => {
-                SourceError::Definite(tls.failure(
+                SourceError::definite(tls.failure(
                     &format!("{}:{}", settings.source.host, settings.source.port()),
                     &cause,
                 ))
@@ -266,7 +266,7 @@ impl Source for PgSourceSettings {
             let mut saved = None;
             if snapshot {
                 let snapshot_name = created.snapshot_name.clone().ok_or_else(|| {
-                    SourceError::Definite("server did not export a snapshot".into())
+                    SourceError::definite("server did not export a snapshot".into())
                 })?;
                 snapshot::run(
                     settings,
@@ -320,7 +320,7 @@ impl Source for PgSourceSettings {
                 tracing::warn!(slot = %settings.slot, "snapshot did not finish before; recreating the slot and snapshotting again");
                 drop(stream);
                 drop_slot_when_released(&sql, &settings.slot).await?;
-                return Err(SourceError::Transient(
+                return Err(SourceError::transient(
                     "restarting with a new slot and snapshot".into(),
                 ));
             }
@@ -385,7 +385,7 @@ fn slot_taken(slot: &str, pid: Option<i32>) -> SourceError {
     let kill = pid
         .map(|p| format!(", or terminate it with SELECT pg_terminate_backend({p});"))
         .unwrap_or_default();
-    SourceError::Taken(format!(
+    SourceError::taken(format!(
         "replication slot `{slot}` is active in another process{who}; another agent owns this \
          source; fix: stop the other agent{kill} or give this source another slot_name, or set \
          when_taken = \"standby\" to wait and take over"
@@ -414,7 +414,7 @@ async fn drop_slot_when_released(
             SlotState::Missing => return Ok(()),
         }
     }
-    Err(SourceError::Transient(format!(
+    Err(SourceError::transient(format!(
         "replication slot `{slot}` still active; retrying"
     )))
 }

@@ -71,7 +71,7 @@ impl RelationState {
     ) -> Result<(), SourceError> {
         out.clear();
         if tuple.len() != self.decoders.len() {
-            return Err(SourceError::Transient(format!(
+            return Err(SourceError::transient(format!(
                 "table {}: tuple has {} columns, schema has {}; reloading the schema",
                 self.schema.id,
                 tuple.len(),
@@ -103,14 +103,14 @@ impl RelationState {
     /// Decodes column `i` from its text form.
     pub fn decode_text<'a>(&self, i: usize, text: &'a [u8]) -> Result<Datum<'a>, SourceError> {
         let Some(dec) = self.decoders.get(i) else {
-            return Err(SourceError::Transient(format!(
+            return Err(SourceError::transient(format!(
                 "table {}: column {i} beyond the schema",
                 self.schema.id
             )));
         };
         dec.decode(text).map_err(|e| {
             let col = self.schema.columns.get(i).map_or("?", |c| c.name.as_str());
-            SourceError::Definite(format!(
+            SourceError::definite(format!(
                 "table {}: column `{col}`: cannot decode value: {e}",
                 self.schema.id
             ))
@@ -265,7 +265,7 @@ impl<'c> SchemaLoader<'c> {
             }
             attempt += 1;
             if attempt >= CATALOG_WAIT_ATTEMPTS {
-                return Err(SourceError::Transient(format!(
+                return Err(SourceError::transient(format!(
                     "table {id}: its columns are not visible in the catalog; restarting the stream"
                 )));
             }

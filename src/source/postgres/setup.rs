@@ -39,13 +39,13 @@ pub async fn role_attributes(sql: &Client) -> Result<(String, bool, bool), Sourc
 pub async fn check_prerequisites(sql: &Client) -> Result<(), SourceError> {
     let wal_level = wal_level(sql).await?;
     if wal_level != "logical" {
-        return Err(SourceError::Definite(format!(
+        return Err(SourceError::definite(format!(
             "wal_level is `{wal_level}`, logical replication needs `logical`; fix: {WAL_LEVEL_FIX}"
         )));
     }
     let (user, can_replicate, _) = role_attributes(sql).await?;
     if !can_replicate {
-        return Err(SourceError::Definite(format!(
+        return Err(SourceError::definite(format!(
             "role `{user}` lacks the REPLICATION attribute; fix: ALTER ROLE {user} REPLICATION;"
         )));
     }
@@ -96,7 +96,7 @@ pub async fn ensure_publication(
             } else {
                 "a superuser (or the tables' owner with CREATE on the database)"
             };
-            Err(SourceError::Definite(format!(
+            Err(SourceError::definite(format!(
                 "cannot create publication `{name}`: {}; fix: have {who} run: {stmt}; \
                  (see docs/postgres-setup.md)",
                 db_message(&e)
@@ -208,7 +208,7 @@ pub async fn check_replica_identity(sql: &Client, publication: &str) -> Result<(
         } else {
             String::new()
         };
-        return Err(SourceError::Definite(format!(
+        return Err(SourceError::definite(format!(
             "table {table}{more} has no primary key and no usable replica identity, so its \
              updates and deletes cannot be captured; fix: {}",
             replica_identity_fix(table)

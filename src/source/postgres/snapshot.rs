@@ -171,7 +171,7 @@ pub async fn run<S: Sink>(
             Chunk::Done(i) => {
                 tables_done += 1;
                 if carry.get(&i).is_some_and(|c| !c.is_empty()) {
-                    return Err(SourceError::Transient(format!(
+                    return Err(SourceError::transient(format!(
                         "COPY of {} ended in the middle of a row",
                         states[i].schema().id
                     )));
@@ -191,7 +191,7 @@ pub async fn run<S: Sink>(
             start += nl + 1;
             split_copy_line(line, &mut fields);
             if fields.len() != state.width() {
-                return Err(SourceError::Definite(format!(
+                return Err(SourceError::definite(format!(
                     "snapshot of {}: COPY row has {} fields, expected {}",
                     state.schema().id,
                     fields.len(),
@@ -313,7 +313,7 @@ fn copy_error(e: CopyError, (schema, table): &(String, String), role: &str) -> S
         } else {
             String::new()
         };
-        return SourceError::Definite(format!(
+        return SourceError::definite(format!(
             "snapshot of {schema}.{table}: {message} (SQLSTATE 42501); fix: grant SELECT on \
              {schema}.{table} to {role}: {usage}GRANT SELECT ON {}.{} TO {};",
             quote_ident(schema),

@@ -373,7 +373,7 @@ impl<'a> PgStream<'a> {
             }
             LogicalMessage::Origin(_) | LogicalMessage::Type(_) => {}
             other => {
-                return Err(SourceError::Definite(format!(
+                return Err(SourceError::definite(format!(
                     "unexpected pgoutput message `{}` (streaming and two-phase are not requested)",
                     other.kind()
                 )))
@@ -393,7 +393,7 @@ impl ChangeStream for PgStream<'_> {
             .recv()
             .await
             .map_err(repl_error)?
-            .ok_or_else(|| SourceError::Transient("server ended the replication stream".into()))
+            .ok_or_else(|| SourceError::transient("server ended the replication stream".into()))
     }
 
     async fn handle<S: Sink<Position = Lsn>>(
@@ -532,7 +532,7 @@ async fn emit<S: Sink>(
 
 fn relation(map: &HashMap<u32, RelationState>, oid: u32) -> Result<&RelationState, SourceError> {
     map.get(&oid).ok_or_else(|| {
-        SourceError::Transient(format!(
+        SourceError::transient(format!(
             "row for relation {oid} arrived before its Relation message; restarting the stream"
         ))
     })
@@ -540,7 +540,7 @@ fn relation(map: &HashMap<u32, RelationState>, oid: u32) -> Result<&RelationStat
 
 fn tx_mut(tx: &mut Option<Tx>) -> Result<&mut Tx, SourceError> {
     tx.as_mut().ok_or_else(|| {
-        SourceError::Transient("row change outside a transaction; restarting the stream".into())
+        SourceError::transient("row change outside a transaction; restarting the stream".into())
     })
 }
 
@@ -573,12 +573,12 @@ fn now_us() -> i64 {
 
 pub(super) fn repl_error(e: super::replication::ReplError) -> SourceError {
     if e.is_transient() {
-        SourceError::Transient(format!("replication: {e}"))
+        SourceError::transient(format!("replication: {e}"))
     } else {
-        SourceError::Definite(format!("replication: {e}"))
+        SourceError::definite(format!("replication: {e}"))
     }
 }
 
 fn protocol_error(e: wire::DecodeError) -> SourceError {
-    SourceError::Transient(format!("malformed replication data: {e}"))
+    SourceError::transient(format!("malformed replication data: {e}"))
 }

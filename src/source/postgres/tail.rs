@@ -124,7 +124,7 @@ pub async fn run(
             f = stream.recv() => f.map_err(repl_error)?,
         };
         let Some(frame) = frame else {
-            return Err(SourceError::Transient(
+            return Err(SourceError::transient(
                 "server ended the replication stream".into(),
             ));
         };
@@ -232,7 +232,7 @@ pub async fn run(
                 Ok(())
             }
             other => {
-                return Err(SourceError::Definite(format!(
+                return Err(SourceError::definite(format!(
                     "unexpected pgoutput message `{}` (streaming and two-phase are not requested)",
                     other.kind()
                 )))
@@ -244,7 +244,7 @@ pub async fn run(
             Ok(()) => {}
             // The reader went away (`| head`, a closed pager): that is how tail ends there.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
-            Err(e) => return Err(SourceError::Definite(format!("write to stdout: {e}"))),
+            Err(e) => return Err(SourceError::definite(format!("write to stdout: {e}"))),
         }
     }
     let _ = out.flush();
@@ -342,7 +342,7 @@ fn format_utc_micros(us: i64) -> String {
 
 fn relation(map: &HashMap<u32, RelationState>, oid: u32) -> Result<&RelationState, SourceError> {
     map.get(&oid).ok_or_else(|| {
-        SourceError::Transient(format!(
+        SourceError::transient(format!(
             "row for relation {oid} arrived before its Relation message"
         ))
     })
@@ -363,7 +363,7 @@ async fn send_status(stream: &mut ReplicationStream, received: Lsn) -> Result<()
 }
 
 fn protocol_error(e: wire::DecodeError) -> SourceError {
-    SourceError::Transient(format!("malformed replication data: {e}"))
+    SourceError::transient(format!("malformed replication data: {e}"))
 }
 
 #[cfg(test)]

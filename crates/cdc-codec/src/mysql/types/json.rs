@@ -14,8 +14,8 @@
 
 use std::fmt::Write as _;
 
+use super::clock::{push_time_of_day, MICROS_PER_SEC};
 use super::decimal::decode_binary_decimal;
-use super::value::{push_time_of_day, MICROS_PER_SEC};
 
 const SMALL_OBJECT: u8 = 0x00;
 const LARGE_OBJECT: u8 = 0x01;

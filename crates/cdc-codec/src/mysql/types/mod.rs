@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 
 mod charset;
+mod clock;
+mod dec;
 mod decimal;
 mod json;
 mod layout;

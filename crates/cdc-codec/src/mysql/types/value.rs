@@ -7,9 +7,10 @@ use crate::civil::{civil_from_days, days_from_civil};
 use crate::event::Datum;
 
 use super::charset::{cp1252_to_utf8, Text};
+use super::clock::push_time_of_day;
+use super::dec::{Dec, FixedText};
 use super::decimal::{decimal_bin_size, decode_binary_decimal, unsigned_decimal_bytes};
 use super::json;
-use super::layout::{Dec, FixedText};
 
 /// A value-level failure, turned into a [`DecodeError::Value`] by the caller (which knows the
 /// column).
@@ -38,8 +39,7 @@ fn sign_extend(v: u64, bytes: u8) -> i64 {
     ((v << shift) as i64) >> shift
 }
 
-/// Microseconds in a second.
-pub const MICROS_PER_SEC: i64 = 1_000_000;
+pub use super::clock::MICROS_PER_SEC;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SEC;
 
 /// The fraction of TIME2/DATETIME2/TIMESTAMP2: (fsp+1)/2 big-endian bytes → microseconds.
@@ -415,25 +415,4 @@ pub fn format_zoned(micros: i64) -> Option<String> {
     push_time_of_day(&mut s, tod, false);
     s.push('Z');
     Some(s)
-}
-
-/// `HH:MM:SS` plus the fraction: trimmed (`fixed6 = false`) or always six digits.
-pub(super) fn push_time_of_day(s: &mut String, micros: i64, fixed6: bool) {
-    use std::fmt::Write as _;
-    let secs = micros / MICROS_PER_SEC;
-    let frac = micros % MICROS_PER_SEC;
-    let _ = write!(
-        s,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
-    if fixed6 {
-        let _ = write!(s, ".{frac:06}");
-    } else if frac != 0 {
-        let digits = format!("{frac:06}");
-        s.push('.');
-        s.push_str(digits.trim_end_matches('0'));
-    }
 }

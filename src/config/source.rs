@@ -1,0 +1,216 @@
+//! A connector file: one source, with the settings every kind of source shares.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::*;
+
+/// The database a source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// PostgreSQL logical replication (pgoutput).
+    Postgres,
+    /// MySQL or MariaDB row binlog.
+    Mysql,
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceKind::Postgres => "postgres",
+            SourceKind::Mysql => "mysql",
+        })
+    }
+}
+
+/// How an initial snapshot is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// Snapshot existing rows once, then stream changes.
+    #[default]
+    Initial,
+    /// Stream changes only, from the slot's or binlog's current position.
+    Never,
+    /// Snapshot existing rows, then stop.
+    InitialOnly,
+}
+
+/// Delivery guarantee of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Table topics, event store and source offsets are written in one Kafka transaction; a
+    /// read_committed consumer sees every change exactly once.
+    #[default]
+    ExactlyOnce,
+    /// Idempotent producer, no transactions: after a crash some changes may appear twice.
+    AtLeastOnce,
+}
+
+/// What an agent does when another agent already owns its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenTaken {
+    /// Exit with code 3 (`SOURCE_TAKEN`).
+    #[default]
+    Exit,
+    /// Wait as a hot standby and take over when the owner dies.
+    Standby,
+}
+
+/// `[snapshot]` of a source file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// `initial` (default), `never` or `initial_only`.
+    #[serde(default)]
+    pub mode: SnapshotMode,
+}
+
+/// One connector file: a single database source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique source name; part of slot, transactional id and offset keys. Required.
+    pub name: String,
+    /// `postgres` or `mysql` (MySQL and MariaDB). Required.
+    pub kind: SourceKind,
+    /// Prefix of every table topic: `<topic_prefix>.<schema>.<table>`. Required.
+    pub topic_prefix: String,
+    /// Database host. Default: `127.0.0.1`.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Database port. Default: 5432 for postgres, 3306 for mysql.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// User the agent connects as. Required.
+    pub user: String,
+    /// Password. Prefer `password_file` or the environment override. Default: none.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// File whose first line is the password; wins over `password`. Default: none.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Database to connect to. Required for postgres; optional for mysql.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// `exactly-once` (default) or `at-least-once`.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// When another agent owns this source: `exit` (default, exit code 3) or `standby` (wait
+    /// and take over when it dies).
+    #[serde(default)]
+    pub when_taken: WhenTaken,
+    /// Topic overrides: `"<schema>.<table>" = "<topic>"`. Tables not listed go to
+    /// `<topic_prefix>.<schema>.<table>`. Default: none.
+    #[serde(default)]
+    pub topic_routes: BTreeMap<String, String>,
+    /// Follow every delete with a tombstone (null value) in the table topic, so compaction can
+    /// forget the row. Default: true.
+    #[serde(default = "default_true")]
+    pub tombstones_on_delete: bool,
+    /// What an unchanged TOASTed value the database did not send becomes (strings; bytes get
+    /// its UTF-8 bytes). Default: `__debezium_unavailable_value`, as Debezium.
+    #[serde(default = "default_placeholder")]
+    pub unavailable_value_placeholder: String,
+    /// Initial snapshot settings.
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    /// PostgreSQL-only settings (only with `kind = "postgres"`).
+    #[serde(default)]
+    pub postgres: Option<PostgresOptions>,
+    /// MySQL/MariaDB-only settings (only with `kind = "mysql"`).
+    #[serde(default)]
+    pub mysql: Option<MysqlOptions>,
+    /// The file this source was loaded from.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+impl SourceConfig {
+    /// The port, defaulted by kind.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.kind {
+            SourceKind::Postgres => DEFAULT_POSTGRES_PORT,
+            SourceKind::Mysql => DEFAULT_MYSQL_PORT,
+        })
+    }
+
+    /// The environment-variable prefix that overrides this source's keys.
+    pub fn env_prefix(&self) -> String {
+        source_env_prefix(&self.name)
+    }
+}
+
+pub(super) fn validate_source(mut s: SourceConfig) -> Result<SourceConfig, ConfigError> {
+    let origin = s.file.display().to_string();
+    let bad = |key: &str, problem: String, fix: &str| {
+        Err(ConfigError::new(&origin, Some(key.into()), problem, fix))
+    };
+    if s.name.is_empty()
+        || !s
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return bad(
+            "name",
+            format!("`{}` is not a valid source name", s.name),
+            "use letters, digits, `-` and `_` only",
+        );
+    }
+    if s.topic_prefix.is_empty()
+        || !s
+            .topic_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return bad(
+            "topic_prefix",
+            format!("`{}` is not a valid Kafka topic prefix", s.topic_prefix),
+            "use letters, digits, `.`, `-` and `_` only",
+        );
+    }
+    match s.kind {
+        SourceKind::Postgres => {
+            if s.mysql.is_some() {
+                return bad(
+                    "mysql",
+                    "a [mysql] section in a postgres source".into(),
+                    "remove the [mysql] section or set kind = \"mysql\"",
+                );
+            }
+            if s.database.is_none() {
+                return bad(
+                    "database",
+                    "missing database for a postgres source".into(),
+                    "add `database = \"<database name>\"`",
+                );
+            }
+        }
+        SourceKind::Mysql => {
+            if s.postgres.is_some() {
+                return bad(
+                    "postgres",
+                    "a [postgres] section in a mysql source".into(),
+                    "remove the [postgres] section or set kind = \"postgres\"",
+                );
+            }
+        }
+    }
+    if let Some(pg) = &s.postgres {
+        validate_pg_tls(pg, &origin)?;
+    }
+    if let Some(my) = &s.mysql {
+        validate_mysql_tls(my, &origin)?;
+    }
+    if let Some(path) = &s.password_file {
+        s.password = Some(read_secret_file(path, &origin, "password_file")?);
+    }
+    Ok(s)
+}
