@@ -7,7 +7,6 @@
 
 use crate::common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use cdc_agent::ops::exit;
 use cdc_agent::source::postgres::replication::{ReplicationClient, ReplicationConfig};
 use cdc_agent::source::postgres::wire::Lsn;
 use common::agent::{Agent, AgentConfig};
+use common::ports::free_port;
 use common::{pg_connect, stack_env, unique_name, FreshPgDb};
 
 /// Long enough for Kafka topic creation on a cold broker; the agent usually exits in seconds.
@@ -227,15 +227,6 @@ fn running_as_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs a PostgreSQL binary as the OS user postgres when we are root (as
