@@ -21,6 +21,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A benchmark result.
 pub type Result<T, E = BoxError> = std::result::Result<T, E>;
 
+/// A variable of `scripts/stack env`, or an error saying how to set them.
+pub fn var(name: &str) -> Result<String> {
+    std::env::var(name)
+        .map_err(|_| format!("{name} is not set: run `eval \"$(scripts/stack env)\"` first").into())
+}
+
 pub fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -100,12 +106,32 @@ impl Delivery {
             Delivery::AtLeastOnce => "at-least-once",
         }
     }
+    /// `--modes`: a comma-separated list of `eos`/`exactly-once` and `alo`/`at-least-once`.
+    pub fn parse_list(modes: &str) -> Result<Vec<Delivery>> {
+        modes
+            .split(',')
+            .map(|m| match m {
+                "eos" | "exactly-once" => Ok(Delivery::ExactlyOnce),
+                "alo" | "at-least-once" => Ok(Delivery::AtLeastOnce),
+                other => Err(format!("unknown mode {other}").into()),
+            })
+            .collect()
+    }
+
     pub fn short(self) -> &'static str {
         match self {
             Delivery::ExactlyOnce => "eos",
             Delivery::AtLeastOnce => "alo",
         }
     }
+}
+
+/// `KEY=VALUE` of a `flag` that needs one.
+pub fn key_value(flag: &str, kv: &str) -> Result<(String, String)> {
+    let (k, v) = kv
+        .split_once('=')
+        .ok_or_else(|| format!("{flag} needs KEY=VALUE"))?;
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 /// The last `n` lines of an agent log, without the terminal colours it always writes.
@@ -668,6 +694,68 @@ pub fn live_table(o: &mut String, lives: &[Live]) {
             l.load,
         );
     }
+}
+
+/// One row of a report's goals table: the goal, its target, what was measured, and whether
+/// the target was met.
+pub type Goal<'a> = (&'a str, String, String, bool);
+
+/// The live goals (p99 latency per mode, steady RSS) for `lives`.
+pub fn live_goals(lives: &[Live], goals: &mut Vec<Goal>) {
+    for l in lives {
+        let (bound, what) = match l.delivery {
+            Delivery::AtLeastOnce => (25.0, "p99 commit→visible, at-least-once"),
+            Delivery::ExactlyOnce => (50.0, "p99 commit→visible, exactly-once"),
+        };
+        goals.push((
+            what,
+            format!("≤ {bound:.0} ms"),
+            format!("{:.1} ms", l.p99_ms),
+            l.p99_ms <= bound,
+        ));
+        let what = match l.delivery {
+            Delivery::AtLeastOnce => "steady RSS (max over window), at-least-once",
+            Delivery::ExactlyOnce => "steady RSS (max over window), exactly-once",
+        };
+        goals.push((
+            what,
+            "≤ 64 MiB".to_string(),
+            format!("{:.1} MiB", l.rss_max_mib),
+            l.rss_max_mib <= 64.0,
+        ));
+    }
+}
+
+/// The goals table under `title`, when there are goals.
+pub fn goals_table(o: &mut String, title: &str, goals: Vec<Goal>) {
+    if !goals.is_empty() {
+        let _ = writeln!(
+            o,
+            "{title}\n\n| goal | target | measured | |\n|---|---|---|---|"
+        );
+        for (g, t, m, ok) in goals {
+            let _ = writeln!(o, "| {g} | {t} | {m} | {} |", verdict(ok));
+        }
+        let _ = writeln!(o);
+    }
+}
+
+/// Appends a report to RESULTS.md at `path` (never overwrites; several programs append there).
+pub fn append_results(path: &Path, text: &str) -> Result<()> {
+    let fresh = !path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    if fresh {
+        writeln!(
+            f,
+            "# Benchmark results\n\nAppended by the programs under `bench/`; newest last.\n"
+        )?;
+    }
+    write!(f, "\n{text}")?;
+    eprintln!("appended to {}", path.display());
+    Ok(())
 }
 
 pub fn shell(cmd: &str, args: &[&str]) -> String {

@@ -28,7 +28,6 @@
 
 use std::error::Error;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,9 +35,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e_common::{
-    assign_when_present, broker_pid, consumer, consumer_error_is_fatal, cpu_model, delete_topics, kafka_version,
-    live_table, load_1m, load_average, now_us, proc_cpu_secs, proc_kib, ram_gib, run_id, shell, verdict, Agent,
-    AgentSpec, Delivery, Live, LiveArgs, LiveWriter,
+    append_results, assign_when_present, broker_pid, consumer, consumer_error_is_fatal, cpu_model,
+    delete_topics, goals_table, kafka_version, key_value, live_goals, live_table, load_1m, load_average, now_us,
+    proc_cpu_secs, proc_kib, ram_gib, run_id, shell, var, Agent, AgentSpec, Delivery, Goal, Live, LiveArgs,
+    LiveWriter,
 };
 use rdkafka::Message;
 
@@ -118,26 +118,9 @@ fn parse_args() -> Result<Args> {
             "--live-warmup" => a.live_warmup = value()?.parse()?,
             "--agent" => a.agent = PathBuf::from(value()?),
             "--label" => a.label = value()?,
-            "--modes" => {
-                a.modes = value()?
-                    .split(',')
-                    .map(|m| match m {
-                        "eos" | "exactly-once" => Ok(Delivery::ExactlyOnce),
-                        "alo" | "at-least-once" => Ok(Delivery::AtLeastOnce),
-                        other => Err(format!("unknown mode {other}")),
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            "--kafka-prop" => {
-                let kv = value()?;
-                let (k, v) = kv.split_once('=').ok_or("--kafka-prop needs KEY=VALUE")?;
-                a.kafka_props.push((k.to_owned(), v.to_owned()));
-            }
-            "--kafka-setting" => {
-                let kv = value()?;
-                let (k, v) = kv.split_once('=').ok_or("--kafka-setting needs KEY=VALUE")?;
-                a.kafka_main.push((k.to_owned(), v.to_owned()));
-            }
+            "--modes" => a.modes = Delivery::parse_list(&value()?)?,
+            "--kafka-prop" => a.kafka_props.push(key_value("--kafka-prop", &value()?)?),
+            "--kafka-setting" => a.kafka_main.push(key_value("--kafka-setting", &value()?)?),
             "--pg-sslmode" => a.pg_sslmode = value()?,
             "--keep-logs" => a.keep_logs = Some(PathBuf::from(value()?)),
             "--dump-latency" => a.dump_latency = Some(PathBuf::from(value()?)),
@@ -176,11 +159,6 @@ struct Env {
     pg_bin_dir: PathBuf,
     kafka: String,
     registry: String,
-}
-
-fn var(name: &str) -> Result<String> {
-    std::env::var(name)
-        .map_err(|_| format!("{name} is not set: run `eval \"$(scripts/stack env)\"` first").into())
 }
 
 impl Env {
@@ -762,7 +740,7 @@ fn report(
     // Goals (from the issues). Throughput is compared within a round (same backlog, minutes
     // apart); outside load only ever slows a run down, so the best round counts, and every
     // round is listed.
-    let mut goals: Vec<(&str, String, String, bool)> = Vec::new();
+    let mut goals: Vec<Goal> = Vec::new();
     let rounds = drains.iter().map(|d| d.round).max().map_or(0, |r| r + 1);
     let rate = |reader: &str, round: usize| {
         drains
@@ -795,25 +773,8 @@ fn report(
             best <= 0.15,
         ));
     }
-    for l in lives {
-        let (bound, what) = match l.delivery {
-            Delivery::AtLeastOnce => (25.0, "p99 commit→visible, at-least-once"),
-            Delivery::ExactlyOnce => (50.0, "p99 commit→visible, exactly-once"),
-        };
-        goals.push((what, format!("≤ {bound:.0} ms"), format!("{:.1} ms", l.p99_ms), l.p99_ms <= bound));
-        let what = match l.delivery {
-            Delivery::AtLeastOnce => "steady RSS (max over window), at-least-once",
-            Delivery::ExactlyOnce => "steady RSS (max over window), exactly-once",
-        };
-        goals.push((what, "≤ 64 MiB".to_string(), format!("{:.1} MiB", l.rss_max_mib), l.rss_max_mib <= 64.0));
-    }
-    if !goals.is_empty() {
-        let _ = writeln!(o, "Goals:\n\n| goal | target | measured | |\n|---|---|---|---|");
-        for (g, t, m, ok) in goals {
-            let _ = writeln!(o, "| {g} | {t} | {m} | {} |", verdict(ok));
-        }
-        let _ = writeln!(o);
-    }
+    live_goals(lives, &mut goals);
+    goals_table(&mut o, "Goals:", goals);
     o
 }
 
@@ -920,14 +881,7 @@ async fn main() -> Result<()> {
     let text = report(&args, backlog.as_ref(), &drains, &lives, &load_start, &load_average(), &server_version);
     println!("\n{text}");
     if args.append {
-        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../RESULTS.md"));
-        let fresh = !path.exists();
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        if fresh {
-            writeln!(f, "# Benchmark results\n\nAppended by the programs under `bench/`; newest last.\n")?;
-        }
-        write!(f, "\n{text}")?;
-        eprintln!("appended to {}", path.display());
+        append_results(&PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../RESULTS.md")), &text)?;
     }
     Ok(())
 }
