@@ -7,10 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use apache_avro::types::Value as Avro;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::Offset;
 
+use super::kafka;
 use super::stack_env;
 
 /// A running agent; killed (SIGKILL) when dropped, its log kept for failure messages.
@@ -291,53 +290,17 @@ pub fn read_topic(
     timeout: Duration,
     mut done: impl FnMut(&[Record]) -> bool,
 ) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
-        .set("group.id", format!("test-reader-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
     let start = std::time::Instant::now();
     let mut out = Vec::new();
+    let consumer = kafka::consumer("test-reader", &[]);
     // The topic may not exist yet: wait for its metadata.
-    let partitions = loop {
-        if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
-                if t.error().is_none() && !t.partitions().is_empty() {
-                    break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
-                }
-            }
-        }
-        if start.elapsed() > timeout {
-            return out;
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let Some(partitions) = kafka::partitions(&consumer, topic, timeout) else {
+        return out;
     };
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    kafka::assign(&consumer, topic, &partitions, Offset::Beginning);
     while !done(&out) && start.elapsed() < timeout {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let mut headers = HashMap::new();
-            if let Some(h) = m.headers() {
-                for hd in h.iter() {
-                    headers.insert(
-                        hd.key.to_string(),
-                        String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
-                    );
-                }
-            }
-            out.push(Record {
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers,
-                partition: m.partition(),
-                offset: m.offset(),
-            });
+        if let Some(Ok(record)) = kafka::poll(&consumer, Duration::from_millis(200)) {
+            out.push(record);
         }
     }
     out

@@ -1,5 +1,5 @@
-//! Helpers of the load, crash and fault tests (pg_snapshot, pg_schema_change, pg_crash,
-//! pg_registry_outage): a seeded RNG, an incremental topic reader, decoding of int-keyed
+//! Helpers of the load, crash and fault tests (postgres::snapshot, postgres::schema_change,
+//! postgres::crash, outages::postgres_registry): an incremental topic reader, decoding of int-keyed
 //! change events, registry look-ups, and clean-up of a test's topics and subjects.
 
 use std::collections::HashMap;
@@ -9,56 +9,11 @@ use apache_avro::types::Value as Avro;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 
 use super::agent::{field, unwrap_union, Agent, AvroDecoder, Record};
+use super::kafka;
 use super::stack_env;
-
-/// xorshift64* seeded from `CDC_TEST_SEED` or the clock; the seed is printed so a failing
-/// run can be replayed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn seeded(test: &str) -> Self {
-        let seed = std::env::var("CDC_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-                    ^ u64::from(std::process::id())
-            });
-        println!("{test}: seed={seed} (replay with CDC_TEST_SEED={seed})");
-        Rng(seed.max(1))
-    }
-
-    /// A generator for a sub-task, derived from a printed seed.
-    pub fn from_seed(seed: u64) -> Self {
-        Rng(seed.max(1))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `lo..hi` (`hi` exclusive, `hi > lo`).
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo)
-    }
-
-    /// True with probability `pct`%.
-    pub fn chance(&mut self, pct: u64) -> bool {
-        self.range(0, 100) < pct
-    }
-}
 
 /// Reads one topic from the beginning, incrementally (read_committed): each call returns
 /// only records not returned before, so a test can follow a topic of millions of records.
@@ -73,35 +28,12 @@ pub struct TopicTail {
 impl TopicTail {
     /// Waits (up to `timeout`) for the topic to exist, then reads it from the beginning.
     pub fn open(topic: &str, timeout: Duration) -> TopicTail {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
-            .set("group.id", format!("test-tail-{}", std::process::id()))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("fetch.max.bytes", "52428800")
-            .create()
-            .unwrap();
-        let start = Instant::now();
-        let partitions = loop {
-            if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-                if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
-                    if t.error().is_none() && !t.partitions().is_empty() {
-                        break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
-                    }
-                }
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "topic {topic} did not appear within {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let mut tpl = TopicPartitionList::new();
-        for p in &partitions {
-            tpl.add_partition_offset(topic, *p, Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&tpl).unwrap();
+        let (consumer, partitions) = kafka::from_start(
+            topic,
+            "test-tail",
+            &[("fetch.max.bytes", "52428800")],
+            timeout,
+        );
         TopicTail {
             consumer,
             topic: topic.to_string(),
@@ -116,25 +48,8 @@ impl TopicTail {
         let start = Instant::now();
         let mut out = Vec::new();
         while start.elapsed() < budget && out.len() < 100_000 {
-            match self.consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => {
-                    let mut headers = HashMap::new();
-                    if let Some(h) = m.headers() {
-                        for hd in h.iter() {
-                            headers.insert(
-                                hd.key.to_string(),
-                                String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
-                            );
-                        }
-                    }
-                    out.push(Record {
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
-                        headers,
-                        partition: m.partition(),
-                        offset: m.offset(),
-                    });
-                }
+            match kafka::poll(&self.consumer, Duration::from_millis(100)) {
+                Some(Ok(record)) => out.push(record),
                 Some(Err(e)) => panic!("reading {}: {e}", self.topic),
                 None if !out.is_empty() => break,
                 None => {}

@@ -1,29 +1,15 @@
-//! Shared parts of the exactly-once tests: a seeded generator, reading (id, v) changes back
+//! Shared parts of the exactly-once tests: reading (id, v) changes back
 //! read_committed, and counting lost, duplicated and out-of-order changes.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use apache_avro::types::Value as Avro;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::Message;
 
 use super::agent::{field, unwrap_union, AvroDecoder};
-use super::{stack_env, unique_name};
-
-/// xorshift64*: a seeded generator, so a failing run can be repeated.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use super::kafka;
 
 pub fn int(v: &Avro) -> i64 {
     match unwrap_union(v) {
@@ -126,24 +112,8 @@ pub fn check(name: &str, seen: &[(i64, i64, char)], final_state: &HashMap<i64, i
 /// A read_committed consumer of the stack's Kafka assigned to every partition of `topic` from
 /// the beginning (no group membership: nothing is committed).
 pub fn read_committed_from_start(topic: &str, group_prefix: &str) -> BaseConsumer {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
-        .set("group.id", unique_name(group_prefix))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    consumer
+    let settings = [("fetch.wait.max.ms", "10")];
+    kafka::from_start(topic, group_prefix, &settings, Duration::from_secs(10)).0
 }
 
 /// Reads the table topic and the event store back (each until it holds `final_state` or

@@ -6,9 +6,12 @@
 pub mod agent;
 pub mod cdc;
 pub mod eos;
+pub mod kafka;
+pub mod minimal_root;
 pub mod mysql;
 pub mod ops;
 pub mod ports;
+pub mod rng;
 pub mod scratch;
 pub mod scratch_pg;
 pub mod tls;

@@ -7,7 +7,7 @@ Prints one JSON object per record on stdout, in (partition, offset) order:
 Avro bytes print as {"$bytes": "<hex>"}, decimals as strings. Stops after --count records
 (exit 0) or after --timeout seconds (exit 3, with what it read so far on stdout).
 
-Used by tests/confluent_deserializer.rs; installed by scripts/build-deps into a virtualenv.
+Used by tests/delivery/confluent_deserializer.rs; installed by scripts/build-deps into a virtualenv.
 """
 
 import argparse

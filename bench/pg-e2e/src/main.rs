@@ -28,17 +28,19 @@
 
 use std::error::Error;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use e2e_common::{
+    append_results, assign_when_present, broker_pid, consumer, consumer_error_is_fatal, cpu_model,
+    delete_topics, goals_table, kafka_version, key_value, live_goals, live_table, load_1m, load_average, now_us,
+    proc_cpu_secs, proc_kib, ram_gib, run_id, shell, var, Agent, AgentSpec, Delivery, Goal, Live, LiveArgs,
+    LiveWriter,
+};
+use rdkafka::Message;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
@@ -116,26 +118,9 @@ fn parse_args() -> Result<Args> {
             "--live-warmup" => a.live_warmup = value()?.parse()?,
             "--agent" => a.agent = PathBuf::from(value()?),
             "--label" => a.label = value()?,
-            "--modes" => {
-                a.modes = value()?
-                    .split(',')
-                    .map(|m| match m {
-                        "eos" | "exactly-once" => Ok(Delivery::ExactlyOnce),
-                        "alo" | "at-least-once" => Ok(Delivery::AtLeastOnce),
-                        other => Err(format!("unknown mode {other}")),
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            "--kafka-prop" => {
-                let kv = value()?;
-                let (k, v) = kv.split_once('=').ok_or("--kafka-prop needs KEY=VALUE")?;
-                a.kafka_props.push((k.to_owned(), v.to_owned()));
-            }
-            "--kafka-setting" => {
-                let kv = value()?;
-                let (k, v) = kv.split_once('=').ok_or("--kafka-setting needs KEY=VALUE")?;
-                a.kafka_main.push((k.to_owned(), v.to_owned()));
-            }
+            "--modes" => a.modes = Delivery::parse_list(&value()?)?,
+            "--kafka-prop" => a.kafka_props.push(key_value("--kafka-prop", &value()?)?),
+            "--kafka-setting" => a.kafka_main.push(key_value("--kafka-setting", &value()?)?),
             "--pg-sslmode" => a.pg_sslmode = value()?,
             "--keep-logs" => a.keep_logs = Some(PathBuf::from(value()?)),
             "--dump-latency" => a.dump_latency = Some(PathBuf::from(value()?)),
@@ -174,11 +159,6 @@ struct Env {
     pg_bin_dir: PathBuf,
     kafka: String,
     registry: String,
-}
-
-fn var(name: &str) -> Result<String> {
-    std::env::var(name)
-        .map_err(|_| format!("{name} is not set: run `eval \"$(scripts/stack env)\"` first").into())
 }
 
 impl Env {
@@ -225,78 +205,12 @@ async fn pg_connect(url: &str) -> Result<tokio_postgres::Client> {
     Ok(client)
 }
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-fn run_id() -> u32 {
-    std::process::id()
-}
-
 fn topic_prefix(tag: &str) -> String {
     format!("e2e{}_{tag}", run_id())
 }
 
 // ---------------------------------------------------------------------------------------
 // /proc
-
-/// One `Vm…:` line of /proc/<pid>/status, in KiB.
-fn proc_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// user + system CPU seconds of a process (clock ticks at 100 Hz).
-fn proc_cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "?".into())
-}
-
-fn load_1m() -> String {
-    load_average()
-        .split_whitespace()
-        .next()
-        .unwrap_or("?")
-        .to_owned()
-}
-
-/// The pid of the stack's Kafka broker (`java … kafka.Kafka $CDC_STACK_DIR/kafka/…`; other
-/// stacks may run on the same machine), for its CPU time.
-fn broker_pid() -> Option<u32> {
-    let stack = std::env::var("CDC_STACK_DIR").unwrap_or_default();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-        let mut args = cmd.split(|&b| b == 0);
-        if !args.next().is_some_and(|a| a.ends_with(b"java")) {
-            return None;
-        }
-        args.position(|a| a == b"kafka.Kafka")?;
-        let props = args.next().unwrap_or_default();
-        props.starts_with(stack.as_bytes()).then_some(pid)
-    })
-}
 
 /// CPU seconds of the walsender serving `slot`, sampled until `stop`: the server-side cost
 /// of a reader (decoding WAL), next to the reader's own.
@@ -331,280 +245,35 @@ fn track_walsender(
 // ---------------------------------------------------------------------------------------
 // the agent process
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Delivery {
-    ExactlyOnce,
-    AtLeastOnce,
-}
-
-impl Delivery {
-    fn toml(self) -> &'static str {
-        match self {
-            Delivery::ExactlyOnce => "exactly-once",
-            Delivery::AtLeastOnce => "at-least-once",
-        }
-    }
-    fn short(self) -> &'static str {
-        match self {
-            Delivery::ExactlyOnce => "eos",
-            Delivery::AtLeastOnce => "alo",
-        }
-    }
-}
-
-struct Agent {
-    name: String,
-    keep_logs: Option<PathBuf>,
-    child: Child,
-    _dir: tempfile::TempDir,
-    log: PathBuf,
-    started: Instant,
-}
-
-impl Agent {
-    /// Writes a configuration for one source named `name` (also its topic prefix and slot)
-    /// and starts `cdc-agent run`. Snapshots are off: the slot (made beforehand, or by the
-    /// agent when missing) is where the agent starts.
-    fn start(args: &Args, env: &Env, db: &str, name: &str, delivery: Delivery) -> Result<Agent> {
-        let dir = tempfile::Builder::new().prefix("pg-e2e-").tempdir()?;
-        std::fs::create_dir(dir.path().join("connectors"))?;
-        std::fs::write(
-            dir.path().join("cdc-agent.toml"),
-            format!(
-                "[agent]\nstate_dir = \"{state}\"\n[kafka]\nbootstrap_servers = \"{kafka}\"\n{main}\
-                 [schema_registry]\nurl = \"{registry}\"\n[event_store]\ntopic = \"{name}.events\"\n\
-                 [http]\nlisten = \"127.0.0.1:0\"\n[kafka.properties]\n{props}",
-                state = dir.path().join("state").display(),
-                main = args
-                    .kafka_main
-                    .iter()
-                    .map(|(k, v)| format!("{k} = {v}\n"))
-                    .collect::<String>(),
-                props = args
-                    .kafka_props
-                    .iter()
-                    .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
-                    .collect::<String>(),
-                kafka = env.kafka,
-                registry = env.registry,
-            ),
-        )?;
-        std::fs::write(
-            dir.path().join("connectors").join("source.toml"),
-            format!(
-                "name = \"{name}\"\nkind = \"postgres\"\ntopic_prefix = \"{name}\"\n\
-                 host = \"{host}\"\nport = {port}\nuser = \"{user}\"\npassword = \"{pw}\"\n\
-                 database = \"{db}\"\ndelivery = \"{delivery}\"\n\
-                 [snapshot]\nmode = \"never\"\n\
-                 [postgres]\nslot_name = \"{name}\"\npublication = \"{PUBLICATION}\"\n\
-                 sslmode = \"{sslmode}\"\n",
-                sslmode = args.pg_sslmode,
-                host = env.host,
-                port = env.port,
-                user = env.agent_user,
-                pw = env.agent_password,
-                delivery = delivery.toml(),
-            ),
-        )?;
-        let log = dir.path().join("agent.log");
-        let out = std::fs::File::create(&log)?;
-        let child = Command::new(&args.agent)
-            .args(["run", "--config"])
-            .arg(dir.path().join("cdc-agent.toml"))
-            .env(
-                "RUST_LOG",
-                std::env::var("E2E_AGENT_LOG")
-                    .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()?;
-        Ok(Agent {
-            name: name.to_owned(),
-            keep_logs: args.keep_logs.clone(),
-            child,
-            _dir: dir,
-            log,
-            started: Instant::now(),
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_tail(&self) -> String {
-        let log = self.log_text();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    fn alive(&mut self) -> Result<()> {
-        match self.child.try_wait()? {
-            None => Ok(()),
-            Some(status) => Err(format!(
-                "agent exited ({status}); log tail:\n{}",
-                self.log_tail()
-            )
-            .into()),
-        }
-    }
-
-    async fn wait_log(&mut self, needle: &str, timeout: Duration) -> Result<()> {
-        let start = Instant::now();
-        while !self.log_text().contains(needle) {
-            self.alive()?;
-            if start.elapsed() > timeout {
-                return Err(format!(
-                    "no `{needle}` in the agent log after {timeout:?}; log tail:\n{}",
-                    self.log_tail()
-                )
-                .into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
-    }
-
-    /// SIGTERM, then waits for the drain; SIGKILL after a minute. Returns the exit code.
-    fn stop(mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if let Some(dir) = &self.keep_logs {
-            let _ = std::fs::create_dir_all(dir);
-            let _ = std::fs::copy(&self.log, dir.join(format!("{}.log", self.name)));
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Kafka
-
-fn consumer(env: &Env) -> Result<BaseConsumer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", &env.kafka)
-        .set("group.id", format!("pg-e2e-{}", run_id()))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("fetch.max.bytes", "52428800")
-        // The consumer's own fetch cadence should not show in the latency: a fetch that finds
-        // nothing returns after 10 ms instead of librdkafka's 500.
-        .set("fetch.wait.max.ms", "10")
-        .create()?)
-}
-
-/// Waits for `topic` (the agent creates it at the table's first change) and assigns every
-/// partition from the beginning.
-fn assign_when_present(c: &BaseConsumer, topic: &str, timeout: Duration, stop: &AtomicBool) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        if let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
-                if t.error().is_none() && !t.partitions().is_empty() {
-                    let mut tpl = TopicPartitionList::new();
-                    for p in t.partitions() {
-                        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-                    }
-                    c.assign(&tpl)?;
-                    return Ok(());
-                }
-            }
-        }
-        if start.elapsed() > timeout || stop.load(Ordering::Relaxed) {
-            return Err(format!("topic {topic} did not appear within {timeout:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Consumer errors that do not heal by themselves.
-fn consumer_error_is_fatal(e: &rdkafka::error::KafkaError) -> bool {
-    use rdkafka::types::RDKafkaErrorCode as C;
-    !matches!(
-        e.rdkafka_error_code(),
-        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::PartitionEOF | C::RequestTimedOut | C::OperationTimedOut)
-    )
-}
-
-/// Deletes every topic whose name starts with this run's prefix.
-async fn delete_topics(env: &Env) {
-    let prefix = format!("e2e{}_", run_id());
-    let Ok(admin) = ClientConfig::new()
-        .set("bootstrap.servers", &env.kafka)
-        .create::<AdminClient<DefaultClientContext>>()
-    else {
-        return;
+/// Starts an agent with one PostgreSQL source named `name` (also its topic prefix and slot).
+/// Snapshots are off: the slot (made beforehand, or by the agent when missing) is where the
+/// agent starts.
+fn start_agent(args: &Args, env: &Env, db: &str, name: &str, delivery: Delivery) -> Result<Agent> {
+    let spec = AgentSpec {
+        binary: &args.agent,
+        tmp_prefix: "pg-e2e-",
+        kafka: &env.kafka,
+        registry: &env.registry,
+        kafka_main: &args.kafka_main,
+        kafka_props: &args.kafka_props,
+        keep_logs: args.keep_logs.as_deref(),
+        http: true,
     };
-    let Ok(md) = admin.inner().fetch_metadata(None, Duration::from_secs(10)) else {
-        return;
-    };
-    let topics: Vec<String> = md
-        .topics()
-        .iter()
-        .map(|t| t.name().to_owned())
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    if !topics.is_empty() {
-        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let _ = admin.delete_topics(&refs, &AdminOptions::new()).await;
-    }
-}
-
-/// One zigzag varint at `*pos`.
-fn varint(b: &[u8], pos: &mut usize) -> Option<i64> {
-    let (mut n, mut shift) = (0u64, 0u32);
-    loop {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        n |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((n >> 1) as i64) ^ -((n & 1) as i64));
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-}
-
-/// `(id, ts_us)` of a live-table insert event without a schema round trip: Confluent framing
-/// (5 bytes), `before` = null (union branch 0), `after` = record (branch 1) whose first
-/// columns are `id bigint` and `ts_us bigint`, both NOT NULL (no union). Cross-checked
-/// against the key, so a layout change fails loudly instead of measuring garbage.
-fn live_row(key: &[u8], value: &[u8]) -> Result<(i64, i64)> {
-    let mut k = 5;
-    let key_id = varint(key, &mut k).ok_or("short key")?;
-    let mut p = 5;
-    let (before, after) = (varint(value, &mut p), varint(value, &mut p));
-    let (id, ts) = (varint(value, &mut p), varint(value, &mut p));
-    match (before, after, id, ts) {
-        (Some(0), Some(1), Some(id), Some(ts)) if id == key_id => Ok((id, ts)),
-        _ => Err(format!("unexpected event layout (key id {key_id}): {:?}", &value[..value.len().min(32)]).into()),
-    }
+    let source = format!(
+        "name = \"{name}\"\nkind = \"postgres\"\ntopic_prefix = \"{name}\"\n\
+         host = \"{host}\"\nport = {port}\nuser = \"{user}\"\npassword = \"{pw}\"\n\
+         database = \"{db}\"\ndelivery = \"{delivery}\"\n\
+         [snapshot]\nmode = \"never\"\n\
+         [postgres]\nslot_name = \"{name}\"\npublication = \"{PUBLICATION}\"\n\
+         sslmode = \"{sslmode}\"\n",
+        sslmode = args.pg_sslmode,
+        host = env.host,
+        port = env.port,
+        user = env.agent_user,
+        pw = env.agent_password,
+        delivery = delivery.toml(),
+    );
+    Agent::start(&spec, name, name.to_owned(), &source)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -736,7 +405,7 @@ async fn cleanup(env: &Env, admin: &tokio_postgres::Client, db: &str) {
     let _ = admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .await;
-    delete_topics(env).await;
+    delete_topics(&env.kafka, &format!("e2e{}_", run_id())).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -843,14 +512,14 @@ async fn drain_agent(
     let broker_cpu0 = broker.map(proc_cpu_secs);
     let ws_stop = Arc::new(AtomicBool::new(false));
     let walsender = track_walsender(env, db, &name, ws_stop.clone());
-    let mut agent = Agent::start(args, env, db, &name, delivery)?;
+    let mut agent = start_agent(args, env, db, &name, delivery)?;
     let pid = agent.pid();
     let expected = backlog.rows;
     let stop = Arc::new(AtomicBool::new(false));
     let counter = {
         let (env, stop) = (env.clone(), stop.clone());
         std::thread::spawn(move || -> Result<(i64, i64, u64)> {
-            let c = consumer(&env)?;
+            let c = consumer(&env.kafka, "pg-e2e")?;
             assign_when_present(&c, &topic, Duration::from_secs(300), &stop)?;
             let (mut first_ms, mut records) = (None, 0u64);
             while records < expected {
@@ -897,7 +566,7 @@ async fn drain_agent(
     ws_stop.store(true, Ordering::Relaxed);
     let walsender_cpu = walsender.await.ok().flatten();
     let load = load_1m();
-    let exit = agent.stop();
+    let (exit, _) = agent.stop();
     let secs = (done_us - first_ms * 1000) as f64 / 1e6;
     Ok(Drain {
         reader: format!("cdc-agent {}", delivery.toml()),
@@ -918,103 +587,24 @@ async fn drain_agent(
 // ---------------------------------------------------------------------------------------
 // live
 
-#[derive(Debug, Clone)]
-struct Live {
-    delivery: Delivery,
-    target_rate: u64,
-    achieved_rate: f64,
-    rows: usize,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    max_ms: f64,
-    rss_p50_mib: f64,
-    rss_max_mib: f64,
-    peak_rss_mib: f64,
-    commit_p50_ms: f64,
-    commit_p99_ms: f64,
-    cpu_per_s: f64,
-    load: String,
+/// The live table's writer: `live_batch` rows per transaction, each row's
+/// `clock_timestamp()` read at its insert.
+struct PgLiveWriter {
+    dbc: tokio_postgres::Client,
+    insert: tokio_postgres::Statement,
+    batch: i32,
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+impl LiveWriter for PgLiveWriter {
+    async fn insert_batch(&mut self) -> Result<u64> {
+        Ok(self.dbc.execute(&self.insert, &[&self.batch]).await?)
     }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 async fn live_run(args: &Args, env: &Env, db: &str, delivery: Delivery) -> Result<Live> {
     let name = topic_prefix(&format!("live_{}", delivery.short()));
     let topic = format!("{name}.public.live");
-    let mut agent = Agent::start(args, env, db, &name, delivery)?;
-    agent.wait_log("streaming", Duration::from_secs(120)).await?;
-    let pid = agent.pid();
-
-    let t0 = now_us();
-    let window = (
-        t0 + args.live_warmup as i64 * 1_000_000,
-        t0 + (args.live_warmup + args.live_secs) as i64 * 1_000_000,
-    );
-    let written = Arc::new(AtomicU64::new(0));
-    let writing = Arc::new(AtomicBool::new(true));
-    let stop = Arc::new(AtomicBool::new(false));
-
-    // Consumer: every row's (insert time, receive time).
-    let reader = {
-        let (env, written, writing, stop) = (env.clone(), written.clone(), writing.clone(), stop.clone());
-        std::thread::spawn(move || -> Result<Vec<(i64, i64, i64)>> {
-            let c = consumer(&env)?;
-            assign_when_present(&c, &topic, Duration::from_secs(120), &stop)?;
-            let mut rows = Vec::with_capacity(1 << 20);
-            loop {
-                if stop.load(Ordering::Relaxed)
-                    || (!writing.load(Ordering::Relaxed)
-                        && rows.len() as u64 >= written.load(Ordering::Relaxed))
-                {
-                    return Ok(rows);
-                }
-                match c.poll(Duration::from_millis(50)) {
-                    None => {}
-                    // librdkafka reconnects by itself (a broker transport failure is
-                    // reported, then reading goes on); only stop on what it cannot fix.
-                    Some(Err(e)) if !consumer_error_is_fatal(&e) => {
-                        eprintln!("(reading {topic}: {e}; continuing)");
-                    }
-                    Some(Err(e)) => return Err(format!("reading {topic}: {e}").into()),
-                    Some(Ok(m)) => {
-                        let seen = now_us();
-                        let (Some(k), Some(v)) = (m.key(), m.payload()) else { continue };
-                        let (_, ts) = live_row(k, v)?;
-                        let produced_ms = m.timestamp().to_millis().unwrap_or(0);
-                        rows.push((ts, produced_ms, seen));
-                    }
-                }
-            }
-        })
-    };
-
-    // Agent memory over the counted window.
-    let rss = {
-        let writing = writing.clone();
-        tokio::spawn(async move {
-            let mut samples = Vec::new();
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            while writing.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let now = now_us();
-                if now >= window.0 && now < window.1 {
-                    if let Some(k) = proc_kib(pid, "VmRSS:") {
-                        samples.push(k as f64 / 1024.0);
-                    }
-                }
-            }
-            samples
-        })
-    };
-
-    // Paced writer: `live_batch` rows per transaction, `live_rate` rows per second.
+    let agent = start_agent(args, env, db, &name, delivery)?;
     let dbc = pg_connect(&env.admin_url(db)).await?;
     let insert = dbc
         .prepare(
@@ -1023,144 +613,26 @@ async fn live_run(args: &Args, env: &Env, db: &str, delivery: Delivery) -> Resul
              FROM generate_series(1, $1::int) g",
         )
         .await?;
-    let period = Duration::from_secs_f64(args.live_batch as f64 / args.live_rate as f64);
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let batch = args.live_batch as i32;
-    let mut commit_ms = Vec::new();
-    let mut in_window = 0u64;
-    let mut cpu_window = (None, None);
-    let mut next_check = Instant::now();
-    loop {
-        tick.tick().await;
-        let now = now_us();
-        if now >= window.1 {
-            break;
-        }
-        if now >= window.0 && cpu_window.0.is_none() {
-            cpu_window.0 = Some((proc_cpu_secs(pid), Instant::now()));
-        }
-        let s = Instant::now();
-        let n = dbc.execute(&insert, &[&batch]).await?;
-        let took = s.elapsed().as_secs_f64() * 1000.0;
-        written.fetch_add(n, Ordering::Relaxed);
-        if now >= window.0 {
-            in_window += n;
-            commit_ms.push(took);
-        }
-        if next_check <= Instant::now() {
-            agent.alive()?;
-            next_check = Instant::now() + Duration::from_secs(1);
-        }
-    }
-    cpu_window.1 = Some((proc_cpu_secs(pid), Instant::now()));
-    writing.store(false, Ordering::Relaxed);
-    let rss = rss.await?;
-
-    // Let the consumer catch up with the last rows (bounded).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !reader.is_finished() {
-        if Instant::now() > deadline {
-            stop.store(true, Ordering::Relaxed);
-        }
-        agent.alive()?;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let rows = reader.join().map_err(|_| "reader panicked")??;
-    let peak = proc_kib(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0;
-    let load = load_1m();
-    agent.stop();
-
-    if let Some(prefix) = &args.dump_latency {
-        let path = format!("{}-{}.csv", prefix.display(), delivery.short());
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        writeln!(f, "insert_us,produced_ms,visible_us")?;
-        for (ts, produced, seen) in &rows {
-            writeln!(f, "{ts},{produced},{seen}")?;
-        }
-        eprintln!("wrote {path}");
-    }
-    let mut lat: Vec<f64> = rows
-        .iter()
-        .filter(|(ts, _, _)| *ts >= window.0 && *ts < window.1)
-        .map(|(ts, _, seen)| (seen - ts) as f64 / 1000.0)
-        .collect();
-    lat.sort_by(f64::total_cmp);
-    let mut rss_sorted = rss.clone();
-    rss_sorted.sort_by(f64::total_cmp);
-    commit_ms.sort_by(f64::total_cmp);
-    let cpu_per_s = match cpu_window {
-        (Some((c0, t0)), Some((c1, t1))) => (c1 - c0) / (t1 - t0).as_secs_f64(),
-        _ => f64::NAN,
+    let writer = PgLiveWriter { dbc, insert, batch: args.live_batch as i32 };
+    let live = LiveArgs {
+        rate: args.live_rate,
+        batch: args.live_batch,
+        secs: args.live_secs,
+        warmup: args.live_warmup,
+        dump_latency: args.dump_latency.as_deref(),
+        kafka: &env.kafka,
+        group: "pg-e2e",
     };
-    Ok(Live {
-        delivery,
-        target_rate: args.live_rate,
-        achieved_rate: in_window as f64 / args.live_secs as f64,
-        rows: lat.len(),
-        p50_ms: pct(&lat, 0.50),
-        p99_ms: pct(&lat, 0.99),
-        p999_ms: pct(&lat, 0.999),
-        max_ms: lat.last().copied().unwrap_or(f64::NAN),
-        rss_p50_mib: pct(&rss_sorted, 0.5),
-        rss_max_mib: rss_sorted.last().copied().unwrap_or(f64::NAN),
-        peak_rss_mib: peak,
-        commit_p50_ms: pct(&commit_ms, 0.5),
-        commit_p99_ms: pct(&commit_ms, 0.99),
-        cpu_per_s,
-        load,
-    })
+    e2e_common::live_run(&live, delivery, agent, topic, writer).await
 }
 
 // ---------------------------------------------------------------------------------------
 // report
 
-fn shell(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
-}
 
-fn ram_gib() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1048576.0)
-}
 
-fn kafka_version(repo: &Path) -> String {
-    std::fs::read_to_string(repo.join("scripts/stack.d/maven/kafka-pom.xml"))
-        .ok()
-        .and_then(|p| {
-            let s = p.split_once("<kafka.version>")?.1;
-            Some(s.split_once('<')?.0.to_owned())
-        })
-        .unwrap_or_else(|| "?".into())
-}
 
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "**missed**"
-    }
-}
 
 #[allow(clippy::too_many_arguments)]
 fn report(
@@ -1262,35 +734,13 @@ fn report(
              writer commit round trip p50/p99 shown); steady RSS = agent VmRSS every 100 ms over the window\n",
             args.live_rate, args.live_batch, args.live_secs, args.live_warmup
         );
-        let _ = writeln!(o, "| mode | target rows/s | achieved rows/s | rows | p50 ms | p99 ms | p99.9 ms | max ms | steady RSS p50 / max MiB | peak RSS MiB | agent CPU (cores) | writer commit p50/p99 ms | load 1m |");
-        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-        for l in lives {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {:.1} | {:.2} | {:.1} / {:.1} | {} |",
-                l.delivery.toml(),
-                l.target_rate,
-                l.achieved_rate,
-                l.rows,
-                l.p50_ms,
-                l.p99_ms,
-                l.p999_ms,
-                l.max_ms,
-                l.rss_p50_mib,
-                l.rss_max_mib,
-                l.peak_rss_mib,
-                l.cpu_per_s,
-                l.commit_p50_ms,
-                l.commit_p99_ms,
-                l.load,
-            );
-        }
+        live_table(&mut o, lives);
         let _ = writeln!(o);
     }
     // Goals (from the issues). Throughput is compared within a round (same backlog, minutes
     // apart); outside load only ever slows a run down, so the best round counts, and every
     // round is listed.
-    let mut goals: Vec<(&str, String, String, bool)> = Vec::new();
+    let mut goals: Vec<Goal> = Vec::new();
     let rounds = drains.iter().map(|d| d.round).max().map_or(0, |r| r + 1);
     let rate = |reader: &str, round: usize| {
         drains
@@ -1323,25 +773,8 @@ fn report(
             best <= 0.15,
         ));
     }
-    for l in lives {
-        let (bound, what) = match l.delivery {
-            Delivery::AtLeastOnce => (25.0, "p99 commit→visible, at-least-once"),
-            Delivery::ExactlyOnce => (50.0, "p99 commit→visible, exactly-once"),
-        };
-        goals.push((what, format!("≤ {bound:.0} ms"), format!("{:.1} ms", l.p99_ms), l.p99_ms <= bound));
-        let what = match l.delivery {
-            Delivery::AtLeastOnce => "steady RSS (max over window), at-least-once",
-            Delivery::ExactlyOnce => "steady RSS (max over window), exactly-once",
-        };
-        goals.push((what, "≤ 64 MiB".to_string(), format!("{:.1} MiB", l.rss_max_mib), l.rss_max_mib <= 64.0));
-    }
-    if !goals.is_empty() {
-        let _ = writeln!(o, "Goals:\n\n| goal | target | measured | |\n|---|---|---|---|");
-        for (g, t, m, ok) in goals {
-            let _ = writeln!(o, "| {g} | {t} | {m} | {} |", verdict(ok));
-        }
-        let _ = writeln!(o);
-    }
+    live_goals(lives, &mut goals);
+    goals_table(&mut o, "Goals:", goals);
     o
 }
 
@@ -1448,14 +881,7 @@ async fn main() -> Result<()> {
     let text = report(&args, backlog.as_ref(), &drains, &lives, &load_start, &load_average(), &server_version);
     println!("\n{text}");
     if args.append {
-        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../RESULTS.md"));
-        let fresh = !path.exists();
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        if fresh {
-            writeln!(f, "# Benchmark results\n\nAppended by the programs under `bench/`; newest last.\n")?;
-        }
-        write!(f, "\n{text}")?;
-        eprintln!("appended to {}", path.display());
+        append_results(&PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../RESULTS.md")), &text)?;
     }
     Ok(())
 }

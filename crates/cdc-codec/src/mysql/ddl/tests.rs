@@ -1,5 +1,5 @@
 //! Unit tests of the DDL parser: MariaDB syntax as the binlog carries it. (What the resulting
-//! columns look like is checked against a real server in tests/my_ddl_information_schema.rs.)
+//! columns look like is checked against a real server in tests/mysql/ddl_information_schema.rs.)
 
 use super::*;
 use crate::mysql::catalog::ColumnDef;

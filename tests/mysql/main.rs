@@ -1,0 +1,18 @@
+//! The MySQL/MariaDB source against the real stack and scratch servers: snapshot, streaming,
+//! types, DDL and schema history, GTID failover, bad input and TLS. One binary, so
+//! `tests/common` is compiled once; its tests run in parallel, so each makes its own database,
+//! server and topics.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_input;
+mod ddl_information_schema;
+mod gtid_failover;
+mod schema_history;
+mod schema_history_kafka;
+mod schema_history_rebuild;
+mod source;
+mod source_query;
+mod tls;
+mod types;

@@ -1,0 +1,19 @@
+//! The PostgreSQL source against the real stack: snapshot, streaming, types, schema changes,
+//! bad input, TLS, crashes and large transactions. One binary, so `tests/common` is compiled
+//! once; its tests run in parallel, so each makes its own database, slot and topics.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_input;
+mod crash;
+mod delivery;
+mod large_transaction;
+mod replication_client;
+mod schema_change;
+mod slot_progress;
+mod snapshot;
+mod source;
+mod tail;
+mod tls;
+mod types;

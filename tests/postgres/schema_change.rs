@@ -1,0 +1,179 @@
+//! Schema changes in the middle of the stream: ADD COLUMN and DROP COLUMN each register a new
+//! value-schema version under `<topic>-value`, and every event — before and after each
+//! change — decodes with a standard Avro reader through its own writer schema.
+
+use crate::common;
+
+use std::time::Duration;
+
+use apache_avro::types::Value as Avro;
+use common::agent::{field, read_topic, Agent, AgentConfig, AvroDecoder};
+use common::cdc::{
+    as_i64, as_opt_string, decode_table_change, has_field, subject_versions, Change, StackCleanup,
+};
+use common::{pg_connect, unique_name, wait_until, FreshPgDb};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn changes(topic: &str, n: usize, agent: &Agent) -> Vec<Change> {
+    let recs = read_topic(topic, WAIT, |r| r.len() >= n);
+    assert_eq!(
+        recs.len(),
+        n,
+        "records on {topic}; agent log:\n{}",
+        agent.log()
+    );
+    let mut dec = AvroDecoder::new();
+    recs.iter()
+        .map(|r| decode_table_change(&mut dec, r, "id"))
+        .collect()
+}
+
+async fn versions_at_least(subject: &str, n: usize, agent: &Agent) -> Vec<i64> {
+    let subject = subject.to_string();
+    let v = wait_until(WAIT, &format!("{n} versions of {subject}"), || {
+        let v = subject_versions(&subject);
+        async move { (v.len() >= n).then_some(v) }
+    })
+    .await;
+    assert_eq!(
+        v.len(),
+        n,
+        "versions of {subject}; agent log:\n{}",
+        agent.log()
+    );
+    v
+}
+
+fn after(c: &Change) -> &Avro {
+    c.after
+        .as_ref()
+        .unwrap_or_else(|| panic!("no after in {c:?}"))
+}
+
+#[tokio::test]
+async fn add_and_drop_column_mid_stream_register_new_versions_and_every_event_decodes() {
+    let db = FreshPgDb::create("schema").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, name text, qty int NOT NULL DEFAULT 0);
+             INSERT INTO t VALUES (1, 'snap', 1);
+             CREATE PUBLICATION cdc_pub FOR TABLE t;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("schema");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml =
+        format!("[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n");
+    let agent = Agent::start(&cfg);
+    let topic = format!("{name}.public.t");
+    let subject = format!("{topic}-value");
+
+    // Snapshot row, then a streamed row: the snapshot and the stream share one version.
+    changes(&topic, 1, &agent);
+    admin
+        .batch_execute("INSERT INTO t VALUES (2, 'before', 2)")
+        .await
+        .unwrap();
+    changes(&topic, 2, &agent);
+    let v1 = versions_at_least(&subject, 1, &agent).await;
+
+    // ADD COLUMN: rows written after it carry the column, with its values.
+    admin
+        .batch_execute(
+            "ALTER TABLE t ADD COLUMN extra int;
+             INSERT INTO t VALUES (3, 'added', 3, 33);
+             UPDATE t SET extra = 11 WHERE id = 1;
+             INSERT INTO t (id, name, qty) VALUES (4, 'added-null', 4);",
+        )
+        .await
+        .unwrap();
+    changes(&topic, 5, &agent);
+    let v2 = versions_at_least(&subject, 2, &agent).await;
+
+    // DROP COLUMN: the column disappears from later events.
+    admin
+        .batch_execute(
+            "ALTER TABLE t DROP COLUMN name;
+             INSERT INTO t (id, qty, extra) VALUES (5, 5, 55);
+             UPDATE t SET qty = 20 WHERE id = 2;",
+        )
+        .await
+        .unwrap();
+    let all = changes(&topic, 7, &agent);
+    let v3 = versions_at_least(&subject, 3, &agent).await;
+    println!("pg_schema_change: versions {v1:?} → {v2:?} → {v3:?}");
+
+    let ids: Vec<(i64, &str)> = all
+        .iter()
+        .map(|c| (c.id, c.op.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (1, "r"),
+            (2, "c"),
+            (3, "c"),
+            (1, "u"),
+            (4, "c"),
+            (5, "c"),
+            (2, "u")
+        ]
+    );
+    // Version 1: name and qty, no extra.
+    for c in &all[..2] {
+        let a = after(c);
+        assert!(has_field(a, "name") && !has_field(a, "extra"), "{c:?}");
+    }
+    assert_eq!(
+        as_opt_string(field(after(&all[0]), "name")).as_deref(),
+        Some("snap")
+    );
+    assert_eq!(
+        as_opt_string(field(after(&all[1]), "name")).as_deref(),
+        Some("before")
+    );
+    // Version 2: name, qty and extra.
+    for c in &all[2..5] {
+        assert!(
+            has_field(after(c), "name") && has_field(after(c), "extra"),
+            "{c:?}"
+        );
+    }
+    assert_eq!(as_i64(field(after(&all[2]), "extra")), 33);
+    assert_eq!(
+        as_opt_string(field(after(&all[2]), "name")).as_deref(),
+        Some("added")
+    );
+    assert_eq!(as_i64(field(after(&all[3]), "extra")), 11);
+    assert_eq!(
+        as_opt_string(field(after(&all[3]), "name")).as_deref(),
+        Some("snap")
+    );
+    assert_eq!(
+        field(after(&all[4]), "extra"),
+        &Avro::Union(0, Box::new(Avro::Null))
+    );
+    // Version 3: qty and extra, no name.
+    for c in &all[5..] {
+        assert!(
+            !has_field(after(c), "name") && has_field(after(c), "extra"),
+            "{c:?}"
+        );
+    }
+    assert_eq!(as_i64(field(after(&all[5]), "extra")), 55);
+    assert_eq!(as_i64(field(after(&all[5]), "qty")), 5);
+    assert_eq!(as_i64(field(after(&all[6]), "qty")), 20);
+    assert_eq!(
+        field(after(&all[6]), "extra"),
+        &Avro::Union(0, Box::new(Avro::Null))
+    );
+
+    // The registry kept the old versions, each still resolvable: old events stay readable.
+    assert_eq!(subject_versions(&subject).len(), 3);
+}
