@@ -36,7 +36,7 @@ pub use stream::ChangeStream;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Delivery, MainConfig, SourceConfig};
 use crate::encode::avro::ConnectorKind;
-use crate::error::SourceError;
+use crate::error::{Dependency, SourceError};
 use crate::event::{ChangeEvent, TableId, TableSchema};
 use crate::ops::status::SourceStatus;
 use crate::publish::{EventMeta, PublishConfig, Publisher};
@@ -140,7 +140,10 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
                 checkpoint::load::<T>(&kafka, &topic, &name)
             }))
             .await
-            .map_err(|e| SourceError::transient(format!("checkpoint load task: {e}")))??;
+            .map_err(|e| {
+                SourceError::transient(format!("checkpoint load task: {e}"))
+                    .concerning(Dependency::Kafka)
+            })??;
         if let Some(cp) = &loaded {
             self.written = Some(encode_checkpoint(cp)?);
         }

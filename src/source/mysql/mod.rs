@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 
+use crate::source::Dependency;
 pub use crate::source::SourceError;
 
 use crate::config::{MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig};
@@ -125,8 +126,10 @@ impl MySourceSettings {
     /// Connection options of the SQL and binlog connections: host, credentials and TLS
     /// (`[mysql] ssl_mode`, `ssl_ca`; see docs/security.md).
     pub fn opts(&self) -> Result<mysql_async::OptsBuilder, SourceError> {
-        let b = crate::net::mysql::mysql_opts_builder(&self.source)
-            .map_err(|e| SourceError::definite(format!("{}: {e}", self.source.file.display())))?;
+        let b = crate::net::mysql::mysql_opts_builder(&self.source).map_err(|e| {
+            SourceError::definite(format!("{}: {e}", self.source.file.display()))
+                .concerning(Dependency::Configuration)
+        })?;
         Ok(b.conn_ttl(None::<Duration>).wait_timeout(Some(28800)))
     }
 

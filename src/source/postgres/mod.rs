@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::source::supervise::Source;
-use crate::source::SourceError;
+use crate::source::{Dependency, SourceError};
 
 use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
 use crate::net::tls::PgTls;
@@ -141,9 +141,10 @@ pub async fn connect_sql(
     settings: &PgSourceSettings,
 ) -> Result<tokio_postgres::Client, SourceError> {
     let tls = settings.tls();
-    let connector = tls
-        .connector()
-        .map_err(|e| SourceError::definite(format!("{}: {e}", settings.source.file.display())))?;
+    let connector = tls.connector().map_err(|e| {
+        SourceError::definite(format!("{}: {e}", settings.source.file.display()))
+            .concerning(Dependency::Configuration)
+    })?;
     let (client, conn) = settings
         .sql_config()
         .connect(postgres_native_tls::MakeTlsConnector::new(connector))
