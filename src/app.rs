@@ -59,17 +59,24 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let name = source.name.clone();
         let status = health.register(&name);
         let (registry, stop) = (registry.clone(), stop.clone());
+        let when_taken = source.when_taken;
         match source.kind {
             SourceKind::Postgres => {
                 let settings = PgSourceSettings::new(source, cfg.main.clone());
                 tasks.spawn(async move {
-                    (name, supervise::run(settings, registry, status, stop).await)
+                    (
+                        name,
+                        supervise::run(settings, when_taken, registry, status, stop).await,
+                    )
                 });
             }
             SourceKind::Mysql => {
                 let settings = MySourceSettings::new(source, cfg.main.clone());
                 tasks.spawn(async move {
-                    (name, supervise::run(settings, registry, status, stop).await)
+                    (
+                        name,
+                        supervise::run(settings, when_taken, registry, status, stop).await,
+                    )
                 });
             }
         }

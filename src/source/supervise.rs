@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{SourceConfig, WhenTaken};
+use crate::config::WhenTaken;
 use crate::ops::status::{SourceState, SourceStatus};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
@@ -23,30 +23,41 @@ use crate::source::SourceError;
 
 /// A database source as the supervisor runs it.
 pub trait Source: Send + Sync {
-    /// The source's configuration (name, `when_taken`).
-    fn config(&self) -> &SourceConfig;
-
     /// One attempt: connect, check prerequisites, take ownership, snapshot if needed and
     /// stream through the pipeline until shutdown (`Ok`) or failure.
-    fn attempt(
-        &self,
-        registry: &Arc<Registry>,
-        status: &SourceStatus,
-        stop: &mut Shutdown,
-    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+    fn attempt(&self, run: Attempt<'_>) -> impl Future<Output = Result<(), SourceError>> + Send;
 }
 
-/// Runs `source` until shutdown, retrying transient failures with backoff (see [`supervise`]).
+/// What one attempt of a [`Source`] gets from the supervisor.
+pub struct Attempt<'a> {
+    /// The schema registry client shared by every source.
+    pub registry: &'a Arc<Registry>,
+    /// Where the source reports state, beats and lag.
+    pub status: &'a SourceStatus,
+    /// This attempt's handle on the shutdown signal.
+    pub stop: &'a mut Shutdown,
+}
+
+/// Runs `source` until shutdown, retrying transient failures with backoff (see [`supervise`]);
+/// `when_taken` is the source's setting for a source another agent owns.
 pub async fn run<S: Source>(
     source: S,
+    when_taken: WhenTaken,
     registry: Arc<Registry>,
     status: SourceStatus,
     mut stop: Shutdown,
 ) -> Result<(), SourceError> {
-    let cfg = source.config();
-    supervise(&cfg.name, cfg.when_taken, &status, &mut stop, |mut stop| {
+    let name = status.name().to_string();
+    supervise(&name, when_taken, &status, &mut stop, |mut stop| {
         let (source, registry, status) = (&source, &registry, &status);
-        async move { source.attempt(registry, status, &mut stop).await }
+        async move {
+            let run = Attempt {
+                registry,
+                status,
+                stop: &mut stop,
+            };
+            source.attempt(run).await
+        }
     })
     .await
 }

@@ -42,7 +42,6 @@ pub mod snapshot;
 pub mod stream;
 pub mod types;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -51,12 +50,10 @@ use crate::source::Dependency;
 pub use crate::source::SourceError;
 
 use crate::config::{MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig};
-use crate::ops::status::{SourceState, SourceStatus};
+use crate::ops::status::SourceState;
 use crate::pipeline::{Pipeline, PipelineKind};
-use crate::registry::Registry;
-use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
-use crate::source::supervise::Source;
+use crate::source::supervise::{Attempt, Source};
 use crate::topics;
 use catalog::{BinlogPosition, Catalog};
 use events::Flavor;
@@ -207,19 +204,9 @@ pub async fn connect_sql(settings: &MySourceSettings) -> Result<mysql_async::Con
 }
 
 impl Source for MySourceSettings {
-    fn config(&self) -> &SourceConfig {
-        &self.source
-    }
-
-    /// Connects, checks, takes ownership, snapshots if needed and streams.
-    async fn attempt(
-        &self,
-        registry: &Arc<Registry>,
-        status: &SourceStatus,
-        stop: &mut Shutdown,
-    ) -> Result<(), SourceError> {
-        let settings = self;
-        let src = &settings.source;
+    async fn attempt(&self, run: Attempt<'_>) -> Result<(), SourceError> {
+        let (registry, status, stop) = (run.registry, run.status, run.stop);
+        let (settings, src) = (self, &self.source);
         let mut sql = connect_sql(settings).await?;
         let server = setup::check_prerequisites(&mut sql, settings).await?;
 

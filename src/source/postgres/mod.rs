@@ -33,18 +33,15 @@ pub mod tail;
 pub mod types;
 pub use cdc_codec::postgres::wire;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::source::supervise::Source;
+use crate::source::supervise::{Attempt, Source};
 use crate::source::{Dependency, SourceError};
 
 use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
 use crate::net::tls::PgTls;
-use crate::ops::status::{SourceState, SourceStatus};
+use crate::ops::status::SourceState;
 use crate::pipeline::{Pipeline, PipelineKind};
-use crate::registry::Registry;
-use crate::shutdown::Shutdown;
 use position::{PgCheckpoint, PgPosition};
 use replication::{ReplicationClient, ReplicationConfig};
 use setup::SlotState;
@@ -187,19 +184,9 @@ fn tls_error_text(e: &tokio_postgres::Error) -> Option<String> {
 }
 
 impl Source for PgSourceSettings {
-    fn config(&self) -> &SourceConfig {
-        &self.source
-    }
-
-    /// Connects, checks, takes ownership, snapshots if needed and streams.
-    async fn attempt(
-        &self,
-        registry: &Arc<Registry>,
-        status: &SourceStatus,
-        stop: &mut Shutdown,
-    ) -> Result<(), SourceError> {
-        let settings = self;
-        let src = &settings.source;
+    async fn attempt(&self, run: Attempt<'_>) -> Result<(), SourceError> {
+        let (registry, status, stop) = (run.registry, run.status, run.stop);
+        let (settings, src) = (self, &self.source);
         let sql = connect_sql(settings).await?;
         setup::check_prerequisites(&sql).await?;
         let tables = src
