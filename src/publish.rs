@@ -133,11 +133,6 @@ impl<S: Sink> Publisher<S> {
         Ok(())
     }
 
-    /// The current schema of `table`, if known.
-    pub fn table(&self, table: &TableId) -> Option<&Arc<TableSchema>> {
-        self.tables.get(table).map(|e| &e.schema)
-    }
-
     /// Makes `schema` the table's current schema: registers its key and value schemas (a new
     /// version when it changed) and creates its topic, before any event needs them.
     pub async fn set_table(

@@ -37,7 +37,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Delivery, MainConfig, SourceConfig};
 use crate::encode::avro::ConnectorKind;
 use crate::error::{Dependency, SourceError};
-use crate::event::{ChangeEvent, TableId, TableSchema};
+use crate::event::{ChangeEvent, TableSchema};
 use crate::ops::status::SourceStatus;
 use crate::publish::{EventMeta, PublishConfig, Publisher};
 use crate::registry::Registry;
@@ -63,22 +63,15 @@ pub struct Pipeline<S: Sink> {
     last_write: std::time::Instant,
 }
 
-/// What [`Pipeline::connect`] needs besides the source's own configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct PipelineKind {
-    /// Which connector's `source` block events carry.
-    pub connector: ConnectorKind,
-}
-
 impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
-    /// The pipeline of `source`: a Kafka sink (transactional in exactly-once mode, with the
+    /// The pipeline of `source` (events carrying `connector`'s `source` block): a Kafka sink (transactional in exactly-once mode, with the
     /// source's transactional id), its publisher, the event-store and offsets topics.
     /// Transactions are not registered yet: [`Pipeline::init_transactions`] fences other
     /// writers, which only the owner of the source may do.
     pub async fn connect(
         source: &SourceConfig,
         main: &MainConfig,
-        kind: PipelineKind,
+        connector: ConnectorKind,
         registry: Arc<Registry>,
         status: &SourceStatus,
     ) -> Result<Self, SourceError> {
@@ -96,7 +89,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
             topic_prefix: source.topic_prefix.clone(),
             event_store_topic: topics::event_store_mirror(&main.event_store).map(str::to_owned),
             tombstones: source.tombstones_on_delete,
-            connector: kind.connector,
+            connector,
             unavailable_value_placeholder: source.unavailable_value_placeholder.clone(),
             topic_routes: source.topic_routes.clone(),
         };
@@ -182,11 +175,6 @@ impl<S: Sink> Pipeline<S> {
         self.bounds.is_some()
     }
 
-    /// The offsets topic.
-    pub fn offsets_topic(&self) -> &str {
-        &self.offsets_topic
-    }
-
     /// Creates a topic the source writes to besides table topics (schema history, messages).
     pub async fn ensure_topic(
         &mut self,
@@ -200,11 +188,6 @@ impl<S: Sink> Pipeline<S> {
     /// agent that owns the source (holds its slot or lock) may call it.
     pub async fn init_transactions(&mut self) -> Result<(), SourceError> {
         Ok(self.publisher.sink().init_transactions().await?)
-    }
-
-    /// The current schema of `table`, if known.
-    pub fn table(&self, table: &TableId) -> Option<&Arc<TableSchema>> {
-        self.publisher.table(table)
     }
 
     /// Makes `schema` the table's current schema (registry subjects, topic) before any event
@@ -264,19 +247,15 @@ impl<S: Sink> Pipeline<S> {
     }
 
     async fn write_encoded(&mut self, value: Vec<u8>) -> Result<(), SourceError> {
-        let topic = std::mem::take(&mut self.offsets_topic);
-        let sent = self
-            .publisher
+        self.publisher
             .sink()
             .send(OutRecord {
-                topic: &topic,
+                topic: &self.offsets_topic,
                 key: Some(self.source.as_bytes()),
                 value: Some(&value),
                 headers: &[],
             })
-            .await;
-        self.offsets_topic = topic;
-        sent?;
+            .await?;
         self.written = Some(value);
         self.last_write = std::time::Instant::now();
         Ok(())

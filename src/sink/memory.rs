@@ -82,10 +82,6 @@ impl<P: Clone + Send> Sink for MemorySink<P> {
 
     fn set_status(&mut self, _status: SourceStatus) {}
 
-    fn is_transactional(&self) -> bool {
-        self.transactional
-    }
-
     async fn ensure_topic(&mut self, topic: &str, _c: &[(&str, &str)]) -> Result<(), SinkError> {
         self.topics.insert(topic.to_string());
         Ok(())

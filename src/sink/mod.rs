@@ -35,7 +35,7 @@ pub struct TxnBounds {
 ///   nothing earlier, so a crash replays from the last durable point: nothing is lost.
 /// - **Ordering**: records of one key stay in send order, across transactions too (a
 ///   transaction's records are all acknowledged before the next one's are sent).
-/// - **Transactions** (when [`Sink::is_transactional`]): the first [`Sink::send`] opens a
+/// - **Transactions** (exactly-once sinks): the first [`Sink::send`] opens a
 ///   transaction; [`Sink::commit`] closes it; a later commit starts only after the earlier one
 ///   succeeded, and when one fails, every later one is aborted with it. Nothing of an aborted
 ///   transaction becomes visible to read_committed readers.
@@ -53,9 +53,6 @@ pub trait Sink: Send {
     /// Reports into `status`: produce latency, in-flight records, transactions, and beats
     /// while waiting (an outage is waited out, not a stalled pipeline).
     fn set_status(&mut self, status: SourceStatus);
-
-    /// Whether records are written in transactions (exactly-once).
-    fn is_transactional(&self) -> bool;
 
     /// Creates `topic` unless it exists, with the given topic configs.
     fn ensure_topic(

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use self::acks::AckQueue;
 use self::admin::Topics;
@@ -158,13 +158,6 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
             }
         }
     }
-
-    /// Flushes librdkafka's queue (shutdown path).
-    pub fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
-        self.producer
-            .flush(timeout)
-            .map_err(|e| SinkError::Client(format!("flush: {e}")))
-    }
 }
 
 impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
@@ -172,10 +165,6 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
 
     fn set_status(&mut self, status: SourceStatus) {
         self.status = status;
-    }
-
-    fn is_transactional(&self) -> bool {
-        self.ring.is_some()
     }
 
     async fn ensure_topic(

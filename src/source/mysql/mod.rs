@@ -51,7 +51,7 @@ pub use crate::source::SourceError;
 
 use crate::config::{MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig};
 use crate::ops::status::SourceState;
-use crate::pipeline::{Pipeline, PipelineKind};
+use crate::pipeline::Pipeline;
 use crate::sink::{OutRecord, Sink};
 use crate::source::supervise::{Attempt, Source};
 use crate::topics;
@@ -228,9 +228,7 @@ impl Source for MySourceSettings {
         let mut pipeline = Pipeline::connect(
             src,
             &settings.main,
-            PipelineKind {
-                connector: crate::encode::avro::ConnectorKind::Mysql,
-            },
+            crate::encode::avro::ConnectorKind::Mysql,
             registry.clone(),
             status,
         )

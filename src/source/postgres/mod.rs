@@ -41,7 +41,7 @@ use crate::source::{Dependency, SourceError};
 use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
 use crate::net::tls::PgTls;
 use crate::ops::status::SourceState;
-use crate::pipeline::{Pipeline, PipelineKind};
+use crate::pipeline::Pipeline;
 use position::{PgCheckpoint, PgPosition};
 use replication::{ReplicationClient, ReplicationConfig};
 use setup::SlotState;
@@ -201,9 +201,7 @@ impl Source for PgSourceSettings {
         let mut pipeline = Pipeline::connect(
             src,
             &settings.main,
-            PipelineKind {
-                connector: crate::encode::avro::ConnectorKind::Postgres,
-            },
+            crate::encode::avro::ConnectorKind::Postgres,
             registry.clone(),
             status,
         )
