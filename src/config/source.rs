@@ -64,12 +64,33 @@ pub enum WhenTaken {
 }
 
 /// `[snapshot]` of a source file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotConfig {
     /// `initial` (default), `never` or `initial_only`.
     #[serde(default)]
     pub mode: SnapshotMode,
+    /// Rows read per chunk: each chunk's events commit with a checkpoint of where the
+    /// snapshot stands, so a restart re-reads at most one chunk per table and no Kafka
+    /// transaction holds more than the transaction bounds plus one chunk.
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: usize,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            mode: SnapshotMode::default(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
+    }
+}
+
+/// Rows per snapshot chunk by default.
+pub const DEFAULT_CHUNK_SIZE: usize = 10_000;
+
+fn default_chunk_size() -> usize {
+    DEFAULT_CHUNK_SIZE
 }
 
 /// One connector file: a single database source.

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
+use super::snapshot::{Mark, Watermark};
 use super::{encode_checkpoint, ChangeStream, Pipeline};
+use crate::checkpoint::Checkpoint;
 use crate::error::SourceError;
+use crate::ops::status::SourceState;
 use crate::shutdown::Shutdown;
 use crate::sink::Sink;
 
@@ -30,6 +33,24 @@ impl<S: Sink> Pipeline<S> {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.status().beat();
+            if self
+                .snapshots
+                .as_ref()
+                .is_some_and(|s| s.stop_when_done && s.idle())
+            {
+                tracing::info!(
+                    "initial snapshot done; stopping as snapshot.mode = initial_only asks"
+                );
+                break;
+            }
+            let next = self.snapshots.as_mut().and_then(|s| s.next_request());
+            if let Some((low, req)) = next {
+                if stop.is_triggered() {
+                    break;
+                }
+                self.read_chunk(source, low, req, stop).await?;
+                self.snapshot_moved(source).await?;
+            }
             // Exactly-once: close the open Kafka transaction by the group-commit rule (none is
             // ever open at least once). `recv` is cancel-safe, so peeking loses nothing.
             let (ready, commit) = match self.bounds {
@@ -68,8 +89,102 @@ impl<S: Sink> Pipeline<S> {
                 }
             };
             source.handle(item, self, stop).await?;
+            self.snapshot_moved(source).await?;
         }
         self.drain_stream(source).await
+    }
+
+    /// Reads one snapshot chunk between its watermarks and holds it until the stream brings
+    /// them back.
+    async fn read_chunk<C>(
+        &mut self,
+        source: &mut C,
+        low: Watermark,
+        req: super::ChunkRequest,
+        stop: &mut Shutdown,
+    ) -> Result<(), SourceError>
+    where
+        C: ChangeStream<Position = S::Position>,
+    {
+        source.write_watermark(&low).await?;
+        let chunk = source.read_chunk(&req, self, stop).await?;
+        if !chunk.rows.is_empty() {
+            let high = Watermark {
+                mark: Mark::High,
+                id: low.id.clone(),
+            };
+            source.write_watermark(&high).await?;
+        }
+        if let Some(s) = self.snapshots.as_mut() {
+            s.hold(low.id, &req, chunk);
+        }
+        Ok(())
+    }
+
+    /// After a snapshot moved (a chunk emitted, a table done): exactly once, the next commit
+    /// carries it, and a commit is made now if none is open; at least once, its rows are
+    /// drained first, so the checkpoint never runs ahead of what Kafka holds.
+    async fn snapshot_moved<C>(&mut self, source: &mut C) -> Result<(), SourceError>
+    where
+        C: ChangeStream<Position = S::Position>,
+    {
+        let Some(s) = self.snapshots.as_mut() else {
+            return Ok(());
+        };
+        if !s.take_dirty() {
+            return Ok(());
+        }
+        if s.idle() {
+            self.status().set_state(SourceState::Streaming);
+        } else {
+            let (done, estimate) = s.progress();
+            self.status().snapshot_progress(done, estimate);
+        }
+        if self.exactly_once() {
+            if !self.publisher.sink_ref().txn_open() && source.between_transactions() {
+                self.commit_with(source).await?;
+            }
+            return Ok(());
+        }
+        let acked = self.drain().await?;
+        if let Some(s) = self.snapshots.as_mut() {
+            s.durable = s.state().clone();
+        }
+        let cp = match &acked {
+            Some(p) => source.checkpoint_at(p),
+            None => None,
+        };
+        let cp = match cp {
+            Some(cp) => Some(cp),
+            // The database keeps the position (PostgreSQL): only the snapshot part matters.
+            None if C::IDLE_CHECKPOINT.is_none() => Some(source.checkpoint()),
+            None => None,
+        };
+        if let Some(cp) = cp {
+            let cp = self.with_snapshot(cp);
+            let value = encode_checkpoint(&cp)?;
+            if self.written.as_deref() != Some(&value[..]) {
+                self.write_encoded(value).await?;
+            }
+        }
+        if let Some(p) = acked {
+            source.durable(p);
+        }
+        Ok(())
+    }
+
+    /// `cp` with the snapshot part: the current state exactly once (the transaction holds
+    /// the rows), the drained one at least once.
+    pub(super) fn with_snapshot<T>(&self, mut cp: Checkpoint<T>) -> Checkpoint<T> {
+        if let Some(s) = &self.snapshots {
+            cp.snapshot_done = s.initial_done();
+            cp.snapshot = if self.exactly_once() {
+                s.state().clone()
+            } else {
+                s.durable.clone()
+            };
+        }
+        cp
     }
 
     /// Writes the source's checkpoint into the open transaction and commits it.
@@ -77,7 +192,8 @@ impl<S: Sink> Pipeline<S> {
     where
         C: ChangeStream<Position = S::Position>,
     {
-        self.write_checkpoint(&source.checkpoint()).await?;
+        let cp = self.with_snapshot(source.checkpoint());
+        self.write_checkpoint(&cp).await?;
         if let Some(p) = self.publisher.sink().commit().await? {
             source.durable(p);
         }
@@ -111,7 +227,8 @@ impl<S: Sink> Pipeline<S> {
 
     /// Whether the source's checkpoint differs from the newest one written.
     fn checkpoint_moved<C: ChangeStream>(&self, source: &C) -> Result<bool, SourceError> {
-        Ok(self.written.as_deref() != Some(&encode_checkpoint(&source.checkpoint())?[..]))
+        let cp = self.with_snapshot(source.checkpoint());
+        Ok(self.written.as_deref() != Some(&encode_checkpoint(&cp)?[..]))
     }
 
     /// At least once: writes the checkpoint of an acknowledged position, if the source keeps
@@ -124,6 +241,7 @@ impl<S: Sink> Pipeline<S> {
         let Some(cp) = source.checkpoint_at(acked) else {
             return Ok(false);
         };
+        let cp = self.with_snapshot(cp);
         let value = encode_checkpoint(&cp)?;
         if self.written.as_deref() == Some(&value[..]) {
             return Ok(false);
@@ -141,7 +259,8 @@ impl<S: Sink> Pipeline<S> {
         if self.exactly_once() {
             let moved = C::IDLE_CHECKPOINT.is_some() && self.checkpoint_moved(source)?;
             if self.publisher.sink_ref().txn_open() || moved {
-                self.write_checkpoint(&source.checkpoint()).await?;
+                let cp = self.with_snapshot(source.checkpoint());
+                self.write_checkpoint(&cp).await?;
                 self.publisher.sink().commit().await?;
             }
         }

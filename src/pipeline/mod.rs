@@ -19,6 +19,7 @@
 
 mod driver;
 mod order;
+pub mod snapshot;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,7 @@ use serde::Serialize;
 
 pub use driver::TICK;
 pub use order::TxOrder;
+pub use snapshot::{Chunk, ChunkRequest, Snapshots, Watermark};
 pub use stream::ChangeStream;
 
 use crate::checkpoint::{self, Checkpoint};
@@ -61,6 +63,8 @@ pub struct Pipeline<S: Sink> {
     written: Option<Vec<u8>>,
     /// When a checkpoint was last written (idle rewrites wait for a quiet moment).
     last_write: std::time::Instant,
+    /// Snapshots taken while streaming, when the source takes them.
+    snapshots: Option<Snapshots>,
 }
 
 impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
@@ -162,6 +166,7 @@ impl<S: Sink> Pipeline<S> {
             bounds,
             written: None,
             last_write: std::time::Instant::now(),
+            snapshots: None,
         }
     }
 
@@ -206,6 +211,9 @@ impl<S: Sink> Pipeline<S> {
         ev: &ChangeEvent<'_>,
         meta: EventMeta<'_>,
     ) -> Result<(), SourceError> {
+        if let Some(s) = &mut self.snapshots {
+            s.cover(ev);
+        }
         self.publisher.publish(ev, meta).await
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::snapshot::{Chunk, ChunkRequest, Watermark};
 use super::Pipeline;
 use crate::checkpoint::Checkpoint;
 use crate::error::SourceError;
@@ -84,4 +85,36 @@ pub trait ChangeStream: Send {
 
     /// Called once the shutdown drain finished and the final position was reported.
     fn stopped(&self);
+
+    /// Snapshots: commits `watermark` to the database so that the stream brings it back, in
+    /// commit order with the changes around it, to [`Pipeline::snapshot_watermark`]. Sources
+    /// that take snapshots while streaming implement it with [`ChangeStream::read_chunk`].
+    fn write_watermark(
+        &mut self,
+        watermark: &Watermark,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send {
+        let _ = watermark;
+        async {
+            Err(SourceError::definite(
+                "this source does not take snapshots while streaming".into(),
+            ))
+        }
+    }
+
+    /// Snapshots: reads the chunk `req` asks for, in key order, with a fresh view of the
+    /// database (not inside an older snapshot: the watermarks bracket it), and sets the
+    /// table's schema on `out`. Reads `limit + 1` rows to tell whether more follow.
+    fn read_chunk<S: Sink<Position = Self::Position>>(
+        &mut self,
+        req: &ChunkRequest,
+        out: &mut Pipeline<S>,
+        stop: &mut Shutdown,
+    ) -> impl Future<Output = Result<Chunk, SourceError>> + Send {
+        let _ = (req, out, stop);
+        async {
+            Err(SourceError::definite(
+                "this source does not take snapshots while streaming".into(),
+            ))
+        }
+    }
 }

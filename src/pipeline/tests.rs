@@ -158,6 +158,7 @@ impl ChangeStream for Fake {
                 last_tx: self.committed.or(self.resume.last_tx),
                 partial: self.open.filter(|(_, n)| *n > 0),
             },
+            snapshot: Default::default(),
         }
     }
 

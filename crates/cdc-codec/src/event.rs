@@ -308,6 +308,16 @@ pub enum SourceBlock<'a> {
     Mysql(MysqlSource<'a>),
 }
 
+impl<'a> SourceBlock<'a> {
+    /// Sets `snapshot` (`true`, `first`, `last`, `incremental`, `false`).
+    pub fn set_snapshot(&mut self, marker: &'a str) {
+        match self {
+            SourceBlock::Postgres(p) => p.snapshot = marker,
+            SourceBlock::Mysql(m) => m.snapshot = marker,
+        }
+    }
+}
+
 /// One change, borrowed from the source's buffers for the time it takes to encode it.
 #[derive(Debug, Clone)]
 pub struct ChangeEvent<'a> {

@@ -26,6 +26,7 @@ impl MyCheckpoint {
             source: MyPosition {
                 binlog: Some(cp.clone()),
             },
+            snapshot: Default::default(),
         }
     }
 }

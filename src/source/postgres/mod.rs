@@ -23,6 +23,7 @@
 //! CopyData messages, [`pgoutput`] decodes the logical messages inside them.
 
 pub use cdc_codec::postgres::pgoutput;
+pub mod chunk;
 pub mod position;
 pub mod replication;
 pub mod schema;
@@ -38,10 +39,11 @@ use std::time::Duration;
 use crate::source::supervise::{Attempt, Source};
 use crate::source::{Dependency, SourceError};
 
+use crate::checkpoint::{SnapshotKind, SnapshotState, TableProgress};
 use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
 use crate::net::tls::PgTls;
 use crate::ops::status::SourceState;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Snapshots};
 use position::{PgCheckpoint, PgPosition};
 use replication::{ReplicationClient, ReplicationConfig};
 use setup::SlotState;
@@ -237,10 +239,14 @@ impl Source for PgSourceSettings {
         let options = replication_options(server_version, &settings.publication);
         let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
+        // PostgreSQL 14+ sends logical decoding messages through pgoutput: snapshots are
+        // taken in chunks while streaming, with watermark messages. Older servers take the
+        // initial snapshot in one piece under the slot's exported snapshot.
+        let chunked = server_version >= 14;
         let (mut stream_conn, saved) = if matches!(slot, SlotState::Missing) {
-            let snapshot = mode != SnapshotMode::Never;
+            let exported = mode != SnapshotMode::Never && !chunked;
             let created = repl
-                .create_logical_slot(&settings.slot, snapshot, false)
+                .create_logical_slot(&settings.slot, exported, false)
                 .await
                 .map_err(|e| match e.sqlstate() {
                     // Another agent created it between our look-up and now.
@@ -250,7 +256,7 @@ impl Source for PgSourceSettings {
             tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created replication slot");
             pipeline.init_transactions().await?;
             let mut saved = None;
-            if snapshot {
+            if exported {
                 let snapshot_name = created.snapshot_name.clone().ok_or_else(|| {
                     SourceError::definite("server did not export a snapshot".into())
                 })?;
@@ -275,6 +281,7 @@ impl Source for PgSourceSettings {
                         last_tx_lsn: None,
                         partial: None,
                     },
+                    snapshot: Default::default(),
                 };
                 pipeline.write_checkpoint(&done).await?;
                 pipeline.drain().await?;
@@ -300,7 +307,7 @@ impl Source for PgSourceSettings {
             let snapshot_done = saved.as_ref().is_some_and(|c| {
                 c.snapshot_done && c.source.slot.as_deref() == Some(settings.slot.as_str())
             });
-            if mode != SnapshotMode::Never && !snapshot_done {
+            if mode != SnapshotMode::Never && !snapshot_done && !chunked {
                 // The slot exists but its snapshot never finished: the snapshot it exported is
                 // gone, so start over from a new slot (the retry takes the path above).
                 tracing::warn!(slot = %settings.slot, "snapshot did not finish before; recreating the slot and snapshotting again");
@@ -312,6 +319,10 @@ impl Source for PgSourceSettings {
             }
             (stream, saved)
         };
+        if chunked {
+            let snapshots = plan_snapshots(settings, &sql, saved.as_ref()).await?;
+            pipeline.set_snapshots(snapshots);
+        }
         tracing::info!(source = %src.name, slot = %settings.slot, "streaming");
         status.set_state(SourceState::Streaming);
         let mut stream = PgStream::new(
@@ -336,12 +347,77 @@ impl Source for PgSourceSettings {
                     .postgres
                     .as_ref()
                     .and_then(|p| p.messages_topic.as_deref()),
+                role: &src.user,
             },
             &mut stream_conn,
             status,
         );
         pipeline.stream(&mut stream, stop).await
     }
+}
+
+/// What remains to snapshot, from the checkpoint: a resumed snapshot goes on after its last
+/// committed chunk; a new source snapshots every published table; a table published since
+/// the last run is snapshotted alone.
+async fn plan_snapshots(
+    settings: &PgSourceSettings,
+    sql: &tokio_postgres::Client,
+    saved: Option<&PgCheckpoint>,
+) -> Result<Snapshots, SourceError> {
+    let mode = settings.source.snapshot.mode;
+    let tables: Vec<String> = setup::publication_tables(sql, &settings.publication)
+        .await?
+        .into_iter()
+        .map(|(s, t)| format!("{s}.{t}"))
+        .collect();
+    let ours = saved.filter(|c| c.source.slot.as_deref() == Some(settings.slot.as_str()));
+    let (state, mut initial_done) = match ours {
+        Some(c) => (c.snapshot.clone(), c.snapshot_done),
+        None => (SnapshotState::default(), false),
+    };
+    if mode == SnapshotMode::Never {
+        initial_done = true;
+    }
+    let captured = state.captured.clone();
+    let resumed = !state.tables.is_empty();
+    let mut snapshots = Snapshots::new(
+        &settings.source.name,
+        state,
+        initial_done,
+        settings.source.snapshot.chunk_size,
+    );
+    for t in snapshots.state().tables.iter().filter(|t| !t.done) {
+        tracing::info!(
+            table = %t.table,
+            after_key = %t.after.as_ref().map(|k| k.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+            rows_done = t.rows,
+            "snapshot resuming"
+        );
+    }
+    if !initial_done && !resumed {
+        snapshots.add(
+            tables
+                .iter()
+                .map(|t| TableProgress::new(t.clone(), SnapshotKind::Initial, None)),
+        );
+    } else if mode != SnapshotMode::Never {
+        if let Some(known) = &captured {
+            let kind = if initial_done {
+                SnapshotKind::Incremental
+            } else {
+                SnapshotKind::Initial
+            };
+            snapshots.add(
+                tables
+                    .iter()
+                    .filter(|t| !known.contains(t))
+                    .map(|t| TableProgress::new(t.clone(), kind, None)),
+            );
+        }
+    }
+    snapshots.set_captured(tables);
+    snapshots.stop_when_done = mode == SnapshotMode::InitialOnly && !initial_done;
+    Ok(snapshots)
 }
 
 /// pgoutput options for the server's version. Streaming of in-progress transactions is not

@@ -60,6 +60,7 @@ mod tests {
                     messages: 5,
                 }),
             },
+            snapshot: Default::default(),
         };
         let v: serde_json::Value = serde_json::to_value(&cp).unwrap();
         assert_eq!(

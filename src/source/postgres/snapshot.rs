@@ -293,12 +293,16 @@ async fn read_table(
 
 /// A COPY failure with the step it happened in, classified by [`copy_error`] once the table
 /// and role are at hand.
-struct CopyError(&'static str, tokio_postgres::Error);
+pub(super) struct CopyError(pub(super) &'static str, pub(super) tokio_postgres::Error);
 
 /// Classifies a COPY failure. A missing SELECT privilege is the one an operator meets first
 /// (a role made for replication only), so it gets the exact GRANT instead of a bare
 /// SQLSTATE; everything else keeps the generic transient/definite split.
-fn copy_error(e: CopyError, (schema, table): &(String, String), role: &str) -> SourceError {
+pub(super) fn copy_error(
+    e: CopyError,
+    (schema, table): &(String, String),
+    role: &str,
+) -> SourceError {
     let CopyError(what, e) = e;
     if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
         let message = setup::db_message(&e);

@@ -14,6 +14,7 @@ use tokio_postgres::Client;
 
 use bytes::Bytes;
 
+use super::chunk;
 use super::pgoutput::{self, LogicalMessage, OldTuple};
 use super::position::{PartialTx, PgCheckpoint, PgPosition};
 use super::replication::ReplicationStream;
@@ -22,7 +23,8 @@ use super::wire::{self, Lsn, ReplicationFrame};
 use super::SourceError;
 use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TransactionInfo};
 use crate::ops::status::SourceStatus;
-use crate::pipeline::{ChangeStream, Pipeline, TxOrder};
+use crate::pipeline::snapshot::WATERMARK_PREFIX;
+use crate::pipeline::{ChangeStream, Chunk, ChunkRequest, Pipeline, TxOrder, Watermark};
 use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
@@ -54,6 +56,8 @@ pub struct StreamContext<'a> {
     pub resume: Resume,
     /// Where logical decoding messages (`pg_logical_emit_message`) go; `None` drops them.
     pub messages_topic: Option<&'a str>,
+    /// The agent's database role (named in privilege fixes).
+    pub role: &'a str,
 }
 
 struct Tx {
@@ -166,6 +170,11 @@ impl<'a> PgStream<'a> {
         stop: &mut Shutdown,
     ) -> Result<(), SourceError> {
         let ctx = &self.ctx;
+        if let LogicalMessage::Message(m) = &msg {
+            if m.prefix == WATERMARK_PREFIX {
+                return self.watermark(m.lsn, m.content, out).await;
+            }
+        }
         let routed_message = ctx.messages_topic.is_some()
             && matches!(&msg, LogicalMessage::Message(m) if m.transactional());
         if routed_message
@@ -383,6 +392,48 @@ impl<'a> PgStream<'a> {
     }
 }
 
+impl PgStream<'_> {
+    /// A snapshot watermark came back: the high one of the open window emits the chunk's
+    /// remaining rows here, consistent with the stream at this LSN.
+    async fn watermark<S: Sink<Position = Lsn>>(
+        &mut self,
+        lsn: Lsn,
+        content: &[u8],
+        out: &mut Pipeline<S>,
+    ) -> Result<(), SourceError> {
+        let Some(table) = out.snapshot_watermark(content) else {
+            return Ok(());
+        };
+        let ctx = &self.ctx;
+        let (ts_us, txid, final_lsn) = match &self.tx {
+            Some(t) => (t.commit_us, Some(t.id.as_str()), t.final_lsn),
+            None => (now_us(), None, lsn),
+        };
+        let position = final_lsn.to_string();
+        let block = SourceBlock::Postgres(PostgresSource {
+            name: ctx.server_name,
+            ts_us,
+            snapshot: "true",
+            db: ctx.database,
+            sequence: None,
+            schema: &table.id.schema,
+            table: &table.id.table,
+            tx_id: None,
+            lsn: Some(lsn.0 as i64),
+            xmin: None,
+        });
+        out.emit_window(
+            block,
+            EventMeta {
+                position: &position,
+                txid,
+                commit_ms: ts_us.div_euclid(1000),
+            },
+        )
+        .await
+    }
+}
+
 impl ChangeStream for PgStream<'_> {
     type Position = Lsn;
     type Checkpoint = PgPosition;
@@ -447,6 +498,7 @@ impl ChangeStream for PgStream<'_> {
                 last_tx_lsn: self.committed_tx_lsn.map(|l| l.0),
                 partial,
             },
+            snapshot: Default::default(),
         }
     }
 
@@ -472,6 +524,27 @@ impl ChangeStream for PgStream<'_> {
 
     fn stopped(&self) {
         tracing::info!(flush_lsn = %self.acked, "stream stopped, position acknowledged");
+    }
+
+    async fn write_watermark(&mut self, watermark: &Watermark) -> Result<(), SourceError> {
+        chunk::write_watermark(self.ctx.sql, watermark).await
+    }
+
+    async fn read_chunk<S: Sink<Position = Lsn>>(
+        &mut self,
+        req: &ChunkRequest,
+        out: &mut Pipeline<S>,
+        stop: &mut Shutdown,
+    ) -> Result<Chunk, SourceError> {
+        chunk::read_chunk(
+            self.ctx.sql,
+            &mut self.loader,
+            self.ctx.role,
+            req,
+            out,
+            stop,
+        )
+        .await
     }
 }
 

@@ -12,6 +12,10 @@ use rdkafka::Message;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub mod snapshot;
+
+pub use snapshot::{KeyValue, SnapshotKind, SnapshotState, TableProgress};
+
 use crate::config::KafkaConfig;
 use crate::sink::read::read_to_end;
 use crate::sink::SinkError;
@@ -36,6 +40,9 @@ pub struct Checkpoint<S> {
     /// The source's own position.
     #[serde(flatten)]
     pub source: S,
+    /// Snapshots in progress (chunked, while streaming): where each table stands.
+    #[serde(default, skip_serializing_if = "SnapshotState::is_empty")]
+    pub snapshot: SnapshotState,
 }
 
 /// Reads the newest checkpoint of `source` from `topic` (read_committed), or `None` when the
