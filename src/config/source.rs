@@ -75,6 +75,11 @@ pub struct SnapshotConfig {
     /// transaction holds more than the transaction bounds plus one chunk.
     #[serde(default = "default_chunk_size")]
     pub chunk_size: usize,
+    /// MySQL/MariaDB: the table (`database.table`) that carries snapshot watermarks and
+    /// signals (Debezium's signal-table shape: `id`, `type`, `data`). Default: `cdc_signal`
+    /// in the first captured database.
+    #[serde(default)]
+    pub signal_table: Option<String>,
 }
 
 impl Default for SnapshotConfig {
@@ -82,6 +87,7 @@ impl Default for SnapshotConfig {
         Self {
             mode: SnapshotMode::default(),
             chunk_size: DEFAULT_CHUNK_SIZE,
+            signal_table: None,
         }
     }
 }

@@ -36,6 +36,8 @@ use super::Pipeline;
 /// Text that starts every watermark the agent writes (logical message content on
 /// PostgreSQL, signal-table row id on MySQL).
 pub const WATERMARK_PREFIX: &str = "cdc-agent-watermark";
+/// Prefix of signals sent as PostgreSQL logical decoding messages (`cdc-agent snapshot`).
+pub const SIGNAL_PREFIX: &str = "cdc-agent-signal";
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -216,6 +218,24 @@ impl Snapshots {
             }
         }
         self.finish_if_done();
+    }
+
+    /// Acts on a signal (Debezium's shapes): `execute-snapshot` with `data-collections`,
+    /// optional `additional-conditions` (`data-collection`, `filter`); `stop-snapshot` with
+    /// optional `data-collections`; `pause-snapshot`; `resume-snapshot`. A signal that cannot
+    /// be followed is logged and ignored: it comes from the database, and must not stop
+    /// the source.
+    pub fn signal(&mut self, kind: &str, data: &[u8]) {
+        match parse_signal(kind, data, self.state.captured.as_deref()) {
+            Ok(Signal::Execute(tables)) => self.add(tables),
+            Ok(Signal::Stop(tables)) => self.stop(&tables),
+            Ok(Signal::Pause) => self.set_paused(true),
+            Ok(Signal::Resume) => self.set_paused(false),
+            Ok(Signal::Other) => {
+                tracing::debug!(kind, "signal of a kind the agent does not act on");
+            }
+            Err(e) => tracing::warn!(kind, error = %e, "ignoring a signal that cannot be followed"),
+        }
     }
 
     /// What the checkpoint records.
@@ -450,7 +470,116 @@ impl Snapshots {
     }
 }
 
+/// A signal, parsed.
+#[derive(Debug, PartialEq)]
+enum Signal {
+    Execute(Vec<TableProgress>),
+    Stop(Vec<String>),
+    Pause,
+    Resume,
+    Other,
+}
+
+/// The `data` of a signal.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct SignalData {
+    #[serde(default)]
+    data_collections: Vec<String>,
+    #[serde(default, rename = "type")]
+    snapshot_type: Option<String>,
+    #[serde(default)]
+    additional_conditions: Vec<Condition>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Condition {
+    data_collection: String,
+    filter: String,
+}
+
+fn parse_signal(kind: &str, data: &[u8], captured: Option<&[String]>) -> Result<Signal, String> {
+    let data: SignalData = if data.iter().all(u8::is_ascii_whitespace) {
+        SignalData::default()
+    } else {
+        serde_json::from_slice(data).map_err(|e| format!("data is not the expected JSON: {e}"))?
+    };
+    match kind {
+        "execute-snapshot" => {
+            if let Some(t) = data.snapshot_type.as_deref() {
+                if !t.eq_ignore_ascii_case("incremental") {
+                    return Err(format!(
+                        "snapshot type `{t}` is not supported; use \"incremental\""
+                    ));
+                }
+            }
+            if data.data_collections.is_empty() {
+                return Err("`data-collections` is empty".into());
+            }
+            let mut out = Vec::with_capacity(data.data_collections.len());
+            for table in data.data_collections {
+                if let Some(c) = captured {
+                    if !c.contains(&table) {
+                        return Err(format!(
+                            "table `{table}` is not captured by this source (captured: {})",
+                            c.join(", ")
+                        ));
+                    }
+                }
+                let filter = data
+                    .additional_conditions
+                    .iter()
+                    .find(|c| c.data_collection == table)
+                    .map(|c| c.filter.clone());
+                out.push(TableProgress::new(table, SnapshotKind::Incremental, filter));
+            }
+            Ok(Signal::Execute(out))
+        }
+        "stop-snapshot" => Ok(Signal::Stop(data.data_collections)),
+        "pause-snapshot" => Ok(Signal::Pause),
+        "resume-snapshot" => Ok(Signal::Resume),
+        _ => Ok(Signal::Other),
+    }
+}
+
+/// A signal as a PostgreSQL logical message carries it: `{"type": …, "data": {…}}`.
+#[derive(Debug, serde::Deserialize)]
+pub struct SignalMessage {
+    /// `execute-snapshot`, `stop-snapshot`, `pause-snapshot`, `resume-snapshot`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The signal's data.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
 impl<S: Sink> Pipeline<S> {
+    /// A signal arrived through the stream (see [`Snapshots::signal`]).
+    pub fn snapshot_signal(&mut self, kind: &str, data: &[u8]) {
+        match self.snapshots.as_mut() {
+            Some(s) => s.signal(kind, data),
+            None => tracing::warn!(
+                kind,
+                "ignoring a snapshot signal: this source does not take snapshots while streaming"
+            ),
+        }
+    }
+
+    /// A signal sent as one JSON message (`{"type": …, "data": {…}}`).
+    pub fn snapshot_signal_message(&mut self, content: &[u8]) {
+        match serde_json::from_slice::<SignalMessage>(content) {
+            Ok(m) => {
+                let data = serde_json::to_vec(&m.data).unwrap_or_default();
+                let data = if m.data.is_null() { Vec::new() } else { data };
+                self.snapshot_signal(&m.kind, &data);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a signal message that is not a JSON object with type and data")
+            }
+        }
+    }
+
     /// Takes snapshots from here on: `snapshots` says what remains (from the checkpoint, plus
     /// new tables).
     pub fn set_snapshots(&mut self, snapshots: Snapshots) {
@@ -527,6 +656,42 @@ impl<S: Sink> Pipeline<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_execute_snapshot_signal_in_debeziums_shape_queues_its_tables_with_their_filters() {
+        let data = br#"{"data-collections": ["public.a", "public.b"], "type": "incremental",
+            "additional-conditions": [{"data-collection": "public.b", "filter": "id > 10"}]}"#;
+        let captured = vec!["public.a".to_string(), "public.b".to_string()];
+        let Ok(Signal::Execute(t)) = parse_signal("execute-snapshot", data, Some(&captured)) else {
+            panic!("not parsed");
+        };
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].filter, None);
+        assert_eq!(t[1].filter.as_deref(), Some("id > 10"));
+        assert!(t.iter().all(|t| t.kind == SnapshotKind::Incremental));
+    }
+
+    #[test]
+    fn signals_that_cannot_be_followed_are_refused_with_the_reason() {
+        let captured = vec!["public.a".to_string()];
+        let e = parse_signal(
+            "execute-snapshot",
+            br#"{"data-collections": ["public.x"]}"#,
+            Some(&captured),
+        )
+        .unwrap_err();
+        assert!(e.contains("not captured"), "{e}");
+        let e = parse_signal(
+            "execute-snapshot",
+            br#"{"data-collections": ["public.a"], "type": "blocking"}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("blocking"), "{e}");
+        assert!(parse_signal("execute-snapshot", b"not json", None).is_err());
+        assert_eq!(parse_signal("pause-snapshot", b"", None), Ok(Signal::Pause));
+        assert_eq!(parse_signal("log", b"{}", None), Ok(Signal::Other));
+    }
 
     #[test]
     fn watermarks_round_trip_through_their_text() {

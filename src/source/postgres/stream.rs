@@ -23,7 +23,7 @@ use super::wire::{self, Lsn, ReplicationFrame};
 use super::SourceError;
 use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TransactionInfo};
 use crate::ops::status::SourceStatus;
-use crate::pipeline::snapshot::WATERMARK_PREFIX;
+use crate::pipeline::snapshot::{SIGNAL_PREFIX, WATERMARK_PREFIX};
 use crate::pipeline::{ChangeStream, Chunk, ChunkRequest, Pipeline, TxOrder, Watermark};
 use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
@@ -173,6 +173,15 @@ impl<'a> PgStream<'a> {
         if let LogicalMessage::Message(m) = &msg {
             if m.prefix == WATERMARK_PREFIX {
                 return self.watermark(m.lsn, m.content, out).await;
+            }
+            if m.prefix == SIGNAL_PREFIX {
+                // A signal in a source transaction a committed Kafka transaction already
+                // holds was acted on before the restart.
+                if !self.tx.as_ref().is_some_and(|t| t.skip_until == u64::MAX) {
+                    tracing::info!(lsn = %m.lsn, "snapshot signal received");
+                    out.snapshot_signal_message(m.content);
+                }
+                return Ok(());
             }
         }
         let routed_message = ctx.messages_topic.is_some()
