@@ -105,6 +105,38 @@ pub enum Command {
         #[arg(long)]
         source: String,
     },
+    /// Snapshot tables of a running source (incremental: chunk by chunk while it streams),
+    /// stop, pause or resume its snapshots, or show where they stand.
+    ///
+    /// The request travels through the database as a signal (PostgreSQL: a logical decoding
+    /// message; MySQL: a row in the signal table), so the agent that owns the source acts on
+    /// it wherever it runs, and after a restart too.
+    Snapshot {
+        /// Main configuration file; the source is read from its connectors directory.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Name of the source (`name` in its connector file).
+        #[arg(long)]
+        source: String,
+        /// Table to snapshot, `schema.table` (MySQL `database.table`); repeatable.
+        #[arg(long = "table", value_name = "TABLE")]
+        tables: Vec<String>,
+        /// Only rows matching this SQL condition (e.g. "created_at > '2026-01-01'").
+        #[arg(long = "where", value_name = "SQL", requires = "tables")]
+        filter: Option<String>,
+        /// Stop the snapshots of the given tables (all when no --table).
+        #[arg(long, conflicts_with_all = ["pause", "resume", "status", "filter"])]
+        stop: bool,
+        /// Pause reading snapshot chunks (the stream goes on).
+        #[arg(long, conflicts_with_all = ["resume", "status", "tables"])]
+        pause: bool,
+        /// Resume reading snapshot chunks.
+        #[arg(long, conflicts_with_all = ["status", "tables"])]
+        resume: bool,
+        /// Show every table's progress from the source's newest checkpoint.
+        #[arg(long, conflicts_with = "tables")]
+        status: bool,
+    },
     /// Preflight: check every source, Kafka and the schema registry, print a PASS/WARN/FAIL
     /// table with the fix of every problem, and exit non-zero when a check fails.
     Check {
@@ -245,6 +277,68 @@ pub fn main() -> ExitCode {
                 crate::source::postgres::tail::run(&settings, stop, &mut out)
                     .await
                     .map_err(|e| anyhow::Error::msg(e.to_string()))?;
+                Ok(())
+            })
+        }
+        Command::Snapshot {
+            config,
+            source,
+            tables,
+            filter,
+            stop,
+            pause,
+            resume,
+            status,
+        } => {
+            let cfg = match config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(e) => return config_error(&e),
+            };
+            let Some(src) = cfg.sources.iter().find(|s| s.name == source).cloned() else {
+                let names: Vec<&str> = cfg.sources.iter().map(|s| s.name.as_str()).collect();
+                return config_error(&config::ConfigError {
+                    origin: cfg.path.display().to_string(),
+                    key: None,
+                    problem: format!("no source named `{source}`"),
+                    fix: format!("pass --source with one of: {}", names.join(", ")),
+                });
+            };
+            use crate::ops::snapshot::{self, Request};
+            let req = if status {
+                None
+            } else if stop {
+                Some(Request::Stop(tables))
+            } else if pause {
+                Some(Request::Pause)
+            } else if resume {
+                Some(Request::Resume)
+            } else if tables.is_empty() {
+                eprintln!(
+                    "error: nothing to do; fix: pass --table schema.table (repeatable), or one \
+                     of --status, --stop, --pause, --resume"
+                );
+                return ExitCode::from(exit::CONFIG);
+            } else {
+                Some(Request::Execute { tables, filter })
+            };
+            with_runtime(|| async move {
+                match req {
+                    None => {
+                        let (s, c) = (src.clone(), cfg.clone());
+                        let text =
+                            tokio::task::spawn_blocking(move || snapshot::status(&s, &c)).await??;
+                        print!("{text}");
+                    }
+                    Some(req) => {
+                        snapshot::send(&src, &cfg, &req).await?;
+                        eprintln!(
+                            "signal sent to source `{}`: {}; the agent acts on it when its \
+                             stream reaches it (see its log or cdc-agent snapshot --status)",
+                            src.name,
+                            req.signal().0
+                        );
+                    }
+                }
                 Ok(())
             })
         }

@@ -7,5 +7,6 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod snapshot;
 pub mod state;
 pub mod status;

@@ -38,9 +38,12 @@ pub mod lock;
 pub mod position;
 pub mod schema;
 pub mod setup;
+pub mod signal;
 pub mod snapshot;
 pub mod stream;
 pub mod types;
+
+pub use signal::send_signal;
 
 use std::time::Duration;
 
