@@ -28,12 +28,18 @@ const TXS_AFTER_SNAPSHOT: u64 = 300;
 /// `val`, `note` of a row.
 type Row = (i64, Option<String>);
 
-/// Random small transactions (1–20 statements: 50% updates, 25% inserts of new ids, 25%
+/// Random small transactions on table `t` of `rows` initial rows (1–20 statements: 50% updates, 25% inserts of new ids, 25%
 /// deletes) until `stop`; counts committed transactions in `txs`.
-async fn write_load(url: String, seed: u64, stop: Arc<AtomicBool>, txs: Arc<AtomicU64>) -> u64 {
+pub async fn write_load(
+    url: String,
+    rows: i64,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    txs: Arc<AtomicU64>,
+) -> u64 {
     let client = pg_connect(&url).await;
     let mut rng = Rng::from_seed(seed);
-    let mut next_id = ROWS + 1;
+    let mut next_id = rows + 1;
     let mut stmts = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let mut sql = String::from("BEGIN;");
@@ -90,6 +96,7 @@ async fn a_snapshot_taken_under_concurrent_writes_converges_to_exactly_the_table
     let txs = Arc::new(AtomicU64::new(0));
     let writer = tokio::spawn(write_load(
         db.url.clone(),
+        ROWS,
         rng.next_u64(),
         stop.clone(),
         txs.clone(),

@@ -138,6 +138,8 @@ pub struct Snapshots {
     pub(super) durable: SnapshotState,
     /// `snapshot.mode = initial_only`: the driver stops once every table is done.
     pub stop_when_done: bool,
+    /// Tables that join the capture are snapshotted (not with `snapshot.mode = never`).
+    pub auto_snapshot_new_tables: bool,
 }
 
 impl Snapshots {
@@ -162,6 +164,7 @@ impl Snapshots {
             announced: false,
             durable: state_copy,
             stop_when_done: false,
+            auto_snapshot_new_tables: true,
         }
     }
 
@@ -187,6 +190,26 @@ impl Snapshots {
         if self.state.captured.as_ref() != Some(&tables) {
             self.state.captured = Some(tables);
             self.dirty = true;
+        }
+    }
+
+    /// A table the stream shows changes of: when the capture did not cover it before, its
+    /// existing rows are snapshotted (incrementally) and it joins the captured set.
+    pub fn newly_captured(&mut self, table: &str) {
+        let Some(captured) = &mut self.state.captured else {
+            return;
+        };
+        if captured.iter().any(|t| t == table) {
+            return;
+        }
+        captured.push(table.to_string());
+        self.dirty = true;
+        if self.auto_snapshot_new_tables {
+            tracing::info!(
+                table,
+                "table newly captured; snapshotting its existing rows"
+            );
+            self.add([TableProgress::new(table, SnapshotKind::Incremental, None)]);
         }
     }
 
@@ -612,6 +635,7 @@ impl<S: Sink> Pipeline<S> {
         };
         let (table, last_key, more, schema) =
             (w.table, w.last_key.clone(), w.more, w.schema.clone());
+        tracing::debug!(table = %schema.id, rows = w.remaining(), replaced = w.dropped, "snapshot chunk emitted");
         let processed_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)

@@ -417,6 +417,7 @@ async fn plan_snapshots(
     }
     snapshots.set_captured(tables);
     snapshots.stop_when_done = mode == SnapshotMode::InitialOnly && !initial_done;
+    snapshots.auto_snapshot_new_tables = mode != SnapshotMode::Never;
     Ok(snapshots)
 }
 

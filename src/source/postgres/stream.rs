@@ -177,7 +177,7 @@ impl<'a> PgStream<'a> {
             if m.prefix == SIGNAL_PREFIX {
                 // A signal in a source transaction a committed Kafka transaction already
                 // holds was acted on before the restart.
-                if !self.tx.as_ref().is_some_and(|t| t.skip_until == u64::MAX) {
+                if self.tx.as_ref().is_none_or(|t| t.skip_until != u64::MAX) {
                     tracing::info!(lsn = %m.lsn, "snapshot signal received");
                     out.snapshot_signal_message(m.content);
                 }
@@ -242,6 +242,11 @@ impl<'a> PgStream<'a> {
             LogicalMessage::Relation(rel) => {
                 let state = self.loader.load(&rel).await?;
                 let schema = out.set_table(state.schema_owned(), stop).await?;
+                // A table published while the agent runs: its existing rows are snapshotted
+                // alone, as when it is added between two runs.
+                if let Some(snapshots) = out.snapshots() {
+                    snapshots.newly_captured(&schema.id.to_string());
+                }
                 self.relations.insert(rel.oid, state.with_schema(schema));
             }
             LogicalMessage::Insert(ins) => {

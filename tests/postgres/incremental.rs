@@ -1,0 +1,472 @@
+//! Snapshots in chunks while streaming (docs/snapshots.md): an on-demand snapshot of a table
+//! under a concurrent update/delete load, tables that join the capture, and a snapshot killed
+//! half way in exactly-once mode.
+
+use crate::common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::agent::{field, strip_ansi, Agent, AgentConfig, AvroDecoder};
+use common::cdc::{
+    as_i64, as_opt_string, decode_table_change, log_after, log_mark, wait_log, wait_log_after,
+    StackCleanup, TopicTail,
+};
+use common::eos::check_table_and_ledger;
+use common::rng::Rng;
+use common::{pg_connect, unique_name, wait_until, FreshPgDb};
+
+/// `val`, `note` of a row.
+type Row = (i64, Option<String>);
+
+/// What a table topic says, read until it equals `expected` or `timeout` passes: the latest
+/// row per key, the snapshot reads per key, and the events that came after a key's delete.
+struct TopicState {
+    rows: BTreeMap<i64, Row>,
+    reads: HashMap<i64, u32>,
+    after_delete: Vec<(i64, String)>,
+}
+
+fn converge(topic: &str, expected: &BTreeMap<i64, Row>, timeout: Duration) -> TopicState {
+    let mut tail = TopicTail::open(topic, Duration::from_secs(60));
+    let mut dec = AvroDecoder::new();
+    let mut st = TopicState {
+        rows: BTreeMap::new(),
+        reads: HashMap::new(),
+        after_delete: Vec::new(),
+    };
+    let mut deleted: HashMap<i64, bool> = HashMap::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        for rec in tail.poll(Duration::from_secs(2)) {
+            let c = decode_table_change(&mut dec, &rec, "id");
+            if let Some(op) = &c.op {
+                if deleted.get(&c.id).copied().unwrap_or(false) {
+                    st.after_delete.push((c.id, op.clone()));
+                }
+                if op == "r" {
+                    *st.reads.entry(c.id).or_default() += 1;
+                }
+                if op == "d" {
+                    deleted.insert(c.id, true);
+                }
+            }
+            match (c.op.as_deref(), c.after) {
+                (None | Some("d"), _) => {
+                    st.rows.remove(&c.id);
+                }
+                (Some(_), Some(a)) => {
+                    st.rows.insert(
+                        c.id,
+                        (as_i64(field(&a, "val")), as_opt_string(field(&a, "note"))),
+                    );
+                }
+                (Some(op), None) => panic!("op {op} without after for id {}", c.id),
+            }
+        }
+        if st.rows == *expected || Instant::now() > deadline {
+            return st;
+        }
+    }
+}
+
+async fn table_rows(url: &str, table: &str) -> BTreeMap<i64, Row> {
+    pg_connect(url)
+        .await
+        .query(&format!("SELECT id, val, note FROM {table}"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                i64::from(r.get::<_, i32>(0)),
+                (i64::from(r.get::<_, i32>(1)), r.get::<_, Option<String>>(2)),
+            )
+        })
+        .collect()
+}
+
+fn assert_converged(what: &str, st: &TopicState, expected: &BTreeMap<i64, Row>, log: &str) {
+    if st.rows != *expected {
+        let missing: Vec<_> = expected
+            .keys()
+            .filter(|k| !st.rows.contains_key(k))
+            .take(10)
+            .collect();
+        let extra: Vec<_> = st
+            .rows
+            .keys()
+            .filter(|k| !expected.contains_key(k))
+            .take(10)
+            .collect();
+        let wrong: Vec<_> = expected
+            .iter()
+            .filter(|(k, v)| st.rows.get(k).is_some_and(|s| s != *v))
+            .take(10)
+            .collect();
+        panic!(
+            "{what}: topic differs from the table: {} rows expected, {} in the topic; missing \
+             {missing:?}; extra {extra:?}; wrong {wrong:?}; log:\n{log}",
+            expected.len(),
+            st.rows.len()
+        );
+    }
+    assert!(
+        st.after_delete.is_empty(),
+        "{what}: events after a delete (a deleted row came back), first 10: {:?}",
+        &st.after_delete[..st.after_delete.len().min(10)]
+    );
+    let twice: Vec<_> = st.reads.iter().filter(|(_, n)| **n > 1).take(10).collect();
+    assert!(
+        twice.is_empty(),
+        "{what}: keys read twice by the snapshot: {twice:?}"
+    );
+}
+
+/// Runs `cdc-agent snapshot` on the agent's configuration.
+fn snapshot_cli(agent: &Agent, source: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_cdc-agent"))
+        .arg("snapshot")
+        .arg("--config")
+        .arg(agent.dir.path().join("cdc-agent.toml"))
+        .args(["--source", source])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cdc-agent snapshot {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Sum of `replaced=N` over the agent's "snapshot chunk emitted" lines: selected rows that a
+/// change inside their chunk's watermark window replaced.
+fn replaced_in_windows(log: &str) -> u64 {
+    strip_ansi(log)
+        .lines()
+        .filter(|l| l.contains("snapshot chunk emitted"))
+        .filter_map(|l| l.split("replaced=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_demand_snapshot_under_updates_and_deletes_converges_and_never_brings_back_a_deleted_row(
+) {
+    const ROWS: i64 = 30_000;
+    let mut rng = Rng::seeded("pg_incremental");
+    let db = FreshPgDb::create("incr").await;
+    pg_connect(&db.url)
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int PRIMARY KEY, val int NOT NULL, note text);
+             INSERT INTO t SELECT g, 0, 'row ' || g FROM generate_series(1, {ROWS}) g;
+             ANALYZE t;
+             CREATE PUBLICATION cdc_pub FOR TABLE t;"
+        ))
+        .await
+        .unwrap();
+    let name = unique_name("incr");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    // No initial snapshot: the table is read only on request, in small chunks, so that many
+    // watermark windows see the writer's changes.
+    cfg.extra_source_toml = format!(
+        "[snapshot]\nmode = \"never\"\nchunk_size = 300\n\
+         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
+    );
+    let mut agent = Agent::start(&cfg);
+    tokio::task::block_in_place(|| agent.wait_streaming(Duration::from_secs(60)));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let txs = Arc::new(AtomicU64::new(0));
+    let writer = tokio::spawn(crate::snapshot::write_load(
+        db.url.clone(),
+        ROWS,
+        rng.next_u64(),
+        stop.clone(),
+        txs.clone(),
+    ));
+    wait_until(
+        Duration::from_secs(30),
+        "the writer's first transactions",
+        || {
+            let n = txs.load(Ordering::Relaxed);
+            async move { (n >= 10).then_some(()) }
+        },
+    )
+    .await;
+
+    let out = snapshot_cli(&agent, &name, &["--table", "public.t"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("execute-snapshot"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::task::block_in_place(|| {
+        wait_log(
+            &mut agent,
+            "snapshot signal received",
+            Duration::from_secs(30),
+        );
+        wait_log(&mut agent, "snapshot complete", Duration::from_secs(240));
+    });
+    let during = txs.load(Ordering::Relaxed);
+    wait_until(Duration::from_secs(60), "writes after the snapshot", || {
+        let n = txs.load(Ordering::Relaxed);
+        async move { (n >= during + 100).then_some(()) }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+
+    let expected = table_rows(&db.url, "t").await;
+    let topic = format!("{name}.public.t");
+    let st = tokio::task::block_in_place(|| converge(&topic, &expected, Duration::from_secs(120)));
+    assert_converged("on-demand snapshot", &st, &expected, &agent.log());
+    // The case the watermarks exist for did happen: changes inside a window replaced rows
+    // the chunk had selected.
+    let replaced = replaced_in_windows(&agent.log());
+    assert!(
+        replaced > 0,
+        "no change fell inside a watermark window; the test did not exercise the window"
+    );
+    let status = snapshot_cli(&agent, &name, &["--status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("no snapshot in progress"), "{status}");
+    println!(
+        "pg_incremental: rows={} reads={} replaced_in_windows={replaced} writer_txs={}",
+        expected.len(),
+        st.reads.len(),
+        txs.load(Ordering::Relaxed)
+    );
+}
+
+/// Counts the snapshot reads in a table topic.
+fn reads_in(topic: &str, expect_at_least: usize) -> usize {
+    let mut tail = TopicTail::open(topic, Duration::from_secs(60));
+    let mut dec = AvroDecoder::new();
+    let mut reads = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for rec in tail.poll(Duration::from_secs(1)) {
+            let c = decode_table_change(&mut dec, &rec, "id");
+            reads += usize::from(c.op.as_deref() == Some("r"));
+        }
+        if (reads >= expect_at_least && tail.end() as usize <= tail.seen)
+            || Instant::now() > deadline
+        {
+            return reads;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_added_to_the_capture_is_snapshotted_alone() {
+    let db = FreshPgDb::create("addtab").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL, note text);
+             CREATE TABLE b (id int PRIMARY KEY, val int NOT NULL, note text);
+             CREATE TABLE c (id int PRIMARY KEY, val int NOT NULL, note text);
+             INSERT INTO a SELECT g, 0, 'a' FROM generate_series(1, 1000) g;
+             INSERT INTO b SELECT g, 0, 'b' FROM generate_series(1, 700) g;
+             INSERT INTO c SELECT g, 0, 'c' FROM generate_series(1, 500) g;
+             CREATE PUBLICATION cdc_pub FOR TABLE a;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("addtab");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml = format!(
+        "[snapshot]\nchunk_size = 300\n[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
+    );
+    let mut agent = Agent::start(&cfg);
+    tokio::task::block_in_place(|| {
+        wait_log(&mut agent, "snapshot complete", Duration::from_secs(120))
+    });
+
+    // While the agent runs: b joins the publication; its first change shows it to the agent.
+    let mark = log_mark(&agent);
+    admin
+        .batch_execute(
+            "ALTER PUBLICATION cdc_pub ADD TABLE b; INSERT INTO b VALUES (701, 0, 'new');",
+        )
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| {
+        wait_log_after(
+            &mut agent,
+            mark,
+            "table newly captured",
+            Duration::from_secs(60),
+        );
+        wait_log_after(
+            &mut agent,
+            mark,
+            "snapshot complete",
+            Duration::from_secs(120),
+        );
+    });
+    let expected_b = table_rows(&db.url, "b").await;
+    let st = tokio::task::block_in_place(|| {
+        converge(
+            &format!("{name}.public.b"),
+            &expected_b,
+            Duration::from_secs(60),
+        )
+    });
+    assert_converged(
+        "table b added while running",
+        &st,
+        &expected_b,
+        &agent.log(),
+    );
+
+    // Between two runs: c joins the publication while the agent is stopped.
+    agent.terminate();
+    assert_eq!(agent.wait_exit(Duration::from_secs(60)), Some(0));
+    admin
+        .batch_execute("ALTER PUBLICATION cdc_pub ADD TABLE c;")
+        .await
+        .unwrap();
+    let mut agent = agent.restart();
+    let mark = 0;
+    tokio::task::block_in_place(|| {
+        wait_log_after(
+            &mut agent,
+            mark,
+            "snapshot of table queued",
+            Duration::from_secs(60),
+        );
+    });
+    let expected_c = table_rows(&db.url, "c").await;
+    let st = tokio::task::block_in_place(|| {
+        converge(
+            &format!("{name}.public.c"),
+            &expected_c,
+            Duration::from_secs(120),
+        )
+    });
+    assert_converged("table c added between runs", &st, &expected_c, &agent.log());
+
+    // Only the new tables were read: a's rows once (the initial snapshot), b's once.
+    let log = log_after(&agent, 0);
+    assert!(
+        !log.contains("table=public.a kind=\"incremental\""),
+        "table a was queued again; log:\n{log}"
+    );
+    let a_reads = tokio::task::block_in_place(|| reads_in(&format!("{name}.public.a"), 1000));
+    assert_eq!(a_reads, 1000, "table a's rows were read again");
+    let b_reads = tokio::task::block_in_place(|| reads_in(&format!("{name}.public.b"), 701));
+    assert_eq!(
+        b_reads, 701,
+        "table b's rows (700 + the new one) read once each"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_killed_half_way_resumes_after_its_last_committed_chunk_exactly_once() {
+    const ROWS: i64 = 40_000;
+    const CHUNK: i64 = 1_000;
+    let db = FreshPgDb::create("snapkill").await;
+    pg_connect(&db.url)
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);
+             INSERT INTO t SELECT g, 0 FROM generate_series(1, {ROWS}) g;
+             ANALYZE t;
+             CREATE PUBLICATION cdc_pub FOR TABLE t;"
+        ))
+        .await
+        .unwrap();
+    let name = unique_name("snapkill");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml = format!(
+        "[snapshot]\nchunk_size = {CHUNK}\n[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
+    );
+    // Small Kafka transactions, so that several commit before the kill.
+    cfg.extra_kafka_toml = "transaction_max_records = 2000\n".into();
+    let topic = format!("{name}.public.t");
+    let agent = Agent::start(&cfg);
+    let tail = tokio::task::block_in_place(|| TopicTail::open(&topic, Duration::from_secs(60)));
+    wait_until(
+        Duration::from_secs(120),
+        "a third of the snapshot in Kafka",
+        || {
+            let end = tail.end();
+            async move { (end >= ROWS / 3).then_some(()) }
+        },
+    )
+    .await;
+    assert!(
+        !agent.log().contains("snapshot complete"),
+        "the snapshot finished before the kill"
+    );
+    let mark = log_mark(&agent);
+    let mut agent = agent.restart(); // SIGKILL, then the same configuration again
+    tokio::task::block_in_place(|| {
+        wait_log_after(
+            &mut agent,
+            mark,
+            "snapshot resuming",
+            Duration::from_secs(60),
+        );
+        wait_log_after(
+            &mut agent,
+            mark,
+            "snapshot complete",
+            Duration::from_secs(180),
+        );
+    });
+    let resumed = strip_ansi(&log_after(&agent, mark));
+    let line = resumed
+        .lines()
+        .find(|l| l.contains("snapshot resuming"))
+        .unwrap()
+        .to_string();
+    let after_key: i64 = line
+        .split("after_key=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no numeric after_key in `{line}`"));
+    let rows_done: i64 = line
+        .split("rows_done=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rows_done in `{line}`"));
+    // It resumed at a chunk boundary, after everything committed before the kill.
+    assert!(after_key > 0, "{line}");
+    assert_eq!(after_key % CHUNK, 0, "not a chunk boundary: {line}");
+    assert_eq!(rows_done, after_key, "{line}");
+
+    // Every row exactly once in the table topic and the event store: nothing lost, nothing
+    // read twice.
+    let final_state: HashMap<i64, i64> = (1..=ROWS).map(|id| (id, 0)).collect();
+    tokio::task::block_in_place(|| {
+        check_table_and_ledger(
+            " after a kill mid-snapshot",
+            &topic,
+            &cfg.event_store_topic,
+            &final_state,
+            Duration::from_secs(120),
+        )
+    });
+    println!("pg_snapshot_kill: resumed after key {after_key} ({rows_done} rows committed before the kill)");
+}
