@@ -13,8 +13,11 @@
 //!    when records become visible, their op, and visible time − producer timestamp;
 //! 4. **kills** the agent with SIGKILL `--kills` times during the snapshot and starts it again
 //!    at once: kill i when the snapshot has progressed to i/(kills+1) of the rows — progress =
-//!    the larger of the snapshot rows committed to the event store (visible to the watcher)
-//!    and this incarnation's `cdc_agent_snapshot_rows`. Collects the log lines that mention a
+//!    the largest of the snapshot rows committed to the event store (visible to the watcher),
+//!    this incarnation's `cdc_agent_snapshot_rows` and its last `snapshot progress` log line
+//!    (the MySQL snapshot reports no metric). When none of them moves (a snapshot in one
+//!    transaction, shorter than its first progress line), the incarnation is killed
+//!    `--kill-after-secs` after its start once its log shows the snapshot started; Collects the log lines that mention a
 //!    snapshot resuming (`snapshot resuming`, matched loosely);
 //! 5. after `snapshot complete`, lets the writer go on `--settle-secs`, stops it, waits until
 //!    the watcher has seen its last transaction, stops the agent (SIGTERM);
@@ -53,6 +56,7 @@ use snapshot::{
 
 const USAGE: &str = "usage: snapshot-suite [--pg-rows N (10000000)] [--my-rows N (5000000)] [--dbs pg,my]
     [--rate ROWS_PER_S (1000)] [--ops-per-txn N (10)] [--kills N (5)] [--settle-secs N (5)]
+    [--kill-after-secs S (1.5: kill an incarnation whose progress nothing shows this long after it started)]
     [--agent PATH (target/release/cdc-agent)] [--agent-repo DIR (for the report)]
     [--snapshot-setting KEY=VALUE (a [snapshot] key, e.g. chunk_size=10000; repeatable)]
     [--kafka-setting KEY=VALUE (a [kafka] key; repeatable)]
@@ -69,6 +73,7 @@ struct Args {
     ops_per_txn: usize,
     kills: u32,
     settle_secs: u64,
+    kill_after_secs: f64,
     agent: PathBuf,
     agent_repo: Option<PathBuf>,
     snapshot_settings: Vec<(String, String)>,
@@ -90,6 +95,7 @@ fn parse_args() -> Result<Args> {
         ops_per_txn: 10,
         kills: 5,
         settle_secs: 5,
+        kill_after_secs: 1.5,
         agent: repo.join("target/release/cdc-agent"),
         agent_repo: None,
         snapshot_settings: Vec::new(),
@@ -111,6 +117,7 @@ fn parse_args() -> Result<Args> {
             "--ops-per-txn" => a.ops_per_txn = value()?.parse()?,
             "--kills" => a.kills = value()?.parse()?,
             "--settle-secs" => a.settle_secs = value()?.parse()?,
+            "--kill-after-secs" => a.kill_after_secs = value()?.parse()?,
             "--agent" => a.agent = PathBuf::from(value()?),
             "--agent-repo" => a.agent_repo = Some(PathBuf::from(value()?)),
             "--snapshot-setting" => a.snapshot_settings.push(key_value(&flag, &value()?)?),
@@ -377,6 +384,8 @@ struct Kill {
     progress: u64,
     metric_rows: Option<f64>,
     committed_rows: u64,
+    logged_rows: u64,
+    by_time: bool,
 }
 
 #[derive(Default)]
@@ -530,14 +539,34 @@ async fn drive(
         }
         let committed = watch.lock().unwrap().snapshot_rows;
         let metric = agent.metrics().and_then(|m| metric_sum(&m, "cdc_agent_snapshot_rows_total").or_else(|| metric_sum(&m, "cdc_agent_snapshot_rows")));
-        let progress = committed.max(metric.unwrap_or(0.0) as u64);
-        if next_kill <= args.kills && progress >= rows * u64::from(next_kill) / u64::from(args.kills + 1) {
+        // The MySQL snapshot reports no cdc_agent_snapshot_rows: its `snapshot progress` log
+        // lines (every 5 s) of this incarnation are the third source.
+        let logged = {
+            let text = agent.log_text();
+            let marker = format!("incarnation {} started", agent.incarnations);
+            let mine = text.rfind(&marker).map_or("", |i| &text[i..]);
+            mine.lines()
+                .filter(|l| l.contains("snapshot progress"))
+                .filter_map(|l| log_field(l, "rows")?.parse::<u64>().ok())
+                .next_back()
+                .unwrap_or(0)
+        };
+        let progress = committed.max(metric.unwrap_or(0.0) as u64).max(logged);
+        // Nothing tells how far this incarnation is (a snapshot in one transaction, without
+        // metric, faster than its first progress line): kill it a while after it started.
+        let silent = progress <= committed && agent.started.elapsed() >= Duration::from_secs_f64(args.kill_after_secs);
+        let silent_kill = silent && committed < rows * u64::from(next_kill) / u64::from(args.kills + 1) && {
+            let text = agent.log_text();
+            let marker = format!("incarnation {} started", agent.incarnations);
+            text.rfind(&marker).is_some_and(|i| text[i..].contains("snapshot starting") || text[i..].contains("snapshot resuming"))
+        };
+        if next_kill <= args.kills && (silent_kill || progress >= rows * u64::from(next_kill) / u64::from(args.kills + 1)) {
             let at = t0.elapsed().as_secs_f64();
             agent.kill9();
             eprintln!(
-                "  kill -9 #{next_kill} at {at:.1} s: progress {progress} (committed snapshot rows {committed}, this incarnation's cdc_agent_snapshot_rows {metric:?})"
+                "  kill -9 #{next_kill} at {at:.1} s: progress {progress} (committed snapshot rows {committed}, this incarnation's cdc_agent_snapshot_rows {metric:?}, logged {logged})"
             );
-            out.kills.push(Kill { at, progress, metric_rows: metric, committed_rows: committed });
+            out.kills.push(Kill { at, progress, metric_rows: metric, committed_rows: committed, logged_rows: logged, by_time: silent_kill });
             agent.start()?;
             kill_windows.push((at, t0.elapsed().as_secs_f64()));
             next_kill += 1;
@@ -588,7 +617,9 @@ async fn drive(
         let w = watch.lock().unwrap();
         let done = out.snapshot_secs.unwrap_or(f64::INFINITY);
         for (s, (r, ch)) in w.per_sec.iter().enumerate() {
-            if (s as f64) + 1.0 <= done {
+            // At least a second before the log line: the commit of a one-transaction snapshot
+            // lands just before it and is not "during".
+            if (s as f64) + 2.0 <= done {
                 out.before_complete.0 += r;
                 out.before_complete.1 += ch;
             }
@@ -881,7 +912,7 @@ fn report_db(args: &Args, o: &mut String, r: &Outcome) {
     let during = r.before_complete.0 + r.before_complete.1 > 0;
     let _ = writeln!(
         o,
-        "| event store: new records visible (read_committed) during the snapshot | {} snapshot rows + {} changes before `snapshot complete`; first visible at {} | {} |",
+        "| event store: new records visible (read_committed) during the snapshot | {} snapshot rows + {} changes visible ≥ 1 s before `snapshot complete`; first visible at {} | {} |",
         r.before_complete.0,
         r.before_complete.1,
         r.first_visible.map_or("never".into(), |s| format!("{s:.0} s")),
@@ -922,16 +953,18 @@ fn report_db(args: &Args, o: &mut String, r: &Outcome) {
         let _ = writeln!(o);
     }
     if !r.kills.is_empty() {
-        let _ = writeln!(o, "Kills:\n\n| # | at s | progress | committed snapshot rows | this incarnation's cdc_agent_snapshot_rows |\n|---|---|---|---|---|");
+        let _ = writeln!(o, "Kills:\n\n| # | at s | progress | committed snapshot rows | this incarnation's cdc_agent_snapshot_rows | its last `snapshot progress` rows | why |\n|---|---|---|---|---|---|---|");
         for (i, k) in r.kills.iter().enumerate() {
             let _ = writeln!(
                 o,
-                "| {} | {:.1} | {} | {} | {} |",
+                "| {} | {:.1} | {} | {} | {} | {} | {} |",
                 i + 1,
                 k.at,
                 k.progress,
                 k.committed_rows,
-                k.metric_rows.map_or("-".into(), |m| format!("{m:.0}"))
+                k.metric_rows.map_or("-".into(), |m| format!("{m:.0}")),
+                k.logged_rows,
+                if k.by_time { "no progress shown: time" } else { "progress threshold" }
             );
         }
         let _ = writeln!(o);
