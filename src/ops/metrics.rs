@@ -91,6 +91,8 @@ pub struct Metrics {
     produce_latency: Family<SourceLabels, Histogram>,
     in_flight: Family<SourceLabels, Gauge>,
     kafka_transactions: Family<TxnLabels, Counter>,
+    txn_duration: Family<SourceLabels, Histogram>,
+    txn_records: Family<SourceLabels, Histogram>,
     lag_bytes: Family<SourceLabels, Gauge>,
     lag_seconds: Family<SourceLabels, FloatGauge>,
     snapshot_rows: Family<SourceLabels, Counter>,
@@ -107,6 +109,16 @@ impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
     }
+}
+
+/// Transaction durations: 10 ms to about 11 minutes (the transaction timeout is 15).
+fn txn_duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 17))
+}
+
+/// Records per transaction: 1 to about 1M.
+fn txn_records_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 4.0, 11))
 }
 
 fn latency_histogram() -> Histogram {
@@ -128,6 +140,8 @@ impl Metrics {
             produce_latency: Family::new_with_constructor(latency_histogram),
             in_flight: Family::default(),
             kafka_transactions: Family::default(),
+            txn_duration: Family::new_with_constructor(txn_duration_histogram),
+            txn_records: Family::new_with_constructor(txn_records_histogram),
             lag_bytes: Family::default(),
             lag_seconds: Family::default(),
             snapshot_rows: Family::default(),
@@ -165,6 +179,18 @@ impl Metrics {
             "kafka_transactions",
             "Kafka transactions ended, by outcome (committed, aborted); exactly-once only",
             m.kafka_transactions.clone(),
+        );
+        registry.register_with_unit(
+            "kafka_transaction_duration",
+            "How long committed Kafka transactions were open: first record sent to commit \
+             acknowledged (read_committed readers of their topics wait that long at most)",
+            Unit::Seconds,
+            m.txn_duration.clone(),
+        );
+        registry.register(
+            "kafka_transaction_records",
+            "Records per committed Kafka transaction",
+            m.txn_records.clone(),
         );
         registry.register_with_unit(
             "source_lag",
@@ -242,6 +268,8 @@ impl Metrics {
             in_flight: self.in_flight.get_or_create_owned(&l),
             produce_latency: self.produce_latency.get_or_create_owned(&l),
             txn_committed: txn("committed"),
+            txn_duration: self.txn_duration.get_or_create_owned(&l),
+            txn_records: self.txn_records.get_or_create_owned(&l),
             txn_aborted: txn("aborted"),
             snapshot_rows: self.snapshot_rows.get_or_create_owned(&l),
             snapshot_progress: self.snapshot_progress.get_or_create_owned(&l),
@@ -322,6 +350,8 @@ pub struct SourceMetrics {
     pub(crate) produce_latency: Histogram,
     pub(crate) txn_committed: Counter,
     pub(crate) txn_aborted: Counter,
+    pub(crate) txn_duration: Histogram,
+    pub(crate) txn_records: Histogram,
     pub(crate) snapshot_rows: Counter,
     pub(crate) snapshot_progress: FloatGauge,
     pub(crate) retries: Counter,
@@ -337,6 +367,8 @@ impl SourceMetrics {
             produce_latency: latency_histogram(),
             txn_committed: Counter::default(),
             txn_aborted: Counter::default(),
+            txn_duration: txn_duration_histogram(),
+            txn_records: txn_records_histogram(),
             snapshot_rows: Counter::default(),
             snapshot_progress: FloatGauge::default(),
             retries: Counter::default(),

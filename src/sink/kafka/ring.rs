@@ -41,6 +41,9 @@ struct Committing<P> {
     position: Option<P>,
     /// The producer committing, to abort its transaction if the commit fails.
     producer: FutureProducer<AgentContext>,
+    /// When the transaction opened, and its records (metrics).
+    opened_at: Instant,
+    records: u64,
 }
 
 /// The exactly-once half of the Kafka sink: the spare producer, the open transaction and the
@@ -182,6 +185,8 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
             handle,
             position,
             producer: committing,
+            opened_at: t.opened_at,
+            records: t.records as u64,
         });
         std::mem::swap(producer, &mut self.spare);
         Ok(())
@@ -275,7 +280,10 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
             .and_then(|r| r.map_err(|e| txn_error("commit transaction", e)));
         match result {
             Ok(()) => {
-                status.metrics().txn_committed.inc();
+                let m = status.metrics();
+                m.txn_committed.inc();
+                m.txn_duration.observe(c.opened_at.elapsed().as_secs_f64());
+                m.txn_records.observe(c.records as f64);
                 if let Some(p) = c.position {
                     acks.set_acked(p);
                 }
