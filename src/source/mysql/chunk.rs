@@ -25,7 +25,7 @@ use super::setup::quote_ident;
 use super::types::{self, TypeOptions};
 use super::{my_error, MySourceSettings, SourceError};
 use crate::checkpoint::KeyValue;
-use crate::config::SnapshotMode;
+use crate::config::{SnapshotMode, SourceConfig};
 use crate::event::Datum;
 use crate::pipeline::snapshot::{Chunk, ChunkRequest, Mark, Watermark, WATERMARK_PREFIX};
 use crate::pipeline::Pipeline;
@@ -118,16 +118,21 @@ fn denied(e: &mysql_async::Error) -> bool {
 /// database (the source's `database` when the capture lists none). `None` when neither names
 /// a database.
 pub fn signal_table_name(settings: &MySourceSettings) -> Option<(String, String)> {
-    if let Some(t) = &settings.source.snapshot.signal_table {
+    signal_table_of(&settings.source)
+}
+
+/// [`signal_table_name`] from a source's configuration alone (`cdc-agent check`).
+pub fn signal_table_of(source: &SourceConfig) -> Option<(String, String)> {
+    if let Some(t) = &source.snapshot.signal_table {
         return t
             .split_once('.')
             .map(|(d, t)| (d.to_string(), t.to_string()));
     }
-    let db = settings
-        .databases
-        .first()
-        .cloned()
-        .or_else(|| settings.source.database.clone())?;
+    let db = source
+        .mysql
+        .as_ref()
+        .and_then(|m| m.databases.first().cloned())
+        .or_else(|| source.database.clone())?;
     Some((db, DEFAULT_SIGNAL_TABLE.to_string()))
 }
 
