@@ -75,6 +75,12 @@ pub struct TableProgress {
     /// Key of the last row whose event is committed; `None` before the first chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Vec<KeyValue>>,
+    /// Read no key beyond this one (inclusive); `None` reads to the end of the table. A
+    /// source sets it to the table's greatest key at the position its stream starts from:
+    /// rows inserted later come through the stream alone, so their changes are not followed
+    /// by a snapshot read of a state the stream already delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Vec<KeyValue>>,
     /// Rows emitted so far.
     #[serde(default)]
     pub rows: u64,

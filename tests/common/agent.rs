@@ -210,13 +210,25 @@ impl Agent {
 
     /// Waits until the agent logged that it streams (snapshot, if any, done), so changes made
     /// afterwards arrive as change events rather than in the snapshot.
+    ///
+    /// Snapshots run in chunks while the stream flows: the tables a start queued or resumed
+    /// are logged before "streaming", and when there are any this waits for "snapshot
+    /// complete" too (a row changed before its chunk is read would also be read).
     pub fn wait_streaming(&self, timeout: Duration) {
         let start = std::time::Instant::now();
-        while !self.log().contains("streaming") {
+        loop {
+            let log = self.log();
+            if let Some(at) = log.find("streaming") {
+                let planned = &log[..at];
+                let snapshotting = planned.contains("snapshot of table queued")
+                    || planned.contains("snapshot resuming");
+                if !snapshotting || log[at..].contains("snapshot complete") {
+                    return;
+                }
+            }
             assert!(
                 start.elapsed() < timeout,
-                "agent not streaming after {timeout:?}; log:\n{}",
-                self.log()
+                "agent not streaming (or its snapshot not complete) after {timeout:?}; log:\n{log}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

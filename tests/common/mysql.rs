@@ -17,8 +17,9 @@ pub async fn my_admin() -> Conn {
     my_connect(&stack_env("MYSQL_URL")).await
 }
 
-/// A database and an agent user (REPLICATION SLAVE, BINLOG MONITOR, SELECT on the database)
-/// made for one test; both dropped with it.
+/// A database and an agent user (REPLICATION SLAVE, BINLOG MONITOR, SELECT on the database,
+/// CREATE and INSERT on its snapshot signal table `cdc_signal`, as docs/mariadb-setup.md
+/// asks) made for one test; both dropped with it.
 pub struct FreshMyDb {
     /// Database (and user) name.
     pub name: String,
@@ -32,7 +33,8 @@ impl FreshMyDb {
         Self::create_with_grants(what, "REPLICATION SLAVE, BINLOG MONITOR").await
     }
 
-    /// Same, with only `grants` on `*.*` (besides SELECT on the database).
+    /// Same, with only `grants` on `*.*` (besides SELECT on the database and the signal
+    /// table's privileges).
     pub async fn create_with_grants(what: &str, grants: &str) -> Self {
         // MariaDB user names are at most 80 characters, database names 64.
         let mut name = unique_name(&format!("t_{what}"));
@@ -43,7 +45,8 @@ impl FreshMyDb {
             .query_drop(format!(
                 "CREATE DATABASE `{name}`; \
                  CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'; \
-                 GRANT SELECT ON `{name}`.* TO '{name}'@'%';"
+                 GRANT SELECT ON `{name}`.* TO '{name}'@'%'; \
+                 GRANT CREATE, INSERT ON `{name}`.`cdc_signal` TO '{name}'@'%';"
             ))
             .await
             .unwrap();

@@ -1,4 +1,5 @@
-//! The MySQL/MariaDB source against the real stack and scratch servers: snapshot, streaming,
+//! The MySQL/MariaDB source against the real stack and scratch servers: snapshot (chunked,
+//! while streaming), streaming,
 //! types, DDL and schema history, GTID failover, bad input and TLS. One binary, so
 //! `tests/common` is compiled once; its tests run in parallel, so each makes its own database,
 //! server and topics.
@@ -7,6 +8,7 @@
 mod common;
 
 mod bad_input;
+mod chunked_snapshot;
 mod ddl_information_schema;
 mod gtid_failover;
 mod schema_history;

@@ -1,5 +1,6 @@
 //! Preflight of a MySQL/MariaDB source: connection, binary log on, row format, full row
-//! images, row metadata, GTIDs, binlog retention and the agent's privileges.
+//! images, row metadata, GTIDs, commit order, binlog retention, the agent's privileges and
+//! its snapshot signal table.
 //!
 //! Server-wide settings are fixed in two places at once: `SET GLOBAL` for the running server
 //! and the `[mysqld]` section of my.cnf so a restart keeps them; each fix says both.
@@ -8,7 +9,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
 use super::Finding;
-use crate::config::SourceConfig;
+use crate::config::{SnapshotMode, SourceConfig};
+use crate::source::mysql::chunk::{signal_table_of, SignalTable};
 
 /// Binlog retention below which an agent outage of a day would lose its position.
 const MIN_RETENTION_SECS: u64 = 24 * 3600;
@@ -167,8 +169,134 @@ async fn checks(
         });
     }
 
+    if !mariadb {
+        // MariaDB always commits in binlog order; MySQL only with binlog_order_commits, which
+        // snapshot watermarks rely on (src/source/mysql/chunk.rs).
+        let order = var(conn, "binlog_order_commits").await?.unwrap_or_default();
+        out.push(if order.eq_ignore_ascii_case("ON") || order == "1" {
+            Finding::pass(target, "binlog_order_commits", "ON")
+        } else {
+            Finding::fail(
+                target,
+                "binlog_order_commits",
+                format!(
+                    "is `{order}`: transactions may become visible out of binlog order, and a \
+                     snapshot chunk could miss a change its low watermark follows"
+                ),
+                set_global("binlog_order_commits", "ON"),
+            )
+        });
+    }
+
     retention(conn, target, out).await?;
     privileges(conn, src, mariadb, target, out).await?;
+    signal_table(conn, src, target, out).await?;
+    Ok(())
+}
+
+/// Whether a `SHOW GRANTS` line grants `privilege` on `db`.`table` (globally, on the
+/// database or on the table).
+fn grants_on(grant: &str, privilege: &str, db: &str, table: &str) -> bool {
+    let g = grant.to_ascii_uppercase();
+    let Some((privs, rest)) = g.strip_prefix("GRANT ").and_then(|g| g.split_once(" ON ")) else {
+        return false;
+    };
+    let (db, table) = (db.to_ascii_uppercase(), table.to_ascii_uppercase());
+    let scope = rest.split(" TO ").next().unwrap_or("").trim();
+    let covers =
+        scope == "*.*" || scope == format!("`{db}`.*") || scope == format!("`{db}`.`{table}`");
+    covers
+        && privs
+            .split(',')
+            .any(|p| p.trim() == "ALL PRIVILEGES" || p.trim() == privilege)
+}
+
+/// The snapshot signal table: it exists and the agent may insert into it, or the agent may
+/// create it.
+async fn signal_table(
+    conn: &mut Conn,
+    src: &SourceConfig,
+    target: &str,
+    out: &mut Vec<Finding>,
+) -> Result<(), mysql_async::Error> {
+    let Some((database, table)) = signal_table_of(src) else {
+        if src.snapshot.mode != SnapshotMode::Never {
+            out.push(Finding::fail(
+                target,
+                "signal table",
+                "no database names it (the capture lists none and the source sets none)",
+                format!(
+                    "set [snapshot] signal_table = \"database.table\" in {}",
+                    src.file.display()
+                ),
+            ));
+        }
+        return Ok(());
+    };
+    let who: String = conn
+        .query_first("SELECT CURRENT_USER()")
+        .await?
+        .unwrap_or_else(|| src.user.clone());
+    let grantee = match who.rsplit_once('@') {
+        Some((u, h)) => format!("'{u}'@'{h}'"),
+        None => format!("'{who}'"),
+    };
+    let signal = SignalTable {
+        database,
+        table,
+        grantee,
+    };
+    let grants: Vec<String> = conn.query("SHOW GRANTS FOR CURRENT_USER()").await?;
+    let may = |p: &str| {
+        grants
+            .iter()
+            .any(|g| grants_on(g, p, &signal.database, &signal.table))
+    };
+    let exists: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND \
+             TABLE_NAME = ?",
+            (&signal.database, &signal.table),
+        )
+        .await?;
+    let exists = exists.unwrap_or(0) > 0;
+    let fix = format!("{}; and {};", signal.create_sql(), signal.grant_sql());
+    out.push(match (exists, may("INSERT"), may("CREATE")) {
+        (true, true, _) => Finding::pass(
+            target,
+            "signal table",
+            format!("{} (snapshot watermarks and signals)", signal.name()),
+        ),
+        (true, false, _) => Finding::fail(
+            target,
+            "signal table",
+            format!(
+                "{} exists but {} may not insert into it ([snapshot] signal_table)",
+                signal.name(),
+                signal.grantee
+            ),
+            format!("{};", signal.grant_sql()),
+        ),
+        (false, true, true) => Finding::pass(
+            target,
+            "signal table",
+            format!(
+                "{} is missing; the agent creates it at start",
+                signal.name()
+            ),
+        ),
+        (false, _, _) => Finding::fail(
+            target,
+            "signal table",
+            format!(
+                "{} is missing and {} may not create it and insert into it \
+                 ([snapshot] signal_table)",
+                signal.name(),
+                signal.grantee
+            ),
+            fix,
+        ),
+    });
     Ok(())
 }
 
@@ -295,4 +423,23 @@ async fn privileges(
         )
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_covers_a_table_globally_by_database_or_by_table() {
+        let g = "GRANT CREATE, INSERT ON `shop`.`cdc_signal` TO `cdc`@`%`";
+        assert!(grants_on(g, "INSERT", "shop", "cdc_signal"));
+        assert!(!grants_on(g, "INSERT", "shop", "orders"));
+        assert!(!grants_on(g, "SELECT", "shop", "cdc_signal"));
+        let g = "GRANT SELECT, INSERT ON `shop`.* TO `cdc`@`%`";
+        assert!(grants_on(g, "INSERT", "shop", "cdc_signal"));
+        let g = "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION";
+        assert!(grants_on(g, "CREATE", "shop", "cdc_signal"));
+        let g = "GRANT REPLICATION SLAVE ON *.* TO `cdc`@`%`";
+        assert!(!grants_on(g, "INSERT", "shop", "cdc_signal"));
+    }
 }

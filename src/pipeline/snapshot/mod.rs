@@ -97,6 +97,9 @@ pub struct ChunkRequest {
     pub filter: Option<String>,
     /// Read keys strictly after this one; `None` for the table's first chunk.
     pub after: Option<Vec<KeyValue>>,
+    /// Read no key beyond this one (inclusive), when the table's progress has a bound
+    /// ([`TableProgress::until`]); sources that never set one may ignore it.
+    pub until: Option<Vec<KeyValue>>,
     /// At most this many rows.
     pub limit: usize,
     /// The table's first chunk: the source also returns a row estimate.
@@ -309,6 +312,7 @@ impl Snapshots {
                 table: t.table.clone(),
                 filter: t.filter.clone(),
                 after: t.after.clone(),
+                until: t.until.clone(),
                 limit: self.chunk_size,
                 first: t.after.is_none(),
             },

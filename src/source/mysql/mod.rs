@@ -31,6 +31,7 @@
 
 pub use cdc_codec::mysql::catalog;
 pub use cdc_codec::mysql::ddl;
+pub mod chunk;
 pub mod events;
 pub mod gtid;
 pub mod history;
@@ -52,13 +53,15 @@ use mysql_async::prelude::Queryable;
 use crate::source::Dependency;
 pub use crate::source::SourceError;
 
+use crate::checkpoint::{Checkpoint, KeyValue, SnapshotKind, SnapshotState, TableProgress};
 use crate::config::{MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig};
 use crate::ops::status::SourceState;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Snapshots};
 use crate::sink::{OutRecord, Sink};
 use crate::source::supervise::{Attempt, Source};
 use crate::topics;
 use catalog::{BinlogPosition, Catalog};
+use chunk::SignalTable;
 use events::Flavor;
 use history::SchemaHistory;
 use position::{MyCheckpoint, MysqlCheckpoint};
@@ -238,11 +241,15 @@ impl Source for MySourceSettings {
         .await?;
         pipeline.init_transactions().await?;
 
-        let saved: Option<MyCheckpoint> = pipeline.load_checkpoint(&settings.main.kafka).await?;
-        let saved = saved.and_then(|c| {
-            let my = c.source.binlog.clone()?;
-            c.snapshot_done.then_some(my)
-        });
+        // Before the start position is taken: a table created later would be a schema change
+        // the stream has to read.
+        let signal = chunk::ensure_signal_table(&mut sql, settings).await?;
+
+        // Every checkpoint with a binlog position is a place to stream from: one whose initial
+        // snapshot is unfinished says which chunks remain (earlier versions wrote checkpoints
+        // only once their one-shot snapshot was done).
+        let saved_cp: Option<MyCheckpoint> = pipeline.load_checkpoint(&settings.main.kafka).await?;
+        let saved = saved_cp.as_ref().and_then(|c| c.source.binlog.clone());
         let resume = match &saved {
             Some(cp) => resume_mode(settings, &mut sql, &server, cp).await?,
             None => stream::Resume::Position,
@@ -263,7 +270,7 @@ impl Source for MySourceSettings {
         let types = TypeOptions::default();
 
         let mode = src.snapshot.mode;
-        let (start, catalog) = match saved {
+        let (start, catalog, snapshots) = match saved {
             Some(mut cp) => {
                 let at = BinlogPosition {
                     file: cp.file.clone(),
@@ -351,7 +358,9 @@ impl Source for MySourceSettings {
                     }
                 };
                 cp.history_seq = history.last_seq();
-                (cp, catalog)
+                let tables = captured_tables(&catalog, settings, signal.as_ref());
+                let snapshots = plan_snapshots(settings, tables, None, saved_cp.as_ref());
+                (cp, catalog, snapshots)
             }
             None if mode == SnapshotMode::Never => {
                 let pos = setup::current_position(&mut sql).await?;
@@ -375,24 +384,18 @@ impl Source for MySourceSettings {
                     history_seq: history.last_seq(),
                     server: server.identity.clone(),
                 };
-                pipeline.write_checkpoint(&MyCheckpoint::at(&cp)).await?;
+                let tables = captured_tables(&catalog, settings, signal.as_ref());
+                let snapshots = plan_snapshots(settings, tables, None, None);
+                pipeline
+                    .write_checkpoint(&with_snapshots(&cp, &snapshots))
+                    .await?;
                 pipeline.drain().await?;
-                (cp, catalog)
+                (cp, catalog, snapshots)
             }
             None => {
-                status.snapshot_progress(0, 0);
-                let taken = snapshot::run(
-                    settings,
-                    server.mariadb,
-                    server.server_id,
-                    &types,
-                    &mut pipeline,
-                    stop,
-                )
-                .await?;
-                if stop.is_triggered() {
-                    return Ok(());
-                }
+                // A new source streams from the current position; the initial snapshot runs
+                // in chunks while it does, up to each table's greatest key there.
+                let taken = snapshot::start(settings, server.mariadb, signal.as_ref()).await?;
                 send_history_snapshot(
                     &mut history,
                     &mut pipeline,
@@ -411,15 +414,19 @@ impl Source for MySourceSettings {
                     history_seq: history.last_seq(),
                     server: server.identity.clone(),
                 };
-                pipeline.write_checkpoint(&MyCheckpoint::at(&cp)).await?;
+                let tables = captured_tables(&taken.catalog, settings, signal.as_ref());
+                let snapshots = plan_snapshots(settings, tables, Some(&taken.bounds), None);
+                pipeline
+                    .write_checkpoint(&with_snapshots(&cp, &snapshots))
+                    .await?;
                 pipeline.drain().await?;
-                tracing::info!(source = %src.name, position = %taken.position, gtid = ?taken.gtid_state, "snapshot complete");
-                if mode == SnapshotMode::InitialOnly {
-                    return Ok(());
-                }
-                (cp, taken.catalog)
+                tracing::info!(source = %src.name, position = %taken.position, gtid = ?taken.gtid_state, "start position taken");
+                (cp, taken.catalog, snapshots)
             }
         };
+        if signal.is_some() {
+            pipeline.set_snapshots(snapshots);
+        }
         status.set_state(SourceState::Streaming);
         tracing::info!(source = %src.name, file = %start.file, pos = start.pos, "streaming");
         let mut stream = stream::MyStream::open(
@@ -430,6 +437,7 @@ impl Source for MySourceSettings {
                 flavor: Flavor::from_server_version(&server.version),
                 history_topic: &history_topic,
                 types,
+                signal,
             },
             start,
             catalog,
@@ -441,6 +449,106 @@ impl Source for MySourceSettings {
         .await?;
         pipeline.stream(&mut stream, stop).await
     }
+}
+
+/// The captured tables of `catalog` as snapshots name them (`db.table`), the signal table
+/// left out.
+pub fn captured_tables(
+    catalog: &Catalog,
+    settings: &MySourceSettings,
+    signal: Option<&SignalTable>,
+) -> Vec<String> {
+    catalog
+        .tables
+        .keys()
+        .filter(|(d, t)| settings.captures(d) && !signal.is_some_and(|s| s.is(d, t)))
+        .map(|(d, t)| format!("{d}.{t}"))
+        .collect()
+}
+
+/// The checkpoint at `cp` with the snapshot part `snapshots` starts from (the driver keeps
+/// it current from there on).
+fn with_snapshots(cp: &MysqlCheckpoint, snapshots: &Snapshots) -> MyCheckpoint {
+    Checkpoint {
+        snapshot_done: snapshots.initial_done(),
+        snapshot: snapshots.state().clone(),
+        ..MyCheckpoint::at(cp)
+    }
+}
+
+/// What remains to snapshot: a new source snapshots every captured table up to its greatest
+/// key at the start position (`bounds`; an empty table needs nothing); a resumed snapshot goes
+/// on after its last committed chunk; a table captured since the last run (a database added
+/// to the capture) is snapshotted alone. Tables created while the stream runs are not: the
+/// stream records them as captured (their every row streams).
+fn plan_snapshots(
+    settings: &MySourceSettings,
+    tables: Vec<String>,
+    bounds: Option<&std::collections::BTreeMap<String, Option<Vec<KeyValue>>>>,
+    saved: Option<&MyCheckpoint>,
+) -> Snapshots {
+    let mode = settings.source.snapshot.mode;
+    let (state, mut initial_done) = match saved {
+        Some(c) => (c.snapshot.clone(), c.snapshot_done),
+        None => (SnapshotState::default(), false),
+    };
+    if mode == SnapshotMode::Never {
+        initial_done = true;
+    }
+    let captured = state.captured.clone();
+    let resumed = !state.tables.is_empty();
+    let mut queue = Vec::new();
+    if !initial_done && !resumed {
+        for t in &tables {
+            let until = match bounds.map(|b| b.get(t)) {
+                // Empty at the start position: every row it gets streams.
+                Some(Some(None)) => continue,
+                Some(Some(Some(max))) => Some(max.clone()),
+                _ => None,
+            };
+            queue.push(TableProgress {
+                until,
+                ..TableProgress::new(t.clone(), SnapshotKind::Initial, None)
+            });
+        }
+        if queue.is_empty() {
+            initial_done = true;
+        }
+    } else if mode != SnapshotMode::Never {
+        if let Some(known) = &captured {
+            let kind = if initial_done {
+                SnapshotKind::Incremental
+            } else {
+                SnapshotKind::Initial
+            };
+            queue.extend(
+                tables
+                    .iter()
+                    .filter(|t| !known.contains(t))
+                    .map(|t| TableProgress::new(t.clone(), kind, None)),
+            );
+        }
+    }
+    let mut snapshots = Snapshots::new(
+        &settings.source.name,
+        state,
+        initial_done,
+        settings.source.snapshot.chunk_size,
+    );
+    for t in snapshots.state().tables.iter().filter(|t| !t.done) {
+        tracing::info!(
+            table = %t.table,
+            after_key = %t.after.as_ref().map(|k| k.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+            rows_done = t.rows,
+            "snapshot resuming"
+        );
+    }
+    snapshots.add(queue);
+    snapshots.set_captured(tables);
+    // initial_only: a new source stops once its snapshot is done, even an empty one.
+    snapshots.stop_when_done =
+        mode == SnapshotMode::InitialOnly && (saved.is_none() || !snapshots.initial_done());
+    snapshots
 }
 
 /// How the stream resumes from checkpoint `cp` on the connected server: by file/position on

@@ -24,7 +24,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use mysql_common::packets::BinlogDumpFlags;
 
-use super::catalog::{BinlogPosition, Catalog};
+use super::catalog::{BinlogPosition, Catalog, TableDef};
+use super::chunk::{self, SignalTable};
 use super::ddl::{self, DdlOutcome};
 use super::events::{
     self, Flavor, MariadbGtidEvent, MysqlGtidEvent, RowsEventView, RowsKind, TableMapInfo,
@@ -41,7 +42,8 @@ use crate::event::{
     ChangeEvent, Datum, MysqlSource, Op, SourceBlock, TableSchema, TransactionInfo,
 };
 use crate::ops::status::SourceStatus;
-use crate::pipeline::{ChangeStream, Pipeline, TxOrder};
+use crate::pipeline::snapshot::WATERMARK_PREFIX;
+use crate::pipeline::{ChangeStream, Chunk, ChunkRequest, Pipeline, TxOrder, Watermark};
 use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
@@ -98,6 +100,9 @@ pub struct StreamContext<'a> {
     pub history_topic: &'a str,
     /// Type mapping options.
     pub types: TypeOptions,
+    /// The table carrying snapshot watermarks and signals; `None` when the source takes no
+    /// snapshots while streaming.
+    pub signal: Option<SignalTable>,
 }
 
 struct Tx {
@@ -126,6 +131,8 @@ struct Mapped {
     map: TableMapInfo,
     layout: RowLayout,
     schema: Arc<TableSchema>,
+    /// The signal table: its rows are watermarks and signals, never published.
+    signal: bool,
 }
 
 /// A source transaction partly in Kafka when the stream (re)started.
@@ -175,6 +182,9 @@ struct State {
     mapped: HashMap<u64, Mapped>,
     catalog: Catalog,
     history: SchemaHistory,
+    /// The signal table's definition as the server had it when the stream opened (used when
+    /// the catalog has none: the table is outside the captured databases).
+    signal_def: Option<TableDef>,
 }
 
 /// The MySQL/MariaDB change stream: binlog events from the checkpoint's position, decoded and
@@ -216,6 +226,14 @@ impl<'a> MyStream<'a> {
             ctx.flavor,
         )
         .await?;
+        let signal_def = match &ctx.signal {
+            Some(s) => {
+                super::schema::load_tables(&mut sql, settings, Some((&s.database, &s.table)))
+                    .await?
+                    .remove(&s.database, &s.table)
+            }
+            None => None,
+        };
         let mysql_gtids = match &ctx.resume {
             Resume::MysqlGtid { set, .. } => Some(set.clone()),
             _ if ctx.flavor == Flavor::MySql => start
@@ -271,6 +289,7 @@ impl<'a> MyStream<'a> {
             mapped: HashMap::new(),
             catalog,
             history,
+            signal_def,
         };
         Ok(MyStream {
             ctx,
@@ -385,6 +404,33 @@ impl ChangeStream for MyStream<'_> {
 
     fn stopped(&self) {
         tracing::info!(file = %self.st.committed.file, pos = self.st.committed.pos, "stream stopped, position acknowledged");
+    }
+
+    async fn write_watermark(&mut self, watermark: &Watermark) -> Result<(), SourceError> {
+        let Some(signal) = &self.ctx.signal else {
+            return Err(SourceError::definite(
+                "snapshot watermark without a signal table".into(),
+            ));
+        };
+        chunk::write_watermark(&mut self.sql, signal, watermark).await
+    }
+
+    async fn read_chunk<S: Sink<Position = MysqlCheckpoint>>(
+        &mut self,
+        req: &ChunkRequest,
+        out: &mut Pipeline<S>,
+        stop: &mut Shutdown,
+    ) -> Result<Chunk, SourceError> {
+        chunk::read_chunk(
+            &mut self.sql,
+            self.ctx.settings,
+            &self.ctx.types,
+            self.ctx.signal.as_ref(),
+            req,
+            out,
+            stop,
+        )
+        .await
     }
 }
 
@@ -729,6 +775,15 @@ async fn apply_ddl<S: Sink<Position = MysqlCheckpoint>>(
     if tables.is_empty() && dropped.is_empty() {
         return Ok(());
     }
+    // A table created (or renamed) here streams from its first row: recorded as captured,
+    // a restart does not take it for a table added to the capture and snapshot it.
+    if let Some(snapshots) = out.snapshots() {
+        snapshots.set_captured(super::captured_tables(
+            &st.catalog,
+            settings,
+            ctx.signal.as_ref(),
+        ));
+    }
     // Table maps of changed tables are rebuilt at their next use.
     st.mapped.retain(|_, m| {
         !tables
@@ -931,6 +986,13 @@ async fn handle<'e, S: Sink<Position = MysqlCheckpoint>>(
         }
         TABLE_MAP => {
             let map = TableMapInfo::parse(event.data(), ctx.flavor).map_err(decode_error)?;
+            if ctx
+                .signal
+                .as_ref()
+                .is_some_and(|s| s.is(&map.database, &map.table))
+            {
+                return map_signal_table(ctx, st, map);
+            }
             if !ctx.settings.captures(&map.database) {
                 st.mapped.remove(&map.table_id);
                 return Ok(());
@@ -961,6 +1023,7 @@ async fn handle<'e, S: Sink<Position = MysqlCheckpoint>>(
                     map,
                     layout,
                     schema,
+                    signal: false,
                 },
             );
         }
@@ -1010,6 +1073,12 @@ async fn handle<'e, S: Sink<Position = MysqlCheckpoint>>(
                 }
                 let (before, after) = buf.split_at(split);
                 let row = row_index - 1;
+                if m.signal {
+                    if view.kind == RowsKind::Write {
+                        signal_row(ctx, out, schema, tx, after).await?;
+                    }
+                    continue;
+                }
                 match view.kind {
                     RowsKind::Write => {
                         emit(
@@ -1089,6 +1158,102 @@ async fn handle<'e, S: Sink<Position = MysqlCheckpoint>>(
         _ => {}
     }
     Ok(())
+}
+
+/// A table map of the signal table: mapped to decode its rows, never published (no table
+/// schema is set on the pipeline, so no topic or subject exists for it).
+fn map_signal_table(
+    ctx: &StreamContext<'_>,
+    st: &mut State,
+    map: TableMapInfo,
+) -> Result<(), SourceError> {
+    if st.mapped.get(&map.table_id).is_some_and(|m| m.map == map) {
+        return Ok(());
+    }
+    let width = map.columns.len();
+    let def = match st.catalog.get(&map.database, &map.table) {
+        Some(d) if d.columns.len() == width => Some(d.clone()),
+        _ => st.signal_def.clone().filter(|d| d.columns.len() == width),
+    }
+    .or_else(|| types::table_def_from_map(&map.database, &map.table, &map));
+    let Some(def) = def else {
+        return Err(SourceError::definite(format!(
+            "snapshot signal table {}.{}: the binlog has {width} columns and the agent knows \
+             no matching definition; fix: give it Debezium's shape (id VARCHAR(64) PRIMARY \
+             KEY, type VARCHAR(32) NOT NULL, data TEXT)",
+            map.database, map.table
+        )));
+    };
+    let layout = RowLayout::new(&def, &map, &ctx.types).map_err(decode_error)?;
+    let schema = Arc::new(types::table_schema(&def, &ctx.types));
+    st.mapped.insert(
+        map.table_id,
+        Mapped {
+            map,
+            layout,
+            schema,
+            signal: true,
+        },
+    );
+    Ok(())
+}
+
+/// A row inserted into the signal table: a watermark (the high one of the open window emits
+/// the chunk's remaining rows here, consistent with the stream at this transaction) or a
+/// signal. Rows a committed Kafka transaction already holds never get here (the caller
+/// skips them like any row), so a signal is not acted on twice after a restart.
+async fn signal_row<S: Sink<Position = MysqlCheckpoint>>(
+    ctx: &StreamContext<'_>,
+    out: &mut Pipeline<S>,
+    schema: &TableSchema,
+    tx: &Tx,
+    row: &[Datum<'_>],
+) -> Result<(), SourceError> {
+    let column = |name: &str| -> Vec<u8> {
+        let value = schema
+            .columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))
+            .and_then(|i| row.get(i));
+        match value {
+            Some(Datum::Str(s)) => s.as_bytes().to_vec(),
+            Some(Datum::Bytes(b)) => b.to_vec(),
+            _ => Vec::new(),
+        }
+    };
+    let (kind, data) = (column("type"), column("data"));
+    if kind != WATERMARK_PREFIX.as_bytes() {
+        let kind = String::from_utf8_lossy(&kind);
+        tracing::info!(kind = %kind, position = %tx.position, "snapshot signal received");
+        out.snapshot_signal(&kind, &data);
+        return Ok(());
+    }
+    let Some(table) = out.snapshot_watermark(&data) else {
+        return Ok(());
+    };
+    let block = SourceBlock::Mysql(MysqlSource {
+        name: &ctx.settings.source.topic_prefix,
+        ts_us: tx.ts_us,
+        snapshot: "true",
+        db: &table.id.schema,
+        table: &table.id.table,
+        server_id: i64::from(tx.server_id),
+        gtid: None,
+        file: &tx.start.file,
+        pos: tx.start.pos as i64,
+        row: 0,
+        thread: None,
+        query: None,
+    });
+    out.emit_window(
+        block,
+        EventMeta {
+            position: &tx.position,
+            txid: Some(&tx.id),
+            commit_ms: tx.ts_us.div_euclid(1000),
+        },
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
