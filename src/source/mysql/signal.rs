@@ -7,23 +7,6 @@ use super::setup::quote_ident;
 use super::{connect_sql, my_error, MySourceSettings, SourceError};
 use crate::config::{Config, SourceConfig};
 
-/// The table that carries a source's watermarks and signals: `[snapshot] signal_table`, or
-/// `cdc_signal` in the first captured database (the source's `database` when the capture
-/// lists none).
-pub fn signal_table(settings: &MySourceSettings) -> Option<(String, String)> {
-    if let Some(t) = &settings.source.snapshot.signal_table {
-        return t
-            .split_once('.')
-            .map(|(d, t)| (d.to_string(), t.to_string()));
-    }
-    let db = settings
-        .databases
-        .first()
-        .cloned()
-        .or_else(|| settings.source.database.clone())?;
-    Some((db, "cdc_signal".to_string()))
-}
-
 /// Inserts a signal row (`id`, `type`, `data`) into the source's signal table.
 pub async fn send_signal(
     source: &SourceConfig,
@@ -32,7 +15,7 @@ pub async fn send_signal(
     data: &str,
 ) -> Result<(), SourceError> {
     let settings = MySourceSettings::new(source.clone(), cfg.main.clone());
-    let (db, table) = signal_table(&settings).ok_or_else(|| {
+    let (db, table) = super::chunk::signal_table_name(&settings).ok_or_else(|| {
         SourceError::definite(format!(
             "{}: no signal table: set [snapshot] signal_table = \"database.table\"",
             source.file.display()
