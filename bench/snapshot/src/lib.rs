@@ -264,12 +264,24 @@ pub async fn pg_drop(env: &Env, db: &str, slot_prefix: &str) {
 
 /// Creates database `db` with table `t` of `rows` rows, filled from the sequence engine in
 /// batches without binary logging (the agent reads the table, not the load's binlog; nothing
-/// fills the disk), and grants the agent SELECT on it.
+/// fills the disk), and grants the agent SELECT on it and INSERT on the signal table.
 pub async fn my_create(env: &Env, db: &str, rows: u64) -> Result<TableInfo> {
     let mut admin = mysql_async::Conn::new(env.my_opts(None)).await?;
     admin.query_drop(format!("CREATE DATABASE `{db}`")).await?;
     admin
         .query_drop(format!("GRANT SELECT ON `{db}`.* TO '{}'@'%'", env.my_agent.user))
+        .await?;
+    // The snapshot's signal table, as docs/mariadb-setup.md has a DBA make it.
+    admin
+        .query_drop(format!(
+            "CREATE TABLE `{db}`.cdc_signal (id VARCHAR(64) PRIMARY KEY, type VARCHAR(32) NOT NULL, data TEXT)"
+        ))
+        .await?;
+    admin
+        .query_drop(format!(
+            "GRANT INSERT, SELECT ON `{db}`.cdc_signal TO '{}'@'%'",
+            env.my_agent.user
+        ))
         .await?;
     let mut c = mysql_async::Conn::new(env.my_opts(Some(db))).await?;
     c.query_drop(
