@@ -115,6 +115,8 @@ GRANT ALL PRIVILEGES ON *.* TO 'cdc_admin'@'%' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS 'cdc_agent'@'%' IDENTIFIED BY 'cdc_agent';
 GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'cdc_agent'@'%';
 GRANT SELECT ON demo.* TO 'cdc_agent'@'%';
+-- the snapshot signal table of sources on demo (docs/mariadb-setup.md)
+GRANT CREATE, INSERT ON demo.cdc_signal TO 'cdc_agent'@'%';
 SQL
 }
 

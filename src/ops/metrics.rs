@@ -503,7 +503,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("| `cdc_agent_"))
             .filter_map(|l| l.split('`').next())
             .collect();
-        assert_eq!(documented.len(), 15, "{documented:?}");
+        assert_eq!(documented.len(), 17, "{documented:?}");
         let health = crate::ops::status::Health::new(Metrics::new());
         let s = health.register("s");
         s.metrics().table("public.t").event(Op::Create, 1);

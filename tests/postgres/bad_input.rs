@@ -451,3 +451,34 @@ async fn a_slot_active_in_another_process_names_the_slot_pid_and_pg_terminate_ba
     );
     // The slot is not ours to keep: FreshPgDb's drop ends the other stream and drops it.
 }
+
+#[tokio::test]
+async fn a_table_without_a_primary_key_stops_its_snapshot_naming_the_fix() {
+    let db = FreshPgDb::create("pgnopk").await;
+    pg_connect(&db.url)
+        .await
+        .batch_execute(
+            "CREATE TABLE logs (at timestamptz NOT NULL, line text);
+             ALTER TABLE logs REPLICA IDENTITY FULL;
+             INSERT INTO logs VALUES (now(), 'one');
+             CREATE PUBLICATION cdc_pub FOR TABLE logs;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("pgnopk");
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml =
+        format!("[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n");
+    let mut agent = Agent::start(&cfg);
+    // Chunks are read and matched by key: without one the table cannot be chunked, and the
+    // operator is told the ways out rather than getting a silently partial snapshot.
+    assert_exits_with(
+        &mut agent,
+        exit::FAILURE,
+        &[
+            "snapshot of public.logs: the table has no primary key",
+            "ALTER TABLE \"public\".\"logs\" ADD PRIMARY KEY",
+            "or set [snapshot] mode",
+        ],
+    );
+}

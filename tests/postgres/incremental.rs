@@ -470,3 +470,125 @@ async fn a_snapshot_killed_half_way_resumes_after_its_last_committed_chunk_exact
     });
     println!("pg_snapshot_kill: resumed after key {after_key} ({rows_done} rows committed before the kill)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_demand_snapshot_pauses_resumes_stops_and_shows_its_status() {
+    const ROWS: i64 = 100_000;
+    let db = FreshPgDb::create("snapctl").await;
+    pg_connect(&db.url)
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int PRIMARY KEY, val int NOT NULL, note text);
+             INSERT INTO t SELECT g, 0, 'row ' || g FROM generate_series(1, {ROWS}) g;
+             ANALYZE t;
+             CREATE PUBLICATION cdc_pub FOR TABLE t;"
+        ))
+        .await
+        .unwrap();
+    let name = unique_name("snapctl");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    // Small chunks: the snapshot takes long enough to be paused and stopped half way.
+    cfg.extra_source_toml = format!(
+        "[snapshot]\nmode = \"never\"\nchunk_size = 100\n\
+         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
+    );
+    let mut agent = Agent::start(&cfg);
+    tokio::task::block_in_place(|| agent.wait_streaming(Duration::from_secs(60)));
+
+    snapshot_cli(&agent, &name, &["--table", "public.t"]);
+    tokio::task::block_in_place(|| {
+        wait_log(&mut agent, "snapshot starting", Duration::from_secs(30))
+    });
+    snapshot_cli(&agent, &name, &["--pause"]);
+    tokio::task::block_in_place(|| {
+        wait_log(&mut agent, "snapshot paused", Duration::from_secs(30))
+    });
+    assert!(
+        !agent.log().contains("snapshot complete"),
+        "the snapshot finished before the pause"
+    );
+    // The pause is in the checkpoint: `--status` (which reads it from Kafka) shows it.
+    let status = wait_until(
+        Duration::from_secs(30),
+        "--status showing the pause",
+        || {
+            let out = snapshot_cli(&agent, &name, &["--status"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            async move { text.contains("snapshots paused").then_some(text) }
+        },
+    )
+    .await;
+    assert!(
+        status.contains("public.t") && status.contains("pending"),
+        "{status}"
+    );
+
+    snapshot_cli(&agent, &name, &["--resume"]);
+    tokio::task::block_in_place(|| {
+        wait_log(&mut agent, "snapshot resumed", Duration::from_secs(30));
+        wait_log(&mut agent, "snapshot complete", Duration::from_secs(240));
+    });
+
+    // Every row read once, marked as an incremental snapshot read.
+    let topic = format!("{name}.public.t");
+    let markers = tokio::task::block_in_place(|| {
+        let mut tail = TopicTail::open(&topic, Duration::from_secs(60));
+        let mut dec = AvroDecoder::new();
+        let mut markers: HashMap<String, usize> = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while markers.values().sum::<usize>() < ROWS as usize && Instant::now() < deadline {
+            for rec in tail.poll(Duration::from_secs(1)) {
+                let v = dec.decode(rec.value.as_deref().unwrap());
+                let source = field(&v, "source");
+                let marker = as_opt_string(field(source, "snapshot")).unwrap_or_default();
+                *markers.entry(marker).or_default() += 1;
+            }
+        }
+        markers
+    });
+    assert_eq!(
+        markers,
+        HashMap::from([("incremental".to_string(), ROWS as usize)]),
+        "source.snapshot of the reads"
+    );
+
+    // A second request, stopped half way.
+    let mark = log_mark(&agent);
+    snapshot_cli(
+        &agent,
+        &name,
+        &["--table", "public.t", "--where", "id > 50000"],
+    );
+    tokio::task::block_in_place(|| {
+        wait_log_after(
+            &mut agent,
+            mark,
+            "snapshot starting",
+            Duration::from_secs(30),
+        )
+    });
+    snapshot_cli(&agent, &name, &["--stop"]);
+    tokio::task::block_in_place(|| {
+        wait_log_after(
+            &mut agent,
+            mark,
+            "snapshot of table stopped",
+            Duration::from_secs(30),
+        );
+    });
+    let after = log_after(&agent, mark);
+    assert!(
+        !after.contains("snapshot of table complete"),
+        "the filtered snapshot finished before the stop; log:\n{after}"
+    );
+    let status = wait_until(Duration::from_secs(30), "--status after the stop", || {
+        let out = snapshot_cli(&agent, &name, &["--status"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        async move { text.contains("no snapshot in progress").then_some(text) }
+    })
+    .await;
+    println!("pg_snapshot_control: {status}");
+}
