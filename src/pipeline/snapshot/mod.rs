@@ -497,6 +497,26 @@ impl Snapshots {
     }
 }
 
+/// Tables captured now that the checkpoint's captured set (`known`) lacks: they joined the
+/// capture since the last run and are snapshotted alone — as part of the initial snapshot
+/// while that is still running, incrementally after it.
+pub fn joined_tables<'a>(
+    tables: &'a [String],
+    known: &[String],
+    initial_done: bool,
+) -> impl Iterator<Item = TableProgress> + 'a {
+    let kind = if initial_done {
+        SnapshotKind::Incremental
+    } else {
+        SnapshotKind::Initial
+    };
+    let known = known.to_vec();
+    tables
+        .iter()
+        .filter(move |t| !known.contains(t))
+        .map(move |t| TableProgress::new(t.clone(), kind, None))
+}
+
 /// A signal, parsed.
 #[derive(Debug, PartialEq)]
 enum Signal {

@@ -56,6 +56,7 @@ pub use crate::source::SourceError;
 use crate::checkpoint::{Checkpoint, KeyValue, SnapshotKind, SnapshotState, TableProgress};
 use crate::config::{MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig};
 use crate::ops::status::SourceState;
+use crate::pipeline::snapshot::joined_tables;
 use crate::pipeline::{Pipeline, Snapshots};
 use crate::sink::{OutRecord, Sink};
 use crate::source::supervise::{Attempt, Source};
@@ -516,17 +517,7 @@ fn plan_snapshots(
         }
     } else if mode != SnapshotMode::Never {
         if let Some(known) = &captured {
-            let kind = if initial_done {
-                SnapshotKind::Incremental
-            } else {
-                SnapshotKind::Initial
-            };
-            queue.extend(
-                tables
-                    .iter()
-                    .filter(|t| !known.contains(t))
-                    .map(|t| TableProgress::new(t.clone(), kind, None)),
-            );
+            queue.extend(joined_tables(&tables, known, initial_done));
         }
     }
     let mut snapshots = Snapshots::new(

@@ -43,6 +43,7 @@ use crate::checkpoint::{SnapshotKind, SnapshotState, TableProgress};
 use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
 use crate::net::tls::PgTls;
 use crate::ops::status::SourceState;
+use crate::pipeline::snapshot::joined_tables;
 use crate::pipeline::{Pipeline, Snapshots};
 use position::{PgCheckpoint, PgPosition};
 use replication::{ReplicationClient, ReplicationConfig};
@@ -402,17 +403,7 @@ async fn plan_snapshots(
         );
     } else if mode != SnapshotMode::Never {
         if let Some(known) = &captured {
-            let kind = if initial_done {
-                SnapshotKind::Incremental
-            } else {
-                SnapshotKind::Initial
-            };
-            snapshots.add(
-                tables
-                    .iter()
-                    .filter(|t| !known.contains(t))
-                    .map(|t| TableProgress::new(t.clone(), kind, None)),
-            );
+            snapshots.add(joined_tables(&tables, known, initial_done));
         }
     }
     snapshots.set_captured(tables);
