@@ -171,6 +171,19 @@ impl Snapshots {
         }
     }
 
+    /// Logs where each unfinished table resumes (after a restart).
+    pub fn log_resuming(&self) {
+        for t in self.state.tables.iter().filter(|t| !t.done) {
+            let after: Vec<String> = t.after.iter().flatten().map(ToString::to_string).collect();
+            tracing::info!(
+                table = %t.table,
+                after_key = %after.join(","),
+                rows_done = t.rows,
+                "snapshot resuming"
+            );
+        }
+    }
+
     /// Adds tables to snapshot (skipping those already pending).
     pub fn add(&mut self, tables: impl IntoIterator<Item = TableProgress>) {
         for t in tables {

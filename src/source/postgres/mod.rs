@@ -387,14 +387,7 @@ async fn plan_snapshots(
         initial_done,
         settings.source.snapshot.chunk_size,
     );
-    for t in snapshots.state().tables.iter().filter(|t| !t.done) {
-        tracing::info!(
-            table = %t.table,
-            after_key = %t.after.as_ref().map(|k| k.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default(),
-            rows_done = t.rows,
-            "snapshot resuming"
-        );
-    }
+    snapshots.log_resuming();
     if !initial_done && !resumed {
         snapshots.add(
             tables
