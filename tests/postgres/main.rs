@@ -14,6 +14,7 @@ mod replication_client;
 mod schema_change;
 mod slot_progress;
 mod snapshot;
+mod snapshot_stop;
 mod source;
 mod tail;
 mod tls;

@@ -132,14 +132,51 @@ impl PgSourceSettings {
             .as_ref()
             .map(|p| p.expose().to_string());
         c.tls = self.tls();
+        c.allow_cleartext_password = self
+            .source
+            .postgres
+            .as_ref()
+            .is_some_and(|p| p.allow_cleartext_password);
         c
     }
+}
+
+/// Before `tokio-postgres` logs in (it answers a cleartext password request on any
+/// connection), logs in once with our own client to see how the server authenticates this
+/// role: a cleartext request over a connection without TLS stops the source. Done once per
+/// process and server/database/role; the answer depends on pg_hba.conf, which does not
+/// change between two connections.
+async fn check_login(settings: &PgSourceSettings) -> Result<(), SourceError> {
+    static CHECKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let cfg = settings.replication_config();
+    if cfg.tls.requires_tls() {
+        return Ok(());
+    }
+    let key = format!("{}:{}/{}/{}", cfg.host, cfg.port, cfg.database, cfg.user);
+    if CHECKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&key)
+    {
+        return Ok(());
+    }
+    match replication::probe_login(&cfg).await {
+        Err(e @ replication::ReplError::CleartextRefused) => {
+            return Err(SourceError::definite(e.to_string()).concerning(Dependency::Database))
+        }
+        // Anything else shows again, better worded, on the real connection.
+        Err(_) => return Ok(()),
+        Ok(_) => {}
+    }
+    CHECKED.lock().unwrap_or_else(|e| e.into_inner()).push(key);
+    Ok(())
 }
 
 /// Connects the SQL session with the settings [`types`] expects.
 pub async fn connect_sql(
     settings: &PgSourceSettings,
 ) -> Result<tokio_postgres::Client, SourceError> {
+    check_login(settings).await?;
     let tls = settings.tls();
     let connector = tls.connector().map_err(|e| {
         SourceError::definite(format!("{}: {e}", settings.source.file.display()))
@@ -288,7 +325,8 @@ impl Source for PgSourceSettings {
                 pipeline.drain().await?;
                 tracing::info!(source = %src.name, "snapshot complete");
                 if mode == SnapshotMode::InitialOnly {
-                    return Ok(());
+                    drop(repl);
+                    return release_slot(settings, &sql, &mut pipeline).await;
                 }
                 saved = Some(done);
             }
@@ -353,8 +391,39 @@ impl Source for PgSourceSettings {
             &mut stream_conn,
             status,
         );
-        pipeline.stream(&mut stream, stop).await
+        pipeline.stream(&mut stream, stop).await?;
+        drop(stream);
+        let initial_only_done = pipeline
+            .snapshots()
+            .is_some_and(|s| s.stop_when_done && s.idle());
+        if initial_only_done {
+            drop(stream_conn);
+            release_slot(settings, &sql, &mut pipeline).await?;
+        }
+        Ok(())
     }
+}
+
+/// `snapshot.mode = initial_only` is done: nothing will read the slot again, and a slot nobody
+/// reads holds WAL until the disk fills. The final checkpoint names no slot, so a later run in
+/// another mode starts over with a new slot and snapshot instead of taking the missing slot for
+/// a lost position.
+async fn release_slot<S: crate::sink::Sink<Position = Lsn>>(
+    settings: &PgSourceSettings,
+    sql: &tokio_postgres::Client,
+    pipeline: &mut Pipeline<S>,
+) -> Result<(), SourceError> {
+    let released = PgCheckpoint {
+        snapshot_done: true,
+        position: None,
+        source: PgPosition::default(),
+        snapshot: Default::default(),
+    };
+    pipeline.write_checkpoint(&released).await?;
+    pipeline.drain().await?;
+    drop_slot_when_released(sql, &settings.slot).await?;
+    tracing::info!(slot = %settings.slot, "initial_only snapshot done; dropped the replication slot so it holds no WAL");
+    Ok(())
 }
 
 /// What remains to snapshot, from the checkpoint: a resumed snapshot goes on after its last

@@ -1,0 +1,172 @@
+//! How a snapshot ends when it does not run to its natural end: SIGTERM in the middle of a
+//! large chunked snapshot stops the agent cleanly and quickly (systemd's stop timeout must
+//! never be what ends it), and `snapshot.mode = initial_only` leaves no replication slot
+//! behind to hold WAL once it is done.
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::agent::{Agent, AgentConfig};
+use common::cdc::{log_mark, wait_log, wait_log_after, StackCleanup, TopicTail};
+use common::eos::check_table_and_ledger;
+use common::{pg_connect, unique_name, wait_until, FreshPgDb};
+
+/// How long a clean stop may take: well inside systemd's default 90 s stop timeout, and the
+/// bound the issue sets.
+const STOP_BOUND: Duration = Duration::from_secs(10);
+
+async fn slot_exists(url: &str, slot: &str) -> bool {
+    pg_connect(url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_in_the_middle_of_a_snapshot_exits_cleanly_within_ten_seconds_and_the_next_run_finishes_it_exactly_once(
+) {
+    const ROWS: i64 = 300_000;
+    let db = FreshPgDb::create("snapterm").await;
+    pg_connect(&db.url)
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, pad text NOT NULL);
+             INSERT INTO t SELECT g, 0, repeat('x', 200) FROM generate_series(1, {ROWS}) g;
+             ANALYZE t;
+             CREATE PUBLICATION cdc_pub FOR TABLE t;"
+        ))
+        .await
+        .unwrap();
+    let name = unique_name("snapterm");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    // Large chunks keep the reader busy and the channels to Kafka full when the signal comes.
+    cfg.extra_source_toml = format!(
+        "[snapshot]\nchunk_size = 20000\n[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
+    );
+    let topic = format!("{name}.public.t");
+    let mut agent = Agent::start(&cfg);
+    let tail = tokio::task::block_in_place(|| TopicTail::open(&topic, Duration::from_secs(60)));
+    wait_until(
+        Duration::from_secs(120),
+        "part of the snapshot in Kafka",
+        || {
+            let end = tail.end();
+            async move { (end >= 30_000).then_some(()) }
+        },
+    )
+    .await;
+    assert!(
+        !agent.log().contains("snapshot complete"),
+        "the snapshot finished before the signal"
+    );
+    let signalled = Instant::now();
+    agent.terminate();
+    let code = tokio::task::block_in_place(|| agent.wait_exit(STOP_BOUND));
+    let took = signalled.elapsed();
+    assert_eq!(
+        code,
+        Some(0),
+        "no clean exit within {STOP_BOUND:?} of SIGTERM (waited {took:?}); log:\n{}",
+        agent.log()
+    );
+    assert!(
+        !agent.log().contains("snapshot complete"),
+        "the snapshot finished before the signal took effect; the test proves nothing"
+    );
+    println!("pg_snapshot_sigterm: exited in {took:?}");
+
+    // The next run goes on from the last committed chunk; in the end every row is in the
+    // table topic and the event store exactly once.
+    let mark = log_mark(&agent);
+    let mut agent = agent.restart();
+    tokio::task::block_in_place(|| {
+        wait_log_after(
+            &mut agent,
+            mark,
+            "snapshot resuming",
+            Duration::from_secs(60),
+        );
+        wait_log_after(
+            &mut agent,
+            mark,
+            "snapshot complete",
+            Duration::from_secs(300),
+        );
+    });
+    let final_state: HashMap<i64, i64> = (1..=ROWS).map(|id| (id, 0)).collect();
+    tokio::task::block_in_place(|| {
+        check_table_and_ledger(
+            " after SIGTERM mid-snapshot",
+            &topic,
+            &cfg.event_store_topic,
+            &final_state,
+            Duration::from_secs(180),
+        )
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_only_snapshots_every_row_then_exits_and_leaves_no_replication_slot() {
+    const ROWS: i64 = 5_000;
+    let db = FreshPgDb::create("initonly").await;
+    pg_connect(&db.url)
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);
+             INSERT INTO t SELECT g, 0 FROM generate_series(1, {ROWS}) g;
+             CREATE PUBLICATION cdc_pub FOR TABLE t;"
+        ))
+        .await
+        .unwrap();
+    let name = unique_name("initonly");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml = format!(
+        "[snapshot]\nmode = \"initial_only\"\nchunk_size = 1000\n\
+         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
+    );
+    let topic = format!("{name}.public.t");
+    let mut agent = Agent::start(&cfg);
+    tokio::task::block_in_place(|| {
+        wait_log(&mut agent, "snapshot complete", Duration::from_secs(120))
+    });
+    let code = tokio::task::block_in_place(|| agent.wait_exit(Duration::from_secs(60)));
+    assert_eq!(
+        code,
+        Some(0),
+        "initial_only did not exit; log:\n{}",
+        agent.log()
+    );
+    assert!(
+        agent.log().contains("dropped the replication slot"),
+        "no log line says the slot was dropped:\n{}",
+        agent.log()
+    );
+    assert!(
+        !slot_exists(&db.url, &name).await,
+        "slot `{name}` is still there after initial_only finished"
+    );
+    let final_state: HashMap<i64, i64> = (1..=ROWS).map(|id| (id, 0)).collect();
+    tokio::task::block_in_place(|| {
+        check_table_and_ledger(
+            " after initial_only",
+            &topic,
+            &cfg.event_store_topic,
+            &final_state,
+            Duration::from_secs(60),
+        )
+    });
+}
