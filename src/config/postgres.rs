@@ -40,6 +40,12 @@ pub struct PostgresOptions {
     /// KEY`; convert others with `openssl pkcs8 -topk8 -nocrypt`). Default: none.
     #[serde(default)]
     pub sslkey: Option<PathBuf>,
+    /// Answer a server that asks for the password in clear text (pg_hba.conf method
+    /// `password`) over a connection without TLS. Off by default: the password would cross
+    /// the network readable by anyone on the path; use `scram-sha-256` or TLS instead.
+    /// Default: `false`.
+    #[serde(default)]
+    pub allow_cleartext_password: bool,
     /// Topic for logical decoding messages (`pg_logical_emit_message`): key = prefix, value =
     /// content, headers with source, position, transaction. Default: none (not published).
     #[serde(default)]

@@ -69,11 +69,22 @@ pub fn is_tls_unsupported(e: &mysql_async::Error) -> bool {
     )
 }
 
+fn opts_host(opts: &OptsBuilder) -> String {
+    mysql_async::Opts::from(opts.clone())
+        .ip_or_hostname()
+        .to_string()
+}
+
 /// Connects with `opts`; in `preferred` mode a server without TLS is connected to in plain.
 pub async fn connect(opts: OptsBuilder, mode: MysqlSslMode) -> Result<Conn, mysql_async::Error> {
     match Conn::new(opts.clone()).await {
         Err(e) if mode == MysqlSslMode::Preferred && is_tls_unsupported(&e) => {
-            tracing::debug!("mysql server offers no tls; ssl_mode = preferred connects in plain");
+            let target = format!(
+                "{}:{}",
+                opts_host(&opts),
+                mysql_async::Opts::from(opts.clone()).tcp_port()
+            );
+            crate::net::tls::warn_unencrypted(&target, "[mysql] ssl_mode = \"required\"");
             Conn::new(opts.ssl_opts(None::<SslOpts>)).await
         }
         other => other,

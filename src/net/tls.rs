@@ -178,6 +178,23 @@ impl PgTls {
     }
 }
 
+/// Warns, once per process and `target`, that a `prefer`/`preferred` connection went on
+/// without TLS because the server offers none: the operator asked for TLS where possible and
+/// should know it was not possible. `setting` names the key that would make TLS mandatory.
+pub fn warn_unencrypted(target: &str, setting: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if warned.iter().any(|t| t == target) {
+        return;
+    }
+    warned.push(target.to_string());
+    tracing::warn!(
+        target_addr = target,
+        setting,
+        "server offers no tls; connected without encryption, as the tls mode allows (set the named setting to refuse this)"
+    );
+}
+
 /// Whether a TLS failure's text is about certificates or names (definite: an operator must
 /// change a file or a setting) rather than the network dropping mid-handshake (transient).
 pub fn is_certificate_failure(text: &str) -> bool {

@@ -426,3 +426,107 @@ async fn a_client_certificate_logs_the_agent_in_on_both_connections_without_a_pa
     let conns = stream_and_inspect(&agent, &db, &name).await;
     assert!(conns.iter().all(|(_, ssl)| *ssl), "{conns:?}");
 }
+
+/// Role whose logins pg_hba answers with a cleartext password request (`password` method).
+const CLEARTEXT_ROLE: &str = "cdc_cleartext";
+
+/// Creates [`CLEARTEXT_ROLE`] (password = its name) and puts `host … password` lines for it
+/// first in pg_hba.conf (once; they concern that role alone), then reloads and waits until a
+/// login sees them.
+async fn install_cleartext_role(db: &FreshPgDb) {
+    let admin = pg_connect(&stack_env("PG_URL")).await;
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{CLEARTEXT_ROLE}') THEN
+                 CREATE ROLE {CLEARTEXT_ROLE} LOGIN REPLICATION PASSWORD '{CLEARTEXT_ROLE}';
+               END IF;
+             END $$;"
+        ))
+        .await
+        .unwrap();
+    let hba_file: String = admin
+        .query_one("SELECT current_setting('hba_file')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let hba = std::fs::read_to_string(&hba_file).unwrap();
+    let lines = format!(
+        "host all {CLEARTEXT_ROLE} 127.0.0.1/32 password\nhost replication {CLEARTEXT_ROLE} 127.0.0.1/32 password\n"
+    );
+    if !hba.contains(&lines) {
+        std::fs::write(&hba_file, format!("{lines}{hba}")).unwrap();
+    }
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    pg_connect(&db.url)
+        .await
+        .batch_execute(&format!("GRANT SELECT ON t TO {CLEARTEXT_ROLE}"))
+        .await
+        .unwrap();
+    // The reload is confirmed by the server's own view of the file.
+    wait_until(WAIT, "the `password` lines in effect", || {
+        let url = stack_env("PG_URL");
+        async move {
+            let n: i64 = pg_connect(&url)
+                .await
+                .query_one(
+                    "SELECT count(*) FROM pg_hba_file_rules WHERE $1 = ANY(user_name) AND auth_method = 'password'",
+                    &[&CLEARTEXT_ROLE],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (n > 0).then_some(())
+        }
+    })
+    .await;
+}
+
+fn start_cleartext_agent(name: &str, db: &FreshPgDb, postgres_toml: &str) -> Agent {
+    let main = format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\n[schema_registry]\nurl = \"{}\"\n\
+         [event_store]\ntopic = \"{name}.events\"\n",
+        stack_env("KAFKA_BOOTSTRAP"),
+        stack_env("SCHEMA_REGISTRY_URL"),
+    );
+    let source = format!(
+        "name = \"{name}\"\nkind = \"postgres\"\ntopic_prefix = \"{name}\"\nhost = \"127.0.0.1\"\n\
+         port = {port}\nuser = \"{CLEARTEXT_ROLE}\"\npassword = \"{CLEARTEXT_ROLE}\"\n\
+         database = \"{db}\"\n[postgres]\npublication = \"cdc_pub\"\nslot_name = \"{name}\"\n\
+         sslmode = \"disable\"\n{postgres_toml}\n",
+        port = stack_env("PG_PORT"),
+        db = db.name,
+    );
+    Agent::start_files(&main, &source)
+}
+
+#[tokio::test]
+async fn a_cleartext_password_request_over_a_plain_connection_stops_the_agent_unless_allowed() {
+    let db = fresh_db("cleartext").await;
+    install_cleartext_role(&db).await;
+
+    let name = unique_name("cleartext");
+    let mut agent = start_cleartext_agent(&name, &db, "");
+    let code = agent.wait_exit(WAIT);
+    let log = agent.log();
+    assert_eq!(code, Some(1), "log:\n{log}");
+    assert!(log.contains("allow_cleartext_password"), "{log}");
+    assert!(log.contains("scram-sha-256"), "{log}");
+    assert!(!log.contains("source failed, retrying"), "{log}");
+
+    // Allowed explicitly: the agent logs in and streams the snapshot.
+    let name = unique_name("cleartext");
+    let agent = start_cleartext_agent(&name, &db, "allow_cleartext_password = true");
+    agent.wait_streaming(WAIT);
+    let topic = format!("{name}.public.t");
+    let records = read_topic(&topic, WAIT, |r| r.len() >= 3);
+    assert_eq!(
+        records.len(),
+        3,
+        "snapshot of 3 rows; log:\n{}",
+        agent.log()
+    );
+}

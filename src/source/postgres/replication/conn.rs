@@ -168,16 +168,19 @@ pub(super) struct Startup {
 pub(super) async fn startup<S: AsyncRead + AsyncWrite + Unpin + Send>(
     conn: &mut Conn<S>,
     config: &ReplicationConfig,
+    encrypted: bool,
 ) -> Result<Startup, ReplError> {
     let mut params = vec![
         ("user", config.user.as_str()),
         ("database", config.database.as_str()),
-        // "database" (not "true") makes this a logical replication connection bound to one
-        // database, which both logical slots and SQL-ish commands like SHOW need.
-        ("replication", "database"),
         ("application_name", config.application_name.as_str()),
         ("client_encoding", "UTF8"),
     ];
+    if config.replication {
+        // "database" (not "true") makes this a logical replication connection bound to one
+        // database, which both logical slots and SQL-ish commands like SHOW need.
+        params.push(("replication", "database"));
+    }
     // pgoutput renders values with the walsender's output functions, so session settings
     // (DateStyle, TimeZone, …) decide the text the decoders parse.
     if let Some(options) = &config.options {
@@ -186,7 +189,7 @@ pub(super) async fn startup<S: AsyncRead + AsyncWrite + Unpin + Send>(
     frontend::startup_message(params, &mut conn.wbuf)
         .map_err(|e| invalid_input("startup parameters", &e))?;
     conn.flush().await?;
-    authenticate(conn, config).await?;
+    authenticate(conn, config, encrypted).await?;
 
     let mut out = Startup::default();
     loop {
@@ -208,6 +211,7 @@ pub(super) async fn startup<S: AsyncRead + AsyncWrite + Unpin + Send>(
 async fn authenticate<S: AsyncRead + AsyncWrite + Unpin + Send>(
     conn: &mut Conn<S>,
     config: &ReplicationConfig,
+    encrypted: bool,
 ) -> Result<(), ReplError> {
     let password = || {
         config
@@ -230,6 +234,11 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin + Send>(
         let mut c = Cursor::new(&msg.body, "authentication request");
         match c.i32()? {
             0 => return Ok(()),
+            // Refused before the password is touched: on a plain connection anyone on the
+            // path could read it.
+            3 if !encrypted && !config.allow_cleartext_password => {
+                return Err(ReplError::CleartextRefused)
+            }
             3 => frontend::password_message(password()?.as_bytes(), &mut conn.wbuf)
                 .map_err(|e| invalid_input("password", &e))?,
             5 => {
@@ -623,11 +632,58 @@ mod tests {
             server.write_all(&ready_sequence()).await.unwrap();
             server
         });
-        let client = ReplicationClient::handshake(client, &config(Some("s3cret")))
+        // Encrypted (as over TLS): the password may go in clear inside it.
+        let client = ReplicationClient::handshake_over(client, &config(Some("s3cret")), true)
             .await
             .unwrap();
         assert_eq!(client.backend_pid(), Some(42));
         assert_eq!(client.parameter("server_version"), Some("15.0"));
+        drop(srv.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_cleartext_password_request_over_a_plain_connection_is_refused_without_sending_it() {
+        let (client, mut server) = duplex(64 * 1024);
+        let srv = tokio::spawn(async move {
+            read_startup(&mut server).await;
+            server.write_all(&auth(3, b"")).await.unwrap();
+            // The client must hang up, not answer: reading finds the end of the stream.
+            let mut rest = Vec::new();
+            server.read_to_end(&mut rest).await.unwrap();
+            rest
+        });
+        let err = ReplicationClient::handshake_over(client, &config(Some("s3cret")), false)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ReplError::CleartextRefused), "{err}");
+        assert!(!err.is_transient());
+        assert!(
+            err.to_string().contains("allow_cleartext_password"),
+            "{err}"
+        );
+        let sent = srv.await.unwrap();
+        assert!(
+            !String::from_utf8_lossy(&sent).contains("s3cret"),
+            "the password was sent: {sent:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cleartext_password_over_a_plain_connection_is_sent_only_when_allowed() {
+        let (client, mut server) = duplex(64 * 1024);
+        let srv = tokio::spawn(async move {
+            read_startup(&mut server).await;
+            server.write_all(&auth(3, b"")).await.unwrap();
+            let (tag, body) = read_frontend(&mut server).await;
+            assert_eq!((tag, &body[..]), (b'p', &b"s3cret\0"[..]));
+            server.write_all(&ready_sequence()).await.unwrap();
+            server
+        });
+        let mut cfg = config(Some("s3cret"));
+        cfg.allow_cleartext_password = true;
+        ReplicationClient::handshake_over(client, &cfg, false)
+            .await
+            .unwrap();
         drop(srv.await.unwrap());
     }
 
@@ -659,7 +715,7 @@ mod tests {
                 server.write_all(&request).await.unwrap();
                 server
             });
-            let err = ReplicationClient::handshake(client, &config(None))
+            let err = ReplicationClient::handshake_over(client, &config(None), true)
                 .await
                 .unwrap_err();
             assert_eq!(

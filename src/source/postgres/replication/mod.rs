@@ -74,6 +74,12 @@ pub struct ReplicationConfig {
     pub options: Option<String>,
     /// TLS: `sslmode` and certificate files.
     pub tls: PgTls,
+    /// Send the password when the server asks for it in clear text over a connection without
+    /// TLS ([`ReplError::CleartextRefused`] otherwise).
+    pub allow_cleartext_password: bool,
+    /// Open a `replication=database` connection (the default); `false` opens a plain SQL
+    /// session, which [`probe_login`] uses to see how the SQL connection will authenticate.
+    pub replication: bool,
 }
 
 impl fmt::Debug for ReplicationConfig {
@@ -87,6 +93,8 @@ impl fmt::Debug for ReplicationConfig {
             .field("application_name", &self.application_name)
             .field("connect_timeout", &self.connect_timeout)
             .field("tls", &self.tls)
+            .field("allow_cleartext_password", &self.allow_cleartext_password)
+            .field("replication", &self.replication)
             .finish()
     }
 }
@@ -114,6 +122,8 @@ impl ReplicationConfig {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             options: None,
             tls: PgTls::default(),
+            allow_cleartext_password: false,
+            replication: true,
         }
     }
 
@@ -170,6 +180,8 @@ impl ReplicationConfig {
                 },
                 ..PgTls::default()
             },
+            allow_cleartext_password: false,
+            replication: true,
         })
     }
 
@@ -304,6 +316,16 @@ pub enum ReplError {
         /// without TLS) rather than the network.
         definite: bool,
     },
+    /// The server asked for the password in clear text over a connection without TLS and
+    /// [`ReplicationConfig::allow_cleartext_password`] is off: nothing was sent.
+    #[error(
+        "the server asks for the password in clear text over a connection without tls \
+         (pg_hba.conf method `password`); not sent, anyone on the path could read it; fix: use \
+         scram-sha-256 for this role in pg_hba.conf, or enable tls on the server and set \
+         [postgres] sslmode = \"require\", or accept the risk with [postgres] \
+         allow_cleartext_password = true"
+    )]
+    CleartextRefused,
     /// The server asked for a password and the config has none.
     #[error("the server requests a password but none is configured")]
     PasswordRequired,
@@ -332,6 +354,7 @@ impl ReplError {
             | Self::MessageTooLarge { .. }
             | Self::UnsupportedAuth(_)
             | Self::PasswordRequired
+            | Self::CleartextRefused
             | Self::InvalidInput(_)
             | Self::Desynchronized => false,
         }
@@ -426,6 +449,39 @@ impl<S> ReplicationClient<S> {
     }
 }
 
+/// Logs in once as the SQL connection would (no `replication` parameter), to learn how the
+/// server authenticates it before `tokio-postgres`, which answers a cleartext password request
+/// on any connection, gets to. Returns whether the connection was encrypted.
+///
+/// Only [`ReplError::CleartextRefused`] matters to callers; any other failure will show again,
+/// with its own message, when the real connection is made.
+pub async fn probe_login(config: &ReplicationConfig) -> Result<bool, ReplError> {
+    let mut config = config.clone();
+    config.replication = false;
+    config.application_name = format!("{} (login check)", config.application_name);
+    let addr = config.addr();
+    let attempt = async {
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .map_err(|source| ReplError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let stream = negotiate_tls(tcp, &config, &addr).await?;
+        let encrypted = stream.is_tls();
+        let mut client = ReplicationClient::handshake_over(stream, &config, encrypted).await?;
+        client.conn.queue_terminate();
+        let _ = client.conn.flush().await;
+        Ok(encrypted)
+    };
+    tokio::time::timeout(config.connect_timeout, attempt)
+        .await
+        .map_err(|_| ReplError::ConnectTimeout {
+            addr: addr.clone(),
+            timeout: config.connect_timeout,
+        })?
+}
+
 impl ReplicationClient<PgStream> {
     /// Opens a TCP connection, negotiates TLS as [`ReplicationConfig::tls`] says, and
     /// authenticates with `replication=database`, all within
@@ -443,7 +499,8 @@ impl ReplicationClient<PgStream> {
             // our position, so Nagle's delay buys nothing.
             stream.set_nodelay(true)?;
             let stream = negotiate_tls(stream, config, &addr).await?;
-            Self::handshake(stream, config).await
+            let encrypted = stream.is_tls();
+            Self::handshake_over(stream, config, encrypted).await
         };
         tokio::time::timeout(config.connect_timeout, attempt)
             .await
@@ -486,7 +543,10 @@ async fn negotiate_tls(
                     message: config.tls.failure(addr, &cause),
                 }
             }),
-        b'N' if !config.tls.requires_tls() => Ok(PgStream::Plain(tcp)),
+        b'N' if !config.tls.requires_tls() => {
+            crate::net::tls::warn_unencrypted(addr, "[postgres] sslmode = \"prefer\"");
+            Ok(PgStream::Plain(tcp))
+        }
         b'N' => Err(ReplError::Tls {
             message: config.tls.failure(addr, "server does not support TLS"),
             definite: true,
@@ -503,8 +563,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ReplicationClient<S> {
     ///
     /// Applies no timeout of its own; [`ReplicationClient::connect`] wraps it in one.
     pub async fn handshake(stream: S, config: &ReplicationConfig) -> Result<Self, ReplError> {
+        Self::handshake_over(stream, config, false).await
+    }
+
+    /// [`ReplicationClient::handshake`] over a stream that is `encrypted` (TLS) or not, which
+    /// decides whether a cleartext password may be sent.
+    pub async fn handshake_over(
+        stream: S,
+        config: &ReplicationConfig,
+        encrypted: bool,
+    ) -> Result<Self, ReplError> {
         let mut conn = Conn::new(stream);
-        let startup = conn::startup(&mut conn, config).await?;
+        let startup = conn::startup(&mut conn, config, encrypted).await?;
         Ok(Self {
             conn,
             parameters: startup.parameters,
