@@ -592,3 +592,125 @@ async fn an_on_demand_snapshot_pauses_resumes_stops_and_shows_its_status() {
     .await;
     println!("pg_snapshot_control: {status}");
 }
+
+/// PostgreSQL writes a transaction's commit record before the transaction becomes visible to
+/// new snapshots. A synchronous standby that never answers holds a committing transaction in
+/// exactly that state for as long as the test wants: its delete is in the WAL (and goes by in
+/// the stream) but a chunk read does not see it. That chunk must not be emitted: the row it
+/// holds was deleted before the window opened, and nothing in the window would replace it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_committed_before_a_chunk_but_not_yet_visible_to_its_read_never_comes_back() {
+    use common::scratch_pg::ScratchPostgres;
+    const ROWS: i64 = 100;
+    const VICTIM: i64 = 50;
+    let pg = tokio::task::block_in_place(|| {
+        ScratchPostgres::start(
+            "wal_level = logical\nmax_wal_senders = 5\nmax_replication_slots = 5",
+        )
+    });
+    let url = pg.url("postgres", "postgres");
+    let admin = pg_connect(&url).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int PRIMARY KEY, val int NOT NULL, note text);
+             INSERT INTO t SELECT g, 0, 'row ' || g FROM generate_series(1, {ROWS}) g;
+             CREATE PUBLICATION cdc_pub FOR TABLE t;
+             -- Everyone but the test's racing session commits without waiting for a standby.
+             ALTER DATABASE postgres SET synchronous_commit = local;"
+        ))
+        .await
+        .unwrap();
+    let name = unique_name("invisible");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let main = format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\n[schema_registry]\nurl = \"{}\"\n\
+         [event_store]\ntopic = \"{name}.events\"\n",
+        common::stack_env("KAFKA_BOOTSTRAP"),
+        common::stack_env("SCHEMA_REGISTRY_URL"),
+    );
+    let source = format!(
+        "name = \"{name}\"\nkind = \"postgres\"\ntopic_prefix = \"{name}\"\nhost = \"127.0.0.1\"\n\
+         port = {port}\nuser = \"postgres\"\ndatabase = \"postgres\"\n\
+         [snapshot]\nmode = \"never\"\n\
+         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n",
+        port = pg.port,
+    );
+    let mut agent = Agent::start_files(&main, &source);
+    tokio::task::block_in_place(|| agent.wait_streaming(Duration::from_secs(60)));
+
+    // From now on a commit that waits for the standby is written but not visible.
+    for sql in [
+        "ALTER SYSTEM SET synchronous_standby_names = 'nobody'",
+        "SELECT pg_reload_conf()",
+    ] {
+        admin.batch_execute(sql).await.unwrap();
+    }
+    let racer_url = url.clone();
+    let racer = tokio::spawn(async move {
+        let c = pg_connect(&racer_url).await;
+        c.batch_execute(&format!(
+            "SET synchronous_commit = on; DELETE FROM t WHERE id = {VICTIM};"
+        ))
+        .await
+        .unwrap();
+    });
+    let topic = format!("{name}.public.t");
+    // The delete went by in the stream…
+    let tail = tokio::task::block_in_place(|| TopicTail::open(&topic, Duration::from_secs(60)));
+    wait_until(Duration::from_secs(60), "the delete in Kafka", || {
+        let end = tail.end();
+        async move { (end >= 1).then_some(()) }
+    })
+    .await;
+    // …while the row is still there for every snapshot.
+    let visible: i64 = admin
+        .query_one(&format!("SELECT count(*) FROM t WHERE id = {VICTIM}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        visible, 1,
+        "the delete became visible before the chunk read"
+    );
+
+    snapshot_cli(&agent, &name, &["--table", "public.t"]);
+    // Either the chunk is refused (read again) or, wrongly, emitted (complete).
+    wait_until(
+        Duration::from_secs(60),
+        "the chunk refused or emitted",
+        || {
+            let log = agent.log();
+            async move {
+                (log.contains("snapshot chunk read again") || log.contains("snapshot complete"))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    // The standby requirement goes away: the delete becomes visible, the chunk can be read.
+    for sql in [
+        "ALTER SYSTEM RESET synchronous_standby_names",
+        "SELECT pg_reload_conf()",
+    ] {
+        admin.batch_execute(sql).await.unwrap();
+    }
+    racer.await.unwrap();
+    tokio::task::block_in_place(|| {
+        wait_log(&mut agent, "snapshot complete", Duration::from_secs(60))
+    });
+    let expected = table_rows(&url, "t").await;
+    assert!(!expected.contains_key(&VICTIM));
+    let st = tokio::task::block_in_place(|| converge(&topic, &expected, Duration::from_secs(60)));
+    assert_converged(
+        "chunk after an invisible delete",
+        &st,
+        &expected,
+        &agent.log(),
+    );
+    assert!(
+        agent.log().contains("snapshot chunk read again"),
+        "the chunk was not refused"
+    );
+}

@@ -367,6 +367,20 @@ impl Snapshots {
         ));
     }
 
+    /// Id of the watermarks of the held chunk, while one is held.
+    pub fn window_id(&self) -> Option<&str> {
+        self.window.as_ref().map(|w| w.id.as_str())
+    }
+
+    /// The source found the held chunk's read inconsistent with the stream (`why`): forget
+    /// it. Nothing was emitted from it and the table's position did not move, so the same rows
+    /// are read again, under a new pair of watermarks.
+    pub fn discard_window(&mut self, why: &str) {
+        if let Some(w) = self.window.take() {
+            tracing::info!(table = %self.state.tables[w.table].table, reason = why, "snapshot chunk read again");
+        }
+    }
+
     /// A change of `table` went by: in an open window, it replaces the selected row of its key.
     pub fn cover(&mut self, ev: &ChangeEvent<'_>) {
         let Some(w) = &mut self.window else { return };

@@ -41,8 +41,94 @@ pub fn split_table(name: &str) -> Result<(&str, &str), SourceError> {
     })
 }
 
-/// Reads the chunk `req` asks for (see [`crate::pipeline::ChangeStream::read_chunk`]).
+/// Which transactions a snapshot sees, from `pg_current_snapshot()` (`xmin:xmax:xip,…`).
+///
+/// Why the chunk reader needs it: PostgreSQL writes a transaction's commit record to the WAL
+/// before the transaction becomes visible to new snapshots (the flush, then the commit log,
+/// then the process array). A transaction whose commit precedes the low watermark in the WAL
+/// can therefore still be invisible to the chunk's read; its change then goes by in the
+/// stream *before* the window opens, and the chunk would emit the row as it was before that
+/// change (a deleted row brought back). The stream compares the transactions it delivered
+/// before the low watermark with this snapshot and has the chunk read again when one of them
+/// was not visible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XidSnapshot {
+    xmin: u64,
+    xmax: u64,
+    xip: Vec<u64>,
+}
+
+impl XidSnapshot {
+    /// Parses `pg_current_snapshot()`'s text.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.trim().splitn(3, ':');
+        let xmin = parts.next()?.parse().ok()?;
+        let xmax = parts.next()?.parse().ok()?;
+        let xip = match parts.next()? {
+            "" => Vec::new(),
+            list => list
+                .split(',')
+                .map(|x| x.parse().ok())
+                .collect::<Option<Vec<u64>>>()?,
+        };
+        Some(Self { xmin, xmax, xip })
+    }
+
+    /// Whether the snapshot sees the (committed) transaction `xid`, as pgoutput sends it:
+    /// 32 bits, widened with the epoch of `xmax`.
+    pub fn sees(&self, xid: u32) -> bool {
+        let mut full = (self.xmax & !0xFFFF_FFFF) | u64::from(xid);
+        if full > self.xmax.saturating_add(1 << 31) {
+            full = full.saturating_sub(1 << 32);
+        }
+        full < self.xmin || (full < self.xmax && !self.xip.contains(&full))
+    }
+}
+
+/// Reads the chunk `req` asks for (see [`crate::pipeline::ChangeStream::read_chunk`]), in
+/// one repeatable-read transaction whose snapshot is returned with it.
 pub async fn read_chunk<S: Sink>(
+    sql: &Client,
+    loader: &mut SchemaLoader<'_>,
+    role: &str,
+    req: &ChunkRequest,
+    out: &mut Pipeline<S>,
+    stop: &mut Shutdown,
+) -> Result<(Chunk, XidSnapshot), SourceError> {
+    let begin = sql
+        .simple_query(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+             SELECT pg_current_snapshot()::text",
+        )
+        .await
+        .map_err(SourceError::sql("start a snapshot chunk transaction"));
+    let snapshot = begin.and_then(|msgs| {
+        msgs.iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .and_then(|t| XidSnapshot::parse(&t))
+            .ok_or_else(|| SourceError::transient("pg_current_snapshot() gave no snapshot".into()))
+    });
+    let read = match snapshot {
+        Ok(snapshot) => read_in_transaction(sql, loader, role, req, out, stop)
+            .await
+            .map(|chunk| (chunk, snapshot)),
+        Err(e) => Err(e),
+    };
+    // Ended on every path: the same connection writes the next watermark, which must not be
+    // part of this transaction.
+    let end = sql
+        .batch_execute("ROLLBACK")
+        .await
+        .map_err(SourceError::sql("end a snapshot chunk transaction"));
+    let read = read?;
+    end?;
+    Ok(read)
+}
+
+async fn read_in_transaction<S: Sink>(
     sql: &Client,
     loader: &mut SchemaLoader<'_>,
     role: &str,
@@ -192,4 +278,45 @@ pub async fn read_chunk<S: Sink>(
         more,
         estimate,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::XidSnapshot;
+
+    #[test]
+    fn a_snapshot_sees_what_committed_before_it_and_not_what_was_running_or_came_after() {
+        let s = XidSnapshot::parse("100:105:101,103").unwrap();
+        assert!(s.sees(99));
+        assert!(s.sees(100), "below xmax and not listed as running");
+        assert!(!s.sees(101), "running when the snapshot was taken");
+        assert!(s.sees(102));
+        assert!(!s.sees(103));
+        assert!(s.sees(104));
+        assert!(!s.sees(105), "at or after xmax");
+        assert_eq!(
+            XidSnapshot::parse("7:7:").unwrap(),
+            XidSnapshot {
+                xmin: 7,
+                xmax: 7,
+                xip: vec![]
+            }
+        );
+        assert!(XidSnapshot::parse("x:1:").is_none());
+        assert!(XidSnapshot::parse("1:2").is_none());
+    }
+
+    #[test]
+    fn thirty_two_bit_xids_are_widened_with_the_snapshot_epoch() {
+        let epoch = 3u64 << 32;
+        let s =
+            XidSnapshot::parse(&format!("{}:{}:{}", epoch + 10, epoch + 20, epoch + 15)).unwrap();
+        assert!(s.sees(5));
+        assert!(!s.sees(15));
+        assert!(!s.sees(25));
+        // Just before an epoch boundary, a 32-bit xid near u32::MAX is from the previous epoch.
+        let s = XidSnapshot::parse(&format!("{}:{}:", epoch + 2, epoch + 4)).unwrap();
+        assert!(s.sees(u32::MAX - 1));
+        assert!(!s.sees(4));
+    }
 }

@@ -23,7 +23,7 @@ use super::wire::{self, Lsn, ReplicationFrame};
 use super::SourceError;
 use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TransactionInfo};
 use crate::ops::status::SourceStatus;
-use crate::pipeline::snapshot::{SIGNAL_PREFIX, WATERMARK_PREFIX};
+use crate::pipeline::snapshot::{Mark, SIGNAL_PREFIX, WATERMARK_PREFIX};
 use crate::pipeline::{ChangeStream, Chunk, ChunkRequest, Pipeline, TxOrder, Watermark};
 use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
@@ -131,7 +131,18 @@ pub struct PgStream<'a> {
     before_buf: Vec<Datum<'static>>,
     after_buf: Vec<Datum<'static>>,
     position: String,
+    /// Xids of the newest transactions delivered, to check a chunk's read against
+    /// ([`chunk::XidSnapshot`]).
+    recent_xids: VecDeque<u32>,
+    /// Snapshot of the held chunk's read, until its low watermark comes back.
+    chunk_snapshot: Option<chunk::XidSnapshot>,
 }
+
+/// How many delivered transactions [`PgStream`] remembers for the chunk check. A transaction
+/// that can be invisible to a chunk's read committed at most moments before its low
+/// watermark, so it is among the newest few delivered, even under thousands of commits a
+/// second.
+const RECENT_XIDS: usize = 8192;
 
 impl<'a> PgStream<'a> {
     /// A stream over `stream`, started from the slot's confirmed position.
@@ -155,6 +166,8 @@ impl<'a> PgStream<'a> {
             before_buf: Vec::new(),
             after_buf: Vec::new(),
             position: String::with_capacity(24),
+            recent_xids: VecDeque::with_capacity(RECENT_XIDS),
+            chunk_snapshot: None,
         }
     }
 
@@ -219,6 +232,10 @@ impl<'a> PgStream<'a> {
                 } else if skip_until > 0 {
                     tracing::info!(tx_lsn = %b.final_lsn, committed_messages = skip_until, "resuming inside a partly committed source transaction; skipping what a committed Kafka transaction already holds");
                 }
+                if self.recent_xids.len() == RECENT_XIDS {
+                    self.recent_xids.pop_front();
+                }
+                self.recent_xids.push_back(b.xid);
                 self.tx = Some(Tx {
                     messages: 0,
                     skip_until,
@@ -415,6 +432,28 @@ impl PgStream<'_> {
         content: &[u8],
         out: &mut Pipeline<S>,
     ) -> Result<(), SourceError> {
+        if let Some(wm) = Watermark::parse(content) {
+            let held = out
+                .snapshots()
+                .and_then(|s| s.window_id().map(|id| id == wm.id))
+                .unwrap_or(false);
+            if held && wm.mark == Mark::Low {
+                if let Some(snap) = self.chunk_snapshot.take() {
+                    // Every transaction that committed before the low watermark was delivered
+                    // by now; the chunk is good only if its read saw all of them.
+                    if let Some(xid) = self.recent_xids.iter().find(|x| !snap.sees(**x)) {
+                        tracing::debug!(
+                            xid,
+                            "transaction before the low watermark not visible to the chunk's read"
+                        );
+                        if let Some(s) = out.snapshots() {
+                            s.discard_window("a transaction committed just before the chunk's read was not yet visible to it");
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
         let Some(table) = out.snapshot_watermark(content) else {
             return Ok(());
         };
@@ -550,7 +589,7 @@ impl ChangeStream for PgStream<'_> {
         out: &mut Pipeline<S>,
         stop: &mut Shutdown,
     ) -> Result<Chunk, SourceError> {
-        chunk::read_chunk(
+        let (chunk, snapshot) = chunk::read_chunk(
             self.ctx.sql,
             &mut self.loader,
             self.ctx.role,
@@ -558,7 +597,9 @@ impl ChangeStream for PgStream<'_> {
             out,
             stop,
         )
-        .await
+        .await?;
+        self.chunk_snapshot = Some(snapshot);
+        Ok(chunk)
     }
 }
 
