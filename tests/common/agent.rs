@@ -25,8 +25,13 @@ pub struct Agent {
 pub struct AgentConfig {
     /// `postgres` or `mysql`.
     pub kind: String,
-    /// Database port.
+    /// Database port (on 127.0.0.1).
     pub port: String,
+    /// `kafka.bootstrap_servers`: the stack's broker unless a test routes it elsewhere.
+    pub kafka_bootstrap: String,
+    /// `schema_registry.url`: the stack's registry unless a test routes it elsewhere (a fault
+    /// proxy, tests/faults).
+    pub registry_url: String,
     pub source_name: String,
     pub topic_prefix: String,
     pub event_store_topic: String,
@@ -49,6 +54,8 @@ impl AgentConfig {
         Self {
             kind: "postgres".into(),
             port: stack_env("PG_PORT"),
+            kafka_bootstrap: stack_env("KAFKA_BOOTSTRAP"),
+            registry_url: stack_env("SCHEMA_REGISTRY_URL"),
             source_name: name.to_string(),
             topic_prefix: name.to_string(),
             event_store_topic: format!("{name}.events"),
@@ -86,8 +93,8 @@ impl Agent {
                  {kafka_extra}\n[schema_registry]\nurl = \"{registry}\"\n[event_store]\n\
                  topic = \"{store}\"\n[http]\nlisten = \"127.0.0.1:0\"\n{http_extra}\n",
                 state = dir.path().join("state").display(),
-                kafka = stack_env("KAFKA_BOOTSTRAP"),
-                registry = stack_env("SCHEMA_REGISTRY_URL"),
+                kafka = cfg.kafka_bootstrap,
+                registry = cfg.registry_url,
                 store = cfg.event_store_topic,
                 kafka_extra = cfg.extra_kafka_toml,
                 http_extra = cfg.extra_http_toml,

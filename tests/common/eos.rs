@@ -56,6 +56,17 @@ pub fn changes(
     out
 }
 
+/// What [`tally`] counted: changes lost, seen twice, seen out of order, and keys that are not
+/// in the table; events read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub lost: usize,
+    pub dup: usize,
+    pub out_of_order: usize,
+    pub unexpected: usize,
+    pub events: usize,
+}
+
 /// Checks the changes seen against the table's final state (`id → final v`, where every
 /// update added 1 to v): per key the values seen must run without gap from where the key
 /// entered the topic to its final value, each exactly once, in order. A key enters with a
@@ -69,6 +80,20 @@ pub fn changes(
 /// out of order) and is not a duplicate change; a second read of a key is. Prints and asserts
 /// lost = dup = out_of_order = 0.
 pub fn check(name: &str, seen: &[(i64, i64, char)], final_state: &HashMap<i64, i64>) {
+    let t = tally(seen, final_state);
+    println!(
+        "{name}: lost={} dup={} out_of_order={} unexpected_keys={} events={}",
+        t.lost, t.dup, t.out_of_order, t.unexpected, t.events
+    );
+    assert_eq!(
+        (t.lost, t.dup, t.out_of_order, t.unexpected),
+        (0, 0, 0, 0),
+        "{name}"
+    );
+}
+
+/// The counts [`check`] asserts on, without asserting (at-least-once delivery may duplicate).
+pub fn tally(seen: &[(i64, i64, char)], final_state: &HashMap<i64, i64>) -> Tally {
     let mut per_key: HashMap<i64, Vec<(i64, char)>> = HashMap::new();
     for (id, v, op) in seen {
         per_key.entry(*id).or_default().push((*v, *op));
@@ -129,15 +154,13 @@ pub fn check(name: &str, seen: &[(i64, i64, char)], final_state: &HashMap<i64, i
             unexpected += 1;
         }
     }
-    println!(
-        "{name}: lost={lost} dup={dup} out_of_order={out_of_order} unexpected_keys={unexpected} events={}",
-        seen.len()
-    );
-    assert_eq!(
-        (lost, dup, out_of_order, unexpected),
-        (0, 0, 0, 0),
-        "{name}"
-    );
+    Tally {
+        lost,
+        dup,
+        out_of_order,
+        unexpected,
+        events: seen.len(),
+    }
 }
 
 /// A read_committed consumer of the stack's Kafka assigned to every partition of `topic` from
