@@ -62,10 +62,13 @@ pub async fn run<S: Source>(
     .await
 }
 
-/// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`].
+/// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`],
+/// and starts again here after an attempt that got to work ([`retry_delay`]).
 pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
-/// Longest delay between retries.
-pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// Longest delay between retries. It bounds how long the agent may sit idle after a dependency
+/// came back: 10 s keeps recovery within 30 s of a long outage's end (docs/reliability.md), at
+/// the cost of one reconnection attempt every 10 s while the outage lasts.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 /// How long a busy source (slot active, lock held) is re-checked before an agent in exit
 /// mode concludes that another agent owns it: right after a crash the server may not yet have
 /// noticed that our previous incarnation is gone.
@@ -127,6 +130,11 @@ where
             }
             Err(e) if e.is_transient() && !stop.is_triggered() => {
                 taken_since = None;
+                let worked = matches!(
+                    status.state(),
+                    SourceState::Streaming | SourceState::Snapshotting { .. }
+                );
+                delay = retry_delay(delay, worked);
                 tracing::warn!(source = %name, error = %e, retry_in_s = delay.as_secs(), "source failed, retrying");
                 status.retrying(SourceState::waiting_for(&e));
                 if wait(status, delay, stop).await {
@@ -149,6 +157,19 @@ where
     }
 }
 
+/// The wait before the next attempt, given the previous wait (`FIRST_RETRY_DELAY` before the
+/// first failure, then what this returned doubled up to [`MAX_RETRY_DELAY`]) and whether the
+/// attempt that failed got to work (streaming or snapshotting): such a failure is a new outage,
+/// retried after [`FIRST_RETRY_DELAY`] again rather than after the longest wait an earlier
+/// outage reached.
+fn retry_delay(previous: Duration, worked: bool) -> Duration {
+    if worked {
+        FIRST_RETRY_DELAY
+    } else {
+        previous.min(MAX_RETRY_DELAY)
+    }
+}
+
 /// Sleeps `d` while beating; true when shutdown began meanwhile.
 async fn wait(status: &SourceStatus, d: Duration, stop: &mut Shutdown) -> bool {
     status
@@ -159,4 +180,38 @@ async fn wait(status: &SourceStatus, d: Duration, stop: &mut Shutdown) -> bool {
             }
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The waits of successive failures: `worked[i]` says whether attempt i got to work.
+    fn waits(worked: &[bool]) -> Vec<u64> {
+        let mut delay = FIRST_RETRY_DELAY;
+        worked
+            .iter()
+            .map(|w| {
+                delay = retry_delay(delay, *w);
+                let wait = delay.as_secs();
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+                wait
+            })
+            .collect()
+    }
+
+    #[test]
+    fn retries_back_off_doubling_up_to_the_longest_delay() {
+        assert_eq!(waits(&[false; 7]), [1, 2, 4, 8, 10, 10, 10]);
+    }
+
+    #[test]
+    fn a_failure_after_the_source_worked_again_starts_a_new_backoff() {
+        // A long outage, a recovery, then a second outage: its first retry comes after 1 s,
+        // not after the 10 s the first outage had reached.
+        assert_eq!(
+            waits(&[false, false, false, false, false, true, false, false]),
+            [1, 2, 4, 8, 10, 1, 2, 4]
+        );
+    }
 }
