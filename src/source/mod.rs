@@ -3,6 +3,7 @@
 
 pub mod mysql;
 pub mod postgres;
+pub mod silence;
 pub mod supervise;
 
 use crate::error::ErrorKind;

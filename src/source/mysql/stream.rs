@@ -47,6 +47,7 @@ use crate::pipeline::{ChangeStream, Chunk, ChunkRequest, Pipeline, TxOrder, Wate
 use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
+use crate::source::silence::{Silence, Verdict};
 
 /// Exactly-once: how long an idle stream waits before recording a position that moved past
 /// transactions with nothing captured (so a restart does not re-read them, and purging old
@@ -200,6 +201,20 @@ pub struct MyStream<'a> {
     last_lock_check: Instant,
     /// Commit time of the newest event read: "seconds behind" while events wait for Kafka.
     last_ts_us: i64,
+    /// Ticks without an event or heartbeat: a half-open connection is noticed here.
+    silence: Silence,
+}
+
+/// Silent ticks after which the binlog connection is taken as dead, at least: 15 s at the
+/// pipeline's 1 s tick; three heartbeat periods when the heartbeat is longer than 5 s.
+const DEAD_AFTER_TICKS: u32 = 15;
+
+/// The silence counter of a binlog stream whose server sends a heartbeat every `heartbeat`
+/// while idle (MariaDB and MySQL need no probe: the heartbeat is theirs).
+fn binlog_silence(heartbeat: Duration) -> Silence {
+    let beats = u32::try_from(heartbeat.as_secs().saturating_mul(3)).unwrap_or(u32::MAX - 1);
+    let dead = DEAD_AFTER_TICKS.max(beats);
+    Silence::new(dead - 1, dead)
 }
 
 impl<'a> MyStream<'a> {
@@ -301,6 +316,7 @@ impl<'a> MyStream<'a> {
             buf: Vec::new(),
             last_lock_check: Instant::now(),
             last_ts_us: 0,
+            silence: binlog_silence(settings.heartbeat),
         })
     }
 }
@@ -314,7 +330,11 @@ impl ChangeStream for MyStream<'_> {
 
     async fn recv(&mut self) -> Result<Event, SourceError> {
         match self.stream.next().await {
-            Some(event) => event.map_err(|e| stream_error(e, &self.st, &self.ctx)),
+            Some(event) => {
+                let event = event.map_err(|e| stream_error(e, &self.st, &self.ctx))?;
+                self.silence.heard();
+                Ok(event)
+            }
             None => Err(SourceError::transient(
                 "server ended the binlog stream".into(),
             )),
@@ -391,6 +411,11 @@ impl ChangeStream for MyStream<'_> {
     }
 
     async fn tick(&mut self) -> Result<(), SourceError> {
+        // Neither an event nor a heartbeat for that long: the connection is half-open (see
+        // crate::source::silence).
+        if self.silence.tick() == Verdict::Dead {
+            return Err(self.silence.dead_error("the server's binlog"));
+        }
         if self.last_lock_check.elapsed() >= LOCK_CHECK {
             self.lock.check().await?;
             self.last_lock_check = Instant::now();

@@ -28,6 +28,7 @@ use crate::pipeline::{ChangeStream, Chunk, ChunkRequest, Pipeline, TxOrder, Wate
 use crate::publish::EventMeta;
 use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
+use crate::source::silence::{Silence, Verdict};
 
 /// Where a restarted stream picks up in exactly-once mode: what the last committed Kafka
 /// transaction already holds.
@@ -136,6 +137,8 @@ pub struct PgStream<'a> {
     recent_xids: VecDeque<u32>,
     /// Snapshot of the held chunk's read, until its low watermark comes back.
     chunk_snapshot: Option<chunk::XidSnapshot>,
+    /// Ticks without a frame from the server: a half-open connection is noticed here.
+    silence: Silence,
 }
 
 /// How many delivered transactions [`PgStream`] remembers for the chunk check. A transaction
@@ -143,6 +146,12 @@ pub struct PgStream<'a> {
 /// watermark, so it is among the newest few delivered, even under thousands of commits a
 /// second.
 const RECENT_XIDS: usize = 8192;
+
+/// Silent ticks after which a status update asks the server for an immediate keepalive.
+const PROBE_AFTER_TICKS: u32 = 5;
+/// Silent ticks (the probe unanswered) after which the replication connection is taken as
+/// dead and the stream reconnects: 15 s at the pipeline's 1 s tick.
+const DEAD_AFTER_TICKS: u32 = 15;
 
 impl<'a> PgStream<'a> {
     /// A stream over `stream`, started from the slot's confirmed position.
@@ -168,6 +177,7 @@ impl<'a> PgStream<'a> {
             position: String::with_capacity(24),
             recent_xids: VecDeque::with_capacity(RECENT_XIDS),
             chunk_snapshot: None,
+            silence: Silence::new(PROBE_AFTER_TICKS, DEAD_AFTER_TICKS),
         }
     }
 
@@ -493,11 +503,14 @@ impl ChangeStream for PgStream<'_> {
     type Item = Bytes;
 
     async fn recv(&mut self) -> Result<Bytes, SourceError> {
-        self.stream
+        let frame = self
+            .stream
             .recv()
             .await
             .map_err(repl_error)?
-            .ok_or_else(|| SourceError::transient("server ended the replication stream".into()))
+            .ok_or_else(|| SourceError::transient("server ended the replication stream".into()))?;
+        self.silence.heard();
+        Ok(frame)
     }
 
     async fn handle<S: Sink<Position = Lsn>>(
@@ -569,6 +582,16 @@ impl ChangeStream for PgStream<'_> {
         self.lag
             .report(&self.status, self.received, self.acked, &self.tx);
         Ok(())
+    }
+
+    /// A server that streams nothing and leaves a keepalive request unanswered is gone: the
+    /// connection is half-open (see [`crate::source::silence`]).
+    async fn tick(&mut self) -> Result<(), SourceError> {
+        match self.silence.tick() {
+            Verdict::Alive => Ok(()),
+            Verdict::Probe => send_status(self.stream, self.received, self.acked, true).await,
+            Verdict::Dead => Err(self.silence.dead_error("PostgreSQL")),
+        }
     }
 
     fn between_transactions(&self) -> bool {
