@@ -2,8 +2,10 @@
 //! Redpanda): registers a subject's schema and returns its id for the wire format.
 //!
 //! Ids are cached by (subject, schema text), so the registry sees one call per table schema
-//! version, not per event. A registry that is down is *transient*: the caller retries with
-//! backoff and the pipeline pauses, nothing is dropped. A registry that refuses the schema
+//! version, not per event. A registry that is down is *transient*: a registration is retried
+//! in place for [`RETRY_IN_PLACE`] (a blip passes without a reconnect), then the failure goes
+//! to the source's supervisor, which shows `waiting_for_registry` and retries the source with
+//! its backoff; the pipeline pauses, nothing is dropped. A registry that refuses the schema
 //! (incompatible, invalid, unauthorized) is *definite*: the source stops with the registry's
 //! own explanation.
 
@@ -24,6 +26,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest delay between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long [`Registry::register_with_retry`] retries a transient failure before returning it.
+/// Retried for ever in place, an outage would never show: the source would stay `streaming`
+/// (and `/readyz` 200) while it waits (fault suite, docs/reliability.md).
+pub const RETRY_IN_PLACE: Duration = Duration::from_secs(5);
 
 /// A registry failure, split into what retrying can fix and what it cannot.
 #[derive(Debug, thiserror::Error)]
@@ -315,8 +321,10 @@ impl Registry {
         Ok(schema)
     }
 
-    /// [`Registry::register`], retrying transient failures with exponential backoff until
-    /// `stop` says to give up (the shutdown signal). Definite failures return at once.
+    /// [`Registry::register`], retrying transient failures with exponential backoff for
+    /// [`RETRY_IN_PLACE`] or until `stop` says to give up (the shutdown signal); then the
+    /// transient failure is returned, for the source's supervisor to show and retry. Definite
+    /// failures return at once.
     pub async fn register_with_retry(
         &self,
         subject: &str,
@@ -324,9 +332,14 @@ impl Registry {
         stop: &mut crate::shutdown::Shutdown,
     ) -> Result<u32, RegistryError> {
         let mut delay = FIRST_BACKOFF;
+        let started = std::time::Instant::now();
         loop {
             match self.register(subject, schema).await {
-                Err(e) if e.is_transient() && !stop.is_triggered() => {
+                Err(e)
+                    if e.is_transient()
+                        && !stop.is_triggered()
+                        && started.elapsed() < RETRY_IN_PLACE =>
+                {
                     tracing::warn!(subject, error = %e, retry_in_ms = delay.as_millis() as u64, "schema registry unavailable, retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {},
