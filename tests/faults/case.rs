@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::broker::Broker;
 use crate::common;
 use crate::load::{Db, Tail, Writer, ROWS_PER_S};
 use crate::toxiproxy::{Proxy, Toxiproxy};
 use common::agent::Agent;
-use common::eos::{changes, tally, Tally};
+use common::eos::{tally, Tally};
 use common::ops::readiness;
+use common::ports::free_port;
 use common::rng::test_seed;
 use common::{stack_env, unique_name};
 
@@ -44,6 +46,9 @@ pub enum Service {
     MariaDb,
     /// The schema registry (the source is PostgreSQL).
     Registry,
+    /// Kafka: a broker of the suite's own whose advertised listener is the proxy
+    /// ([`crate::broker`]; the source is PostgreSQL).
+    Kafka,
 }
 
 impl Service {
@@ -52,6 +57,7 @@ impl Service {
             Service::Postgres => "postgresql",
             Service::MariaDb => "mariadb",
             Service::Registry => "registry",
+            Service::Kafka => "kafka",
         }
     }
 
@@ -60,6 +66,7 @@ impl Service {
         match self {
             Service::Postgres | Service::MariaDb => "waiting_for_database",
             Service::Registry => "waiting_for_registry",
+            Service::Kafka => "waiting_for_kafka",
         }
     }
 }
@@ -243,6 +250,15 @@ pub async fn run(service: Service, fault: Fault, mode: Mode) {
         .expect("SCHEMA_REGISTRY_URL is http://host:port/...")
         .to_string();
     let reg = tp.proxy("registry", &registry_authority).await;
+    // Kafka: the stack's broker directly, or one of the case's own behind a proxy.
+    let broker_port = free_port();
+    let kafka = tp.proxy("kafka", &format!("127.0.0.1:{broker_port}")).await;
+    let broker = (service == Service::Kafka)
+        .then(|| tokio::task::block_in_place(|| Broker::start(broker_port, kafka.listen_port)));
+    let bootstrap = match &broker {
+        Some(b) => b.direct.clone(),
+        None => stack_env("KAFKA_BOOTSTRAP"),
+    };
 
     let name = unique_name(&what);
     let (mut cfg, table_topic) = db.agent_config(&name, mode.name());
@@ -256,16 +272,20 @@ pub async fn run(service: Service, fault: Fault, mode: Mode) {
         &format!("127.0.0.1:{}", reg.listen_port),
         1,
     );
+    if broker.is_some() {
+        cfg.kafka_bootstrap = format!("127.0.0.1:{}", kafka.listen_port);
+    }
     let faulted = match service {
         Service::Postgres => &pg,
         Service::MariaDb => &my,
         Service::Registry => &reg,
+        Service::Kafka => &kafka,
     };
 
     let agent = Agent::start(&cfg);
     let addr = agent.http_addr(TIMEOUT);
     agent.wait_streaming(TIMEOUT);
-    let tail = Tail::start(&table_topic);
+    let tail = Tail::start(&table_topic, &bootstrap);
     let writer = Writer::start(&db, seed).await;
     let mut admin = db.connect().await;
 
@@ -369,11 +389,10 @@ pub async fn run(service: Service, fault: Fault, mode: Mode) {
         ));
     } else {
         let final_state = admin.id_v(&db.table()).await;
-        // The event store is read on another thread while the tail catches up.
-        let (store_topic, state) = (cfg.event_store_topic.clone(), final_state.clone());
-        let store = tokio::task::spawn_blocking(move || changes(&store_topic, &state, TIMEOUT));
+        // The event store is read from its start while the table topic's tail catches up.
+        let store = Tail::start(&cfg.event_store_topic, &bootstrap);
         let table = tail.finish(&final_state, TIMEOUT).await;
-        let store = store.await.unwrap();
+        let store = store.finish(&final_state, TIMEOUT).await;
         out.table = Some(tally(&table, &final_state));
         out.store = Some(tally(&store, &final_state));
         println!("table topic: {:?}; event store: {:?}", out.table, out.store);
@@ -422,6 +441,7 @@ pub async fn run(service: Service, fault: Fault, mode: Mode) {
         tail_lines(&agent.log(), 60)
     );
     drop(agent);
+    drop(broker);
 }
 
 /// Copies the agent's log into the folder `CDC_FAULTS_LOGS` names (when set), as

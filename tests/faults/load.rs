@@ -15,7 +15,8 @@ use rdkafka::Message;
 
 use crate::common;
 use common::agent::{field, unwrap_union, AgentConfig, AvroDecoder};
-use common::eos::{int, read_committed_from_start};
+use common::eos::int;
+use common::kafka;
 use common::mysql::{my_admin, FreshMyDb};
 use common::rng::Rng;
 use common::{pg_connect, FreshPgDb};
@@ -210,8 +211,8 @@ impl Writer {
     }
 }
 
-/// Follows a table topic (read_committed, from the start) on a thread of its own: every
-/// change `(id, v, op)` read, and the highest id whose insert (`c`) arrived.
+/// Follows a table topic or the event store (read_committed, from the start) on a thread of its
+/// own: every change `(id, v, op)` read, and the highest id whose insert (`c`) arrived.
 pub struct Tail {
     stop: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<(i64, i64, char)>>>,
@@ -220,18 +221,25 @@ pub struct Tail {
 }
 
 impl Tail {
-    pub fn start(topic: &str) -> Tail {
+    /// Follows `topic` of the broker at `bootstrap` (`host:port`).
+    pub fn start(topic: &str, bootstrap: &str) -> Tail {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let max_insert = Arc::new(AtomicI64::new(0));
-        let (topic, stop2, seen2, max2) = (
+        let (topic, bootstrap, stop2, seen2, max2) = (
             topic.to_string(),
+            bootstrap.to_string(),
             stop.clone(),
             seen.clone(),
             max_insert.clone(),
         );
         let thread = std::thread::spawn(move || {
-            let consumer = read_committed_from_start(&topic, "faults-tail");
+            let settings = [
+                ("fetch.wait.max.ms", "10"),
+                ("bootstrap.servers", bootstrap.as_str()),
+            ];
+            let (consumer, _) =
+                kafka::from_start(&topic, "faults-tail", &settings, Duration::from_secs(30));
             let mut dec = AvroDecoder::new();
             while !stop2.load(Ordering::Relaxed) {
                 let Some(m) = consumer.poll(Duration::from_millis(200)) else {

@@ -1,5 +1,5 @@
 //! The fault-injection suite: real network faults (Toxiproxy) between the agent and
-//! PostgreSQL, MariaDB and the schema registry, under a ~2k rows/s write load, in both delivery
+//! PostgreSQL, MariaDB, the schema registry and Kafka (a broker of the suite's own), under a ~2k rows/s write load, in both delivery
 //! modes. What a case does and asserts: `case.rs`; how to run it and the results:
 //! docs/reliability.md.
 //!
@@ -12,6 +12,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod broker;
 mod case;
 mod load;
 mod toxiproxy;
@@ -102,5 +103,14 @@ mod registry {
             crate::case::Service::Registry,
             crate::case::Mode::AtLeastOnce
         );
+    }
+}
+
+mod kafka {
+    mod exactly_once {
+        faults!(crate::case::Service::Kafka, crate::case::Mode::ExactlyOnce);
+    }
+    mod at_least_once {
+        faults!(crate::case::Service::Kafka, crate::case::Mode::AtLeastOnce);
     }
 }
