@@ -20,8 +20,10 @@ use crate::ops::metrics::RegistryMetrics;
 
 /// Content type of the Confluent REST API.
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
-/// Per-request timeout: long enough for a registry under load, short enough to notice a hang.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Per-request timeout: long enough for a registry under load, short enough to notice a hang
+/// (a half-open connection) while an outage lasts: 30 s let a 30 s half-open registry pass
+/// unseen in /readyz (fault suite, docs/reliability.md).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// First retry delay; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest delay between retries.

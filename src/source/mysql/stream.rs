@@ -55,6 +55,8 @@ use crate::source::silence::{Silence, Verdict};
 pub const IDLE_CHECKPOINT: Duration = Duration::from_secs(10);
 /// How often the source lock is verified.
 const LOCK_CHECK: Duration = Duration::from_secs(5);
+/// How long a lock check may wait for the server's answer.
+const LOCK_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 const ROTATE: u8 = 0x04;
 const QUERY: u8 = 0x02;
@@ -417,7 +419,17 @@ impl ChangeStream for MyStream<'_> {
             return Err(self.silence.dead_error("the server's binlog"));
         }
         if self.last_lock_check.elapsed() >= LOCK_CHECK {
-            self.lock.check().await?;
+            // Bounded: on a half-open connection the query would wait for ever and block the
+            // silence check above (fault suite, docs/reliability.md).
+            tokio::time::timeout(LOCK_CHECK_TIMEOUT, self.lock.check())
+                .await
+                .map_err(|_| {
+                    SourceError::transient(format!(
+                        "the source lock check got no answer in {} s: the connection looks dead \
+                         (half-open); reconnecting",
+                        LOCK_CHECK_TIMEOUT.as_secs()
+                    ))
+                })??;
             self.last_lock_check = Instant::now();
         }
         Ok(())
