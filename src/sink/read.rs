@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::BorrowedMessage;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
@@ -17,7 +18,9 @@ use crate::sink::kafka::{base_client_config, SinkError};
 /// What [`read_to_end`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicRead {
-    /// The topic does not exist (or has no partitions).
+    /// The broker says the topic does not exist (unknown topic or partition). Any other
+    /// metadata error is an error, never taken for a missing topic: a missing offsets topic
+    /// means "no checkpoint", and a source that wrongly believes it has none starts over.
     Missing,
     /// The topic exists; every committed record up to its end was handed to the callback
     /// (none when it is empty or its records were deleted by retention).
@@ -44,25 +47,40 @@ pub fn read_to_end(
         .set("enable.partition.eof", "false")
         .create()
         .map_err(|e| SinkError::Client(format!("{what} consumer: {e}")))?;
-    let md = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| SinkError::Client(format!("{what} topic metadata: {e}")))?;
-    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-        return Ok(TopicRead::Missing);
+    let deadline = Instant::now() + timeout;
+    let partitions: Vec<i32> = loop {
+        let md = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| SinkError::Client(format!("{what} topic metadata: {e}")))?;
+        let found = md.topics().iter().find(|t| t.name() == topic);
+        match topic_state(
+            what,
+            topic,
+            found.map(|t| (t.error(), t.partitions().len())),
+        ) {
+            TopicState::Missing => return Ok(TopicRead::Missing),
+            TopicState::Ready => {
+                break found
+                    .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+                    .unwrap_or_default()
+            }
+            TopicState::Denied(e) => return Err(e),
+            // A topic being created or a broker catching up: ask again until the deadline,
+            // then let the supervisor retry with backoff.
+            TopicState::NotReady(e) if Instant::now() > deadline => return Err(e),
+            TopicState::NotReady(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
     };
-    if t.error().is_some() || t.partitions().is_empty() {
-        return Ok(TopicRead::Missing);
-    }
     let mut tpl = TopicPartitionList::new();
     let mut ends = Vec::new();
-    for p in t.partitions() {
+    for p in partitions {
         let (low, high) = consumer
-            .fetch_watermarks(topic, p.id(), timeout)
+            .fetch_watermarks(topic, p, timeout)
             .map_err(|e| SinkError::Client(format!("{what} watermarks: {e}")))?;
         if high > low {
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
+            tpl.add_partition_offset(topic, p, Offset::Offset(low))
                 .map_err(|e| SinkError::Client(e.to_string()))?;
-            ends.push((p.id(), high));
+            ends.push((p, high));
         }
     }
     if ends.is_empty() {
@@ -74,8 +92,9 @@ pub fn read_to_end(
     let deadline = Instant::now() + timeout;
     while !ends.is_empty() {
         if Instant::now() > deadline {
-            return Err(SinkError::Client(format!(
-                "reading {what} topic `{topic}` timed out"
+            return Err(SinkError::Stalled(format!(
+                "reading {what} topic `{topic}` timed out before its end (an open transaction \
+                 of another producer holds read_committed readers back until it ends)"
             )));
         }
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
@@ -105,4 +124,115 @@ pub fn read_to_end(
         }
     }
     Ok(TopicRead::Read)
+}
+
+/// What one topic's metadata says about reading it.
+#[derive(Debug)]
+enum TopicState {
+    /// The broker does not know the topic.
+    Missing,
+    /// The topic exists with partitions.
+    Ready,
+    /// The broker refuses to describe the topic to us: only an operator can fix it.
+    Denied(SinkError),
+    /// Any other answer: the broker may answer differently later.
+    NotReady(SinkError),
+}
+
+/// Classifies the metadata of `topic` (`found`: its error and partition count, `None` when
+/// the answer does not list it). Only "unknown topic or partition" means the topic is
+/// missing; everything else that is not a readable topic is an error, so a broker in trouble
+/// is never mistaken for a source without checkpoint or schema history.
+fn topic_state(
+    what: &str,
+    topic: &str,
+    found: Option<(Option<RDKafkaRespErr>, usize)>,
+) -> TopicState {
+    use RDKafkaRespErr::*;
+    match found {
+        Some((
+            Some(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART | RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC),
+            _,
+        )) => TopicState::Missing,
+        Some((None, n)) if n > 0 => TopicState::Ready,
+        Some((Some(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED), _)) => {
+            TopicState::Denied(SinkError::Denied(format!(
+                "kafka denies the agent's principal Describe on the {what} topic `{topic}`, so \
+                 it cannot tell whether the source has a position there; fix: grant Describe and \
+                 Read on topic `{topic}` (see docs/security.md)"
+            )))
+        }
+        Some((Some(e), _)) => TopicState::NotReady(SinkError::Client(format!(
+            "{what} topic `{topic}` metadata: {}; it is not taken as missing",
+            rdkafka::error::RDKafkaErrorCode::from(e)
+        ))),
+        Some((None, _)) => TopicState::NotReady(SinkError::Client(format!(
+            "{what} topic `{topic}` has no partitions yet"
+        ))),
+        None => TopicState::NotReady(SinkError::Client(format!(
+            "{what} topic `{topic}` is not in the broker's metadata answer"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RDKafkaRespErr::*;
+
+    fn state(found: Option<(Option<RDKafkaRespErr>, usize)>) -> TopicState {
+        topic_state("offsets", "p.offsets", found)
+    }
+
+    #[test]
+    fn only_an_unknown_topic_reads_as_missing() {
+        assert!(matches!(
+            state(Some((Some(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), 0))),
+            TopicState::Missing
+        ));
+        assert!(matches!(
+            state(Some((Some(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC), 0))),
+            TopicState::Missing
+        ));
+        assert!(matches!(state(Some((None, 1))), TopicState::Ready));
+    }
+
+    #[test]
+    fn a_metadata_error_of_the_offsets_topic_is_a_transient_error_not_a_missing_topic() {
+        for err in [
+            RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+            RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RD_KAFKA_RESP_ERR__TRANSPORT,
+            RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE,
+        ] {
+            match state(Some((Some(err), 0))) {
+                TopicState::NotReady(e) => {
+                    assert!(e.is_transient(), "{e}");
+                    assert!(e.to_string().contains("p.offsets"), "{e}");
+                }
+                other => panic!("{err:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(state(Some((None, 0))), TopicState::NotReady(e) if e.is_transient()));
+        assert!(matches!(state(None), TopicState::NotReady(e) if e.is_transient()));
+    }
+
+    #[test]
+    fn an_offsets_topic_the_agent_may_not_describe_stops_it_naming_the_grant() {
+        match state(Some((
+            Some(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED),
+            0,
+        ))) {
+            TopicState::Denied(e) => {
+                assert!(!e.is_transient());
+                assert!(
+                    e.to_string()
+                        .contains("grant Describe and Read on topic `p.offsets`"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
