@@ -696,7 +696,15 @@ impl PositionCheck<'_> {
         let slot = &self.settings.slot;
         match e.server_error() {
             Some(s) if s.code == "55006" => slot_taken(slot, None),
-            Some(s) if s.code == "55000" && s.message.contains("can no longer get changes") => {
+            // "can no longer get changes from replication slot" (PostgreSQL 16+), "cannot read
+            // from logical replication slot" with an "invalidated" detail (13 to 15).
+            Some(s)
+                if s.code == "55000"
+                    && (s.message.contains("can no longer get changes")
+                        || s.detail
+                            .as_deref()
+                            .is_some_and(|d| d.contains("invalidated"))) =>
+            {
                 let reason = match &s.detail {
                     Some(d) if d.contains("maximum reserved size") => {
                         setup::WAL_REMOVED.to_string()
