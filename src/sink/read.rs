@@ -128,7 +128,7 @@ pub fn read_to_end(
 
 /// What one topic's metadata says about reading it.
 #[derive(Debug)]
-enum TopicState {
+pub(crate) enum TopicState {
     /// The broker does not know the topic.
     Missing,
     /// The topic exists with partitions.
@@ -143,7 +143,7 @@ enum TopicState {
 /// the answer does not list it). Only "unknown topic or partition" means the topic is
 /// missing; everything else that is not a readable topic is an error, so a broker in trouble
 /// is never mistaken for a source without checkpoint or schema history.
-fn topic_state(
+pub(crate) fn topic_state(
     what: &str,
     topic: &str,
     found: Option<(Option<RDKafkaRespErr>, usize)>,
@@ -157,9 +157,9 @@ fn topic_state(
         Some((None, n)) if n > 0 => TopicState::Ready,
         Some((Some(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED), _)) => {
             TopicState::Denied(SinkError::Denied(format!(
-                "kafka denies the agent's principal Describe on the {what} topic `{topic}`, so \
-                 it cannot tell whether the source has a position there; fix: grant Describe and \
-                 Read on topic `{topic}` (see docs/security.md)"
+                "kafka denies the agent's principal Describe on the {what} topic `{topic}` (it \
+                 is not taken as missing); fix: grant Describe and Read on topic `{topic}` (see \
+                 docs/security.md)"
             )))
         }
         Some((Some(e), _)) => TopicState::NotReady(SinkError::Client(format!(
