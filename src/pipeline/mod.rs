@@ -148,8 +148,9 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
     }
 
     /// The newest committed checkpoint of this source, read *before* this agent owns the
-    /// source (no fencing): what it finds is committed and stays so, but an open transaction
-    /// of another producer may hold the read back past `timeout` ([`Peeked::HeldBack`]).
+    /// source (no fencing): what it finds is committed and stays so, but it sees only what
+    /// lies before the first open transaction (read_committed stops at the last stable
+    /// offset), and a read that does not finish within `timeout` is [`Peeked::HeldBack`].
     /// Nothing counts as written.
     pub async fn peek_checkpoint<T>(
         &self,
@@ -190,7 +191,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
 pub enum Peeked<T> {
     /// The newest committed checkpoint, or `None` when the source has none.
     Found(Option<Checkpoint<T>>),
-    /// An open transaction of another producer holds the read back: unknown for now.
+    /// The read did not finish in time: unknown for now.
     HeldBack,
 }
 

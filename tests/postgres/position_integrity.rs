@@ -184,6 +184,89 @@ async fn a_missing_slot_with_a_checkpoint_stops_naming_on_missing_position_and_s
     );
 }
 
+/// A checkpoint committed after an open transaction of a dead agent is hidden from
+/// read_committed readers (they stop at the last stable offset) until that transaction is
+/// fenced, which only the slot holder may do. The agent reads before it owns anything, finds
+/// nothing, takes the slot, fences, reads again, finds the checkpoint of the lost slot, drops
+/// the slot it just made and stops.
+#[tokio::test]
+async fn a_missing_slot_proven_only_after_fencing_an_open_transaction_drops_the_new_slot_and_stops()
+{
+    let db = FreshPgDb::create("posheld").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             INSERT INTO t VALUES (1, 'a');
+             CREATE PUBLICATION cdc_pub FOR TABLE t;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("posheld");
+    let topic = format!("{name}.offsets");
+    let kafka: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
+        .create()
+        .unwrap();
+    for r in kafka
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    // The dead agent's transaction (its transactional id), still open...
+    let zombie: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
+        .set("transactional.id", format!("cdc-agent-{name}"))
+        .create()
+        .unwrap();
+    zombie.init_transactions(Duration::from_secs(30)).unwrap();
+    zombie.begin_transaction().unwrap();
+    zombie
+        .send(BaseRecord::to(&topic).key("other").payload("{}"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    zombie.flush(Duration::from_secs(30)).unwrap();
+    // ...and after it a committed checkpoint taken from this source's slot, which this
+    // database does not have.
+    let writer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
+        .create()
+        .unwrap();
+    let checkpoint = format!(r#"{{"snapshot_done":true,"position":"0/10","slot":"{name}"}}"#);
+    writer
+        .send(BaseRecord::to(&topic).key(&name).payload(&checkpoint))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    writer.flush(Duration::from_secs(30)).unwrap();
+
+    let cfg = with_policy(AgentConfig::postgres(&name, &db.name), None);
+    let mut agent = Agent::start(&cfg);
+    let log = assert_exits_with(
+        &mut agent,
+        exit::FAILURE,
+        &[
+            &format!("replication slot `{name}` is missing"),
+            "has a checkpoint taken from it at 0/10",
+            "set on_missing_position = ",
+        ],
+    );
+    show_stop(&log);
+    assert!(log.contains("created replication slot"), "{log}");
+    assert!(
+        !slot_exists(&admin, &name).await,
+        "the slot made before the decision was left behind"
+    );
+    drop(zombie);
+    let _ = kafka
+        .delete_topics(&[topic.as_str()], &AdminOptions::new())
+        .await;
+}
+
 /// A throwaway cluster with logical replication, table `t` (rows 1, 2) in publication
 /// `cdc_pub` of database `postgres`, and a superuser client.
 async fn scratch_cluster(extra_conf: &str) -> (ScratchPostgres, tokio_postgres::Client) {

@@ -268,9 +268,10 @@ impl Source for PgSourceSettings {
         let (mut stream_conn, saved) = if matches!(slot, SlotState::Missing) {
             // Before anything is created: a committed checkpoint taken from this slot proves
             // the slot existed and is gone. Committed checkpoints stay committed, so reading
-            // them before this agent owns the source is enough to decide; only an open
-            // transaction of a dead agent can hold the read back, and then the decision waits
-            // for the read after fencing below.
+            // them before this agent owns the source is enough to decide when one is found.
+            // Finding none proves nothing yet: read_committed stops at the first open
+            // transaction (a dead agent's), and what was committed after it shows only once it
+            // is fenced; the read after taking the slot (take_new_slot) decides then.
             if !gap_accepted {
                 match pipeline
                     .peek_checkpoint::<PgPosition>(&settings.main.kafka, PEEK_TIMEOUT)
@@ -284,7 +285,7 @@ impl Source for PgSourceSettings {
                     }
                     Peeked::Found(None) => {}
                     Peeked::HeldBack => {
-                        tracing::info!(source = %src.name, "an open kafka transaction holds the checkpoint back; reading it again after taking the slot");
+                        tracing::info!(source = %src.name, "the checkpoint read timed out; reading it again after taking the slot");
                     }
                 }
             }
