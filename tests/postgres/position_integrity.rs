@@ -267,6 +267,99 @@ async fn a_missing_slot_proven_only_after_fencing_an_open_transaction_drops_the_
         .await;
 }
 
+/// The stack's Kafka as the super user (PLAINTEXT listener).
+fn kafka_plain() -> KafkaConfig {
+    toml::from_str(&format!(
+        "bootstrap_servers = \"{}\"",
+        stack_env("KAFKA_BOOTSTRAP")
+    ))
+    .unwrap()
+}
+
+/// The newest checkpoint of source `name` (prefix = name).
+async fn checkpoint_of(name: &str) -> cdc_agent::checkpoint::Checkpoint<PgPosition> {
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        cdc_agent::checkpoint::load::<PgPosition>(&kafka_plain(), &format!("{name}.offsets"), &name)
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .expect("a checkpoint")
+}
+
+#[tokio::test]
+async fn a_checkpoint_written_before_system_ids_were_recorded_resumes_and_gets_them() {
+    let db = FreshPgDb::create("posupg").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             INSERT INTO t VALUES (1, 'a');
+             CREATE PUBLICATION cdc_pub FOR TABLE t;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("posupg");
+    let topic = format!("{name}.public.t");
+    let cfg = with_policy(AgentConfig::postgres(&name, &db.name), None);
+    let mut agent = Agent::start(&cfg);
+    agent.wait_streaming(WAIT);
+    wait_change(&topic, 1, "r");
+    stop(&mut agent);
+    let now = checkpoint_of(&name).await;
+    let system = now.source.system_id.clone().expect("system id recorded");
+    assert_eq!(system, {
+        let id: String = admin
+            .query_one(
+                "SELECT system_identifier::text FROM pg_control_system()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        id
+    });
+    assert!(now.source.timeline.is_some());
+
+    // The same checkpoint as an earlier version wrote it: no system id, no timeline.
+    let mut old = serde_json::to_value(&now).unwrap();
+    old.as_object_mut().unwrap().remove("system_id");
+    old.as_object_mut().unwrap().remove("timeline");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", stack_env("KAFKA_BOOTSTRAP"))
+        .create()
+        .unwrap();
+    producer
+        .send(
+            BaseRecord::to(&format!("{name}.offsets"))
+                .key(&name)
+                .payload(&old.to_string()),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(checkpoint_of(&name).await.source.system_id, None);
+
+    // It resumes (no decision, no new snapshot) and records the identity again.
+    let mut agent = agent.restart();
+    agent.wait_streaming(WAIT);
+    admin
+        .batch_execute("INSERT INTO t VALUES (2, 'b')")
+        .await
+        .unwrap();
+    wait_change(&topic, 2, "c");
+    stop(&mut agent);
+    let log = agent.log();
+    assert!(!log.contains("position lost"), "{log}");
+    assert_eq!(
+        log.matches("snapshot of table queued").count(),
+        1,
+        "snapshotted again:\n{log}"
+    );
+    assert_eq!(checkpoint_of(&name).await.source.system_id, Some(system));
+}
+
 /// A throwaway cluster with logical replication, table `t` (rows 1, 2) in publication
 /// `cdc_pub` of database `postgres`, and a superuser client.
 async fn scratch_cluster(extra_conf: &str) -> (ScratchPostgres, tokio_postgres::Client) {

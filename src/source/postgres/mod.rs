@@ -364,6 +364,17 @@ impl Source for PgSourceSettings {
                 pipeline.write_checkpoint(&fresh).await?;
                 pipeline.drain().await?;
                 saved = Some(fresh);
+            } else if let Some(cp) = saved
+                .as_mut()
+                .filter(|cp| check.records_another_identity(cp))
+            {
+                // A checkpoint from before identities were recorded, or from before a new
+                // timeline: record this server's now (at least once, only snapshots write
+                // checkpoints, so waiting for the next one could take forever).
+                cp.source.system_id = Some(server.system_id.clone());
+                cp.source.timeline = Some(server.timeline);
+                pipeline.write_checkpoint(cp).await?;
+                pipeline.drain().await?;
             }
             let snapshot_done = saved.as_ref().is_some_and(|c| {
                 c.snapshot_done && c.source.slot.as_deref() == Some(settings.slot.as_str())
@@ -591,6 +602,14 @@ impl PositionCheck<'_> {
             }
             _ => None,
         }
+    }
+
+    /// Whether `cp`, this slot's checkpoint on this system, lacks this server's identity (it
+    /// was written before identities were recorded, or on another timeline).
+    fn records_another_identity(&self, cp: &PgCheckpoint) -> bool {
+        cp.source.slot.as_deref() == Some(self.settings.slot.as_str())
+            && (cp.source.system_id.as_deref() != Some(self.server.system_id.as_str())
+                || cp.source.timeline != Some(self.server.timeline))
     }
 
     /// The operator's decision on a lost position: `stop` is the definite error naming the
