@@ -10,8 +10,8 @@ use rdkafka::producer::{FutureProducer, Producer};
 
 use super::client::{base_client_config, reach, AgentContext};
 use super::error::SinkError;
+use super::metadata::{topic_state, TopicState};
 use crate::config::KafkaConfig;
-use crate::sink::read::{topic_state, TopicState};
 
 /// Timeout of admin operations (topic creation, metadata, the first contact).
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
