@@ -46,11 +46,24 @@ pub struct Checkpoint<S> {
 }
 
 /// Reads the newest checkpoint of `source` from `topic` (read_committed), or `None` when the
-/// topic or the key does not exist yet.
+/// topic or the key does not exist yet. Only a topic the broker says it does not know counts
+/// as missing: any other metadata error is an error (see [`read_to_end`]), because a source
+/// that wrongly believes it has no checkpoint starts over and leaves a gap.
 pub fn load<S: DeserializeOwned>(
     cfg: &KafkaConfig,
     topic: &str,
     source: &str,
+) -> Result<Option<Checkpoint<S>>, SinkError> {
+    load_within(cfg, topic, source, LOAD_TIMEOUT)
+}
+
+/// [`load`] that gives up after `timeout` (a [`SinkError::Stalled`] when an open transaction
+/// holds the read back).
+pub fn load_within<S: DeserializeOwned>(
+    cfg: &KafkaConfig,
+    topic: &str,
+    source: &str,
+    timeout: std::time::Duration,
 ) -> Result<Option<Checkpoint<S>>, SinkError> {
     let mut latest: Option<Checkpoint<S>> = None;
     read_to_end(
@@ -58,7 +71,7 @@ pub fn load<S: DeserializeOwned>(
         topic,
         &format!("cdc-agent-offsets-{source}"),
         "offsets",
-        LOAD_TIMEOUT,
+        timeout,
         |msg| {
             if msg.key() == Some(source.as_bytes()) {
                 latest = match msg.payload() {

@@ -63,6 +63,23 @@ pub enum WhenTaken {
     Standby,
 }
 
+/// What a source does when the position its checkpoint records is gone from the database: a
+/// PostgreSQL slot that was dropped or invalidated (`max_slot_wal_keep_size`), a server with
+/// another system identifier than the one the checkpoint was taken on, MySQL/MariaDB binlogs
+/// purged before the agent read them. The changes between the checkpoint and now cannot be
+/// read any more: going on means a gap in the history (the event store and the table topics
+/// never see them), so it needs an operator's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissingPosition {
+    /// Stop (exit 1) with one line naming what was lost and how to go on.
+    #[default]
+    Stop,
+    /// Accept the gap: log it as the operator's decision, take a new position (a new slot)
+    /// and snapshot every captured table again (unless `snapshot.mode = "never"`).
+    Snapshot,
+}
+
 /// `[snapshot]` of a source file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,6 +150,11 @@ pub struct SourceConfig {
     /// and take over when it dies).
     #[serde(default)]
     pub when_taken: WhenTaken,
+    /// When the position the checkpoint records is gone from the database: `stop` (default,
+    /// exit 1 naming the fix) or `snapshot` (accept the gap, new position, new snapshot). See
+    /// docs/operations.md, "When the position is lost".
+    #[serde(default)]
+    pub on_missing_position: OnMissingPosition,
     /// Topic overrides: `"<schema>.<table>" = "<topic>"`. Tables not listed go to
     /// `<topic_prefix>.<schema>.<table>`. Default: none.
     #[serde(default)]

@@ -146,6 +146,53 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
         }
         Ok(loaded)
     }
+
+    /// The newest committed checkpoint of this source, read *before* this agent owns the
+    /// source (no fencing): what it finds is committed and stays so, but it sees only what
+    /// lies before the first open transaction (read_committed stops at the last stable
+    /// offset), and a read that does not finish within `timeout` is [`Peeked::HeldBack`].
+    /// Nothing counts as written.
+    pub async fn peek_checkpoint<T>(
+        &self,
+        kafka: &crate::config::KafkaConfig,
+        timeout: Duration,
+    ) -> Result<Peeked<T>, SourceError>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let (kafka, topic, name) = (
+            kafka.clone(),
+            self.offsets_topic.clone(),
+            self.source.clone(),
+        );
+        match self
+            .publisher
+            .status()
+            .while_waiting(tokio::task::spawn_blocking(move || {
+                checkpoint::load_within::<T>(&kafka, &topic, &name, timeout)
+            }))
+            .await
+            .map_err(|e| {
+                SourceError::transient(format!("checkpoint load task: {e}"))
+                    .concerning(Dependency::Kafka)
+            })? {
+            Ok(cp) => Ok(Peeked::Found(cp)),
+            Err(crate::sink::SinkError::Stalled(why)) => {
+                tracing::debug!(reason = %why, "checkpoint read held back");
+                Ok(Peeked::HeldBack)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// What [`Pipeline::peek_checkpoint`] found.
+#[derive(Debug)]
+pub enum Peeked<T> {
+    /// The newest committed checkpoint, or `None` when the source has none.
+    Found(Option<Checkpoint<T>>),
+    /// The read did not finish in time: unknown for now.
+    HeldBack,
 }
 
 impl<S: Sink> Pipeline<S> {

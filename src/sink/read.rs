@@ -12,12 +12,15 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
+use crate::sink::kafka::metadata::{topic_state, TopicState};
 use crate::sink::kafka::{base_client_config, SinkError};
 
 /// What [`read_to_end`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicRead {
-    /// The topic does not exist (or has no partitions).
+    /// The broker says the topic does not exist (unknown topic or partition). Any other
+    /// metadata error is an error, never taken for a missing topic: a missing offsets topic
+    /// means "no checkpoint", and a source that wrongly believes it has none starts over.
     Missing,
     /// The topic exists; every committed record up to its end was handed to the callback
     /// (none when it is empty or its records were deleted by retention).
@@ -44,25 +47,40 @@ pub fn read_to_end(
         .set("enable.partition.eof", "false")
         .create()
         .map_err(|e| SinkError::Client(format!("{what} consumer: {e}")))?;
-    let md = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| SinkError::Client(format!("{what} topic metadata: {e}")))?;
-    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-        return Ok(TopicRead::Missing);
+    let deadline = Instant::now() + timeout;
+    let partitions: Vec<i32> = loop {
+        let md = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| SinkError::Client(format!("{what} topic metadata: {e}")))?;
+        let found = md.topics().iter().find(|t| t.name() == topic);
+        match topic_state(
+            what,
+            topic,
+            found.map(|t| (t.error(), t.partitions().len())),
+        ) {
+            TopicState::Missing => return Ok(TopicRead::Missing),
+            TopicState::Ready => {
+                break found
+                    .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+                    .unwrap_or_default()
+            }
+            TopicState::Denied(e) => return Err(e),
+            // A topic being created or a broker catching up: ask again until the deadline,
+            // then let the supervisor retry with backoff.
+            TopicState::NotReady(e) if Instant::now() > deadline => return Err(e),
+            TopicState::NotReady(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
     };
-    if t.error().is_some() || t.partitions().is_empty() {
-        return Ok(TopicRead::Missing);
-    }
     let mut tpl = TopicPartitionList::new();
     let mut ends = Vec::new();
-    for p in t.partitions() {
+    for p in partitions {
         let (low, high) = consumer
-            .fetch_watermarks(topic, p.id(), timeout)
+            .fetch_watermarks(topic, p, timeout)
             .map_err(|e| SinkError::Client(format!("{what} watermarks: {e}")))?;
         if high > low {
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
+            tpl.add_partition_offset(topic, p, Offset::Offset(low))
                 .map_err(|e| SinkError::Client(e.to_string()))?;
-            ends.push((p.id(), high));
+            ends.push((p, high));
         }
     }
     if ends.is_empty() {
@@ -74,8 +92,9 @@ pub fn read_to_end(
     let deadline = Instant::now() + timeout;
     while !ends.is_empty() {
         if Instant::now() > deadline {
-            return Err(SinkError::Client(format!(
-                "reading {what} topic `{topic}` timed out"
+            return Err(SinkError::Stalled(format!(
+                "reading {what} topic `{topic}` timed out before its end (an open transaction \
+                 of another producer holds read_committed readers back until it ends)"
             )));
         }
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {

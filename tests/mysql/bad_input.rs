@@ -164,3 +164,66 @@ fn a_purged_resume_position_stops_with_the_way_out_and_the_way_out_works() {
         agent.log()
     );
 }
+
+#[test]
+fn with_on_missing_position_snapshot_a_purged_resume_position_is_snapshotted_again_and_logged() {
+    let server = ScratchMariadb::start("");
+    server.sql(
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v INT);
+         INSERT INTO app.t VALUES (1, 0)",
+    );
+    let mut cfg = scratch_config(&server, "app");
+    // A top-level key: before any table the configuration may already carry.
+    cfg.extra_source_toml = format!(
+        "on_missing_position = \"snapshot\"\n{}",
+        cfg.extra_source_toml
+    );
+    let topic = format!("{}.app.t", cfg.topic_prefix);
+    let mut agent = Agent::start(&cfg);
+    agent.wait_streaming(WAIT);
+    server.sql("INSERT INTO app.t VALUES (2, 0)");
+    assert_eq!(
+        read_topic(&topic, WAIT, |r| r.len() >= 2).len(),
+        2,
+        "{}",
+        agent.log()
+    );
+    agent.terminate();
+    assert_eq!(agent.wait_exit(WAIT), Some(0), "{}", agent.log());
+
+    server.sql("INSERT INTO app.t VALUES (3, 0); FLUSH BINARY LOGS; INSERT INTO app.t VALUES (4, 0); FLUSH BINARY LOGS");
+    let newest = server
+        .sql("SHOW MASTER STATUS")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    server.sql(&format!("PURGE BINARY LOGS TO '{newest}'"));
+
+    // No stop, no manual tombstone: the decision is in the configuration and in the log.
+    let agent = agent.restart();
+    let mut dec = AvroDecoder::new();
+    let recs = read_topic(&topic, WAIT, |r| r.len() >= 6);
+    let reads: Vec<i64> = recs[2..]
+        .iter()
+        .filter_map(|r| r.value.as_ref())
+        .map(|v| dec.decode(v))
+        .filter(|v| matches!(field(v, "op"), apache_avro::types::Value::String(s) if s == "r"))
+        .map(
+            |v| match unwrap_union(field(unwrap_union(field(&v, "after")), "id")) {
+                apache_avro::types::Value::Int(i) => i64::from(*i),
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    let log = agent.log();
+    assert_eq!(
+        reads,
+        [1, 2, 3, 4],
+        "a new snapshot of every row; log:\n{log}"
+    );
+    assert!(
+        log.contains("on_missing_position = \"snapshot\" (operator decision): accepting a gap"),
+        "{log}"
+    );
+}

@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(90);
 
 /// Waits for the agent to exit with `code` and checks it failed once, definitely, saying
 /// `needles`.
-fn assert_exits_with(agent: &mut Agent, code: u8, needles: &[&str]) -> String {
+pub(crate) fn assert_exits_with(agent: &mut Agent, code: u8, needles: &[&str]) -> String {
     let exit = agent.wait_exit(WAIT);
     let log = agent.log();
     assert_eq!(exit, Some(i32::from(code)), "exit code; log:\n{log}");

@@ -302,6 +302,19 @@ async fn slots_and_senders(
                 settings.source.file.display()
             ),
         )),
+        setup::SlotState::Present {
+            invalidated: Some(reason),
+            ..
+        } => out.push(Finding::fail(
+            target,
+            "replication slot",
+            format!("`{slot}` was invalidated by the server: {reason}"),
+            format!(
+                "set on_missing_position = \"snapshot\" in {} to drop it and snapshot again \
+                 (accepting the gap), and raise max_slot_wal_keep_size",
+                settings.source.file.display()
+            ),
+        )),
         setup::SlotState::Present { .. } => out.push(Finding::pass(
             target,
             "replication slot",

@@ -10,6 +10,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 
 use super::client::{base_client_config, reach, AgentContext};
 use super::error::SinkError;
+use super::metadata::{topic_state, TopicState};
 use crate::config::KafkaConfig;
 
 /// Timeout of admin operations (topic creation, metadata, the first contact).
@@ -79,15 +80,20 @@ impl Topics {
                 .client()
                 .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
                 .map_err(|e| SinkError::Client(format!("metadata of `{topic}`: {e}")))?;
-            let exists = md
-                .topics()
-                .iter()
-                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-            if !exists {
-                return Err(SinkError::MissingTopic(topic.to_string()));
-            }
-            self.known.insert(topic.to_string());
-            return Ok(());
+            let found = md.topics().iter().find(|t| t.name() == topic);
+            // Only a topic the broker does not know is missing; a metadata error is not.
+            return match topic_state(
+                "needed",
+                topic,
+                found.map(|t| (t.error(), t.partitions().len())),
+            ) {
+                TopicState::Missing => Err(SinkError::MissingTopic(topic.to_string())),
+                TopicState::Ready => {
+                    self.known.insert(topic.to_string());
+                    Ok(())
+                }
+                TopicState::Denied(e) | TopicState::NotReady(e) => Err(e),
+            };
         }
         let mut new = NewTopic::new(
             topic,

@@ -51,6 +51,14 @@ pub enum SinkError {
          TLS, ssl_ca_location"
     )]
     Auth(String),
+    /// Kafka refuses the agent an operation on one topic (an ACL is missing); the message
+    /// names the grant. Definite.
+    #[error("{0}")]
+    Denied(String),
+    /// Reading one of the agent's own topics did not reach its end in time (e.g. an open
+    /// transaction of a dead producer holds read_committed readers back). Transient.
+    #[error("kafka: {0}")]
+    Stalled(String),
     /// A Kafka transaction failed and was aborted; nothing of it is visible to
     /// read_committed consumers. Transient: the source resumes from the last committed offset.
     #[error("kafka transaction aborted: {0}")]
@@ -71,8 +79,11 @@ impl SinkError {
                         | RDKafkaErrorCode::InvalidRecord
                 )
             ),
-            SinkError::Client(_) | SinkError::Aborted(_) => true,
-            SinkError::Fenced(_) | SinkError::MissingTopic(_) | SinkError::Auth(_) => false,
+            SinkError::Client(_) | SinkError::Aborted(_) | SinkError::Stalled(_) => true,
+            SinkError::Fenced(_)
+            | SinkError::MissingTopic(_)
+            | SinkError::Auth(_)
+            | SinkError::Denied(_) => false,
         }
     }
 }

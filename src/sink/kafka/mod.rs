@@ -18,6 +18,7 @@ mod acks;
 mod admin;
 mod client;
 mod error;
+pub(crate) mod metadata;
 mod ring;
 
 use std::time::Duration;

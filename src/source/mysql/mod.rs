@@ -54,7 +54,9 @@ use crate::source::Dependency;
 pub use crate::source::SourceError;
 
 use crate::checkpoint::{Checkpoint, KeyValue, SnapshotKind, SnapshotState, TableProgress};
-use crate::config::{MainConfig, SchemaHistoryRecovery, SnapshotMode, SourceConfig};
+use crate::config::{
+    MainConfig, OnMissingPosition, SchemaHistoryRecovery, SnapshotMode, SourceConfig,
+};
 use crate::ops::status::SourceState;
 use crate::pipeline::snapshot::joined_tables;
 use crate::pipeline::{Pipeline, Snapshots};
@@ -249,12 +251,31 @@ impl Source for MySourceSettings {
         // Every checkpoint with a binlog position is a place to stream from: one whose initial
         // snapshot is unfinished says which chunks remain (earlier versions wrote checkpoints
         // only once their one-shot snapshot was done).
-        let saved_cp: Option<MyCheckpoint> = pipeline.load_checkpoint(&settings.main.kafka).await?;
-        let saved = saved_cp.as_ref().and_then(|c| c.source.binlog.clone());
+        let mut saved_cp: Option<MyCheckpoint> =
+            pipeline.load_checkpoint(&settings.main.kafka).await?;
+        let mut saved = saved_cp.as_ref().and_then(|c| c.source.binlog.clone());
         let resume = match &saved {
             Some(cp) => resume_mode(settings, &mut sql, &server, cp).await?,
             None => stream::Resume::Position,
         };
+        if let Some(cp) = &saved {
+            if matches!(resume, stream::Resume::Position)
+                && src.on_missing_position == OnMissingPosition::Snapshot
+                && !setup::binlog_files(&mut sql).await?.contains(&cp.file)
+            {
+                // The operator's decision, taken in advance: a purged position is given up
+                // for a new one with a new snapshot. Without it the stream stops at the
+                // position with the fix (stream::purged_error).
+                tracing::warn!(
+                    source = %src.name,
+                    file = %cp.file,
+                    pos = cp.pos,
+                    "position lost: the binlog at the checkpoint was purged; on_missing_position = \"snapshot\" (operator decision): accepting a gap, the changes between the checkpoint and the new position are not captured; starting over with a new snapshot"
+                );
+                saved = None;
+                saved_cp = None;
+            }
+        }
         let by_gtid = !matches!(resume, stream::Resume::Position);
 
         let history_topic = topics::schema_history_topic(&src.topic_prefix);

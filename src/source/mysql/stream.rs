@@ -493,11 +493,11 @@ fn purged_error(file: &str, pos: u64, source: &str, detail: &str) -> SourceError
     SourceError::definite(format!(
         "the binlog position {file}:{pos} where source `{source}` resumes is no longer on the \
          server ({detail}): the binlogs were purged (binlog_expire_logs_seconds, PURGE BINARY \
-         LOGS) before the agent read them, so changes in between are lost to it; fix: take a \
-         new snapshot by deleting the source's checkpoint — `cdc-agent reset-offsets` is not \
-         available yet, so produce a tombstone for key `{source}` to the offsets topic (see \
-         docs/mysql-source.md, \"Starting over\") — and keep binlogs longer than the agent \
-         may be down"
+         LOGS) before the agent read them, so changes in between are lost to it; fix: set \
+         on_missing_position = \"snapshot\" in the source's file to accept the gap and take a \
+         new snapshot (or delete the source's checkpoint: produce a tombstone for key \
+         `{source}` to the offsets topic, see docs/mysql-source.md, \"Starting over\"), and \
+         keep binlogs longer than the agent may be down"
     ))
 }
 

@@ -40,11 +40,11 @@ use crate::source::supervise::{Attempt, Source};
 use crate::source::{Dependency, SourceError};
 
 use crate::checkpoint::{SnapshotKind, SnapshotState, TableProgress};
-use crate::config::{Delivery, MainConfig, SnapshotMode, SourceConfig};
+use crate::config::{Delivery, MainConfig, OnMissingPosition, SnapshotMode, SourceConfig};
 use crate::net::tls::PgTls;
 use crate::ops::status::SourceState;
 use crate::pipeline::snapshot::joined_tables;
-use crate::pipeline::{Pipeline, Snapshots};
+use crate::pipeline::{Peeked, Pipeline, Snapshots};
 use position::{PgCheckpoint, PgPosition};
 use replication::{ReplicationClient, ReplicationConfig};
 use setup::SlotState;
@@ -258,7 +258,7 @@ impl Source for PgSourceSettings {
         // register the transactional id (which fences every other producer of this source), so a
         // resumed zombie can never fence the agent that took over from it.
         let mode = src.snapshot.mode;
-        let slot = setup::slot_state(&sql, &settings.slot).await?;
+        let mut slot = setup::slot_state(&sql, &settings.slot).await?;
         if let SlotState::Present {
             active_pid: Some(pid),
             ..
@@ -269,6 +269,7 @@ impl Source for PgSourceSettings {
         let mut repl = ReplicationClient::connect(&settings.replication_config())
             .await
             .map_err(stream::repl_error)?;
+        let server = repl.identify_system().await.map_err(stream::repl_error)?;
         let server_version: u32 = repl
             .parameter("server_version")
             .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
@@ -281,7 +282,50 @@ impl Source for PgSourceSettings {
         // taken in chunks while streaming, with watermark messages. Older servers take the
         // initial snapshot in one piece under the slot's exported snapshot.
         let chunked = server_version >= 14;
+        let check = PositionCheck {
+            settings,
+            server: &server,
+            chunked,
+        };
+        // Set once the operator's on_missing_position = "snapshot" accepted a gap in this
+        // attempt: the checkpoint's position is given up, a new one starts with a snapshot.
+        let mut gap_accepted = false;
+        if let SlotState::Present {
+            invalidated: Some(reason),
+            ..
+        } = &slot
+        {
+            check.decide(&PositionLost::Invalidated(reason.clone()))?;
+            setup::drop_slot(&sql, &settings.slot)
+                .await
+                .map_err(|e| e.concerning(Dependency::Database))?;
+            slot = SlotState::Missing;
+            gap_accepted = true;
+        }
         let (mut stream_conn, saved) = if matches!(slot, SlotState::Missing) {
+            // Before anything is created: a committed checkpoint taken from this slot proves
+            // the slot existed and is gone. Committed checkpoints stay committed, so reading
+            // them before this agent owns the source is enough to decide when one is found.
+            // Finding none proves nothing yet: read_committed stops at the first open
+            // transaction (a dead agent's), and what was committed after it shows only once it
+            // is fenced; the read after taking the slot (take_new_slot) decides then.
+            if !gap_accepted {
+                match pipeline
+                    .peek_checkpoint::<PgPosition>(&settings.main.kafka, PEEK_TIMEOUT)
+                    .await?
+                {
+                    Peeked::Found(Some(cp)) => {
+                        if let Some(lost) = check.lost_slot(&cp) {
+                            check.decide(&lost)?;
+                            gap_accepted = true;
+                        }
+                    }
+                    Peeked::Found(None) => {}
+                    Peeked::HeldBack => {
+                        tracing::info!(source = %src.name, "the checkpoint read timed out; reading it again after taking the slot");
+                    }
+                }
+            }
             let exported = mode != SnapshotMode::Never && !chunked;
             let created = repl
                 .create_logical_slot(&settings.slot, exported, false)
@@ -292,7 +336,17 @@ impl Source for PgSourceSettings {
                     _ => stream::repl_error(e),
                 })?;
             tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created replication slot");
-            pipeline.init_transactions().await?;
+            // Until this start's first checkpoint names the new slot, a slot left behind would
+            // pass for the one the old checkpoint was taken from: any failure drops it again.
+            let owned = check
+                .take_new_slot(&mut pipeline, &created, gap_accepted)
+                .await;
+            if let Err(e) = owned {
+                if let Err(d) = repl.drop_slot(&settings.slot, false).await {
+                    tracing::warn!(slot = %settings.slot, error = %d, "could not drop the slot just created");
+                }
+                return Err(e);
+            }
             let mut saved = None;
             if exported {
                 let snapshot_name = created.snapshot_name.clone().ok_or_else(|| {
@@ -314,11 +368,7 @@ impl Source for PgSourceSettings {
                 let done = PgCheckpoint {
                     snapshot_done: true,
                     position: Some(created.consistent_point.to_string()),
-                    source: PgPosition {
-                        slot: Some(settings.slot.clone()),
-                        last_tx_lsn: None,
-                        partial: None,
-                    },
+                    source: check.position(),
                     snapshot: Default::default(),
                 };
                 pipeline.write_checkpoint(&done).await?;
@@ -333,16 +383,37 @@ impl Source for PgSourceSettings {
             let stream = repl
                 .start_replication(&settings.slot, Lsn(0), &options)
                 .await
-                .map_err(|e| start_error(&settings.slot, e))?;
+                .map_err(|e| check.start_error(e))?;
             (stream, saved)
         } else {
             let stream = repl
                 .start_replication(&settings.slot, Lsn(0), &options)
                 .await
-                .map_err(|e| start_error(&settings.slot, e))?;
+                .map_err(|e| check.start_error(e))?;
             pipeline.init_transactions().await?;
-            let saved: Option<PgCheckpoint> =
+            let mut saved: Option<PgCheckpoint> =
                 pipeline.load_checkpoint(&settings.main.kafka).await?;
+            if let Some(lost) = saved.as_ref().and_then(|cp| check.foreign_slot(cp)) {
+                check.decide(&lost)?;
+                // The slot of this name belongs to another history: start over on this
+                // server, recording it before anything else so a crash does not resume the old
+                // checkpoint's snapshot state on the new history.
+                let fresh = check.fresh_checkpoint(None);
+                pipeline.write_checkpoint(&fresh).await?;
+                pipeline.drain().await?;
+                saved = Some(fresh);
+            } else if let Some(cp) = saved
+                .as_mut()
+                .filter(|cp| check.records_another_identity(cp))
+            {
+                // A checkpoint from before identities were recorded, or from before a new
+                // timeline: record this server's now (at least once, only snapshots write
+                // checkpoints, so waiting for the next one could take forever).
+                cp.source.system_id = Some(server.system_id.clone());
+                cp.source.timeline = Some(server.timeline);
+                pipeline.write_checkpoint(cp).await?;
+                pipeline.drain().await?;
+            }
             let snapshot_done = saved.as_ref().is_some_and(|c| {
                 c.snapshot_done && c.source.slot.as_deref() == Some(settings.slot.as_str())
             });
@@ -371,6 +442,7 @@ impl Source for PgSourceSettings {
                 sql: &sql,
                 source_name: &src.name,
                 slot: &settings.slot,
+                server: &server,
                 resume: match (&saved, exactly_once) {
                     (Some(cp), true)
                         if cp.source.slot.as_deref() == Some(settings.slot.as_str()) =>
@@ -508,10 +580,237 @@ fn slot_taken(slot: &str, pid: Option<i32>) -> SourceError {
     ))
 }
 
-fn start_error(slot: &str, e: replication::ReplError) -> SourceError {
-    match e.sqlstate() {
-        Some("55006") => slot_taken(slot, None),
-        _ => stream::repl_error(e),
+/// How long the start reads the checkpoint before it owns the source (see
+/// [`Pipeline::peek_checkpoint`]); past it, the read after fencing decides.
+const PEEK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the position a checkpoint records cannot be resumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PositionLost {
+    /// The slot the checkpoint was taken from is not on the server.
+    Missing {
+        /// The checkpoint's position, as text.
+        position: Option<String>,
+        /// The system the checkpoint was taken on, when it recorded one.
+        system_id: Option<String>,
+    },
+    /// A slot of that name is on another database system than the checkpoint's.
+    Foreign {
+        /// The checkpoint's system identifier.
+        was: String,
+    },
+    /// The server invalidated the slot (the reason, from [`setup::slot_state`]).
+    Invalidated(String),
+}
+
+/// The start's checks of the position: the slot, the server's identity and the checkpoint.
+struct PositionCheck<'a> {
+    settings: &'a PgSourceSettings,
+    server: &'a replication::SystemIdentity,
+    chunked: bool,
+}
+
+impl PositionCheck<'_> {
+    /// The checkpoint's own part for this slot on this server.
+    fn position(&self) -> PgPosition {
+        PgPosition {
+            slot: Some(self.settings.slot.clone()),
+            system_id: Some(self.server.system_id.clone()),
+            timeline: Some(self.server.timeline),
+            ..PgPosition::default()
+        }
+    }
+
+    /// The checkpoint of a new position on this server (a new slot, or a slot the operator
+    /// chose to start over on): nothing snapshotted, nothing streamed yet.
+    fn fresh_checkpoint(&self, at: Option<Lsn>) -> PgCheckpoint {
+        PgCheckpoint {
+            snapshot_done: false,
+            position: at.map(|l| l.to_string()),
+            source: self.position(),
+            snapshot: Default::default(),
+        }
+    }
+
+    /// Whether `cp`, read while the slot is missing, proves the slot existed: it was taken
+    /// from this slot, and something was read from it (a snapshot in one piece that never
+    /// finished, before PostgreSQL 14, streamed nothing yet: its slot is recreated on purpose).
+    fn lost_slot(&self, cp: &PgCheckpoint) -> Option<PositionLost> {
+        if cp.source.slot.as_deref() != Some(self.settings.slot.as_str()) {
+            return None;
+        }
+        let unfinished_one_piece = !self.chunked
+            && self.settings.source.snapshot.mode != SnapshotMode::Never
+            && !cp.snapshot_done;
+        (!unfinished_one_piece).then(|| PositionLost::Missing {
+            position: cp.position.clone(),
+            system_id: cp.source.system_id.clone(),
+        })
+    }
+
+    /// Whether the slot present under this name is another system's: the checkpoint of this
+    /// slot names another system identifier. A new timeline of the same system (a promoted
+    /// replica that kept the slot, e.g. a PostgreSQL 17 failover slot) is logged and resumed.
+    fn foreign_slot(&self, cp: &PgCheckpoint) -> Option<PositionLost> {
+        if cp.source.slot.as_deref() != Some(self.settings.slot.as_str()) {
+            return None;
+        }
+        match (&cp.source.system_id, cp.source.timeline) {
+            (Some(was), _) if *was != self.server.system_id => {
+                Some(PositionLost::Foreign { was: was.clone() })
+            }
+            (Some(_), Some(was)) if was != self.server.timeline => {
+                tracing::warn!(
+                    source = %self.settings.source.name,
+                    slot = %self.settings.slot,
+                    checkpoint_timeline = was,
+                    timeline = self.server.timeline,
+                    "the server's timeline changed since the checkpoint (a promotion or a point-in-time recovery); the slot is present, resuming from it"
+                );
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `cp`, this slot's checkpoint on this system, lacks this server's identity (it
+    /// was written before identities were recorded, or on another timeline).
+    fn records_another_identity(&self, cp: &PgCheckpoint) -> bool {
+        cp.source.slot.as_deref() == Some(self.settings.slot.as_str())
+            && (cp.source.system_id.as_deref() != Some(self.server.system_id.as_str())
+                || cp.source.timeline != Some(self.server.timeline))
+    }
+
+    /// The operator's decision on a lost position: `stop` is the definite error naming the
+    /// fix; `snapshot` is logged as the decision it is, and the caller starts over.
+    fn decide(&self, lost: &PositionLost) -> Result<(), SourceError> {
+        let (src, slot) = (&self.settings.source, &self.settings.slot);
+        match src.on_missing_position {
+            OnMissingPosition::Stop => Err(self.lost_error(lost)),
+            OnMissingPosition::Snapshot => {
+                let what = match lost {
+                    PositionLost::Missing { position, .. } => format!(
+                        "the slot is missing (checkpoint at {})",
+                        position.as_deref().unwrap_or("its start")
+                    ),
+                    PositionLost::Foreign { was } => format!(
+                        "the slot is on system {} but the checkpoint was taken on system {was}",
+                        self.server.system_id
+                    ),
+                    PositionLost::Invalidated(reason) => {
+                        format!("the slot was invalidated: {reason}")
+                    }
+                };
+                tracing::warn!(
+                    source = %src.name,
+                    slot = %slot,
+                    system_id = %self.server.system_id,
+                    "position lost: {what}; on_missing_position = \"snapshot\" (operator decision): accepting a gap, the changes between the checkpoint and the new position are not captured; starting over with a new slot and a new snapshot"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn lost_error(&self, lost: &PositionLost) -> SourceError {
+        let (src, slot) = (&self.settings.source, &self.settings.slot);
+        let file = src.file.display();
+        let now = &self.server.system_id;
+        let fix_tail = format!(
+            "set on_missing_position = \"snapshot\" in {file} to accept the gap and snapshot \
+             again (see docs/operations.md, \"When the position is lost\")"
+        );
+        match lost {
+            PositionLost::Missing {
+                position,
+                system_id,
+            } => {
+                let taken = match (position, system_id) {
+                    (Some(p), Some(s)) => format!(" at {p} on system {s}"),
+                    (Some(p), None) => format!(" at {p}"),
+                    (None, Some(s)) => format!(" on system {s}"),
+                    (None, None) => String::new(),
+                };
+                SourceError::definite(format!(
+                    "replication slot `{slot}` is missing on the server (system {now}, timeline \
+                     {tl}), but source `{name}` has a checkpoint taken from it{taken}: the \
+                     changes since then can no longer be read (the slot was dropped, or this is a \
+                     promoted replica or a restored backup without it), and a new slot would \
+                     leave a gap; fix: point the source back at the server that has the slot, or \
+                     {fix_tail}",
+                    tl = self.server.timeline,
+                    name = src.name,
+                ))
+            }
+            PositionLost::Foreign { was } => SourceError::definite(format!(
+                "replication slot `{slot}` is on database system {now}, but source `{name}`'s \
+                 checkpoint was taken on system {was}: this is another cluster (a new or restored \
+                 one, or a failover without the slot) whose slot of the same name holds another \
+                 history; fix: point the source back at system {was}, or {fix_tail}",
+                name = src.name,
+            )),
+            PositionLost::Invalidated(reason) => {
+                setup::invalidated_slot_error(slot, reason, &file.to_string())
+            }
+        }
+    }
+
+    /// A new slot was just created: fence, read the checkpoint as it stands once no other
+    /// writer can add to it, and record the new slot. An error leaves the slot to the
+    /// caller to drop.
+    async fn take_new_slot(
+        &self,
+        pipeline: &mut Pipeline<crate::sink::kafka::KafkaSink<Lsn>>,
+        created: &replication::SlotCreated,
+        gap_accepted: bool,
+    ) -> Result<(), SourceError> {
+        pipeline.init_transactions().await?;
+        let loaded: Option<PgCheckpoint> =
+            pipeline.load_checkpoint(&self.settings.main.kafka).await?;
+        if !gap_accepted {
+            if let Some(lost) = loaded.as_ref().and_then(|cp| self.lost_slot(cp)) {
+                self.decide(&lost)?;
+            }
+        }
+        pipeline
+            .write_checkpoint(&self.fresh_checkpoint(Some(created.consistent_point)))
+            .await?;
+        pipeline.drain().await?;
+        Ok(())
+    }
+
+    /// `START_REPLICATION` failed: a slot active elsewhere is taken, an invalidated one is
+    /// lost (stop, or with on_missing_position = "snapshot" retry, which drops it).
+    fn start_error(&self, e: replication::ReplError) -> SourceError {
+        let slot = &self.settings.slot;
+        match e.server_error() {
+            Some(s) if s.code == "55006" => slot_taken(slot, None),
+            // "can no longer get changes from replication slot" (PostgreSQL 16+), "cannot read
+            // from logical replication slot" with an "invalidated" detail (13 to 15).
+            Some(s)
+                if s.code == "55000"
+                    && (s.message.contains("can no longer get changes")
+                        || s.detail
+                            .as_deref()
+                            .is_some_and(|d| d.contains("invalidated"))) =>
+            {
+                let reason = match &s.detail {
+                    Some(d) if d.contains("maximum reserved size") => {
+                        setup::WAL_REMOVED.to_string()
+                    }
+                    Some(d) => format!("{} ({d})", s.message),
+                    None => s.message.clone(),
+                };
+                match self.settings.source.on_missing_position {
+                    OnMissingPosition::Stop => self.lost_error(&PositionLost::Invalidated(reason)),
+                    OnMissingPosition::Snapshot => SourceError::transient(format!(
+                        "replication slot `{slot}` was invalidated: {reason}; the next attempt \
+                         drops it (on_missing_position = \"snapshot\")"
+                    )),
+                }
+            }
+            _ => stream::repl_error(e),
+        }
     }
 }
 

@@ -23,6 +23,15 @@ pub struct PgPosition {
     /// Exactly-once: a source transaction larger than one Kafka transaction, partly committed.
     #[serde(default)]
     pub partial: Option<PartialTx>,
+    /// The database cluster's system identifier (`IDENTIFY_SYSTEM`) the slot lives on.
+    /// Compared on every start: another cluster's slot of the same name holds another
+    /// history. Absent in checkpoints written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_id: Option<String>,
+    /// The server's timeline (`IDENTIFY_SYSTEM`) when the checkpoint was written; a change
+    /// means a promotion or a point-in-time recovery happened since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<u32>,
 }
 
 /// The committed part of a source transaction that spans several Kafka transactions.
@@ -59,6 +68,8 @@ mod tests {
                     tx_lsn: 32,
                     messages: 5,
                 }),
+                system_id: None,
+                timeline: None,
             },
             snapshot: Default::default(),
         };
@@ -68,6 +79,27 @@ mod tests {
             serde_json::json!({"snapshot_done":true,"position":"0/10","slot":"s",
                 "last_tx_lsn":16,"partial":{"tx_lsn":32,"messages":5}})
         );
+        assert_eq!(serde_json::from_value::<PgCheckpoint>(v).unwrap(), cp);
+    }
+
+    #[test]
+    fn a_checkpoint_records_the_servers_system_id_and_timeline_and_older_ones_have_none() {
+        let old: PgCheckpoint =
+            serde_json::from_slice(br#"{"snapshot_done":true,"slot":"s","last_tx_lsn":16}"#)
+                .unwrap();
+        assert_eq!((old.source.system_id, old.source.timeline), (None, None));
+        let cp = PgCheckpoint {
+            source: PgPosition {
+                slot: Some("s".into()),
+                system_id: Some("7446071171783503372".into()),
+                timeline: Some(2),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&cp).unwrap();
+        assert_eq!(v["system_id"], "7446071171783503372");
+        assert_eq!(v["timeline"], 2);
         assert_eq!(serde_json::from_value::<PgCheckpoint>(v).unwrap(), cp);
     }
 }

@@ -119,15 +119,25 @@ pub enum SlotState {
         database: Option<String>,
         /// Backend pid currently using the slot.
         active_pid: Option<i32>,
+        /// Why the server invalidated the slot, when it did: its WAL was removed
+        /// (`wal_status = 'lost'`, `max_slot_wal_keep_size`) or, on PostgreSQL 16+, a
+        /// recovery conflict or another `invalidation_reason`. Such a slot can never stream
+        /// again.
+        invalidated: Option<String>,
     },
 }
 
 /// Looks up the slot.
+///
+/// `wal_status` (PostgreSQL 13+), `conflicting` (16+) and `invalidation_reason` (17+) are
+/// read through `to_jsonb` so that the same statement runs on every version (a missing
+/// column reads as NULL).
 pub async fn slot_state(sql: &Client, slot: &str) -> Result<SlotState, SourceError> {
     let row = sql
         .query_opt(
-            "SELECT plugin::text, database::text, active_pid FROM pg_replication_slots \
-             WHERE slot_name = $1",
+            "SELECT plugin::text, database::text, active_pid, to_jsonb(s)->>'wal_status', \
+             to_jsonb(s)->>'invalidation_reason', to_jsonb(s)->>'conflicting' \
+             FROM pg_replication_slots s WHERE slot_name = $1",
             &[&slot],
         )
         .await
@@ -138,8 +148,40 @@ pub async fn slot_state(sql: &Client, slot: &str) -> Result<SlotState, SourceErr
             plugin: r.get(0),
             database: r.get(1),
             active_pid: r.get(2),
+            invalidated: invalidation(r.get(3), r.get(4), r.get(5)),
         },
     })
+}
+
+/// Why a slot is invalidated, from `wal_status`, `invalidation_reason` and `conflicting`.
+fn invalidation(
+    wal_status: Option<String>,
+    reason: Option<String>,
+    conflicting: Option<String>,
+) -> Option<String> {
+    match (wal_status.as_deref(), reason, conflicting.as_deref()) {
+        (_, Some(reason), _) if reason == "wal_removed" => Some(WAL_REMOVED.into()),
+        (_, Some(reason), _) => Some(format!("invalidation_reason = {reason}")),
+        (Some("lost"), None, _) => Some(WAL_REMOVED.into()),
+        (_, None, Some("true")) => Some("a recovery conflict (conflicting = true)".into()),
+        _ => None,
+    }
+}
+
+/// The reason of a slot whose WAL the server removed.
+pub const WAL_REMOVED: &str =
+    "its WAL was removed because it fell more than max_slot_wal_keep_size behind (wal_status = lost)";
+
+/// The definite error for an invalidated slot: names the slot, the cause and both ways on.
+pub fn invalidated_slot_error(slot: &str, reason: &str, file: &str) -> SourceError {
+    SourceError::definite(format!(
+        "replication slot `{slot}` was invalidated by the server: {reason}; the changes since \
+         the agent last read it are gone from the server; fix: set on_missing_position = \
+         \"snapshot\" in {file} to drop the slot and snapshot again, accepting the gap (or drop \
+         it yourself: SELECT pg_drop_replication_slot('{slot}');), and raise \
+         max_slot_wal_keep_size (or set it to -1) so a stopped or lagging agent keeps its WAL \
+         (see docs/operations.md, \"When the position is lost\")"
+    ))
 }
 
 /// Drops the slot (used when a snapshot did not finish: it restarts from a new slot).
@@ -249,6 +291,26 @@ pub fn db_message(e: &tokio_postgres::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_whose_wal_was_removed_reads_as_invalidated_naming_max_slot_wal_keep_size() {
+        let lost = invalidation(Some("lost".into()), None, None).unwrap();
+        assert!(lost.contains("max_slot_wal_keep_size"), "{lost}");
+        let pg17 = invalidation(Some("lost".into()), Some("wal_removed".into()), None);
+        assert_eq!(pg17.as_deref(), Some(lost.as_str()));
+        assert!(
+            invalidation(None, Some("rows_removed".into()), Some("true".into()))
+                .unwrap()
+                .contains("rows_removed")
+        );
+        for fine in ["reserved", "extended", "unreserved"] {
+            assert_eq!(
+                invalidation(Some(fine.into()), None, Some("false".into())),
+                None
+            );
+        }
+        assert_eq!(invalidation(None, None, None), None);
+    }
 
     #[test]
     fn identifiers_and_literals_are_quoted_with_doubled_quotes() {

@@ -53,6 +53,8 @@ pub struct StreamContext<'a> {
     pub source_name: &'a str,
     /// Slot name, recorded in checkpoints.
     pub slot: &'a str,
+    /// The server's system identifier and timeline, recorded in checkpoints.
+    pub server: &'a super::replication::SystemIdentity,
     /// What is already committed (exactly-once).
     pub resume: Resume,
     /// Where logical decoding messages (`pg_logical_emit_message`) go; `None` drops them.
@@ -563,6 +565,8 @@ impl ChangeStream for PgStream<'_> {
                 slot: Some(self.ctx.slot.to_string()),
                 last_tx_lsn: self.committed_tx_lsn.map(|l| l.0),
                 partial,
+                system_id: Some(self.ctx.server.system_id.clone()),
+                timeline: Some(self.ctx.server.timeline),
             },
             snapshot: Default::default(),
         }
