@@ -9,7 +9,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
 
 use super::client::{base_client_config, reach, AgentContext};
-use super::error::SinkError;
+use super::error::{create_topic_error, SinkError};
 use crate::config::KafkaConfig;
 
 /// Timeout of admin operations (topic creation, metadata, the first contact).
@@ -79,6 +79,13 @@ impl Topics {
                 .client()
                 .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
                 .map_err(|e| SinkError::Client(format!("metadata of `{topic}`: {e}")))?;
+            let invalid = md.topics().iter().any(|t| {
+                t.name() == topic
+                    && t.error().map(RDKafkaErrorCode::from) == Some(RDKafkaErrorCode::InvalidTopic)
+            });
+            if invalid {
+                return Err(create_topic_error(topic, RDKafkaErrorCode::InvalidTopic));
+            }
             let exists = md
                 .topics()
                 .iter()
@@ -107,12 +114,7 @@ impl Topics {
             match r {
                 Ok(_) => tracing::info!(topic, "created topic"),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => {
-                    return Err(SinkError::Client(format!(
-                        "create topic `{topic}`: {code}; fix: create it yourself or grant \
-                         CREATE on the cluster to the agent's principal"
-                    )))
-                }
+                Err((_, code)) => return Err(create_topic_error(topic, code)),
             }
         }
         self.known.insert(topic.to_string());
