@@ -1,10 +1,10 @@
 //! Topic administration: the sink creates the topics it writes to (or, with
 //! `create_topics = false`, checks that they exist), once per topic and process.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
 
@@ -14,6 +14,9 @@ use crate::config::KafkaConfig;
 
 /// Timeout of admin operations (topic creation, metadata, the first contact).
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// librdkafka's default `message.max.bytes`: the largest record the producer takes.
+pub(super) const PRODUCER_MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 /// The topics a sink has made sure of, and how to make sure of more.
 pub(super) struct Topics {
@@ -26,6 +29,12 @@ pub(super) struct Topics {
     partitions: i32,
     replication: i32,
     create: bool,
+    /// The producer's `message.max.bytes`.
+    producer_max: usize,
+    /// With a dead-letter topic: each known topic's `max.message.bytes` (when the brokers
+    /// told), so a record too large for it can be diverted before it is sent. `None` without
+    /// a dead-letter topic: then nothing is asked.
+    limits: Option<HashMap<String, usize>>,
 }
 
 impl Topics {
@@ -42,7 +51,52 @@ impl Topics {
             partitions: cfg.topic_partitions,
             replication: cfg.topic_replication_factor,
             create: cfg.create_topics,
+            producer_max: cfg
+                .properties
+                .get("message.max.bytes")
+                .and_then(|v| v.expose().parse().ok())
+                .unwrap_or(PRODUCER_MAX_MESSAGE_BYTES),
+            limits: cfg.dead_letter_topic.as_ref().map(|_| HashMap::new()),
         })
+    }
+
+    /// The largest record `topic` takes, when known (only with a dead-letter topic): the
+    /// smaller of its `max.message.bytes` and the producer's `message.max.bytes`.
+    pub(super) fn record_limit(&self, topic: &str) -> Option<usize> {
+        let limits = self.limits.as_ref()?;
+        Some(
+            limits
+                .get(topic)
+                .map_or(self.producer_max, |t| (*t).min(self.producer_max)),
+        )
+    }
+
+    /// Asks the brokers for `topic`'s `max.message.bytes` and remembers it. Best effort: a
+    /// broker that does not say (no DescribeConfigs right) leaves the producer's limit.
+    async fn learn_limit(&mut self, topic: &str) {
+        let Some(limits) = &mut self.limits else {
+            return;
+        };
+        let opts = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
+        let spec = ResourceSpecifier::Topic(topic);
+        let found = match self.admin.describe_configs([&spec], &opts).await {
+            Ok(results) => results.into_iter().find_map(|r| {
+                r.ok()?
+                    .get("max.message.bytes")?
+                    .value
+                    .as_deref()?
+                    .parse::<usize>()
+                    .ok()
+            }),
+            Err(e) => {
+                tracing::debug!(topic, error = %e, "cannot read the topic's max.message.bytes");
+                None
+            }
+        };
+        if let Some(max) = found {
+            tracing::debug!(topic, max_message_bytes = max, "topic record limit");
+            limits.insert(topic.to_string(), max);
+        }
     }
 
     /// Waits until the brokers answer a metadata request from `producer`, so that a refused
@@ -94,6 +148,7 @@ impl Topics {
                 return Err(SinkError::MissingTopic(topic.to_string()));
             }
             self.known.insert(topic.to_string());
+            self.learn_limit(topic).await;
             return Ok(());
         }
         let mut new = NewTopic::new(
@@ -118,6 +173,7 @@ impl Topics {
             }
         }
         self.known.insert(topic.to_string());
+        self.learn_limit(topic).await;
         Ok(())
     }
 }

@@ -115,7 +115,7 @@ fn topic_refusal_fix(code: RDKafkaErrorCode) -> Option<&'static str> {
     match code {
         RDKafkaErrorCode::InvalidTopic => Some(
             "Kafka topic names are at most 249 characters of [A-Za-z0-9._-] (table names are \
-             sanitised to that, see docs/configuration.md \"Topic names\"); correct \
+             sanitised to that, see docs/architecture.md \"Topic names\"); correct \
              topic_prefix, the table's topic_routes entry or the configured topic name",
         ),
         RDKafkaErrorCode::TopicAuthorizationFailed
