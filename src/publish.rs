@@ -669,3 +669,124 @@ fn write_datum_json(d: &Datum<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Column, ColumnType, PostgresSource, SourceBlock};
+    use crate::registry::RegistryError;
+
+    fn entry() -> TableEntry {
+        let col = |name: &str, ty: ColumnType| Column {
+            name: name.into(),
+            ty,
+            optional: true,
+            source_type: String::new(),
+        };
+        let schema = TableSchema {
+            id: TableId::new("public", "big"),
+            columns: vec![
+                col("id", ColumnType::Int32),
+                col("payload", ColumnType::String),
+            ],
+            key: vec![0],
+        };
+        TableEntry {
+            codec: TableCodec::new("pg", &schema, ConnectorKind::Postgres).unwrap(),
+            schema: Arc::new(schema),
+            topic: "pg.public.big".into(),
+            key_id: Some(1),
+            value_id: 2,
+            table_header: "public.big".into(),
+            metrics: TableMetrics::detached(),
+            rejected: None,
+        }
+    }
+
+    fn json_of(entry: &TableEntry, row: &[Datum<'_>], rows: bool) -> serde_json::Value {
+        let ev = ChangeEvent {
+            table: &entry.schema,
+            op: Op::Create,
+            before: None,
+            after: Some(row),
+            source: SourceBlock::Postgres(PostgresSource {
+                name: "pg",
+                ts_us: 0,
+                snapshot: "false",
+                db: "d",
+                sequence: None,
+                schema: "public",
+                table: "big",
+                tx_id: None,
+                lsn: None,
+                xmin: None,
+            }),
+            processed_us: 0,
+            transaction: None,
+        };
+        let meta = EventMeta {
+            position: "0/16B3748",
+            txid: Some("750:23803720"),
+            commit_ms: 1_700_000_000_000,
+        };
+        let mut out = Vec::new();
+        event_json("pg", entry, &ev, meta, rows, &mut out);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn a_dead_letter_value_is_the_event_as_json_or_without_its_rows_when_truncated() {
+        let e = entry();
+        let row = [Datum::Int(7), Datum::Str("x\"y".into())];
+        let full = json_of(&e, &row, true);
+        assert_eq!(
+            full,
+            serde_json::json!({
+                "source": "pg", "table": "public.big", "op": "c", "position": "0/16B3748",
+                "txid": "750:23803720", "commit_ts_ms": 1_700_000_000_000i64,
+                "key": {"id": 7}, "before": null, "after": {"id": 7, "payload": "x\"y"}
+            })
+        );
+        let short = json_of(&e, &row, false);
+        assert_eq!(short["truncated"], true);
+        assert_eq!(short["key"]["id"], 7);
+        assert!(short.get("after").is_none() && short.get("before").is_none());
+    }
+
+    #[test]
+    fn a_record_is_measured_with_its_key_value_headers_and_kafkas_framing() {
+        let rec = OutRecord {
+            topic: "t",
+            key: Some(b"key"),
+            value: Some(&[0u8; 1000]),
+            headers: &[("cdc.source", b"pg")],
+        };
+        assert_eq!(record_size(&rec), 3 + 1000 + 10 + 2 + RECORD_FRAMING_BYTES);
+        let tombstone = OutRecord {
+            topic: "t",
+            key: None,
+            value: None,
+            headers: &[],
+        };
+        assert_eq!(record_size(&tombstone), RECORD_FRAMING_BYTES);
+    }
+
+    #[test]
+    fn only_a_schema_the_registry_itself_refuses_can_go_to_the_dead_letter_topic() {
+        let refused = |status| RegistryError::Refused {
+            subject: "s".into(),
+            status,
+            message: String::new(),
+        };
+        assert!(schema_rejected(&RegistryError::Incompatible {
+            subject: "s".into(),
+            message: String::new(),
+        }));
+        assert!(schema_rejected(&refused(409)));
+        assert!(schema_rejected(&refused(422)));
+        // The agent's own credentials or an unreachable registry concern every table.
+        assert!(!schema_rejected(&refused(401)));
+        assert!(!schema_rejected(&refused(403)));
+        assert!(!schema_rejected(&RegistryError::Unavailable("503".into())));
+    }
+}
