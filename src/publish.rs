@@ -301,7 +301,7 @@ impl<S: Sink> Publisher<S> {
             &self.sink,
             self.cfg.dead_letter_topic.as_deref(),
             &table_record,
-        ) {
+        )? {
             Some(dead) => {
                 dead.send(
                     &mut self.sink,
@@ -337,7 +337,7 @@ impl<S: Sink> Publisher<S> {
                 &self.sink,
                 self.cfg.dead_letter_topic.as_deref(),
                 &store_record,
-            ) {
+            )? {
                 Some(dead) => {
                     dead.send(
                         &mut self.sink,
@@ -410,28 +410,47 @@ pub fn record_size(rec: &OutRecord<'_>) -> usize {
         + RECORD_FRAMING_BYTES
 }
 
-/// With a dead-letter topic: where `rec` goes instead when it is larger than its topic takes.
+/// Whether `rec` is larger than its topic takes (when the sink knows the limit): with a
+/// dead-letter topic, where it goes instead; without, the definite error that stops the source
+/// at once (rather than a delivery that fails after librdkafka's message timeout).
 fn too_large<'a, S: Sink>(
     sink: &S,
     dead_letter_topic: Option<&'a str>,
     rec: &OutRecord<'a>,
-) -> Option<DeadLetter<'a>> {
-    let topic = dead_letter_topic?;
-    let limit = sink.record_limit(rec.topic)?;
+) -> Result<Option<DeadLetter<'a>>, SourceError> {
+    let Some(limit) = sink.record_limit(rec.topic) else {
+        return Ok(None);
+    };
     let size = record_size(rec);
-    (size > limit).then(|| DeadLetter {
-        topic,
-        original_topic: rec.topic,
-        error: format!(
-            "record of {size} bytes (with {RECORD_FRAMING_BYTES} bytes of framing) is larger \
-             than the {limit} bytes topic `{}` takes (its max.message.bytes or the producer's \
-             message.max.bytes); fix: raise them, then replay this event from the dead-letter \
-             topic",
-            rec.topic
-        ),
-        reason: DeadReason::TooLarge,
-        size,
-    })
+    if size <= limit {
+        return Ok(None);
+    }
+    let what = format!(
+        "record of {size} bytes (with {RECORD_FRAMING_BYTES} bytes of framing) is larger than \
+         the {limit} bytes topic `{}` takes (its max.message.bytes or the producer's \
+         message.max.bytes)",
+        rec.topic
+    );
+    match dead_letter_topic {
+        Some(topic) => Ok(Some(DeadLetter {
+            topic,
+            original_topic: rec.topic,
+            error: format!(
+                "{what}; fix: raise them, then replay this event from the dead-letter topic"
+            ),
+            reason: DeadReason::TooLarge,
+            size,
+        })),
+        None => Err(SourceError::new(
+            crate::error::ErrorKind::Definite,
+            format!(
+                "too large: {what}; fix: raise the topic's max.message.bytes (and \
+                 message.max.bytes in [kafka.properties] if it is the smaller), or set [kafka] \
+                 dead_letter_topic to divert such events"
+            ),
+            crate::error::Dependency::Kafka,
+        )),
+    }
 }
 
 /// An event on its way to the dead-letter topic instead of `original_topic`.

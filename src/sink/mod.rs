@@ -66,8 +66,8 @@ pub trait Sink: Send {
     fn init_transactions(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
 
     /// The largest record `topic` takes, when the sink knows it before sending (the Kafka
-    /// sink asks the brokers only when a dead-letter topic is configured). `None`: unknown,
-    /// a record too large fails at [`Sink::send`] or its delivery.
+    /// sink asks the brokers for each topic's `max.message.bytes`). `None`: unknown, a record
+    /// too large fails at [`Sink::send`] or its delivery.
     fn record_limit(&self, _topic: &str) -> Option<usize> {
         None
     }

@@ -31,10 +31,10 @@ pub(super) struct Topics {
     create: bool,
     /// The producer's `message.max.bytes`.
     producer_max: usize,
-    /// With a dead-letter topic: each known topic's `max.message.bytes` (when the brokers
-    /// told), so a record too large for it can be diverted before it is sent. `None` without
-    /// a dead-letter topic: then nothing is asked.
-    limits: Option<HashMap<String, usize>>,
+    /// Each known topic's `max.message.bytes` (when the brokers told), so a record too large
+    /// for it is diverted or refused before it is sent: once sent, the brokers' refusal would
+    /// only surface after librdkafka's message timeout (minutes), failing its transaction.
+    limits: HashMap<String, usize>,
 }
 
 impl Topics {
@@ -56,16 +56,15 @@ impl Topics {
                 .get("message.max.bytes")
                 .and_then(|v| v.expose().parse().ok())
                 .unwrap_or(PRODUCER_MAX_MESSAGE_BYTES),
-            limits: cfg.dead_letter_topic.as_ref().map(|_| HashMap::new()),
+            limits: HashMap::new(),
         })
     }
 
-    /// The largest record `topic` takes, when known (only with a dead-letter topic): the
-    /// smaller of its `max.message.bytes` and the producer's `message.max.bytes`.
+    /// The largest record `topic` takes: the smaller of its `max.message.bytes` (when the
+    /// brokers told) and the producer's `message.max.bytes`.
     pub(super) fn record_limit(&self, topic: &str) -> Option<usize> {
-        let limits = self.limits.as_ref()?;
         Some(
-            limits
+            self.limits
                 .get(topic)
                 .map_or(self.producer_max, |t| (*t).min(self.producer_max)),
         )
@@ -74,9 +73,6 @@ impl Topics {
     /// Asks the brokers for `topic`'s `max.message.bytes` and remembers it. Best effort: a
     /// broker that does not say (no DescribeConfigs right) leaves the producer's limit.
     async fn learn_limit(&mut self, topic: &str) {
-        let Some(limits) = &mut self.limits else {
-            return;
-        };
         let opts = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
         let spec = ResourceSpecifier::Topic(topic);
         let found = match self.admin.describe_configs([&spec], &opts).await {
@@ -95,7 +91,7 @@ impl Topics {
         };
         if let Some(max) = found {
             tracing::debug!(topic, max_message_bytes = max, "topic record limit");
-            limits.insert(topic.to_string(), max);
+            self.limits.insert(topic.to_string(), max);
         }
     }
 
