@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::encode::avro::{CodecOptions, ConnectorKind, TableCodec};
 use crate::error::SourceError;
 use crate::event::{ChangeEvent, Datum, Op, TableId, TableSchema};
-use crate::ops::metrics::TableMetrics;
+use crate::ops::metrics::{DeadReason, TableMetrics};
 use crate::ops::status::SourceStatus;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
@@ -47,7 +47,15 @@ pub struct PublishConfig {
     pub unavailable_value_placeholder: String,
     /// Topic overrides by `schema.table`.
     pub topic_routes: std::collections::BTreeMap<String, String>,
+    /// Where events Kafka cannot take go (`[kafka] dead_letter_topic`); `None`: they stop the
+    /// source.
+    pub dead_letter_topic: Option<String>,
 }
+
+/// What Kafka adds around a record's key, value and headers (batch and record headers,
+/// varints), counted generously: a record this close to its topic's limit is diverted rather
+/// than risked.
+pub const RECORD_FRAMING_BYTES: usize = 256;
 
 struct TableEntry {
     schema: Arc<TableSchema>,
@@ -57,6 +65,9 @@ struct TableEntry {
     value_id: u32,
     table_header: String,
     metrics: TableMetrics,
+    /// Why the registry refused this schema, when it did and a dead-letter topic takes the
+    /// table's events instead.
+    rejected: Option<String>,
 }
 
 /// Positions and context the source attaches to each event's headers.
@@ -81,6 +92,9 @@ pub struct Publisher<S> {
     value_buf: Vec<u8>,
     store_key_buf: Vec<u8>,
     num_buf: String,
+    /// The dead-letter record being built (key, then value).
+    dead_key_buf: Vec<u8>,
+    dead_value_buf: Vec<u8>,
     status: SourceStatus,
 }
 
@@ -96,6 +110,8 @@ impl<S: Sink> Publisher<S> {
             value_buf: Vec::with_capacity(4096),
             store_key_buf: Vec::with_capacity(256),
             num_buf: String::new(),
+            dead_key_buf: Vec::new(),
+            dead_value_buf: Vec::new(),
             status: SourceStatus::detached(""),
         }
     }
@@ -123,12 +139,15 @@ impl<S: Sink> Publisher<S> {
         &self.sink
     }
 
-    /// Creates the event-store topic if needed.
+    /// Creates the event-store and dead-letter topics if needed.
     pub async fn prepare(&mut self) -> Result<(), SourceError> {
         if let Some(t) = self.cfg.event_store_topic.clone() {
             self.sink
                 .ensure_topic(&t, EVENT_STORE_TOPIC_CONFIGS)
                 .await?;
+        }
+        if let Some(t) = self.cfg.dead_letter_topic.clone() {
+            self.sink.ensure_topic(&t, &[]).await?;
         }
         Ok(())
     }
@@ -167,29 +186,26 @@ impl<S: Sink> Publisher<S> {
         })?;
         let topic = topics::table_topic(&self.cfg.topic_prefix, &self.cfg.topic_routes, &schema.id);
         self.sink.ensure_topic(&topic, &[]).await?;
-        let key_id = match codec.key_schema() {
-            Some(key_schema) => Some(
-                self.status
-                    .while_waiting(self.registry.register_with_retry(
-                        &format!("{topic}-key"),
-                        key_schema,
-                        stop,
-                    ))
-                    .await
-                    .map_err(|e| table_registry_error(&schema.id, e))?,
-            ),
-            None => None,
+        let registered = register(&self.status, &self.registry, &topic, &codec, stop).await;
+        let (key_id, value_id, rejected) = match registered {
+            Ok((key_id, value_id)) => {
+                tracing::info!(table = %schema.id, topic, ?key_id, value_id, "table schema registered");
+                (key_id, value_id, None)
+            }
+            Err(e) if self.cfg.dead_letter_topic.is_some() && schema_rejected(&e) => {
+                let why = format!("table {}: {e}", schema.id);
+                tracing::warn!(
+                    table = %schema.id,
+                    topic,
+                    dead_letter_topic = self.cfg.dead_letter_topic.as_deref(),
+                    error = %e,
+                    "the schema registry rejected the table's schema; its events go to the \
+                     dead-letter topic until its schema changes"
+                );
+                (None, 0, Some(why))
+            }
+            Err(e) => return Err(table_registry_error(&schema.id, e)),
         };
-        let value_id = self
-            .status
-            .while_waiting(self.registry.register_with_retry(
-                &format!("{topic}-value"),
-                codec.value_schema(),
-                stop,
-            ))
-            .await
-            .map_err(|e| table_registry_error(&schema.id, e))?;
-        tracing::info!(table = %schema.id, topic, ?key_id, value_id, "table schema registered");
         let schema = Arc::new(schema);
         let table_header = schema.id.to_string();
         self.tables.insert(
@@ -202,6 +218,7 @@ impl<S: Sink> Publisher<S> {
                 topic,
                 key_id,
                 value_id,
+                rejected,
             },
         );
         Ok(schema)
@@ -224,6 +241,26 @@ impl<S: Sink> Publisher<S> {
             Op::Delete => ev.before,
             _ => ev.after.or(ev.before),
         };
+        if let Some(why) = &entry.rejected {
+            let dead = DeadLetter {
+                topic: self.cfg.dead_letter_topic.as_deref().unwrap_or_default(),
+                original_topic: &entry.topic,
+                error: why.clone(),
+                reason: DeadReason::SchemaRejected,
+                size: 0,
+            };
+            return dead
+                .send(
+                    &mut self.sink,
+                    &self.cfg.source,
+                    entry,
+                    ev,
+                    meta,
+                    &mut self.dead_key_buf,
+                    &mut self.dead_value_buf,
+                )
+                .await;
+        }
         self.key_buf.clear();
         self.value_buf.clear();
         let keyed = match (row, entry.key_id) {
@@ -254,14 +291,31 @@ impl<S: Sink> Publisher<S> {
             ("cdc.txid", meta.txid.unwrap_or("").as_bytes()),
             ("cdc.commit_ts_ms", self.num_buf.as_bytes()),
         ];
-        self.sink
-            .send(OutRecord {
-                topic: &entry.topic,
-                key: keyed.then_some(&self.key_buf[..]),
-                value: Some(&self.value_buf),
-                headers: &[],
-            })
-            .await?;
+        let table_record = OutRecord {
+            topic: &entry.topic,
+            key: keyed.then_some(&self.key_buf[..]),
+            value: Some(&self.value_buf),
+            headers: &[],
+        };
+        match too_large(
+            &self.sink,
+            self.cfg.dead_letter_topic.as_deref(),
+            &table_record,
+        )? {
+            Some(dead) => {
+                dead.send(
+                    &mut self.sink,
+                    &self.cfg.source,
+                    entry,
+                    ev,
+                    meta,
+                    &mut self.dead_key_buf,
+                    &mut self.dead_value_buf,
+                )
+                .await?
+            }
+            None => self.sink.send(table_record).await?,
+        }
         if let Some(store) = &self.cfg.event_store_topic {
             self.store_key_buf.clear();
             self.store_key_buf
@@ -273,14 +327,31 @@ impl<S: Sink> Publisher<S> {
             if let (true, Some(row)) = (keyed, row) {
                 key_json(&entry.schema, row, &mut self.store_key_buf);
             }
-            self.sink
-                .send(OutRecord {
-                    topic: store,
-                    key: Some(&self.store_key_buf),
-                    value: Some(&self.value_buf),
-                    headers: &headers,
-                })
-                .await?;
+            let store_record = OutRecord {
+                topic: store,
+                key: Some(&self.store_key_buf),
+                value: Some(&self.value_buf),
+                headers: &headers,
+            };
+            match too_large(
+                &self.sink,
+                self.cfg.dead_letter_topic.as_deref(),
+                &store_record,
+            )? {
+                Some(dead) => {
+                    dead.send(
+                        &mut self.sink,
+                        &self.cfg.source,
+                        entry,
+                        ev,
+                        meta,
+                        &mut self.dead_key_buf,
+                        &mut self.dead_value_buf,
+                    )
+                    .await?
+                }
+                None => self.sink.send(store_record).await?,
+            }
         }
         if ev.op == Op::Delete && self.cfg.tombstones && keyed {
             self.sink
@@ -293,6 +364,256 @@ impl<S: Sink> Publisher<S> {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Registers a table's key (when it has one) and value schemas under `topic`'s subjects.
+async fn register(
+    status: &SourceStatus,
+    registry: &Registry,
+    topic: &str,
+    codec: &TableCodec,
+    stop: &mut Shutdown,
+) -> Result<(Option<u32>, u32), crate::registry::RegistryError> {
+    let key_id = match codec.key_schema() {
+        Some(key_schema) => Some(
+            status
+                .while_waiting(registry.register_with_retry(
+                    &format!("{topic}-key"),
+                    key_schema,
+                    stop,
+                ))
+                .await?,
+        ),
+        None => None,
+    };
+    let value_id = status
+        .while_waiting(registry.register_with_retry(
+            &format!("{topic}-value"),
+            codec.value_schema(),
+            stop,
+        ))
+        .await?;
+    Ok((key_id, value_id))
+}
+
+/// Kafka's framing plus the key, value and headers of `rec`: what its topic's limit is
+/// compared with.
+pub fn record_size(rec: &OutRecord<'_>) -> usize {
+    rec.key.map_or(0, <[u8]>::len)
+        + rec.value.map_or(0, <[u8]>::len)
+        + rec
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+        + RECORD_FRAMING_BYTES
+}
+
+/// Whether `rec` is larger than its topic takes (when the sink knows the limit): with a
+/// dead-letter topic, where it goes instead; without, the definite error that stops the source
+/// at once (rather than a delivery that fails after librdkafka's message timeout).
+fn too_large<'a, S: Sink>(
+    sink: &S,
+    dead_letter_topic: Option<&'a str>,
+    rec: &OutRecord<'a>,
+) -> Result<Option<DeadLetter<'a>>, SourceError> {
+    let Some(limit) = sink.record_limit(rec.topic) else {
+        return Ok(None);
+    };
+    let size = record_size(rec);
+    if size <= limit {
+        return Ok(None);
+    }
+    let what = format!(
+        "record of {size} bytes (with {RECORD_FRAMING_BYTES} bytes of framing) is larger than \
+         the {limit} bytes topic `{}` takes (its max.message.bytes or the producer's \
+         message.max.bytes)",
+        rec.topic
+    );
+    match dead_letter_topic {
+        Some(topic) => Ok(Some(DeadLetter {
+            topic,
+            original_topic: rec.topic,
+            error: format!(
+                "{what}; fix: raise them, then replay this event from the dead-letter topic"
+            ),
+            reason: DeadReason::TooLarge,
+            size,
+        })),
+        None => Err(SourceError::new(
+            crate::error::ErrorKind::Definite,
+            format!(
+                "too large: {what}; fix: raise the topic's max.message.bytes (and \
+                 message.max.bytes in [kafka.properties] if it is the smaller), or set [kafka] \
+                 dead_letter_topic to divert such events"
+            ),
+            crate::error::Dependency::Kafka,
+        )),
+    }
+}
+
+/// An event on its way to the dead-letter topic instead of `original_topic`.
+struct DeadLetter<'a> {
+    topic: &'a str,
+    original_topic: &'a str,
+    error: String,
+    reason: DeadReason,
+    /// The refused record's size (0 when it was not built: a rejected schema).
+    size: usize,
+}
+
+impl DeadLetter<'_> {
+    /// Sends the event as JSON to the dead-letter topic through `sink` (in exactly-once mode
+    /// inside the open Kafka transaction, like the event's other records). Key:
+    /// `<source>/<schema.table>/<key JSON>` as in the event store. When even the JSON is too
+    /// large for the dead-letter topic, its `before`/`after` rows are left out (`"truncated":
+    /// true`): the key and position still say which change it was.
+    #[allow(clippy::too_many_arguments)]
+    async fn send<S: Sink>(
+        &self,
+        sink: &mut S,
+        source: &str,
+        entry: &TableEntry,
+        ev: &ChangeEvent<'_>,
+        meta: EventMeta<'_>,
+        key: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+    ) -> Result<(), SourceError> {
+        let row = match ev.op {
+            Op::Delete => ev.before,
+            _ => ev.after.or(ev.before),
+        };
+        key.clear();
+        key.extend_from_slice(source.as_bytes());
+        key.push(KEY_SEP);
+        key.extend_from_slice(entry.table_header.as_bytes());
+        key.push(KEY_SEP);
+        if let (false, Some(row)) = (entry.schema.key.is_empty(), row) {
+            key_json(&entry.schema, row, key);
+        }
+        let size = self.size.to_string();
+        let headers: [(&str, &[u8]); 7] = [
+            ("cdc.error", self.error.as_bytes()),
+            ("cdc.reason", self.reason.label().as_bytes()),
+            ("cdc.source", source.as_bytes()),
+            ("cdc.table", entry.table_header.as_bytes()),
+            ("cdc.position", meta.position.as_bytes()),
+            ("cdc.topic", self.original_topic.as_bytes()),
+            ("cdc.size", size.as_bytes()),
+        ];
+        value.clear();
+        event_json(source, entry, ev, meta, true, value);
+        let limit = sink.record_limit(self.topic);
+        let truncated = limit.is_some_and(|l| {
+            let rec = OutRecord {
+                topic: self.topic,
+                key: Some(key),
+                value: Some(value),
+                headers: &headers,
+            };
+            record_size(&rec) > l
+        });
+        if truncated {
+            value.clear();
+            event_json(source, entry, ev, meta, false, value);
+        }
+        let rec = OutRecord {
+            topic: self.topic,
+            key: Some(key),
+            value: Some(value),
+            headers: &headers,
+        };
+        tracing::warn!(
+            source,
+            table = %entry.table_header,
+            topic = self.original_topic,
+            position = meta.position,
+            reason = self.reason.label(),
+            size = self.size,
+            dead_letter_topic = self.topic,
+            truncated,
+            "event sent to the dead-letter topic: {}",
+            self.error
+        );
+        sink.send(rec).await?;
+        entry.metrics.dead_letter(self.reason);
+        Ok(())
+    }
+}
+
+/// The event as one JSON object for the dead-letter topic: `source`, `table`, `op`,
+/// `position`, `txid`, `commit_ts_ms`, `key`, and with `rows` its `before` and `after` (column
+/// → value, as [`datum_json`] renders them); without, `"truncated": true` instead.
+fn event_json(
+    source: &str,
+    entry: &TableEntry,
+    ev: &ChangeEvent<'_>,
+    meta: EventMeta<'_>,
+    rows: bool,
+    out: &mut Vec<u8>,
+) {
+    let string = |s: &str, out: &mut Vec<u8>| {
+        let _ = serde_json::to_writer(&mut *out, s);
+    };
+    let row_json = |row: Option<&[Datum<'_>]>, out: &mut Vec<u8>| match row {
+        None => out.extend_from_slice(b"null"),
+        Some(row) => {
+            out.push(b'{');
+            for (i, col) in entry.schema.columns.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut *out, &col.name);
+                out.push(b':');
+                datum_json(row.get(i).unwrap_or(&Datum::Null), out);
+            }
+            out.push(b'}');
+        }
+    };
+    out.extend_from_slice(b"{\"source\":");
+    string(source, out);
+    out.extend_from_slice(b",\"table\":");
+    string(&entry.table_header, out);
+    out.extend_from_slice(b",\"op\":");
+    string(ev.op.code(), out);
+    out.extend_from_slice(b",\"position\":");
+    string(meta.position, out);
+    out.extend_from_slice(b",\"txid\":");
+    match meta.txid {
+        Some(t) => string(t, out),
+        None => out.extend_from_slice(b"null"),
+    }
+    let _ = write!(out, ",\"commit_ts_ms\":{}", meta.commit_ms);
+    out.extend_from_slice(b",\"key\":");
+    let row = match ev.op {
+        Op::Delete => ev.before,
+        _ => ev.after.or(ev.before),
+    };
+    match row {
+        Some(row) if !entry.schema.key.is_empty() => key_json(&entry.schema, row, out),
+        _ => out.extend_from_slice(b"null"),
+    }
+    if rows {
+        out.extend_from_slice(b",\"before\":");
+        row_json(ev.before, out);
+        out.extend_from_slice(b",\"after\":");
+        row_json(ev.after, out);
+    } else {
+        out.extend_from_slice(b",\"truncated\":true");
+    }
+    out.push(b'}');
+}
+
+/// Whether the registry refused a schema itself (incompatible with earlier versions, or
+/// invalid): a dead-letter topic can take the table's events. Refusals of the agent
+/// (unauthorized) or an unreachable registry are not: they concern every table.
+fn schema_rejected(e: &crate::registry::RegistryError) -> bool {
+    use crate::registry::RegistryError;
+    match e {
+        RegistryError::Incompatible { .. } => true,
+        RegistryError::Refused { status, .. } => matches!(status, 409 | 422),
+        _ => false,
     }
 }
 
@@ -365,5 +686,126 @@ fn write_datum_json(d: &Datum<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
                 None => out.write_all(b"\",\"srid\":null}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Column, ColumnType, PostgresSource, SourceBlock};
+    use crate::registry::RegistryError;
+
+    fn entry() -> TableEntry {
+        let col = |name: &str, ty: ColumnType| Column {
+            name: name.into(),
+            ty,
+            optional: true,
+            source_type: String::new(),
+        };
+        let schema = TableSchema {
+            id: TableId::new("public", "big"),
+            columns: vec![
+                col("id", ColumnType::Int32),
+                col("payload", ColumnType::String),
+            ],
+            key: vec![0],
+        };
+        TableEntry {
+            codec: TableCodec::new("pg", &schema, ConnectorKind::Postgres).unwrap(),
+            schema: Arc::new(schema),
+            topic: "pg.public.big".into(),
+            key_id: Some(1),
+            value_id: 2,
+            table_header: "public.big".into(),
+            metrics: TableMetrics::detached(),
+            rejected: None,
+        }
+    }
+
+    fn json_of(entry: &TableEntry, row: &[Datum<'_>], rows: bool) -> serde_json::Value {
+        let ev = ChangeEvent {
+            table: &entry.schema,
+            op: Op::Create,
+            before: None,
+            after: Some(row),
+            source: SourceBlock::Postgres(PostgresSource {
+                name: "pg",
+                ts_us: 0,
+                snapshot: "false",
+                db: "d",
+                sequence: None,
+                schema: "public",
+                table: "big",
+                tx_id: None,
+                lsn: None,
+                xmin: None,
+            }),
+            processed_us: 0,
+            transaction: None,
+        };
+        let meta = EventMeta {
+            position: "0/16B3748",
+            txid: Some("750:23803720"),
+            commit_ms: 1_700_000_000_000,
+        };
+        let mut out = Vec::new();
+        event_json("pg", entry, &ev, meta, rows, &mut out);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn a_dead_letter_value_is_the_event_as_json_or_without_its_rows_when_truncated() {
+        let e = entry();
+        let row = [Datum::Int(7), Datum::Str("x\"y".into())];
+        let full = json_of(&e, &row, true);
+        assert_eq!(
+            full,
+            serde_json::json!({
+                "source": "pg", "table": "public.big", "op": "c", "position": "0/16B3748",
+                "txid": "750:23803720", "commit_ts_ms": 1_700_000_000_000i64,
+                "key": {"id": 7}, "before": null, "after": {"id": 7, "payload": "x\"y"}
+            })
+        );
+        let short = json_of(&e, &row, false);
+        assert_eq!(short["truncated"], true);
+        assert_eq!(short["key"]["id"], 7);
+        assert!(short.get("after").is_none() && short.get("before").is_none());
+    }
+
+    #[test]
+    fn a_record_is_measured_with_its_key_value_headers_and_kafkas_framing() {
+        let rec = OutRecord {
+            topic: "t",
+            key: Some(b"key"),
+            value: Some(&[0u8; 1000]),
+            headers: &[("cdc.source", b"pg")],
+        };
+        assert_eq!(record_size(&rec), 3 + 1000 + 10 + 2 + RECORD_FRAMING_BYTES);
+        let tombstone = OutRecord {
+            topic: "t",
+            key: None,
+            value: None,
+            headers: &[],
+        };
+        assert_eq!(record_size(&tombstone), RECORD_FRAMING_BYTES);
+    }
+
+    #[test]
+    fn only_a_schema_the_registry_itself_refuses_can_go_to_the_dead_letter_topic() {
+        let refused = |status| RegistryError::Refused {
+            subject: "s".into(),
+            status,
+            message: String::new(),
+        };
+        assert!(schema_rejected(&RegistryError::Incompatible {
+            subject: "s".into(),
+            message: String::new(),
+        }));
+        assert!(schema_rejected(&refused(409)));
+        assert!(schema_rejected(&refused(422)));
+        // The agent's own credentials or an unreachable registry concern every table.
+        assert!(!schema_rejected(&refused(401)));
+        assert!(!schema_rejected(&refused(403)));
+        assert!(!schema_rejected(&RegistryError::Unavailable("503".into())));
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! | topic                          | rule                                              |
 //! |--------------------------------|---------------------------------------------------|
-//! | a table's changes              | `<prefix>.<schema>.<table>`, or its `topic_routes` entry |
+//! | a table's changes              | `<prefix>.<schema>.<table>` sanitised ([`sanitize_topic_name`]), or its `topic_routes` entry |
 //! | the event store (ledger)       | `[event_store] topic` (default `cdc.events`)       |
 //! | a source's checkpoints         | `<prefix>.offsets`                                |
 //! | a MySQL source's schema history | `<prefix>.schema-history`                        |
@@ -33,13 +33,53 @@ pub const SCHEMA_HISTORY_TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("retention.bytes", "-1"),
 ];
 
+/// Kafka's longest topic name (`Topic.MAX_NAME_LENGTH`): longer names are refused.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Hex digits of the hash that ends a shortened topic name.
+const NAME_HASH_DIGITS: usize = 8;
+
 /// The topic of `table`'s change events: its `topic_routes` entry (keyed `schema.table`) if
-/// it has one, else `<prefix>.<schema>.<table>`.
+/// it has one (used as written: the operator chose it), else `<prefix>.<schema>.<table>`
+/// made a valid Kafka name by [`sanitize_topic_name`].
 pub fn table_topic(prefix: &str, routes: &BTreeMap<String, String>, table: &TableId) -> String {
     match routes.get(&table.to_string()) {
         Some(t) => t.clone(),
-        None => format!("{prefix}.{}.{}", table.schema, table.table),
+        None => sanitize_topic_name(&format!("{prefix}.{}.{}", table.schema, table.table)),
     }
+}
+
+/// `name` as a valid Kafka topic name, the way Debezium's topic naming strategy sanitises the
+/// names it builds from identifiers: every character outside `[A-Za-z0-9._-]` becomes `_` (one
+/// per UTF-16 unit, as Debezium's Java loop over `char`s does, so both agree on every name).
+///
+/// Debezium leaves a name longer than Kafka's 249 characters as it is, and Kafka refuses the
+/// topic. Here such a name keeps its first 240 characters and ends in `_` and 8 hex digits of a
+/// stable hash (FNV-1a, 32 bits) of the whole unsanitised name, so two long names that share
+/// their start still get different topics and a restart picks the same one.
+pub fn sanitize_topic_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            out.push(c);
+        } else {
+            out.extend(std::iter::repeat_n('_', c.len_utf16()));
+        }
+    }
+    if out.len() > MAX_TOPIC_NAME_LEN {
+        // Only ASCII is left: byte length is character length.
+        out.truncate(MAX_TOPIC_NAME_LEN - NAME_HASH_DIGITS - 1);
+        out.push_str(&format!("_{:08x}", fnv1a_32(name.as_bytes())));
+    }
+    out
+}
+
+/// FNV-1a, 32 bits: a hash whose value is fixed by its definition (topic names depend on it
+/// across releases and restarts, which `std`'s hasher does not promise).
+fn fnv1a_32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h: u32, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// The event store's topic, as configured, whether or not mirroring is enabled (the ledger
@@ -91,6 +131,47 @@ mod tests {
             ),
             "shop.inventory.items"
         );
+    }
+
+    #[test]
+    fn identifiers_kafka_refuses_become_underscores_as_debezium_makes_them() {
+        let t = |schema: &str, table: &str| {
+            table_topic("pg", &BTreeMap::new(), &TableId::new(schema, table))
+        };
+        assert_eq!(t("public", "Order Lines$"), "pg.public.Order_Lines_");
+        assert_eq!(t("my schema", "a/b\\c"), "pg.my_schema.a_b_c");
+        assert_eq!(t("public", "ok.name-1_X"), "pg.public.ok.name-1_X");
+        // One `_` per UTF-16 unit, as Debezium's Java loop: `é` is one, an emoji two.
+        assert_eq!(sanitize_topic_name("pg.public.café"), "pg.public.caf_");
+        assert_eq!(sanitize_topic_name("pg.public.t\u{1F600}"), "pg.public.t__");
+        // A route is the operator's choice: used as written.
+        let routes = BTreeMap::from([("public.Order Lines$".to_string(), "orders".to_string())]);
+        assert_eq!(
+            table_topic("pg", &routes, &TableId::new("public", "Order Lines$")),
+            "orders"
+        );
+    }
+
+    #[test]
+    fn a_name_longer_than_kafka_allows_is_shortened_with_a_hash_of_the_whole_name() {
+        let fits = format!("pg.public.{}", "a".repeat(MAX_TOPIC_NAME_LEN - 10));
+        assert_eq!(sanitize_topic_name(&fits), fits);
+        let long_a = format!("pg.public.{}a", "x".repeat(300));
+        let long_b = format!("pg.public.{}b", "x".repeat(300));
+        let (a, b) = (sanitize_topic_name(&long_a), sanitize_topic_name(&long_b));
+        assert_eq!(a.len(), MAX_TOPIC_NAME_LEN);
+        assert_eq!(b.len(), MAX_TOPIC_NAME_LEN);
+        assert_ne!(a, b, "names that share their start stay apart");
+        assert_eq!(a, sanitize_topic_name(&long_a), "stable");
+        assert!(a.starts_with("pg.public.xxx"));
+        assert!(a[MAX_TOPIC_NAME_LEN - 9..].starts_with('_'));
+        assert!(a[MAX_TOPIC_NAME_LEN - 8..]
+            .chars()
+            .all(|c| c.is_ascii_hexdigit()));
+        // FNV-1a's published test vectors: the hash never changes under a name.
+        assert_eq!(fnv1a_32(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a_32(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a_32(b"foobar"), 0xbf9c_f968);
     }
 
     #[test]

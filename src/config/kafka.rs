@@ -67,6 +67,13 @@ pub struct KafkaConfig {
     /// Password of an encrypted `ssl_key_location`. Default: none.
     #[serde(default)]
     pub ssl_key_password: Option<Secret>,
+    /// Topic for events Kafka cannot take: a record larger than its topic's
+    /// `max.message.bytes` (or the producer's `message.max.bytes`), or a table whose schema the
+    /// registry rejects. Such an event goes there instead (in the same Kafka transaction),
+    /// with headers saying why, and the source goes on. Unset, such an event stops the source
+    /// with the fix. Shared by every source (headers name the source). Default: none (off).
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
     /// Extra librdkafka properties passed to every client after the keys above, so they win,
     /// e.g. `"ssl.endpoint.identification.algorithm" = "none"`. Values are treated as secrets
     /// (never logged). Default: none.

@@ -150,6 +150,22 @@ pub(super) fn resolve_main(mut m: MainConfig, path: &Path) -> Result<MainConfig,
             "use one of none, gzip, snappy, lz4, zstd",
         ));
     }
+    if let Some(t) = &m.kafka.dead_letter_topic {
+        let valid = !t.is_empty()
+            && t.len() <= 249
+            && t != "."
+            && t != ".."
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid {
+            return Err(ConfigError::new(
+                origin,
+                Some("kafka.dead_letter_topic".into()),
+                format!("`{t}` is not a valid Kafka topic name"),
+                "use at most 249 letters, digits, `.`, `-` and `_`",
+            ));
+        }
+    }
     if m.kafka.bootstrap_servers.trim().is_empty() {
         return Err(ConfigError::new(
             origin,

@@ -59,6 +59,13 @@ struct EventLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeadLetterLabels {
+    source: String,
+    table: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TxnLabels {
     source: String,
     outcome: &'static str,
@@ -88,6 +95,7 @@ pub struct Metrics {
     registry: Registry,
     events: Family<EventLabels, Counter>,
     event_bytes: Family<TableLabels, Counter>,
+    dead_letters: Family<DeadLetterLabels, Counter>,
     produce_latency: Family<SourceLabels, Histogram>,
     in_flight: Family<SourceLabels, Gauge>,
     kafka_transactions: Family<TxnLabels, Counter>,
@@ -137,6 +145,7 @@ impl Metrics {
             registry: Registry::default(),
             events: Family::default(),
             event_bytes: Family::default(),
+            dead_letters: Family::default(),
             produce_latency: Family::new_with_constructor(latency_histogram),
             in_flight: Family::default(),
             kafka_transactions: Family::default(),
@@ -163,6 +172,12 @@ impl Metrics {
             "Encoded key and value bytes of the events published to table topics",
             Unit::Bytes,
             m.event_bytes.clone(),
+        );
+        registry.register(
+            "dead_letter_records",
+            "Events sent to the dead-letter topic instead of their table topic, by source, \
+             table and reason (too_large, schema_rejected)",
+            m.dead_letters.clone(),
         );
         registry.register_with_unit(
             "produce_latency",
@@ -399,6 +414,32 @@ impl SourceMetrics {
                 source: self.source.clone(),
                 table: table.to_string(),
             }),
+            dead_letters: [DeadReason::TooLarge, DeadReason::SchemaRejected].map(|r| {
+                m.dead_letters.get_or_create_owned(&DeadLetterLabels {
+                    source: self.source.clone(),
+                    table: table.to_string(),
+                    reason: r.label(),
+                })
+            }),
+        }
+    }
+}
+
+/// Why an event went to the dead-letter topic (the metric's `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadReason {
+    /// A record larger than its topic takes.
+    TooLarge,
+    /// The registry rejected the table's schema.
+    SchemaRejected,
+}
+
+impl DeadReason {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeadReason::TooLarge => "too_large",
+            DeadReason::SchemaRejected => "schema_rejected",
         }
     }
 }
@@ -408,6 +449,8 @@ impl SourceMetrics {
 pub struct TableMetrics {
     events: [Counter; 5],
     bytes: Counter,
+    /// By [`DeadReason`]: too large, schema rejected.
+    dead_letters: [Counter; 2],
 }
 
 impl TableMetrics {
@@ -416,7 +459,17 @@ impl TableMetrics {
         Self {
             events: Default::default(),
             bytes: Counter::default(),
+            dead_letters: Default::default(),
         }
+    }
+
+    /// Counts one event sent to the dead-letter topic.
+    pub fn dead_letter(&self, reason: DeadReason) {
+        let i = match reason {
+            DeadReason::TooLarge => 0,
+            DeadReason::SchemaRejected => 1,
+        };
+        self.dead_letters[i].inc();
     }
 
     /// Counts one published event of `bytes` encoded key and value bytes.
@@ -485,6 +538,23 @@ mod tests {
     }
 
     #[test]
+    fn dead_letters_render_by_source_table_and_reason() {
+        let m = Metrics::new();
+        let t = m.source("pg-demo").table("public.big");
+        t.dead_letter(DeadReason::TooLarge);
+        t.dead_letter(DeadReason::TooLarge);
+        t.dead_letter(DeadReason::SchemaRejected);
+        let text = m.render();
+        for (reason, n) in [("too_large", 2), ("schema_rejected", 1)] {
+            let line = format!(
+                "cdc_agent_dead_letter_records_total{{source=\"pg-demo\",table=\"public.big\",\
+                 reason=\"{reason}\"}} {n}"
+            );
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
     fn detached_handles_count_into_nothing() {
         let s = SourceMetrics::detached();
         s.table("public.t").event(Op::Update, 1);
@@ -503,7 +573,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("| `cdc_agent_"))
             .filter_map(|l| l.split('`').next())
             .collect();
-        assert_eq!(documented.len(), 17, "{documented:?}");
+        assert_eq!(documented.len(), 18, "{documented:?}");
         let health = crate::ops::status::Health::new(Metrics::new());
         let s = health.register("s");
         s.metrics().table("public.t").event(Op::Create, 1);

@@ -96,6 +96,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
             connector,
             unavailable_value_placeholder: source.unavailable_value_placeholder.clone(),
             topic_routes: source.topic_routes.clone(),
+            dead_letter_topic: main.kafka.dead_letter_topic.clone(),
         };
         let bounds = exactly_once.then(|| TxnBounds {
             max_records: main.kafka.transaction_max_records.max(1),

@@ -212,6 +212,7 @@ fn pipeline(broker: &Arc<Mutex<Broker>>, bounds: Option<TxnBounds>) -> Pipeline<
         connector: ConnectorKind::Postgres,
         unavailable_value_placeholder: String::new(),
         topic_routes: Default::default(),
+        dead_letter_topic: None,
     };
     Pipeline::with_sink(
         Publisher::new(

@@ -65,6 +65,13 @@ pub trait Sink: Send {
     /// what that writer left open. Call once before the first send.
     fn init_transactions(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
 
+    /// The largest record `topic` takes, when the sink knows it before sending (the Kafka
+    /// sink asks the brokers for each topic's `max.message.bytes`). `None`: unknown, a record
+    /// too large fails at [`Sink::send`] or its delivery.
+    fn record_limit(&self, _topic: &str) -> Option<usize> {
+        None
+    }
+
     /// Queues one record; waits while the sink is full.
     fn send(&mut self, rec: OutRecord<'_>) -> impl Future<Output = Result<(), SinkError>> + Send;
 

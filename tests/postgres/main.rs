@@ -10,6 +10,7 @@ mod crash;
 mod delivery;
 mod incremental;
 mod large_transaction;
+mod poison;
 mod position_integrity;
 mod replication_client;
 mod schema_change;

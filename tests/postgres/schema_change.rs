@@ -177,3 +177,89 @@ async fn add_and_drop_column_mid_stream_register_new_versions_and_every_event_de
     // The registry kept the old versions, each still resolvable: old events stay readable.
     assert_eq!(subject_versions(&subject).len(), 3);
 }
+
+/// A column dropped and another renamed while the agent was down: the changes written before
+/// replay with the column set they were written with (the Relation message's), those written
+/// after with the new one, and the stream goes on — instead of waiting forever for the old
+/// columns to show up in the live catalog.
+#[tokio::test]
+async fn rows_written_before_a_drop_and_a_rename_while_the_agent_was_down_replay_with_their_old_columns(
+) {
+    let db = FreshPgDb::create("replay_ddl").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, gone text, old_name text, keep int NOT NULL);
+             CREATE PUBLICATION cdc_pub FOR TABLE t;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("replay_ddl");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml =
+        format!("[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n");
+    let mut agent = Agent::start(&cfg);
+    let topic = format!("{name}.public.t");
+    agent.wait_streaming(WAIT);
+    admin
+        .batch_execute("INSERT INTO t VALUES (1, 'g1', 'o1', 1)")
+        .await
+        .unwrap();
+    changes(&topic, 1, &agent);
+
+    // The agent stops; the slot keeps the changes made meanwhile.
+    agent.terminate();
+    assert_eq!(agent.wait_exit(WAIT), Some(0), "log:\n{}", agent.log());
+    admin
+        .batch_execute(
+            "INSERT INTO t VALUES (2, 'g2', 'o2', 2);
+             UPDATE t SET old_name = 'o1b' WHERE id = 1;
+             ALTER TABLE t DROP COLUMN gone;
+             ALTER TABLE t RENAME COLUMN old_name TO new_name;
+             INSERT INTO t VALUES (3, 'n3', 3);",
+        )
+        .await
+        .unwrap();
+
+    let mark = common::cdc::log_mark(&agent);
+    let mut agent = agent.restart();
+    let all = changes(&topic, 4, &agent);
+    let ops: Vec<(i64, &str)> = all
+        .iter()
+        .map(|c| (c.id, c.op.as_deref().unwrap()))
+        .collect();
+    assert_eq!(ops, [(1, "c"), (2, "c"), (1, "u"), (3, "c")]);
+    // Written before the ALTERs: the old columns, with their values.
+    for (c, gone, old) in [(&all[1], "g2", "o2"), (&all[2], "g1", "o1b")] {
+        let a = after(c);
+        assert!(!has_field(a, "new_name"), "{c:?}");
+        assert_eq!(as_opt_string(field(a, "gone")).as_deref(), Some(gone));
+        assert_eq!(as_opt_string(field(a, "old_name")).as_deref(), Some(old));
+    }
+    // Written after: the new column set.
+    let a = after(&all[3]);
+    assert!(!has_field(a, "gone") && !has_field(a, "old_name"), "{a:?}");
+    assert_eq!(as_opt_string(field(a, "new_name")).as_deref(), Some("n3"));
+    assert_eq!(as_i64(field(a, "keep")), 3);
+
+    // The replay was not an error: no restart of the stream, one warning naming the columns.
+    let log = common::cdc::log_after(&agent, mark);
+    assert!(
+        log.contains("table changed since these changes were written"),
+        "no warning about the old column set; log:\n{log}"
+    );
+    assert!(
+        !log.contains("source failed"),
+        "the replay failed first; log:\n{log}"
+    );
+    // And the stream goes on.
+    admin
+        .batch_execute("INSERT INTO t VALUES (4, 'n4', 4)")
+        .await
+        .unwrap();
+    changes(&topic, 5, &agent);
+    common::cdc::assert_alive(&mut agent);
+}

@@ -1,20 +1,23 @@
 //! Topic administration: the sink creates the topics it writes to (or, with
 //! `create_topics = false`, checks that they exist), once per topic and process.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
 
 use super::client::{base_client_config, reach, AgentContext};
-use super::error::SinkError;
+use super::error::{create_topic_error, SinkError};
 use super::metadata::{topic_state, TopicState};
 use crate::config::KafkaConfig;
 
 /// Timeout of admin operations (topic creation, metadata, the first contact).
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// librdkafka's default `message.max.bytes`: the largest record the producer takes.
+pub(super) const PRODUCER_MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 /// The topics a sink has made sure of, and how to make sure of more.
 pub(super) struct Topics {
@@ -27,6 +30,12 @@ pub(super) struct Topics {
     partitions: i32,
     replication: i32,
     create: bool,
+    /// The producer's `message.max.bytes`.
+    producer_max: usize,
+    /// Each known topic's `max.message.bytes` (when the brokers told), so a record too large
+    /// for it is diverted or refused before it is sent: once sent, the brokers' refusal would
+    /// only surface after librdkafka's message timeout (minutes), failing its transaction.
+    limits: HashMap<String, usize>,
 }
 
 impl Topics {
@@ -43,7 +52,48 @@ impl Topics {
             partitions: cfg.topic_partitions,
             replication: cfg.topic_replication_factor,
             create: cfg.create_topics,
+            producer_max: cfg
+                .properties
+                .get("message.max.bytes")
+                .and_then(|v| v.expose().parse().ok())
+                .unwrap_or(PRODUCER_MAX_MESSAGE_BYTES),
+            limits: HashMap::new(),
         })
+    }
+
+    /// The largest record `topic` takes: the smaller of its `max.message.bytes` (when the
+    /// brokers told) and the producer's `message.max.bytes`.
+    pub(super) fn record_limit(&self, topic: &str) -> Option<usize> {
+        Some(
+            self.limits
+                .get(topic)
+                .map_or(self.producer_max, |t| (*t).min(self.producer_max)),
+        )
+    }
+
+    /// Asks the brokers for `topic`'s `max.message.bytes` and remembers it. Best effort: a
+    /// broker that does not say (no DescribeConfigs right) leaves the producer's limit.
+    async fn learn_limit(&mut self, topic: &str) {
+        let opts = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
+        let spec = ResourceSpecifier::Topic(topic);
+        let found = match self.admin.describe_configs([&spec], &opts).await {
+            Ok(results) => results.into_iter().find_map(|r| {
+                r.ok()?
+                    .get("max.message.bytes")?
+                    .value
+                    .as_deref()?
+                    .parse::<usize>()
+                    .ok()
+            }),
+            Err(e) => {
+                tracing::debug!(topic, error = %e, "cannot read the topic's max.message.bytes");
+                None
+            }
+        };
+        if let Some(max) = found {
+            tracing::debug!(topic, max_message_bytes = max, "topic record limit");
+            self.limits.insert(topic.to_string(), max);
+        }
     }
 
     /// Waits until the brokers answer a metadata request from `producer`, so that a refused
@@ -81,6 +131,12 @@ impl Topics {
                 .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
                 .map_err(|e| SinkError::Client(format!("metadata of `{topic}`: {e}")))?;
             let found = md.topics().iter().find(|t| t.name() == topic);
+            let invalid = found.is_some_and(|t| {
+                t.error().map(RDKafkaErrorCode::from) == Some(RDKafkaErrorCode::InvalidTopic)
+            });
+            if invalid {
+                return Err(create_topic_error(topic, RDKafkaErrorCode::InvalidTopic));
+            }
             // Only a topic the broker does not know is missing; a metadata error is not.
             return match topic_state(
                 "needed",
@@ -90,6 +146,7 @@ impl Topics {
                 TopicState::Missing => Err(SinkError::MissingTopic(topic.to_string())),
                 TopicState::Ready => {
                     self.known.insert(topic.to_string());
+                    self.learn_limit(topic).await;
                     Ok(())
                 }
                 TopicState::Denied(e) | TopicState::NotReady(e) => Err(e),
@@ -113,15 +170,11 @@ impl Topics {
             match r {
                 Ok(_) => tracing::info!(topic, "created topic"),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => {
-                    return Err(SinkError::Client(format!(
-                        "create topic `{topic}`: {code}; fix: create it yourself or grant \
-                         CREATE on the cluster to the agent's principal"
-                    )))
-                }
+                Err((_, code)) => return Err(create_topic_error(topic, code)),
             }
         }
         self.known.insert(topic.to_string());
+        self.learn_limit(topic).await;
         Ok(())
     }
 }

@@ -36,6 +36,17 @@ pub enum SinkError {
          docs/event-store.md for the event store's settings) or set create_topics = true"
     )]
     MissingTopic(String),
+    /// The brokers refused to create a topic for a reason retrying cannot change (an
+    /// invalid name, a missing right, settings the cluster refuses). Definite.
+    #[error("kafka refused to create topic `{topic}`: {code}; fix: {fix}")]
+    TopicRefused {
+        /// Topic.
+        topic: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+        /// What the operator changes.
+        fix: &'static str,
+    },
     /// Another producer with the same `transactional.id` took over: this agent is a zombie
     /// and must stop without writing anything more. Definite.
     #[error(
@@ -83,7 +94,8 @@ impl SinkError {
             SinkError::Fenced(_)
             | SinkError::MissingTopic(_)
             | SinkError::Auth(_)
-            | SinkError::Denied(_) => false,
+            | SinkError::Denied(_)
+            | SinkError::TopicRefused { .. } => false,
         }
     }
 }
@@ -103,6 +115,48 @@ pub(super) fn produce_error(topic: &str, size: usize, e: KafkaError) -> SinkErro
             topic: topic.to_string(),
             source: e,
         }
+    }
+}
+
+/// What fixes a topic-creation refusal that retrying cannot fix; `None` for the codes a later
+/// attempt may not see (a controller moving, a broker starting, a timeout).
+fn topic_refusal_fix(code: RDKafkaErrorCode) -> Option<&'static str> {
+    match code {
+        RDKafkaErrorCode::InvalidTopic => Some(
+            "Kafka topic names are at most 249 characters of [A-Za-z0-9._-] (table names are \
+             sanitised to that, see docs/architecture.md \"Topic names\"); correct \
+             topic_prefix, the table's topic_routes entry or the configured topic name",
+        ),
+        RDKafkaErrorCode::TopicAuthorizationFailed
+        | RDKafkaErrorCode::ClusterAuthorizationFailed => Some(
+            "create the topic yourself or grant CREATE on the cluster (or the topic) to the \
+                 agent's principal (docs/security.md)",
+        ),
+        RDKafkaErrorCode::InvalidPartitions
+        | RDKafkaErrorCode::InvalidReplicationFactor
+        | RDKafkaErrorCode::InvalidReplicaAssignment => Some(
+            "set [kafka] topic_partitions and topic_replication_factor to what the cluster \
+             allows (replication factor at most the number of brokers), or create the topic \
+             yourself",
+        ),
+        RDKafkaErrorCode::InvalidConfig | RDKafkaErrorCode::PolicyViolation => Some(
+            "the cluster's create-topic policy refuses these settings; create the topic \
+             yourself with settings it accepts (docs/event-store.md lists the agent's)",
+        ),
+        _ => None,
+    }
+}
+
+/// Maps a refused topic creation: definite with its fix when retrying cannot help, else a
+/// transient client error.
+pub(super) fn create_topic_error(topic: &str, code: RDKafkaErrorCode) -> SinkError {
+    match topic_refusal_fix(code) {
+        Some(fix) => SinkError::TopicRefused {
+            topic: topic.to_string(),
+            code,
+            fix,
+        },
+        None => SinkError::Client(format!("create topic `{topic}`: {code}")),
     }
 }
 
@@ -128,5 +182,39 @@ pub(super) fn txn_error(what: &str, e: KafkaError) -> SinkError {
         SinkError::Fenced(format!("{what}: {e}"))
     } else {
         SinkError::Aborted(format!("{what}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_topic_name_is_definite_and_its_fix_is_the_name_not_a_grant() {
+        let e = create_topic_error("pg.public.bad name", RDKafkaErrorCode::InvalidTopic);
+        assert!(!e.is_transient());
+        let text = e.to_string();
+        assert!(text.contains("`pg.public.bad name`"), "{text}");
+        assert!(text.contains("topic_routes"), "{text}");
+        assert!(!text.contains("grant"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_right_or_refused_settings_are_definite_and_a_busy_cluster_is_transient() {
+        let e = create_topic_error("t", RDKafkaErrorCode::TopicAuthorizationFailed);
+        assert!(!e.is_transient());
+        assert!(e.to_string().contains("grant CREATE"), "{e}");
+        let e = create_topic_error("t", RDKafkaErrorCode::InvalidReplicationFactor);
+        assert!(!e.is_transient());
+        assert!(e.to_string().contains("topic_replication_factor"), "{e}");
+        let e = create_topic_error("t", RDKafkaErrorCode::PolicyViolation);
+        assert!(!e.is_transient());
+        for code in [
+            RDKafkaErrorCode::RequestTimedOut,
+            RDKafkaErrorCode::NotController,
+            RDKafkaErrorCode::BrokerNotAvailable,
+        ] {
+            assert!(create_topic_error("t", code).is_transient(), "{code:?}");
+        }
     }
 }

@@ -187,6 +187,10 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
         self.send_record(rec).await
     }
 
+    fn record_limit(&self, topic: &str) -> Option<usize> {
+        self.topics.record_limit(topic)
+    }
+
     fn mark(&mut self, position: P) {
         match &mut self.ring {
             Some(ring) => ring.mark(position),

@@ -359,7 +359,12 @@ impl ChangeStream for MyStream<'_> {
             stop,
             &mut rows,
         )
-        .await?;
+        .await
+        .map_err(|e| {
+            let h = event.header();
+            let start = u64::from(h.log_pos()).saturating_sub(u64::from(h.event_size()));
+            at_position(e, &self.st.file, start)
+        })?;
         self.buf = recycle(rows);
         // Heartbeats carry no time; an idle, fully acknowledged stream is not behind.
         let ts = event.header().timestamp();
@@ -672,9 +677,26 @@ fn now_us() -> i64 {
 }
 
 fn malformed(what: &str, e: impl std::fmt::Display) -> SourceError {
-    SourceError::transient(format!(
-        "malformed binlog event ({what}): {e}; restarting the stream"
+    SourceError::definite(format!(
+        "{DECODE_ERROR}: malformed binlog event ({what}): {e}; {DECODE_FIX}"
     ))
+}
+
+/// How a binlog decode error starts: [`at_position`] finds it by this and adds where.
+const DECODE_ERROR: &str = "binlog decode error";
+/// What an operator does about bytes the decoder cannot read.
+const DECODE_FIX: &str = "fix: this is a bug of the agent or a damaged binlog: report it with \
+     this line; the server sends the same bytes after every restart, so the agent stops here \
+     instead of retrying (to go on past it, take a new snapshot: docs/mysql-source.md)";
+
+/// A decode error of the event at `file`:`pos`, with that position in its message.
+fn at_position(e: SourceError, file: &str, pos: u64) -> SourceError {
+    match e.detail().message().strip_prefix(DECODE_ERROR) {
+        Some(rest) if e.kind() == crate::error::ErrorKind::Definite => {
+            SourceError::definite(format!("{DECODE_ERROR} in the event at {file}:{pos}{rest}"))
+        }
+        _ => e,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -740,14 +762,18 @@ fn end<S: Sink<Position = MysqlCheckpoint>>(st: &mut State, out: &mut Pipeline<S
     out.mark(st.committed.clone());
 }
 
-/// Maps a decoder failure: damaged bytes are re-read (transient), a server setting or schema
-/// the agent cannot decode stops the source (definite).
+/// Maps a decoder failure; every one is definite. Damaged bytes (truncated, malformed, a
+/// failed checksum) come back the same after a restart — the server reads them from its
+/// binlog file again — so retrying would loop forever with the binlog growing behind; a server
+/// setting or schema the agent cannot decode needs the operator too.
 fn decode_error(e: DecodeError) -> SourceError {
     match e {
+        // A value the decoder refuses (a binary JSON bomb among them) is damaged bytes too.
         DecodeError::Truncated { .. }
         | DecodeError::Malformed { .. }
-        | DecodeError::Checksum { .. } => {
-            SourceError::transient(format!("{e}; reading the binlog again from the checkpoint"))
+        | DecodeError::Checksum { .. }
+        | DecodeError::Value { .. } => {
+            SourceError::definite(format!("{DECODE_ERROR}: {e}; {DECODE_FIX}"))
         }
         other => SourceError::definite(other.to_string()),
     }
@@ -1347,6 +1373,47 @@ async fn emit<S: Sink>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn damaged_binlog_bytes_are_a_definite_decode_error_naming_the_event_position() {
+        for e in [
+            DecodeError::Truncated {
+                what: "rows",
+                at: 12,
+            },
+            DecodeError::Malformed {
+                what: "table map",
+                reason: "bad column count",
+            },
+            DecodeError::Checksum {
+                event_type: 30,
+                stored: 1,
+                computed: 2,
+            },
+            DecodeError::Value {
+                table: "shop.docs".into(),
+                column: "body".into(),
+                reason: "binary JSON: document refers to the same values again and again".into(),
+            },
+        ] {
+            let err = at_position(decode_error(e.clone()), "mariadb-bin.000007", 4242);
+            assert_eq!(err.kind(), crate::error::ErrorKind::Definite, "{e}");
+            let text = err.to_string();
+            assert!(
+                text.starts_with("binlog decode error in the event at mariadb-bin.000007:4242: "),
+                "{text}"
+            );
+            assert!(text.contains(&e.to_string()), "{text}");
+            assert!(text.contains("fix:"), "{text}");
+        }
+        let err = at_position(malformed("QUERY", "unreadable"), "b.000001", 4);
+        assert_eq!(err.kind(), crate::error::ErrorKind::Definite);
+        assert!(err.to_string().contains("at b.000001:4"), "{err}");
+        // Other errors pass through unchanged.
+        let other = at_position(SourceError::transient("lost connection".into()), "b", 4);
+        assert!(other.is_transient());
+        assert_eq!(other.to_string(), "lost connection");
+    }
 
     #[test]
     fn a_partial_transaction_is_recognised_by_gtid_else_by_position() {

@@ -143,8 +143,15 @@ impl<'c> SchemaLoader<'c> {
         }
     }
 
-    /// The state of the table a Relation message describes.
-    pub async fn load(&mut self, rel: &Relation<'_>) -> Result<RelationState, SourceError> {
+    /// The state of the table a Relation message describes, sent inside the source
+    /// transaction `xid` (its Begin message's): the columns, their types and type modifiers are
+    /// the message's, so rows written before a later `ALTER TABLE` decode with the column set
+    /// they were written with. The catalog adds only nullability and the primary key.
+    pub async fn load(
+        &mut self,
+        rel: &Relation<'_>,
+        xid: Option<u32>,
+    ) -> Result<RelationState, SourceError> {
         let columns: Vec<RawColumn> = rel
             .columns
             .iter()
@@ -155,11 +162,12 @@ impl<'c> SchemaLoader<'c> {
             })
             .collect();
         let key_flags: Vec<bool> = rel.columns.iter().map(|c| c.is_key()).collect();
-        self.build(
+        self.build_at(
             rel.oid,
             TableId::new(rel.schema(), rel.name),
             columns,
             Some(key_flags),
+            xid,
         )
         .await
     }
@@ -205,6 +213,27 @@ impl<'c> SchemaLoader<'c> {
         Ok((state, oid))
     }
 
+    /// Whether source transaction `xid` is visible to a new snapshot of this session
+    /// (committed and no longer running): `txid_visible_in_snapshot` on the 64-bit form of the
+    /// 32-bit xid a Begin message carries (available from PostgreSQL 8.3 on).
+    async fn tx_visible(&self, xid: u32) -> Result<bool, SourceError> {
+        let xmax: i64 = self
+            .sql
+            .query_one("SELECT txid_snapshot_xmax(txid_current_snapshot())", &[])
+            .await
+            .map_err(SourceError::sql("read the current snapshot"))?
+            .get(0);
+        let full = widen_xid(xid, xmax);
+        self.sql
+            .query_one(
+                "SELECT txid_visible_in_snapshot($1, txid_current_snapshot())",
+                &[&full],
+            )
+            .await
+            .map(|r| r.get(0))
+            .map_err(SourceError::sql("check a transaction's visibility"))
+    }
+
     /// Loads the catalog entries of `oids` not loaded yet (with their element and base types).
     async fn load_types(&mut self, oids: &[u32]) -> Result<(), SourceError> {
         let missing: Vec<u32> = oids
@@ -237,8 +266,9 @@ impl<'c> SchemaLoader<'c> {
         Ok(())
     }
 
-    /// Builds the state from raw columns and catalog facts. The event key is the primary key;
-    /// without one, the replica-identity columns flagged in the Relation message.
+    /// Builds the state from raw columns and catalog facts (columns read from the catalog
+    /// itself: the snapshot). The event key is the primary key; without one, the
+    /// replica-identity columns flagged in the Relation message.
     pub async fn build(
         &mut self,
         oid: u32,
@@ -246,21 +276,55 @@ impl<'c> SchemaLoader<'c> {
         columns: Vec<RawColumn>,
         identity_flags: Option<Vec<bool>>,
     ) -> Result<RelationState, SourceError> {
+        self.build_at(oid, id, columns, identity_flags, None).await
+    }
+
+    /// [`SchemaLoader::build`] for columns a Relation message of transaction `xid` described.
+    async fn build_at(
+        &mut self,
+        oid: u32,
+        id: TableId,
+        columns: Vec<RawColumn>,
+        identity_flags: Option<Vec<bool>>,
+        xid: Option<u32>,
+    ) -> Result<RelationState, SourceError> {
         // The walsender may send a transaction's Relation message a moment before that
         // transaction is visible to other sessions (its commit record is decoded before the
         // committing backend leaves the proc array): a table created in it can be missing from
-        // the catalog for a few milliseconds. Wait until every column is there.
+        // the catalog for a few milliseconds. Wait until every column is there — or until the
+        // transaction is visible and a column is still missing: then the table changed after
+        // it (a column dropped or renamed while the agent lagged behind), and waiting longer
+        // would never end. Its rows are decoded with the message's columns; the catalog's
+        // facts apply to the columns it still has.
         let mut attempt = 0;
         let facts = loop {
+            // Asked before the facts: when the transaction is visible here, the facts read
+            // next (a later snapshot) include everything it did.
+            let settled = match xid {
+                Some(xid) => self.tx_visible(xid).await?,
+                None => false,
+            };
             let facts = self
                 .sql
                 .query(FACTS_QUERY, &[&oid])
                 .await
                 .map_err(SourceError::sql("read column facts"))?;
-            let visible = columns
+            let missing: Vec<&str> = columns
                 .iter()
-                .all(|c| facts.iter().any(|r| r.get::<_, String>(0) == c.name));
-            if visible {
+                .filter(|c| !facts.iter().any(|r| r.get::<_, String>(0) == c.name))
+                .map(|c| c.name.as_str())
+                .collect();
+            if missing.is_empty() {
+                break facts;
+            }
+            if settled {
+                tracing::warn!(
+                    table = %id,
+                    columns = ?missing,
+                    "table changed since these changes were written (columns dropped or \
+                     renamed); decoding them with the columns their Relation message carries, \
+                     those columns as optional"
+                );
                 break facts;
             }
             attempt += 1;
@@ -293,6 +357,15 @@ impl<'c> SchemaLoader<'c> {
             decoders.push(dec);
         }
         pk.sort();
+        // A primary-key column renamed or dropped since: the catalog's key is not the one
+        // these rows were written with; the replica identity flags of the message are.
+        let catalog_pk = facts
+            .iter()
+            .filter(|r| r.get::<_, Option<i32>>(3).is_some())
+            .count();
+        if pk.len() != catalog_pk {
+            pk.clear();
+        }
         let key: Vec<usize> = if !pk.is_empty() {
             pk.into_iter().map(|(_, i)| i).collect()
         } else if let Some(flags) = identity_flags {
@@ -322,5 +395,36 @@ impl<'c> SchemaLoader<'c> {
             decoders,
             toast_hinted: AtomicBool::new(false),
         })
+    }
+}
+
+/// The 64-bit transaction id (epoch and xid) of a 32-bit `xid` assigned before `xmax` (a
+/// snapshot's first unassigned 64-bit id): the newest id below `xmax` with those low bits.
+fn widen_xid(xid: u32, xmax: i64) -> i64 {
+    const EPOCH: i64 = 1 << 32;
+    let candidate = (xmax & !(EPOCH - 1)) | i64::from(xid);
+    if candidate >= xmax {
+        (candidate - EPOCH).max(0)
+    } else {
+        candidate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::widen_xid;
+
+    #[test]
+    fn a_32_bit_xid_widens_to_the_newest_64_bit_id_below_the_snapshot_xmax() {
+        // Same epoch.
+        assert_eq!(widen_xid(1000, 2000), 1000);
+        assert_eq!(widen_xid(1000, (3 << 32) + 2000), (3 << 32) + 1000);
+        // The xid is from the previous epoch (the counter wrapped since).
+        assert_eq!(
+            widen_xid(u32::MAX - 5, (3 << 32) + 10),
+            (2 << 32) + i64::from(u32::MAX - 5)
+        );
+        // Never negative, even for an id xmax cannot have passed yet.
+        assert_eq!(widen_xid(5000, 2000), 0);
     }
 }

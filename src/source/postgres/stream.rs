@@ -269,7 +269,10 @@ impl<'a> PgStream<'a> {
                 out.mark(c.end_lsn);
             }
             LogicalMessage::Relation(rel) => {
-                let state = self.loader.load(&rel).await?;
+                let state = self
+                    .loader
+                    .load(&rel, self.tx.as_ref().map(|t| t.xid))
+                    .await?;
                 let schema = out.set_table(state.schema_owned(), stop).await?;
                 // A table published while the agent runs: its existing rows are snapshotted
                 // alone, as when it is added between two runs.
@@ -521,7 +524,9 @@ impl ChangeStream for PgStream<'_> {
         out: &mut Pipeline<S>,
         stop: &mut Shutdown,
     ) -> Result<(), SourceError> {
-        let (wal_start, data) = match wire::decode_frame(&frame).map_err(protocol_error)? {
+        let (wal_start, data) = match wire::decode_frame(&frame)
+            .map_err(|e| protocol_error(e, self.received, "replication frame"))?
+        {
             ReplicationFrame::XLogData(x) => {
                 self.received = self.received.max(Lsn(x.wal_end.0));
                 (x.wal_start, x.data)
@@ -545,7 +550,8 @@ impl ChangeStream for PgStream<'_> {
                 return Ok(());
             }
         };
-        let msg = pgoutput::decode(data, false).map_err(protocol_error)?;
+        let msg = pgoutput::decode(data, false)
+            .map_err(|e| protocol_error(e, wal_start, "pgoutput message"))?;
         self.handle_message(wal_start, msg, out, stop).await
     }
 
@@ -734,6 +740,38 @@ pub(super) fn repl_error(e: super::replication::ReplError) -> SourceError {
     }
 }
 
-fn protocol_error(e: wire::DecodeError) -> SourceError {
-    SourceError::transient(format!("malformed replication data: {e}"))
+/// Replication data the decoder cannot read. Definite: the server sends the same bytes again
+/// after a restart, so retrying would loop forever while WAL piles up behind the slot. `what`
+/// names the layer (frame or pgoutput message), `lsn` where it is (for a frame that cannot be
+/// read at all, the last WAL position received).
+pub(super) fn protocol_error(e: wire::DecodeError, lsn: Lsn, what: &str) -> SourceError {
+    SourceError::definite(format!(
+        "decode error in the {what} at LSN {lsn}: malformed replication data: {e}; fix: this is \
+         a bug of the agent or a damaged WAL: report it with this line; to go on without this \
+         change, advance the slot past it (SELECT pg_replication_slot_advance('<slot>', \
+         '<next LSN>')), which skips it for good"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_replication_data_is_a_definite_decode_error_naming_its_lsn() {
+        // A truncated Begin message: 'B' and too few bytes for its fields.
+        let e = pgoutput::decode(b"B\x00\x01", false).unwrap_err();
+        let err = protocol_error(e, Lsn(0x1_6B37_4D48), "pgoutput message");
+        assert!(!err.is_transient(), "{err}");
+        assert_eq!(err.kind(), crate::error::ErrorKind::Definite);
+        let text = err.to_string();
+        assert!(text.contains("decode error"), "{text}");
+        assert!(text.contains("LSN 1/6B374D48"), "{text}");
+        assert!(text.contains("pg_replication_slot_advance"), "{text}");
+        // A frame of an unknown kind, before any LSN is known.
+        let e = wire::decode_frame(b"?junk").unwrap_err();
+        let err = protocol_error(e, Lsn(0), "replication frame");
+        assert!(!err.is_transient(), "{err}");
+        assert!(err.to_string().contains("LSN 0/0"), "{err}");
+    }
 }

@@ -28,7 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::pgoutput::{self, LogicalMessage};
 use super::replication::{ReplicationClient, ReplicationStream};
 use super::schema::{RelationState, SchemaLoader};
-use super::stream::repl_error;
+use super::stream::{protocol_error, repl_error};
 use super::wire::{self, Lsn, ReplicationFrame};
 use super::{connect_sql, setup, PgSourceSettings, SourceError};
 use crate::event::Datum;
@@ -128,7 +128,9 @@ pub async fn run(
                 "server ended the replication stream".into(),
             ));
         };
-        let (wal_start, data) = match wire::decode_frame(&frame).map_err(protocol_error)? {
+        let (wal_start, data) = match wire::decode_frame(&frame)
+            .map_err(|e| protocol_error(e, received, "replication frame"))?
+        {
             ReplicationFrame::XLogData(x) => {
                 received = received.max(x.wal_end);
                 (x.wal_start, x.data)
@@ -141,7 +143,8 @@ pub async fn run(
                 continue;
             }
         };
-        let msg = pgoutput::decode(data, false).map_err(protocol_error)?;
+        let msg = pgoutput::decode(data, false)
+            .map_err(|e| protocol_error(e, wal_start, "pgoutput message"))?;
         // Rows borrow from `frame`: reuse the buffers' allocations under this frame's
         // lifetime and hand them back emptied at the end of the iteration.
         let mut before = recycle(std::mem::take(&mut before_buf));
@@ -162,7 +165,7 @@ pub async fn run(
                 out.flush()
             }
             LogicalMessage::Relation(rel) => {
-                let state = loader.load(&rel).await?;
+                let state = loader.load(&rel, tx.as_ref().map(|t| t.xid)).await?;
                 relations.insert(rel.oid, state);
                 Ok(())
             }
@@ -360,10 +363,6 @@ async fn send_status(stream: &mut ReplicationStream, received: Lsn) -> Result<()
         .send_status(received, received, received, false)
         .await
         .map_err(repl_error)
-}
-
-fn protocol_error(e: wire::DecodeError) -> SourceError {
-    SourceError::transient(format!("malformed replication data: {e}"))
 }
 
 #[cfg(test)]

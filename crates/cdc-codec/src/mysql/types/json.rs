@@ -10,7 +10,13 @@
 //! TIME, DATETIME, TIMESTAMP, other binary data).
 //!
 //! The walk is bounds-checked and depth-limited (MySQL allows 100 levels), so no input panics
-//! or overflows the stack.
+//! or overflows the stack. It is also bounded in work: MySQL writes every value once, but an
+//! offset may point anywhere in its container, so a crafted document can make several entries
+//! point at the same sub-container, level after level — 30 levels of two entries each would
+//! print 2^30 values from 300 bytes. A [`Budget`] refuses more values than the document has
+//! bytes and more text than [`OUTPUT_PER_INPUT_BYTE`] characters per byte: no valid document
+//! comes near either (a value costs at least a 3-byte entry; the most a byte can print is an
+//! escaped control character, 6), a bomb hits them within microseconds.
 
 use std::fmt::Write as _;
 
@@ -34,6 +40,52 @@ const OPAQUE: u8 = 0x0f;
 
 /// Deeper documents are rejected (MySQL's own limit is 100).
 const MAX_DEPTH: usize = 150;
+
+/// Most text a valid document can print per byte of it (a control character in a string
+/// prints as `\u00XX`: 6), with room to spare; above it the document repeats itself.
+pub(super) const OUTPUT_PER_INPUT_BYTE: usize = 16;
+/// Text any document may print whatever its size (a small opaque DECIMAL prints 60-odd digits).
+const OUTPUT_SLACK: usize = 1024;
+
+/// What is left of a document's allowance: values it may still visit and text it may still
+/// print.
+struct Budget {
+    values_left: usize,
+    max_out: usize,
+}
+
+impl Budget {
+    fn for_document(len: usize) -> Self {
+        Self {
+            values_left: len.saturating_add(1),
+            max_out: len
+                .saturating_mul(OUTPUT_PER_INPUT_BYTE)
+                .saturating_add(OUTPUT_SLACK),
+        }
+    }
+
+    /// Counts one value about to be visited; an error once the document has visited more
+    /// values than it has bytes or printed more than its allowance.
+    fn visit(&mut self, out: &str) -> R<()> {
+        if self.values_left == 0 {
+            return Err(JsonError(
+                "document refers to the same values again and again (more values than bytes); \
+                 refusing to expand it",
+            ));
+        }
+        self.values_left -= 1;
+        self.check_out(out)
+    }
+
+    fn check_out(&self, out: &str) -> R<()> {
+        if out.len() > self.max_out {
+            return Err(JsonError(
+                "document expands to far more text than its size allows; refusing to expand it",
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Why a binary JSON value could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,21 +120,31 @@ pub(super) fn to_text(data: &[u8]) -> R<String> {
         out.push_str("null");
         return Ok(out);
     }
-    value(data[0], &data[1..], 0, &mut out, 0)?;
+    let mut budget = Budget::for_document(data.len());
+    value(data[0], &data[1..], 0, &mut out, 0, &mut budget)?;
+    budget.check_out(&out)?;
     Ok(out)
 }
 
 /// Writes the value of type `ty` stored at `data[at..]`.
-fn value(ty: u8, data: &[u8], at: usize, out: &mut String, depth: usize) -> R<()> {
+fn value(
+    ty: u8,
+    data: &[u8],
+    at: usize,
+    out: &mut String,
+    depth: usize,
+    budget: &mut Budget,
+) -> R<()> {
     if depth > MAX_DEPTH {
         return Err(JsonError("document nested too deeply"));
     }
+    budget.visit(out)?;
     match ty {
         SMALL_OBJECT | LARGE_OBJECT | SMALL_ARRAY | LARGE_ARRAY => {
             let doc = data
                 .get(at..)
                 .ok_or(JsonError("container offset past the end of the document"))?;
-            container(ty, doc, out, depth + 1)
+            container(ty, doc, out, depth + 1, budget)
         }
         LITERAL => literal(uint(data, at, 1)? as u8, out),
         INT16 => {
@@ -159,7 +221,7 @@ fn varlen(data: &[u8], at: usize) -> R<(usize, usize)> {
     Err(JsonError("variable-length size longer than 5 bytes"))
 }
 
-fn container(ty: u8, doc: &[u8], out: &mut String, depth: usize) -> R<()> {
+fn container(ty: u8, doc: &[u8], out: &mut String, depth: usize, budget: &mut Budget) -> R<()> {
     let large = ty == LARGE_OBJECT || ty == LARGE_ARRAY;
     let is_object = ty == SMALL_OBJECT || ty == LARGE_OBJECT;
     let w = if large { 4 } else { 2 };
@@ -207,10 +269,10 @@ fn container(ty: u8, doc: &[u8], out: &mut String, depth: usize) -> R<()> {
             _ => false,
         };
         if inlined {
-            value(vt, doc, e + 1, out, depth)?;
+            value(vt, doc, e + 1, out, depth, budget)?;
         } else {
             let off = uint(doc, e + 1, w)? as usize;
-            value(vt, doc, off, out, depth)?;
+            value(vt, doc, off, out, depth, budget)?;
         }
     }
     out.push(if is_object { '}' } else { ']' });

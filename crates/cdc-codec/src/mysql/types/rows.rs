@@ -31,6 +31,7 @@ impl RowLayout {
         let mut pos = 0;
         let mut rows = 0;
         while pos < ev.rows.len() {
+            let row_start = pos;
             buf.clear();
             match ev.kind {
                 RowsKind::Write => {
@@ -48,6 +49,15 @@ impl RowLayout {
                     let (before, after) = buf.split_at(split);
                     f(Some(before), Some(after));
                 }
+            }
+            // A row of a table without columns takes no bytes: a damaged event that names
+            // zero columns but carries row data would otherwise be read forever (found by
+            // mutating the fuzz corpus). Tables have at least one column.
+            if pos == row_start {
+                return Err(DecodeError::Malformed {
+                    what: "rows event",
+                    reason: "rows of zero bytes (no columns) with row data left",
+                });
             }
             rows += 1;
         }

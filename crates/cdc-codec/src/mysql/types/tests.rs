@@ -975,6 +975,60 @@ fn malformed_json_is_an_error_at_every_truncation_and_never_a_panic() {
     assert!(err.to_string().contains("deep"), "{err}");
 }
 
+/// A binary JSON "bomb": `levels` small arrays, each with two entries pointing at the same
+/// child array, ending in an empty array. Valid bounds everywhere, 10 bytes per level, and
+/// 2^levels leaves when expanded.
+fn json_bomb(levels: usize) -> Vec<u8> {
+    const LEVEL: usize = 10; // count, size, two value entries (type + 16-bit offset)
+    const LEAF: usize = 4; // an empty array: count 0, size 4
+    let total = levels * LEVEL + LEAF;
+    let mut doc = vec![0x02]; // small array
+    for i in 0..levels {
+        doc.extend(2u16.to_le_bytes());
+        doc.extend(((total - i * LEVEL) as u16).to_le_bytes());
+        for _ in 0..2 {
+            doc.push(0x02);
+            doc.extend((LEVEL as u16).to_le_bytes());
+        }
+    }
+    doc.extend(0u16.to_le_bytes());
+    doc.extend((LEAF as u16).to_le_bytes());
+    doc
+}
+
+#[test]
+fn a_json_document_whose_offsets_repeat_a_container_is_refused_in_milliseconds() {
+    // The shape is readable: three levels print eight empty arrays.
+    assert_eq!(
+        json_text(&json_bomb(3)),
+        "[[[[], []], [[], []]], [[[], []], [[], []]]]"
+    );
+    // Thirty levels are 304 bytes that would print 2^30 arrays (4 GiB of text): before the
+    // budget this ran for minutes and ran out of memory; now it stops after ~300 values.
+    let bomb = json_bomb(30);
+    assert_eq!(bomb.len(), 305);
+    let start = std::time::Instant::now();
+    let err = json::to_text(&bomb).unwrap_err();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(err.to_string().contains("refusing to expand"), "{err}");
+    // The fuzz corpus keeps the same bytes, so the fuzzer and the corpus replay start from it.
+    assert_eq!(corpus("json_bomb_30_levels"), bomb);
+    // Valid documents stay well inside the budget, the largest per byte included: strings of
+    // control characters (6 characters each) and arrays of inlined literals.
+    let controls = serde_json::json!("\u{1}".repeat(10_000));
+    assert_eq!(json_text(&jsonb(&controls, true)).len(), 60_002);
+    let falses = serde_json::json!(vec![false; 5_000]);
+    let text = json_text(&jsonb(&falses, false));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        falses
+    );
+}
+
 #[test]
 fn mysql_json_columns_decode_from_captured_rows() {
     let m = TableMapInfo::parse(MYSQL_T10_MAP, Flavor::MySql).unwrap();
