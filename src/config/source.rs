@@ -92,9 +92,11 @@ pub struct SnapshotConfig {
     /// transaction holds more than the transaction bounds plus one chunk.
     #[serde(default = "default_chunk_size")]
     pub chunk_size: usize,
-    /// MySQL/MariaDB: the table (`database.table`) that carries snapshot watermarks and
-    /// signals (Debezium's signal-table shape: `id`, `type`, `data`). Default: `cdc_signal`
-    /// in the first captured database.
+    /// The signal table, in Debezium's shape (`id`, `type`, `data`). MySQL/MariaDB
+    /// (`database.table`): it carries snapshot watermarks and signals; default `cdc_signal` in
+    /// the first captured database. PostgreSQL (`schema.table`, opt-in): rows inserted into it
+    /// are signals, as with Debezium; it must be in the publication and is never published;
+    /// default: none (signals come as `pg_logical_emit_message`, watermarks always do).
     #[serde(default)]
     pub signal_table: Option<String>,
 }

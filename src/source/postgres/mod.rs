@@ -73,6 +73,10 @@ pub struct PgSourceSettings {
     pub slot: String,
     /// Publication name.
     pub publication: String,
+    /// `[snapshot] signal_table` as (schema, table): a table whose inserted rows are snapshot
+    /// signals (Debezium's shape), read from the stream and never published. `None`: signals
+    /// come only as logical decoding messages.
+    pub signal_table: Option<(String, String)>,
 }
 
 impl PgSourceSettings {
@@ -85,12 +89,39 @@ impl PgSourceSettings {
         let publication = pg
             .publication
             .unwrap_or_else(|| format!("cdc_{}", source.name.replace('-', "_")));
+        let signal_table =
+            source
+                .snapshot
+                .signal_table
+                .as_deref()
+                .map(|t| match t.split_once('.') {
+                    Some((s, t)) => (s.to_string(), t.to_string()),
+                    None => ("public".to_string(), t.to_string()),
+                });
         Self {
             source,
             main,
             slot,
             publication,
+            signal_table,
         }
+    }
+
+    /// Whether `schema.table` is the source's signal table.
+    pub fn is_signal_table(&self, schema: &str, table: &str) -> bool {
+        self.signal_table
+            .as_ref()
+            .is_some_and(|(s, t)| s == schema && t == table)
+    }
+
+    /// The published tables the source captures: the publication's, less the signal table.
+    pub async fn captured_tables(
+        &self,
+        sql: &tokio_postgres::Client,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        let mut tables = setup::publication_tables(sql, &self.publication).await?;
+        tables.retain(|(s, t)| !self.is_signal_table(s, t));
+        Ok(tables)
     }
 
     fn database(&self) -> &str {
@@ -229,13 +260,20 @@ impl Source for PgSourceSettings {
         let (settings, src) = (self, &self.source);
         let sql = connect_sql(settings).await?;
         setup::check_prerequisites(&sql).await?;
-        let tables = src
+        let mut tables = src
             .postgres
             .as_ref()
             .map(|p| p.tables.clone())
             .unwrap_or_default();
+        if let (Some((s, t)), false) = (&settings.signal_table, tables.is_empty()) {
+            // A publication the agent creates for listed tables carries the signal table too.
+            tables.push(format!("{s}.{t}"));
+        }
         setup::ensure_publication(&sql, &settings.publication, &tables).await?;
         setup::check_replica_identity(&sql, &settings.publication).await?;
+        if let Some((s, t)) = &settings.signal_table {
+            setup::check_signal_table(&sql, &settings.publication, s, t).await?;
+        }
 
         let exactly_once = src.delivery == Delivery::ExactlyOnce;
         let mut pipeline = Pipeline::connect(
@@ -459,6 +497,10 @@ impl Source for PgSourceSettings {
                     .as_ref()
                     .and_then(|p| p.messages_topic.as_deref()),
                 role: &src.user,
+                signal_table: settings
+                    .signal_table
+                    .as_ref()
+                    .map(|(s, t)| (s.as_str(), t.as_str())),
             },
             &mut stream_conn,
             status,
@@ -507,7 +549,8 @@ async fn plan_snapshots(
     saved: Option<&PgCheckpoint>,
 ) -> Result<Snapshots, SourceError> {
     let mode = settings.source.snapshot.mode;
-    let tables: Vec<String> = setup::publication_tables(sql, &settings.publication)
+    let tables: Vec<String> = settings
+        .captured_tables(sql)
         .await?
         .into_iter()
         .map(|(s, t)| format!("{s}.{t}"))

@@ -288,6 +288,71 @@ pub fn db_message(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The shape Debezium gives its signal table, for the fix of a missing one.
+fn signal_table_ddl(schema: &str, table: &str) -> String {
+    format!(
+        "CREATE TABLE {}.{} (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data text)",
+        quote_ident(schema),
+        quote_ident(table)
+    )
+}
+
+/// Checks that `[snapshot] signal_table` exists with a `type` and a `data` column and is in
+/// the publication: its rows reach the agent only through the slot, so a signal table outside
+/// the publication would take every signal without a word.
+pub async fn check_signal_table(
+    sql: &Client,
+    publication: &str,
+    schema: &str,
+    table: &str,
+) -> Result<(), SourceError> {
+    let columns: Vec<String> = sql
+        .query(
+            "SELECT a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND \
+             c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&schema, &table],
+        )
+        .await
+        .map_err(SourceError::sql("look up the signal table"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let name = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    if columns.is_empty() {
+        return Err(SourceError::definite(format!(
+            "the snapshot signal table {name} ([snapshot] signal_table) does not exist or the \
+             agent cannot see it; fix: {}; ALTER PUBLICATION {} ADD TABLE {name}; (and GRANT \
+             SELECT ON {name} TO the agent's role), or remove signal_table",
+            signal_table_ddl(schema, table),
+            quote_ident(publication)
+        )));
+    }
+    if !["type", "data"]
+        .iter()
+        .all(|c| columns.iter().any(|have| have == c))
+    {
+        return Err(SourceError::definite(format!(
+            "the snapshot signal table {name} ([snapshot] signal_table) has no `type` and \
+             `data` columns; fix: give it Debezium's shape: {}",
+            signal_table_ddl(schema, table)
+        )));
+    }
+    let published = publication_tables(sql, publication)
+        .await?
+        .iter()
+        .any(|(s, t)| s == schema && t == table);
+    if !published {
+        return Err(SourceError::definite(format!(
+            "the snapshot signal table {name} ([snapshot] signal_table) is not in publication \
+             `{publication}`, so no signal written to it would reach the agent; fix: ALTER \
+             PUBLICATION {} ADD TABLE {name};",
+            quote_ident(publication)
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

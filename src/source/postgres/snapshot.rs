@@ -58,7 +58,7 @@ pub async fn run<S: Sink>(
     stop: &mut Shutdown,
 ) -> Result<(), SourceError> {
     status.snapshot_progress(0, 0);
-    let tables = setup::publication_tables(sql, &settings.publication).await?;
+    let tables = settings.captured_tables(sql).await?;
     let mut loader = SchemaLoader::new(sql);
     let mut states: Vec<RelationState> = Vec::with_capacity(tables.len());
     let mut estimate: i64 = 0;

@@ -21,7 +21,9 @@ use super::replication::ReplicationStream;
 use super::schema::{RelationState, SchemaLoader};
 use super::wire::{self, Lsn, ReplicationFrame};
 use super::SourceError;
-use crate::event::{ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TransactionInfo};
+use crate::event::{
+    ChangeEvent, Datum, Op, PostgresSource, SourceBlock, TableSchema, TransactionInfo,
+};
 use crate::ops::status::SourceStatus;
 use crate::pipeline::snapshot::{Mark, SIGNAL_PREFIX, WATERMARK_PREFIX};
 use crate::pipeline::{ChangeStream, Chunk, ChunkRequest, Pipeline, TxOrder, Watermark};
@@ -61,6 +63,8 @@ pub struct StreamContext<'a> {
     pub messages_topic: Option<&'a str>,
     /// The agent's database role (named in privilege fixes).
     pub role: &'a str,
+    /// `[snapshot] signal_table` as (schema, table): its inserts are signals, not events.
+    pub signal_table: Option<(&'a str, &'a str)>,
 }
 
 struct Tx {
@@ -123,6 +127,8 @@ pub struct PgStream<'a> {
     lag: LagTracker,
     loader: SchemaLoader<'a>,
     relations: HashMap<u32, RelationState>,
+    /// The signal table's relation oid and decoder, once its Relation message came.
+    signal: Option<(u32, RelationState)>,
     tx: Option<Tx>,
     /// The server's WAL end as last seen.
     received: Lsn,
@@ -170,6 +176,7 @@ impl<'a> PgStream<'a> {
             status: status.clone(),
             lag: LagTracker::default(),
             relations: HashMap::new(),
+            signal: None,
             tx: None,
             received: Lsn(0),
             acked: Lsn(0),
@@ -273,6 +280,15 @@ impl<'a> PgStream<'a> {
                     .loader
                     .load(&rel, self.tx.as_ref().map(|t| t.xid))
                     .await?;
+                if ctx
+                    .signal_table
+                    .is_some_and(|(s, t)| s == rel.schema() && t == rel.name)
+                {
+                    // Decoded for its signals only: no topic, no subject, no snapshot.
+                    self.relations.remove(&rel.oid);
+                    self.signal = Some((rel.oid, state));
+                    return Ok(());
+                }
                 let schema = out.set_table(state.schema_owned(), stop).await?;
                 // A table published while the agent runs: its existing rows are snapshotted
                 // alone, as when it is added between two runs.
@@ -282,6 +298,13 @@ impl<'a> PgStream<'a> {
                 self.relations.insert(rel.oid, state.with_schema(schema));
             }
             LogicalMessage::Insert(ins) => {
+                if let Some((_, sig)) = self.signal.as_ref().filter(|(o, _)| *o == ins.relation_oid)
+                {
+                    let mut row = Vec::with_capacity(sig.width());
+                    sig.decode(ins.new, &mut row)?;
+                    signal_row(sig.schema(), &row, wal_start, out);
+                    return Ok(());
+                }
                 let rel = relation(&self.relations, ins.relation_oid)?;
                 let mut after = recycle(std::mem::take(&mut self.after_buf));
                 rel.decode(ins.new, &mut after)?;
@@ -301,6 +324,8 @@ impl<'a> PgStream<'a> {
                 .await?;
                 self.after_buf = recycle(after);
             }
+            LogicalMessage::Update(up) if is_signal(&self.signal, up.relation_oid) => {}
+            LogicalMessage::Delete(del) if is_signal(&self.signal, del.relation_oid) => {}
             LogicalMessage::Update(up) => {
                 let rel = relation(&self.relations, up.relation_oid)?;
                 let mut after = recycle(std::mem::take(&mut self.after_buf));
@@ -389,6 +414,9 @@ impl<'a> PgStream<'a> {
             }
             LogicalMessage::Truncate(tr) => {
                 for oid in &tr.relation_oids {
+                    if is_signal(&self.signal, *oid) {
+                        continue;
+                    }
                     let rel = relation(&self.relations, *oid)?;
                     let t = tx_mut(&mut self.tx)?;
                     emit(
@@ -689,6 +717,36 @@ async fn emit<S: Sink>(
         },
     )
     .await
+}
+
+/// A row inserted into the signal table: `type` and `data` as Debezium's signal table has
+/// them. Rows a committed Kafka transaction already holds never get here (the caller skips
+/// them like any row), so a signal is not acted on twice after a restart.
+fn signal_row<S: Sink<Position = Lsn>>(
+    schema: &TableSchema,
+    row: &[Datum<'_>],
+    lsn: Lsn,
+    out: &mut Pipeline<S>,
+) {
+    fn column<'r>(schema: &TableSchema, row: &'r [Datum<'_>], name: &str) -> &'r str {
+        let value = schema
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .and_then(|i| row.get(i));
+        match value {
+            Some(Datum::Str(s)) => s.as_ref(),
+            _ => "",
+        }
+    }
+    let kind = column(schema, row, "type");
+    tracing::info!(kind, lsn = %lsn, "snapshot signal received");
+    out.snapshot_signal(kind, column(schema, row, "data").as_bytes());
+}
+
+/// Whether `oid` is the signal table's relation.
+fn is_signal(signal: &Option<(u32, RelationState)>, oid: u32) -> bool {
+    signal.as_ref().is_some_and(|(o, _)| *o == oid)
 }
 
 fn relation(map: &HashMap<u32, RelationState>, oid: u32) -> Result<&RelationState, SourceError> {

@@ -1,0 +1,144 @@
+//! `[snapshot] signal_table` on PostgreSQL: Debezium's signal table (`id`, `type`, `data`), so
+//! an `INSERT` of an `execute-snapshot` signal works as it does with Debezium. Its rows travel
+//! through the slot in commit order and are never published.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::agent::{Agent, AgentConfig, AvroDecoder};
+use common::cdc::{decode_table_change, subject_versions, wait_log, StackCleanup, TopicTail};
+use common::{pg_connect, unique_name, FreshPgDb};
+
+use crate::bad_input::assert_exits_with;
+
+/// Snapshot reads (`r`) in `topic`, read until `expected` came or a minute passed.
+fn reads_in(topic: &str, expected: usize) -> usize {
+    let mut tail = TopicTail::open(topic, Duration::from_secs(60));
+    let mut dec = AvroDecoder::new();
+    let mut reads = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reads < expected && Instant::now() < deadline {
+        for rec in tail.poll(Duration::from_secs(1)) {
+            let c = decode_table_change(&mut dec, &rec, "id");
+            reads += usize::from(c.op.as_deref() == Some("r"));
+        }
+    }
+    reads
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execute_snapshot_row_in_the_signal_table_snapshots_its_table_and_is_never_published() {
+    let db = FreshPgDb::create("sigtab").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL, note text);
+             INSERT INTO a SELECT g, 0, 'a' FROM generate_series(1, 800) g;
+             CREATE TABLE debezium_signal (id varchar(64) PRIMARY KEY,
+                                           type varchar(32) NOT NULL, data text);
+             CREATE PUBLICATION cdc_pub FOR TABLE a, debezium_signal;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("sigtab");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml = format!(
+        "[snapshot]\nmode = \"never\"\nchunk_size = 300\nsignal_table = \"public.debezium_signal\"\n\
+         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
+    );
+    let mut agent = Agent::start(&cfg);
+    tokio::task::block_in_place(|| agent.wait_streaming(Duration::from_secs(90)));
+
+    admin
+        .batch_execute(
+            "INSERT INTO debezium_signal VALUES ('ad-hoc-1', 'execute-snapshot',
+               '{\"data-collections\": [\"public.a\"], \"type\": \"incremental\"}');",
+        )
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| {
+        wait_log(
+            &mut agent,
+            "snapshot signal received",
+            Duration::from_secs(60),
+        );
+        wait_log(&mut agent, "snapshot complete", Duration::from_secs(120));
+    });
+    let reads = tokio::task::block_in_place(|| reads_in(&format!("{name}.public.a"), 800));
+    assert_eq!(
+        reads,
+        800,
+        "every row of a read once; log:\n{}",
+        agent.log()
+    );
+
+    // Clearing old signals (as Debezium users do) is no event and no error, and the stream
+    // goes on.
+    admin
+        .batch_execute("DELETE FROM debezium_signal; UPDATE a SET val = 1 WHERE id = 1;")
+        .await
+        .unwrap();
+    let mut tail = TopicTail::open(&format!("{name}.public.a"), Duration::from_secs(60));
+    let mut dec = AvroDecoder::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut updated = false;
+    while !updated && Instant::now() < deadline {
+        updated = tokio::task::block_in_place(|| tail.poll(Duration::from_secs(1)))
+            .iter()
+            .any(|rec| decode_table_change(&mut dec, rec, "id").op.as_deref() == Some("u"));
+    }
+    assert!(
+        updated,
+        "the update after the signals' delete arrived; log:\n{}",
+        agent.log()
+    );
+    assert!(
+        subject_versions(&format!("{name}.public.debezium_signal-value")).is_empty(),
+        "the signal table has no subject, so it was never published"
+    );
+    assert_eq!(
+        agent.wait_exit(Duration::ZERO),
+        None,
+        "the agent runs on; log:\n{}",
+        agent.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_table_left_out_of_the_publication_stops_the_source_naming_alter_publication() {
+    let db = FreshPgDb::create("sigpub").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL);
+             CREATE TABLE debezium_signal (id varchar(64) PRIMARY KEY,
+                                           type varchar(32) NOT NULL, data text);
+             CREATE PUBLICATION cdc_pub FOR TABLE a;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("sigpub");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml = format!(
+        "[snapshot]\nsignal_table = \"public.debezium_signal\"\n\
+         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
+    );
+    let mut agent = Agent::start(&cfg);
+    tokio::task::block_in_place(|| {
+        assert_exits_with(
+            &mut agent,
+            cdc_agent::ops::exit::FAILURE,
+            &[
+                "signal_table",
+                "ALTER PUBLICATION \"cdc_pub\" ADD TABLE \"public\".\"debezium_signal\"",
+            ],
+        )
+    });
+}
