@@ -107,7 +107,20 @@ impl<S: Sink> Pipeline<S> {
         C: ChangeStream<Position = S::Position>,
     {
         source.write_watermark(&low).await?;
-        let chunk = source.read_chunk(&req, self, stop).await?;
+        let chunk = match source.read_chunk(&req, self, stop).await {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                // A table dropped during its snapshot has nothing left to read; any failure
+                // to read it is explained by that. Its low watermark comes back unmatched.
+                if matches!(source.table_exists(&req.table).await, Ok(false)) {
+                    if let Some(s) = self.snapshots.as_mut() {
+                        s.table_gone(&req.table, &e);
+                    }
+                    return Ok(());
+                }
+                return Err(e);
+            }
+        };
         if !chunk.rows.is_empty() {
             let high = Watermark {
                 mark: Mark::High,

@@ -101,6 +101,18 @@ pub trait ChangeStream: Send {
         }
     }
 
+    /// Snapshots: whether `table` (`schema.table` / `database.table`, as a chunk request
+    /// names it) still exists. Asked only after reading a chunk of it failed, so that a table
+    /// dropped during its snapshot is left out of it instead of failing the source on every
+    /// retry.
+    fn table_exists(
+        &mut self,
+        table: &str,
+    ) -> impl Future<Output = Result<bool, SourceError>> + Send {
+        let _ = table;
+        async { Ok(true) }
+    }
+
     /// Snapshots: reads the chunk `req` asks for, in key order, with a fresh view of the
     /// database (not inside an older snapshot: the watermarks bracket it), and sets the
     /// table's schema on `out`. Reads `limit + 1` rows to tell whether more follow.

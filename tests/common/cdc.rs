@@ -59,8 +59,29 @@ impl TopicTail {
         out
     }
 
+    /// Whether every record the topic holds now was read: the consumer's position is at each
+    /// partition's high watermark. Unlike comparing [`TopicTail::end`] with `seen`, this holds
+    /// with transaction markers, which take offsets but are never returned.
+    pub fn caught_up(&self) -> bool {
+        let Ok(positions) = self.consumer.position() else {
+            return false;
+        };
+        self.partitions.iter().all(|p| {
+            let high = self
+                .consumer
+                .fetch_watermarks(&self.topic, *p, Duration::from_secs(10))
+                .map(|(_, high)| high)
+                .unwrap_or(i64::MAX);
+            let at = positions
+                .find_partition(&self.topic, *p)
+                .and_then(|e| e.offset().to_raw())
+                .unwrap_or(0);
+            at >= high
+        })
+    }
+
     /// Sum of the partitions' high watermarks: how many records the topic holds (cheap; no
-    /// reading).
+    /// reading; transaction markers included).
     pub fn end(&self) -> i64 {
         self.partitions
             .iter()
@@ -627,5 +648,24 @@ impl FastDecoder {
         let slim = Slim { id, op, col: c };
         self.cross_check(r, key_col, col, &slim, true);
         slim
+    }
+}
+
+/// Snapshot reads (`op = r`) in `topic` (keyed by an integer `id`): read until at least
+/// `expect_at_least` came and the topic is caught up (so that extra reads would show), or a
+/// minute passed.
+pub fn reads_in(topic: &str, expect_at_least: usize) -> usize {
+    let mut tail = TopicTail::open(topic, Duration::from_secs(60));
+    let mut dec = AvroDecoder::new();
+    let mut reads = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for rec in tail.poll(Duration::from_secs(1)) {
+            let c = decode_table_change(&mut dec, &rec, "id");
+            reads += usize::from(c.op.as_deref() == Some("r"));
+        }
+        if (reads >= expect_at_least && tail.caught_up()) || Instant::now() > deadline {
+            return reads;
+        }
     }
 }

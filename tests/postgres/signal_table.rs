@@ -7,25 +7,12 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::agent::{Agent, AgentConfig, AvroDecoder};
-use common::cdc::{decode_table_change, subject_versions, wait_log, StackCleanup, TopicTail};
+use common::cdc::{
+    decode_table_change, reads_in, subject_versions, wait_log, StackCleanup, TopicTail,
+};
 use common::{pg_connect, unique_name, FreshPgDb};
 
 use crate::bad_input::assert_exits_with;
-
-/// Snapshot reads (`r`) in `topic`, read until `expected` came or a minute passed.
-fn reads_in(topic: &str, expected: usize) -> usize {
-    let mut tail = TopicTail::open(topic, Duration::from_secs(60));
-    let mut dec = AvroDecoder::new();
-    let mut reads = 0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while reads < expected && Instant::now() < deadline {
-        for rec in tail.poll(Duration::from_secs(1)) {
-            let c = decode_table_change(&mut dec, &rec, "id");
-            reads += usize::from(c.op.as_deref() == Some("r"));
-        }
-    }
-    reads
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_execute_snapshot_row_in_the_signal_table_snapshots_its_table_and_is_never_published() {

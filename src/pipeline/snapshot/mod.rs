@@ -259,6 +259,23 @@ impl Snapshots {
         self.finish_if_done();
     }
 
+    /// `table` was dropped while its snapshot ran (reading it failed with `error`): it is
+    /// done, with the rows read so far. Its drop reaches consumers as the database reports it
+    /// (none on PostgreSQL, a schema change on MySQL); no event is invented here.
+    pub fn table_gone(&mut self, table: &str, error: &SourceError) {
+        for t in self
+            .state
+            .tables
+            .iter_mut()
+            .filter(|t| !t.done && t.table == table)
+        {
+            tracing::warn!(table, rows = t.rows, error = %error, "snapshot of table ended: the table no longer exists");
+            t.done = true;
+            self.dirty = true;
+        }
+        self.finish_if_done();
+    }
+
     /// Acts on a signal (Debezium's shapes): `execute-snapshot` with `data-collections`,
     /// optional `additional-conditions` (`data-collection`, `filter`); `stop-snapshot` with
     /// optional `data-collections`; `pause-snapshot`; `resume-snapshot`. A signal that cannot

@@ -457,6 +457,13 @@ impl ChangeStream for MyStream<'_> {
         chunk::write_watermark(&mut self.sql, signal, watermark).await
     }
 
+    async fn table_exists(&mut self, table: &str) -> Result<bool, SourceError> {
+        match table.split_once('.') {
+            Some((db, t)) => chunk::table_exists(&mut self.sql, db, t).await,
+            None => Ok(true),
+        }
+    }
+
     async fn read_chunk<S: Sink<Position = MysqlCheckpoint>>(
         &mut self,
         req: &ChunkRequest,

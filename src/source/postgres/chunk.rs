@@ -85,6 +85,20 @@ impl XidSnapshot {
     }
 }
 
+/// Whether `table` (`schema.table`) exists.
+pub async fn table_exists(sql: &Client, table: &str) -> Result<bool, SourceError> {
+    let (schema, name) = split_table(table)?;
+    let row = sql
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = \
+             c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
+            &[&schema, &name],
+        )
+        .await
+        .map_err(SourceError::sql("look up a snapshot table"))?;
+    Ok(row.get(0))
+}
+
 /// Reads the chunk `req` asks for (see [`crate::pipeline::ChangeStream::read_chunk`]), in
 /// one repeatable-read transaction whose snapshot is returned with it.
 pub async fn read_chunk<S: Sink>(

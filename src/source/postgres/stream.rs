@@ -644,6 +644,10 @@ impl ChangeStream for PgStream<'_> {
         chunk::write_watermark(self.ctx.sql, watermark).await
     }
 
+    async fn table_exists(&mut self, table: &str) -> Result<bool, SourceError> {
+        chunk::table_exists(self.ctx.sql, table).await
+    }
+
     async fn read_chunk<S: Sink<Position = Lsn>>(
         &mut self,
         req: &ChunkRequest,
