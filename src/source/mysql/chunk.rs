@@ -264,6 +264,15 @@ fn key_literal(col: &ColumnDef, k: &KeyValue) -> Result<String, SourceError> {
             && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
     };
     match col.data_type.as_str() {
+        // ORDER BY sorts ENUM and SET by their number (declaration index, bit set), not by
+        // label, and a comparison with a number compares that number: the resume key must be
+        // the number too, or chunks would skip or repeat rows.
+        "enum" | "set" => match k {
+            KeyValue::Text(t) => label_number(col, t)
+                .map(|n| n.to_string())
+                .ok_or_else(|| bad_key(col, k)),
+            KeyValue::Hex { .. } => Err(bad_key(col, k)),
+        },
         "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => match k {
             KeyValue::Text(t) if numeric(t, false) => Ok(t.clone()),
             _ => Err(bad_key(col, k)),
@@ -288,6 +297,24 @@ fn key_literal(col: &ColumnDef, k: &KeyValue) -> Result<String, SourceError> {
         }
         _ => Ok(format!("_utf8mb4 X'{hex}'")),
     }
+}
+
+/// The number MySQL stores for an ENUM label (1-based index; 0 for the empty error value) or
+/// a SET value (bit `i` for label `i`).
+fn label_number(col: &ColumnDef, text: &str) -> Option<u64> {
+    let index = |label: &str| col.enum_values.iter().position(|v| v == label);
+    if col.data_type == "enum" {
+        return match text {
+            "" => Some(0),
+            t => index(t).map(|i| i as u64 + 1),
+        };
+    }
+    if text.is_empty() {
+        return Some(0);
+    }
+    text.split(',')
+        .map(|label| index(label).filter(|&i| i < 64).map(|i| 1u64 << i))
+        .sum()
 }
 
 fn bad_key(col: &ColumnDef, k: &KeyValue) -> SourceError {
@@ -607,6 +634,22 @@ mod tests {
             key_literal(&bin, &KeyValue::Hex { hex: "ff00".into() }).unwrap(),
             "X'ff00'"
         );
+    }
+
+    #[test]
+    fn enum_and_set_keys_resume_at_the_number_mysql_orders_them_by() {
+        let mut kind = col("kind", "enum", Some("utf8mb4"));
+        kind.enum_values = vec!["zebra".into(), "apple".into(), "mango".into()];
+        let lit = |c: &ColumnDef, t: &str| key_literal(c, &KeyValue::Text(t.into()));
+        assert_eq!(lit(&kind, "apple").unwrap(), "2");
+        assert_eq!(lit(&kind, "zebra").unwrap(), "1");
+        assert_eq!(lit(&kind, "").unwrap(), "0");
+        assert!(lit(&kind, "pear").is_err());
+        let mut flags = col("flags", "set", Some("utf8mb4"));
+        flags.enum_values = vec!["a".into(), "b".into(), "c".into()];
+        assert_eq!(lit(&flags, "a,c").unwrap(), "5");
+        assert_eq!(lit(&flags, "").unwrap(), "0");
+        assert!(lit(&flags, "a,x").is_err());
     }
 
     #[test]
