@@ -10,6 +10,7 @@ pub mod kafka;
 pub mod minimal_root;
 pub mod mysql;
 pub mod ops;
+pub mod pgcase;
 pub mod ports;
 pub mod rng;
 pub mod scratch;

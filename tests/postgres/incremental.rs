@@ -16,6 +16,7 @@ use common::cdc::{
     wait_log_after, StackCleanup, TopicTail,
 };
 use common::eos::check_table_and_ledger;
+use common::pgcase::PgCase;
 use common::rng::Rng;
 use common::{pg_connect, unique_name, wait_until, FreshPgDb};
 
@@ -252,28 +253,24 @@ async fn an_on_demand_snapshot_under_updates_and_deletes_converges_and_never_bri
 /// Counts the snapshot reads in a table topic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_added_to_the_capture_is_snapshotted_alone() {
-    let db = FreshPgDb::create("addtab").await;
-    let admin = pg_connect(&db.url).await;
-    admin
-        .batch_execute(
-            "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL, note text);
+    let PgCase {
+        db,
+        admin,
+        name,
+        cfg,
+        cleanup: _cleanup,
+    } = PgCase::new(
+        "addtab",
+        "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL, note text);
              CREATE TABLE b (id int PRIMARY KEY, val int NOT NULL, note text);
              CREATE TABLE c (id int PRIMARY KEY, val int NOT NULL, note text);
              INSERT INTO a SELECT g, 0, 'a' FROM generate_series(1, 1000) g;
              INSERT INTO b SELECT g, 0, 'b' FROM generate_series(1, 700) g;
              INSERT INTO c SELECT g, 0, 'c' FROM generate_series(1, 500) g;
              CREATE PUBLICATION cdc_pub FOR TABLE a;",
-        )
-        .await
-        .unwrap();
-    let name = unique_name("addtab");
-    let _cleanup = StackCleanup {
-        prefix: name.clone(),
-    };
-    let mut cfg = AgentConfig::postgres(&name, &db.name);
-    cfg.extra_source_toml = format!(
-        "[snapshot]\nchunk_size = 300\n[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
-    );
+        "[snapshot]\nchunk_size = 300",
+    )
+    .await;
     let mut agent = Agent::start(&cfg);
     tokio::task::block_in_place(|| {
         wait_log(&mut agent, "snapshot complete", Duration::from_secs(120))
@@ -699,27 +696,22 @@ async fn a_delete_committed_before_a_chunk_but_not_yet_visible_to_its_read_never
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_dropped_before_its_snapshot_ends_is_left_out_and_the_next_table_is_snapshotted() {
-    let db = FreshPgDb::create("droptab").await;
-    let admin = pg_connect(&db.url).await;
-    admin
-        .batch_execute(
-            "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL, note text);
+    let PgCase {
+        db: _db,
+        admin,
+        name,
+        cfg,
+        cleanup: _cleanup,
+    } = PgCase::new(
+        "droptab",
+        "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL, note text);
              CREATE TABLE b (id int PRIMARY KEY, val int NOT NULL, note text);
              INSERT INTO a SELECT g, 0, 'a' FROM generate_series(1, 1000) g;
              INSERT INTO b SELECT g, 0, 'b' FROM generate_series(1, 500) g;
              CREATE PUBLICATION cdc_pub FOR TABLE a, b;",
-        )
-        .await
-        .unwrap();
-    let name = unique_name("droptab");
-    let _cleanup = StackCleanup {
-        prefix: name.clone(),
-    };
-    let mut cfg = AgentConfig::postgres(&name, &db.name);
-    cfg.extra_source_toml = format!(
-        "[snapshot]\nmode = \"never\"\nchunk_size = 100\n\
-         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
-    );
+        "[snapshot]\nmode = \"never\"\nchunk_size = 100",
+    )
+    .await;
     let mut agent = Agent::start(&cfg);
     tokio::task::block_in_place(|| {
         agent.wait_streaming(Duration::from_secs(90));

@@ -8,29 +8,27 @@ use std::time::Duration;
 
 use common::agent::{field, read_topic, Agent, AgentConfig, AvroDecoder};
 use common::cdc::{as_opt_string, decode_table_change, StackCleanup};
+use common::pgcase::PgCase;
 use common::{pg_connect, stack_env, unique_name, FreshPgDb};
 
 const WAIT: Duration = Duration::from_secs(90);
 
 #[tokio::test]
 async fn a_table_whose_name_kafka_refuses_lands_on_the_topic_debezium_would_name() {
-    let db = FreshPgDb::create("topicname").await;
-    let admin = pg_connect(&db.url).await;
-    admin
-        .batch_execute(
-            r#"CREATE TABLE "Order Lines$" (id int PRIMARY KEY, item text);
+    let PgCase {
+        db: _db,
+        admin,
+        name,
+        cfg,
+        cleanup: _cleanup,
+    } = PgCase::new(
+        "topicname",
+        r#"CREATE TABLE "Order Lines$" (id int PRIMARY KEY, item text);
                INSERT INTO "Order Lines$" VALUES (1, 'snapshot');
                CREATE PUBLICATION cdc_pub FOR TABLE "Order Lines$";"#,
-        )
-        .await
-        .unwrap();
-    let name = unique_name("topicname");
-    let _cleanup = StackCleanup {
-        prefix: name.clone(),
-    };
-    let mut cfg = AgentConfig::postgres(&name, &db.name);
-    cfg.extra_source_toml =
-        format!("[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n");
+        "",
+    )
+    .await;
     let agent = Agent::start(&cfg);
     // Space and `$` are not valid in a topic name: each becomes `_`.
     let topic = format!("{name}.public.Order_Lines_");
@@ -67,27 +65,16 @@ async fn a_table_whose_name_kafka_refuses_lands_on_the_topic_debezium_would_name
 
 #[tokio::test]
 async fn a_topic_route_kafka_refuses_stops_the_source_naming_the_route_not_a_grant() {
-    let db = FreshPgDb::create("badroute").await;
-    let admin = pg_connect(&db.url).await;
-    admin
-        .batch_execute(
-            "CREATE TABLE t (id int PRIMARY KEY);
+    let case = PgCase::new(
+        "badroute",
+        "CREATE TABLE t (id int PRIMARY KEY);
              INSERT INTO t VALUES (1);
              CREATE PUBLICATION cdc_pub FOR TABLE t;",
-        )
-        .await
-        .unwrap();
-    let name = unique_name("badroute");
-    let _cleanup = StackCleanup {
-        prefix: name.clone(),
-    };
-    let mut cfg = AgentConfig::postgres(&name, &db.name);
+        "[topic_routes]\n\"public.t\" = \"bad topic!\"",
+    )
+    .await;
     // Routes are used as written (the operator chose them): this one is not a valid name.
-    cfg.extra_source_toml = format!(
-        "[topic_routes]\n\"public.t\" = \"{name}.bad topic!\"\n\
-         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
-    );
-    let mut agent = Agent::start(&cfg);
+    let mut agent = Agent::start(&case.cfg);
     let exit = agent.wait_exit(WAIT);
     let log = agent.log();
     assert_eq!(exit, Some(1), "exit code; log:\n{log}");

@@ -7,11 +7,12 @@ use crate::common;
 use std::time::Duration;
 
 use apache_avro::types::Value as Avro;
-use common::agent::{field, read_topic, Agent, AgentConfig, AvroDecoder};
+use common::agent::{field, read_topic, Agent, AvroDecoder};
 use common::cdc::{
-    as_i64, as_opt_string, decode_table_change, has_field, subject_versions, Change, StackCleanup,
+    as_i64, as_opt_string, decode_table_change, has_field, subject_versions, Change,
 };
-use common::{pg_connect, unique_name, wait_until, FreshPgDb};
+use common::pgcase::PgCase;
+use common::wait_until;
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -53,23 +54,20 @@ fn after(c: &Change) -> &Avro {
 
 #[tokio::test]
 async fn add_and_drop_column_mid_stream_register_new_versions_and_every_event_decodes() {
-    let db = FreshPgDb::create("schema").await;
-    let admin = pg_connect(&db.url).await;
-    admin
-        .batch_execute(
-            "CREATE TABLE t (id int PRIMARY KEY, name text, qty int NOT NULL DEFAULT 0);
+    let PgCase {
+        db: _db,
+        admin,
+        name,
+        cfg,
+        cleanup: _cleanup,
+    } = PgCase::new(
+        "schema",
+        "CREATE TABLE t (id int PRIMARY KEY, name text, qty int NOT NULL DEFAULT 0);
              INSERT INTO t VALUES (1, 'snap', 1);
              CREATE PUBLICATION cdc_pub FOR TABLE t;",
-        )
-        .await
-        .unwrap();
-    let name = unique_name("schema");
-    let _cleanup = StackCleanup {
-        prefix: name.clone(),
-    };
-    let mut cfg = AgentConfig::postgres(&name, &db.name);
-    cfg.extra_source_toml =
-        format!("[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n");
+        "",
+    )
+    .await;
     let agent = Agent::start(&cfg);
     let topic = format!("{name}.public.t");
     let subject = format!("{topic}-value");
@@ -185,22 +183,19 @@ async fn add_and_drop_column_mid_stream_register_new_versions_and_every_event_de
 #[tokio::test]
 async fn rows_written_before_a_drop_and_a_rename_while_the_agent_was_down_replay_with_their_old_columns(
 ) {
-    let db = FreshPgDb::create("replay_ddl").await;
-    let admin = pg_connect(&db.url).await;
-    admin
-        .batch_execute(
-            "CREATE TABLE t (id int PRIMARY KEY, gone text, old_name text, keep int NOT NULL);
+    let PgCase {
+        db: _db,
+        admin,
+        name,
+        cfg,
+        cleanup: _cleanup,
+    } = PgCase::new(
+        "replay_ddl",
+        "CREATE TABLE t (id int PRIMARY KEY, gone text, old_name text, keep int NOT NULL);
              CREATE PUBLICATION cdc_pub FOR TABLE t;",
-        )
-        .await
-        .unwrap();
-    let name = unique_name("replay_ddl");
-    let _cleanup = StackCleanup {
-        prefix: name.clone(),
-    };
-    let mut cfg = AgentConfig::postgres(&name, &db.name);
-    cfg.extra_source_toml =
-        format!("[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n");
+        "",
+    )
+    .await;
     let mut agent = Agent::start(&cfg);
     let topic = format!("{name}.public.t");
     agent.wait_streaming(WAIT);

@@ -6,37 +6,30 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::agent::{Agent, AgentConfig, AvroDecoder};
-use common::cdc::{
-    decode_table_change, reads_in, subject_versions, wait_log, StackCleanup, TopicTail,
-};
-use common::{pg_connect, unique_name, FreshPgDb};
+use common::agent::{Agent, AvroDecoder};
+use common::cdc::{decode_table_change, reads_in, subject_versions, wait_log, TopicTail};
+use common::pgcase::PgCase;
 
 use crate::bad_input::assert_exits_with;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_execute_snapshot_row_in_the_signal_table_snapshots_its_table_and_is_never_published() {
-    let db = FreshPgDb::create("sigtab").await;
-    let admin = pg_connect(&db.url).await;
-    admin
-        .batch_execute(
-            "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL, note text);
+    let PgCase {
+        db: _db,
+        admin,
+        name,
+        cfg,
+        cleanup: _cleanup,
+    } = PgCase::new(
+        "sigtab",
+        "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL, note text);
              INSERT INTO a SELECT g, 0, 'a' FROM generate_series(1, 800) g;
              CREATE TABLE debezium_signal (id varchar(64) PRIMARY KEY,
                                            type varchar(32) NOT NULL, data text);
              CREATE PUBLICATION cdc_pub FOR TABLE a, debezium_signal;",
-        )
-        .await
-        .unwrap();
-    let name = unique_name("sigtab");
-    let _cleanup = StackCleanup {
-        prefix: name.clone(),
-    };
-    let mut cfg = AgentConfig::postgres(&name, &db.name);
-    cfg.extra_source_toml = format!(
-        "[snapshot]\nmode = \"never\"\nchunk_size = 300\nsignal_table = \"public.debezium_signal\"\n\
-         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
-    );
+        "[snapshot]\nmode = \"never\"\nchunk_size = 300\nsignal_table = \"public.debezium_signal\"",
+    )
+    .await;
     let mut agent = Agent::start(&cfg);
     tokio::task::block_in_place(|| agent.wait_streaming(Duration::from_secs(90)));
 
@@ -97,27 +90,16 @@ async fn an_execute_snapshot_row_in_the_signal_table_snapshots_its_table_and_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_table_left_out_of_the_publication_stops_the_source_naming_alter_publication() {
-    let db = FreshPgDb::create("sigpub").await;
-    let admin = pg_connect(&db.url).await;
-    admin
-        .batch_execute(
-            "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL);
+    let case = PgCase::new(
+        "sigpub",
+        "CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL);
              CREATE TABLE debezium_signal (id varchar(64) PRIMARY KEY,
                                            type varchar(32) NOT NULL, data text);
              CREATE PUBLICATION cdc_pub FOR TABLE a;",
-        )
-        .await
-        .unwrap();
-    let name = unique_name("sigpub");
-    let _cleanup = StackCleanup {
-        prefix: name.clone(),
-    };
-    let mut cfg = AgentConfig::postgres(&name, &db.name);
-    cfg.extra_source_toml = format!(
-        "[snapshot]\nsignal_table = \"public.debezium_signal\"\n\
-         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
-    );
-    let mut agent = Agent::start(&cfg);
+        "[snapshot]\nsignal_table = \"public.debezium_signal\"",
+    )
+    .await;
+    let mut agent = Agent::start(&case.cfg);
     tokio::task::block_in_place(|| {
         assert_exits_with(
             &mut agent,
