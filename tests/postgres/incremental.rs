@@ -668,6 +668,24 @@ async fn a_delete_committed_before_a_chunk_but_not_yet_visible_to_its_read_never
         },
     )
     .await;
+    // While the delete stays invisible the chunk is refused again and again, each time
+    // after a longer wait (not in a tight loop against the database).
+    if !agent.log().contains("snapshot complete") {
+        wait_until(
+            Duration::from_secs(60),
+            "the fifth read of the chunk",
+            || {
+                let log = strip_ansi(&agent.log());
+                async move { log.contains("attempt=5").then_some(()) }
+            },
+        )
+        .await;
+        let log = strip_ansi(&agent.log());
+        assert!(
+            log.contains("attempt=1 wait_ms=10") && log.contains("attempt=5 wait_ms=160"),
+            "re-reads without a growing wait; log:\n{log}"
+        );
+    }
     // The standby requirement goes away: the delete becomes visible, the chunk can be read.
     for sql in [
         "ALTER SYSTEM RESET synchronous_standby_names",

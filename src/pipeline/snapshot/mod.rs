@@ -137,6 +137,12 @@ pub struct Snapshots {
     last_log: Instant,
     /// "snapshot starting" was logged for the current run of tables.
     announced: bool,
+    /// Chunks read again in a row ([`Snapshots::discard_window`]), and when the next read may
+    /// start: a read that keeps missing a transaction (one waiting on a synchronous standby
+    /// is committed in the WAL but not yet visible) waits longer each time instead of
+    /// querying the database in a tight loop.
+    rereads: u32,
+    not_before: Option<Instant>,
     /// At least once: the state as of the last drain (what Kafka is known to hold).
     pub(super) durable: SnapshotState,
     /// `snapshot.mode = initial_only`: the driver stops once every table is done.
@@ -165,6 +171,8 @@ impl Snapshots {
             rows_since_start: 0,
             last_log: Instant::now(),
             announced: false,
+            rereads: 0,
+            not_before: None,
             durable: state_copy,
             stop_when_done: false,
             auto_snapshot_new_tables: true,
@@ -319,6 +327,9 @@ impl Snapshots {
         if self.window.is_some() || self.state.paused {
             return None;
         }
+        if self.not_before.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
         let t = self.state.tables.iter().find(|t| !t.done)?;
         if !self.announced {
             self.announced = true;
@@ -394,7 +405,16 @@ impl Snapshots {
     /// are read again, under a new pair of watermarks.
     pub fn discard_window(&mut self, why: &str) {
         if let Some(w) = self.window.take() {
-            tracing::info!(table = %self.state.tables[w.table].table, reason = why, "snapshot chunk read again");
+            self.rereads = self.rereads.saturating_add(1);
+            let wait = reread_backoff(self.rereads);
+            self.not_before = Some(Instant::now() + wait);
+            tracing::info!(
+                table = %self.state.tables[w.table].table,
+                reason = why,
+                attempt = self.rereads,
+                wait_ms = wait.as_millis() as u64,
+                "snapshot chunk read again"
+            );
         }
     }
 
@@ -430,7 +450,11 @@ impl Snapshots {
                 w.open = true;
                 None
             }
-            Mark::High if w.open => Some(w.schema.clone()),
+            Mark::High if w.open => {
+                self.rereads = 0;
+                self.not_before = None;
+                Some(w.schema.clone())
+            }
             Mark::High => None,
         }
     }
@@ -543,6 +567,15 @@ impl Snapshots {
 
 /// Tables captured now that the checkpoint's captured set (`known`) lacks: they joined the
 /// capture since the last run and are snapshotted alone — as part of the initial snapshot
+/// How long the `n`th read again in a row of a chunk waits: 10 ms, doubling, at most 1 s.
+fn reread_backoff(n: u32) -> Duration {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MOST: Duration = Duration::from_secs(1);
+    FIRST
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(MOST)
+}
+
 /// while that is still running, incrementally after it.
 pub fn joined_tables<'a>(
     tables: &'a [String],
@@ -748,6 +781,15 @@ impl<S: Sink> Pipeline<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_read_again_and_again_waits_longer_each_time_up_to_a_second() {
+        assert_eq!(reread_backoff(1), Duration::from_millis(10));
+        assert_eq!(reread_backoff(2), Duration::from_millis(20));
+        assert_eq!(reread_backoff(5), Duration::from_millis(160));
+        assert_eq!(reread_backoff(8), Duration::from_secs(1));
+        assert_eq!(reread_backoff(u32::MAX), Duration::from_secs(1));
+    }
 
     #[test]
     fn an_execute_snapshot_signal_in_debeziums_shape_queues_its_tables_with_their_filters() {
