@@ -182,12 +182,10 @@ impl PgTls {
 /// without TLS because the server offers none: the operator asked for TLS where possible and
 /// should know it was not possible. `setting` names the key that would make TLS mandatory.
 pub fn warn_unencrypted(target: &str, setting: &str) {
-    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
-    if warned.iter().any(|t| t == target) {
+    static WARNED: super::once::Once = super::once::Once::new();
+    if !WARNED.mark(target) {
         return;
     }
-    warned.push(target.to_string());
     tracing::warn!(
         target_addr = target,
         setting,

@@ -178,17 +178,13 @@ impl PgSourceSettings {
 /// process and server/database/role; the answer depends on pg_hba.conf, which does not
 /// change between two connections.
 async fn check_login(settings: &PgSourceSettings) -> Result<(), SourceError> {
-    static CHECKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    static CHECKED: crate::net::once::Once = crate::net::once::Once::new();
     let cfg = settings.replication_config();
     if cfg.tls.requires_tls() {
         return Ok(());
     }
     let key = format!("{}:{}/{}/{}", cfg.host, cfg.port, cfg.database, cfg.user);
-    if CHECKED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&key)
-    {
+    if CHECKED.done(&key) {
         return Ok(());
     }
     match replication::probe_login(&cfg).await {
@@ -199,7 +195,7 @@ async fn check_login(settings: &PgSourceSettings) -> Result<(), SourceError> {
         Err(_) => return Ok(()),
         Ok(_) => {}
     }
-    CHECKED.lock().unwrap_or_else(|e| e.into_inner()).push(key);
+    CHECKED.mark(&key);
     Ok(())
 }
 
