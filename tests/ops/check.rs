@@ -483,3 +483,32 @@ fn a_kafka_user_without_create_rights_fails_topic_creation_with_the_acl_to_grant
         ],
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_table_outside_the_publication_fails_with_alter_publication() {
+    let db = FreshPgDb::create("check_signal").await;
+    let admin = pg_connect(&db.url).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE items (id int PRIMARY KEY);
+             CREATE TABLE debezium_signal (id varchar(64) PRIMARY KEY,
+                                           type varchar(32) NOT NULL, data text);
+             CREATE PUBLICATION cdc_signal FOR TABLE items;",
+        )
+        .await
+        .unwrap();
+    let source = pg_source(
+        "s",
+        stack_pg_port(),
+        "cdc_agent",
+        "cdc_agent",
+        &db.name,
+        "cdc_signal",
+    ) + "[snapshot]\nsignal_table = \"public.debezium_signal\"\n";
+    let report = check(&main_toml(&stack_env("KAFKA_BOOTSTRAP")), &[("s", source)]);
+    report.assert_fails(
+        "source s",
+        "signal table",
+        &["ALTER PUBLICATION \"cdc_signal\" ADD TABLE \"public\".\"debezium_signal\";"],
+    );
+}

@@ -227,6 +227,27 @@ async fn checks(
         )
     });
 
+    if let Some((schema, table)) = &settings.signal_table {
+        let publication = setup::publication_exists(sql, &settings.publication)
+            .await?
+            .then_some(settings.publication.as_str());
+        out.push(
+            match setup::check_signal_table(sql, publication, schema, table).await {
+                Ok(()) => Finding::pass(
+                    target,
+                    "signal table",
+                    format!("{schema}.{table} has Debezium's shape and reaches the agent"),
+                ),
+                Err(e) if !e.is_transient() => {
+                    let text = e.to_string();
+                    let (what, fix) = text.split_once("; fix: ").unwrap_or((&text, ""));
+                    Finding::fail(target, "signal table", what, fix.to_string())
+                }
+                Err(e) => return Err(e),
+            },
+        );
+    }
+
     let no_select = filter_tables(sql, &candidates, NO_SELECT_PREDICATE).await?;
     out.push(if no_select.is_empty() {
         Finding::pass(

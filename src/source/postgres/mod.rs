@@ -268,7 +268,7 @@ impl Source for PgSourceSettings {
         setup::ensure_publication(&sql, &settings.publication, &tables).await?;
         setup::check_replica_identity(&sql, &settings.publication).await?;
         if let Some((s, t)) = &settings.signal_table {
-            setup::check_signal_table(&sql, &settings.publication, s, t).await?;
+            setup::check_signal_table(&sql, Some(&settings.publication), s, t).await?;
         }
 
         let exactly_once = src.delivery == Delivery::ExactlyOnce;

@@ -299,10 +299,12 @@ fn signal_table_ddl(schema: &str, table: &str) -> String {
 
 /// Checks that `[snapshot] signal_table` exists with a `type` and a `data` column and is in
 /// the publication: its rows reach the agent only through the slot, so a signal table outside
-/// the publication would take every signal without a word.
+/// the publication would take every signal without a word. `publication`: `None` when it does
+/// not exist yet (`cdc-agent check` before the first start; the agent creates it with the
+/// signal table in it).
 pub async fn check_signal_table(
     sql: &Client,
-    publication: &str,
+    publication: Option<&str>,
     schema: &str,
     table: &str,
 ) -> Result<(), SourceError> {
@@ -325,7 +327,7 @@ pub async fn check_signal_table(
              agent cannot see it; fix: {}; ALTER PUBLICATION {} ADD TABLE {name}; (and GRANT \
              SELECT ON {name} TO the agent's role), or remove signal_table",
             signal_table_ddl(schema, table),
-            quote_ident(publication)
+            quote_ident(publication.unwrap_or("<publication>"))
         )));
     }
     if !["type", "data"]
@@ -338,6 +340,9 @@ pub async fn check_signal_table(
             signal_table_ddl(schema, table)
         )));
     }
+    let Some(publication) = publication else {
+        return Ok(());
+    };
     let published = publication_tables(sql, publication)
         .await?
         .iter()
