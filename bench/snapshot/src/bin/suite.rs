@@ -555,7 +555,9 @@ async fn drive(
         // Nothing tells how far this incarnation is (a snapshot in one transaction, without
         // metric, faster than its first progress line): kill it a while after it started.
         let silent = progress <= committed && agent.started.elapsed() >= Duration::from_secs_f64(args.kill_after_secs);
-        let silent_kill = silent && committed < rows * u64::from(next_kill) / u64::from(args.kills + 1) && {
+        // Only once a chunk is committed: before that a restart has no resume point to show
+        // (a busy machine can take longer than kill_after_secs for the first chunk).
+        let silent_kill = silent && committed > 0 && committed < rows * u64::from(next_kill) / u64::from(args.kills + 1) && {
             let text = agent.log_text();
             let marker = format!("incarnation {} started", agent.incarnations);
             text.rfind(&marker).is_some_and(|i| text[i..].contains("snapshot starting") || text[i..].contains("snapshot resuming"))
