@@ -436,7 +436,12 @@ pub async fn disk_full() {
                 && l.to_lowercase().contains("kafka")
                 && !l.contains("librdkafka:")
         })
-        .map(|l| l.trim().chars().take(300).collect::<String>());
+        // Without its timestamp: the level, the target and the message.
+        .map(|l| {
+            let l = l.trim();
+            let l = l.split_once(' ').map_or(l, |(_, rest)| rest.trim_start());
+            l.chars().take(300).collect::<String>()
+        });
     println!(
         "disk full: broker stopped after {broker_stopped:?} ({broker_line:?}); readyz {states:?}; \
          agent said {agent_line:?}"
