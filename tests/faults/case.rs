@@ -457,7 +457,7 @@ fn keep_log(agent: &Agent, service: Service, fault: Fault, mode: Mode) {
 }
 
 /// The last `n` lines of `text`.
-fn tail_lines(text: &str, n: usize) -> String {
+pub(crate) fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

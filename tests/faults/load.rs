@@ -245,7 +245,9 @@ impl Tail {
                 let Some(m) = consumer.poll(Duration::from_millis(200)) else {
                     continue;
                 };
-                let m = m.unwrap();
+                // A broker going away (the broker cases kill them) reaches the consumer as an
+                // error event; it reconnects and fetches on from where it was by itself.
+                let Ok(m) = m else { continue };
                 let Some(payload) = m.payload() else { continue };
                 let v = dec.decode(payload);
                 let after = unwrap_union(field(&v, "after"));

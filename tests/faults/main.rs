@@ -13,7 +13,9 @@
 mod common;
 
 mod broker;
+mod brokers;
 mod case;
+mod cluster;
 mod load;
 mod toxiproxy;
 
@@ -112,5 +114,35 @@ mod kafka {
     }
     mod at_least_once {
         faults!(crate::case::Service::Kafka, crate::case::Mode::AtLeastOnce);
+    }
+}
+
+/// Kafka itself failing (a cluster of the suite's own): `tests/faults/brokers.rs`, run by
+/// scripts/test-brokers (scripts/test-faults skips them).
+mod broker_failures {
+    use serial_test::serial;
+
+    /// Kills of the run: `CDC_BROKER_KILLS` (scripts/test-brokers --kills), default 20.
+    fn kills() -> usize {
+        std::env::var("CDC_BROKER_KILLS")
+            .ok()
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(20)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[serial(faults)]
+    #[ignore = "broker cases: scripts/test-brokers"]
+    async fn killing_partition_leaders_and_the_transaction_coordinator_during_commits_loses_and_duplicates_nothing(
+    ) {
+        crate::brokers::kills(kills()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[serial(faults)]
+    #[ignore = "broker cases: scripts/test-brokers"]
+    async fn a_full_log_dir_is_reported_loses_and_duplicates_nothing_and_recovers_once_kafka_has_space(
+    ) {
+        crate::brokers::disk_full().await;
     }
 }
