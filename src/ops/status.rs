@@ -33,6 +33,13 @@ pub use super::state::{SourceState, STATE_NAMES};
 pub const STALL_LIMIT: Duration = Duration::from_secs(60);
 /// How often [`SourceStatus::while_waiting`] beats.
 pub const BEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// A streaming (or snapshotting) source shows `waiting_for_kafka` once Kafka has answered
+/// nothing for this long while records or a commit wait on it. librdkafka retries a lost
+/// broker by itself, so a cut or a half-open connection never fails a call for minutes
+/// (`message.timeout.ms`); without this the source looked `streaming` through a whole outage
+/// (fault suite, docs/reliability.md). Acknowledgements normally come within milliseconds and a
+/// commit within a second: 5 s of silence is an outage, not a slow broker.
+pub const KAFKA_SILENCE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Every source's status. One per process, shared by the sources, systemd notification and
 /// the HTTP endpoint.
@@ -197,11 +204,15 @@ struct Inner {
     oldest_unacked_us: AtomicI64,
     /// Whether a lag was ever reported (until then lag is unknown).
     lag_known: AtomicBool,
+    /// Milliseconds since `epoch` since which Kafka owes an answer (records or a commit wait
+    /// on it) without having given any; [`NOTHING_OWED`] when nothing waits on Kafka.
+    kafka_owed_since_ms: AtomicU64,
     metrics: SourceMetrics,
 }
 
 const NO_LAG_BYTES: u64 = u64::MAX;
 const CAUGHT_UP: i64 = i64::MIN;
+const NOTHING_OWED: u64 = u64::MAX;
 
 impl SourceStatus {
     fn new(name: &str, epoch: Instant, metrics: SourceMetrics) -> Self {
@@ -214,6 +225,7 @@ impl SourceStatus {
                 lag_bytes: AtomicU64::new(NO_LAG_BYTES),
                 oldest_unacked_us: AtomicI64::new(CAUGHT_UP),
                 lag_known: AtomicBool::new(false),
+                kafka_owed_since_ms: AtomicU64::new(NOTHING_OWED),
                 metrics,
             }),
         };
@@ -355,6 +367,57 @@ impl SourceStatus {
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.inner.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The sink handed Kafka work (a record, a commit): from now on Kafka owes an answer,
+    /// unless it already did. Cheap enough to call for every record.
+    #[inline]
+    pub fn kafka_owed(&self) {
+        let owed = &self.inner.kafka_owed_since_ms;
+        if owed.load(Ordering::Relaxed) == NOTHING_OWED {
+            let _ = owed.compare_exchange(
+                NOTHING_OWED,
+                self.now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Kafka answered (a delivery report, a commit's outcome): the silence, if any, ends here.
+    /// Work may still wait on it; [`SourceStatus::kafka_settled`] says when none does.
+    #[inline]
+    pub fn kafka_answered(&self) {
+        let owed = &self.inner.kafka_owed_since_ms;
+        let since = owed.load(Ordering::Relaxed);
+        if since == NOTHING_OWED {
+            return;
+        }
+        let now = self.now_ms();
+        let silent = Duration::from_millis(now.saturating_sub(since));
+        if silent >= KAFKA_SILENCE_LIMIT {
+            tracing::info!(source = %self.inner.name, silent_s = silent.as_secs(), "kafka answers again");
+        }
+        owed.store(now, Ordering::Relaxed);
+    }
+
+    /// Nothing waits on Kafka any more (everything sent is acknowledged, no commit runs), or
+    /// the sink that waited is gone.
+    #[inline]
+    pub fn kafka_settled(&self) {
+        self.inner
+            .kafka_owed_since_ms
+            .store(NOTHING_OWED, Ordering::Relaxed);
+    }
+
+    /// How long Kafka has owed an answer without giving any, when something waits on it.
+    fn kafka_silence(&self) -> Option<Duration> {
+        let since = self.inner.kafka_owed_since_ms.load(Ordering::Relaxed);
+        (since != NOTHING_OWED).then(|| Duration::from_millis(self.now_ms().saturating_sub(since)))
+    }
+
     fn lag_seconds(&self) -> Option<f64> {
         if !self.inner.lag_known.load(Ordering::Relaxed) {
             return None;
@@ -370,7 +433,24 @@ impl SourceStatus {
     }
 
     fn report(&self, max_lag: Duration) -> SourceReport {
-        let state = self.state();
+        let mut state = self.state();
+        // A source that works but whose records or commit Kafka leaves unanswered waits for
+        // Kafka, whatever its own phase says: librdkafka retries in the background and no
+        // call fails until its timeouts (minutes).
+        if matches!(
+            state,
+            SourceState::Streaming | SourceState::Snapshotting { .. }
+        ) {
+            if let Some(silent) = self.kafka_silence().filter(|s| *s >= KAFKA_SILENCE_LIMIT) {
+                state = SourceState::WaitingForKafka {
+                    why: format!(
+                        "kafka has answered nothing for {} s while records or a commit wait on \
+                         it (brokers unreachable or not responding; the client keeps retrying)",
+                        silent.as_secs()
+                    ),
+                };
+            }
+        }
         let known = self.inner.lag_known.load(Ordering::Relaxed);
         let lag_bytes = Some(self.inner.lag_bytes.load(Ordering::Relaxed))
             .filter(|b| known && *b != NO_LAG_BYTES);
@@ -482,6 +562,61 @@ mod tests {
             h.status_line(),
             "pg-demo: streaming, lag 0 B, 0 s; shop: waiting for database: connect to \
              PostgreSQL: connection refused"
+        );
+    }
+
+    /// Pretends Kafka has owed an answer for `ago` (the limit is seconds long).
+    fn kafka_owed_for(s: &SourceStatus, ago: Duration) {
+        let now = s.now_ms();
+        s.inner.kafka_owed_since_ms.store(
+            now.saturating_sub(ago.as_millis() as u64),
+            Ordering::Relaxed,
+        );
+    }
+
+    #[test]
+    fn a_streaming_source_whose_kafka_answers_nothing_for_5s_shows_waiting_for_kafka() {
+        let h = Health::new(Metrics::new());
+        // An epoch a minute back, so that "owed since" can lie seconds in the past.
+        let a = SourceStatus::new(
+            "a",
+            Instant::now() - Duration::from_secs(60),
+            h.metrics().source("a"),
+        );
+        a.set_state(SourceState::Streaming);
+        a.kafka_owed();
+        assert_eq!(
+            a.report(Duration::from_secs(60)).state,
+            "streaming",
+            "just sent"
+        );
+        kafka_owed_for(&a, KAFKA_SILENCE_LIMIT + Duration::from_secs(1));
+        let r = a.report(Duration::from_secs(60));
+        assert_eq!(r.state, "waiting_for_kafka");
+        assert!(!r.ready);
+        assert!(
+            r.reason
+                .as_deref()
+                .is_some_and(|w| w.contains("kafka has answered nothing for 6 s")),
+            "{r:?}"
+        );
+        // An answer ends the silence; work may still be pending.
+        a.kafka_answered();
+        assert_eq!(a.report(Duration::from_secs(60)).state, "streaming");
+        kafka_owed_for(&a, KAFKA_SILENCE_LIMIT * 2);
+        a.kafka_settled();
+        assert_eq!(
+            a.report(Duration::from_secs(60)).state,
+            "streaming",
+            "nothing owed"
+        );
+        // A source in another phase keeps its own state.
+        a.kafka_owed();
+        kafka_owed_for(&a, KAFKA_SILENCE_LIMIT * 2);
+        a.set_state(SourceState::WaitingForDatabase { why: "down".into() });
+        assert_eq!(
+            a.report(Duration::from_secs(60)).state,
+            "waiting_for_database"
         );
     }
 

@@ -139,6 +139,10 @@ impl<P: Unpin + Clone> AckQueue<P> {
     }
 
     fn resolved(&mut self, (r, sent): Resolved<P>, status: &SourceStatus) -> Result<(), SinkError> {
+        if sent.is_some() {
+            // A delivery report (not a mark): Kafka answered.
+            status.kafka_answered();
+        }
         if let Some(sent) = sent {
             status
                 .metrics()

@@ -181,6 +181,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
             settle_out_queue(&committer);
             committer.commit_transaction(TXN_TIMEOUT)
         });
+        status.kafka_owed();
         self.committing = Some(Committing {
             handle,
             position,
@@ -275,6 +276,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
         status: &SourceStatus,
     ) -> Result<(), SinkError> {
         let c = self.committing.take().expect("a commit is running");
+        status.kafka_answered();
         let result = joined
             .map_err(|e| SinkError::Client(format!("commit task: {e}")))
             .and_then(|r| r.map_err(|e| txn_error("commit transaction", e)));
