@@ -40,6 +40,12 @@ pub const BEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// (fault suite, docs/reliability.md). Acknowledgements normally come within milliseconds and a
 /// commit within a second: 5 s of silence is an outage, not a slow broker.
 pub const KAFKA_SILENCE_LIMIT: Duration = Duration::from_secs(5);
+/// Kafka's silence counts only while the sink is looking for its answers: when the sink last
+/// looked longer ago than this, the pipeline is busy elsewhere (a slow registry, a long
+/// snapshot query) and answers may be waiting unread, so nothing is concluded about Kafka.
+/// The sink looks at least every [`BEAT_INTERVAL`] while it waits on Kafka, and the pipeline's
+/// loop every second (`pipeline::TICK`).
+const KAFKA_LOOK_FRESH: Duration = Duration::from_secs(2);
 
 /// Every source's status. One per process, shared by the sources, systemd notification and
 /// the HTTP endpoint.
@@ -207,6 +213,10 @@ struct Inner {
     /// Milliseconds since `epoch` since which Kafka owes an answer (records or a commit wait
     /// on it) without having given any; [`NOTHING_OWED`] when nothing waits on Kafka.
     kafka_owed_since_ms: AtomicU64,
+    /// Milliseconds since `epoch` when the sink last looked for Kafka's answers.
+    kafka_looked_ms: AtomicU64,
+    /// The last failure of a registration being retried in place, until it ends.
+    registry_failure: Mutex<Option<String>>,
     metrics: SourceMetrics,
 }
 
@@ -226,6 +236,8 @@ impl SourceStatus {
                 oldest_unacked_us: AtomicI64::new(CAUGHT_UP),
                 lag_known: AtomicBool::new(false),
                 kafka_owed_since_ms: AtomicU64::new(NOTHING_OWED),
+                kafka_looked_ms: AtomicU64::new(0),
+                registry_failure: Mutex::new(None),
                 metrics,
             }),
         };
@@ -403,6 +415,32 @@ impl SourceStatus {
         owed.store(now, Ordering::Relaxed);
     }
 
+    /// The sink looks for Kafka's answers now (polls its deliveries or its commit): answers
+    /// that arrived are seen, so a silence measured now is Kafka's.
+    #[inline]
+    pub fn kafka_looked(&self) {
+        self.inner
+            .kafka_looked_ms
+            .store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// [`SourceStatus::while_waiting`] for a wait on Kafka's answers: it also tells, every
+    /// [`BEAT_INTERVAL`], that the sink is looking ([`SourceStatus::kafka_looked`]).
+    pub async fn while_waiting_for_kafka<F: Future>(&self, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            self.beat();
+            self.kafka_looked();
+            tokio::select! {
+                out = &mut fut => {
+                    self.beat();
+                    return out;
+                }
+                _ = tokio::time::sleep(BEAT_INTERVAL) => {}
+            }
+        }
+    }
+
     /// Nothing waits on Kafka any more (everything sent is acknowledged, no commit runs), or
     /// the sink that waited is gone.
     #[inline]
@@ -412,10 +450,34 @@ impl SourceStatus {
             .store(NOTHING_OWED, Ordering::Relaxed);
     }
 
-    /// How long Kafka has owed an answer without giving any, when something waits on it.
+    /// A registration failed and is retried in place (`why`: the failure): the source waits
+    /// for the registry until [`SourceStatus::registry_answered`].
+    pub fn registry_failing(&self, why: &str) {
+        *self
+            .inner
+            .registry_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
+    }
+
+    /// The registration retried in place ended (registered, refused, or handed to the
+    /// supervisor, which shows its own state).
+    pub fn registry_answered(&self) {
+        *self
+            .inner
+            .registry_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// How long Kafka had owed an answer without giving any when the sink last looked, if
+    /// something waits on it and the sink looked recently ([`KAFKA_LOOK_FRESH`]).
     fn kafka_silence(&self) -> Option<Duration> {
         let since = self.inner.kafka_owed_since_ms.load(Ordering::Relaxed);
-        (since != NOTHING_OWED).then(|| Duration::from_millis(self.now_ms().saturating_sub(since)))
+        let looked = self.inner.kafka_looked_ms.load(Ordering::Relaxed);
+        let fresh = self.now_ms().saturating_sub(looked) <= KAFKA_LOOK_FRESH.as_millis() as u64;
+        (since != NOTHING_OWED && fresh)
+            .then(|| Duration::from_millis(looked.saturating_sub(since)))
     }
 
     fn lag_seconds(&self) -> Option<f64> {
@@ -434,9 +496,21 @@ impl SourceStatus {
 
     fn report(&self, max_lag: Duration) -> SourceReport {
         let mut state = self.state();
-        // A source that works but whose records or commit Kafka leaves unanswered waits for
-        // Kafka, whatever its own phase says: librdkafka retries in the background and no
-        // call fails until its timeouts (minutes).
+        // A source that works but waits on a dependency that is failing shows that: a
+        // registration retried in place, or records or a commit Kafka leaves unanswered
+        // (librdkafka retries in the background and no call fails until its timeouts).
+        let registry_failure = self
+            .inner
+            .registry_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let (SourceState::Streaming | SourceState::Snapshotting { .. }, Some(why)) =
+            (&state, registry_failure)
+        {
+            // The pipeline is paused on a registration retried in place.
+            state = SourceState::WaitingForRegistry { why };
+        }
         if matches!(
             state,
             SourceState::Streaming | SourceState::Snapshotting { .. }
@@ -591,6 +665,12 @@ mod tests {
             "just sent"
         );
         kafka_owed_for(&a, KAFKA_SILENCE_LIMIT + Duration::from_secs(1));
+        assert_eq!(
+            a.report(Duration::from_secs(60)).state,
+            "streaming",
+            "the sink did not look: answers may be waiting unread"
+        );
+        a.kafka_looked();
         let r = a.report(Duration::from_secs(60));
         assert_eq!(r.state, "waiting_for_kafka");
         assert!(!r.ready);
@@ -613,11 +693,31 @@ mod tests {
         // A source in another phase keeps its own state.
         a.kafka_owed();
         kafka_owed_for(&a, KAFKA_SILENCE_LIMIT * 2);
+        a.kafka_looked();
         a.set_state(SourceState::WaitingForDatabase { why: "down".into() });
         assert_eq!(
             a.report(Duration::from_secs(60)).state,
             "waiting_for_database"
         );
+    }
+
+    #[test]
+    fn a_registration_retried_in_place_shows_waiting_for_registry_until_it_ends() {
+        let h = health();
+        let a = h.register("a");
+        a.set_state(SourceState::Streaming);
+        a.registry_failing("schema registry unavailable: http 500");
+        let r = &h.reports(Duration::from_secs(60))[0];
+        assert_eq!(r.state, "waiting_for_registry");
+        assert!(!r.ready);
+        assert!(
+            r.reason.as_deref().is_some_and(|w| w.contains("http 500")),
+            "{r:?}"
+        );
+        a.registry_answered();
+        let r = &h.reports(Duration::from_secs(60))[0];
+        assert_eq!(r.state, "streaming");
+        assert!(r.ready);
     }
 
     #[test]
