@@ -270,6 +270,12 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
 }
 
 impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
+    /// Whether the brokers know `topic` (without creating it): only "unknown topic or
+    /// partition" is `false`, other metadata trouble is an error.
+    pub async fn topic_exists(&mut self, topic: &str) -> Result<bool, SinkError> {
+        self.topics.exists(&self.producer, topic).await
+    }
+
     /// Tells the status that nothing waits on Kafka when no record and no commit does (the
     /// status shows `waiting_for_kafka` while Kafka stays silent with work pending).
     fn note_settled(&self) {
