@@ -108,5 +108,8 @@ async fn a_deleted_offsets_topic_stops_the_next_start_naming_on_missing_position
         log.contains("the offsets topic with the checkpoint was deleted; on_missing_position = \"snapshot\" (operator decision)"),
         "no decision line:\n{log}"
     );
-    assert!(read_topic(&topic, WAIT, |r| r.len() >= 3).len() >= 3, "{log}");
+    assert!(
+        read_topic(&topic, WAIT, |r| r.len() >= 3).len() >= 3,
+        "{log}"
+    );
 }
