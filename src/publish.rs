@@ -375,26 +375,37 @@ async fn register(
     codec: &TableCodec,
     stop: &mut Shutdown,
 ) -> Result<(Option<u32>, u32), crate::registry::RegistryError> {
-    let key_id = match codec.key_schema() {
-        Some(key_schema) => Some(
-            status
-                .while_waiting(registry.register_with_retry(
-                    &format!("{topic}-key"),
-                    key_schema,
-                    stop,
-                ))
-                .await?,
-        ),
-        None => None,
-    };
-    let value_id = status
-        .while_waiting(registry.register_with_retry(
-            &format!("{topic}-value"),
-            codec.value_schema(),
-            stop,
-        ))
-        .await?;
-    Ok((key_id, value_id))
+    // While a registration is retried in place the pipeline waits for the registry: the
+    // source shows `waiting_for_registry` (not `streaming`) until it answers, so a registry
+    // that keeps failing is named in /readyz for the whole outage, not only between attempts.
+    let mut on_retry = |e: &crate::registry::RegistryError| status.registry_failing(&e.to_string());
+    let registered = async {
+        let key_id = match codec.key_schema() {
+            Some(key_schema) => Some(
+                status
+                    .while_waiting(registry.register_with_retry(
+                        &format!("{topic}-key"),
+                        key_schema,
+                        stop,
+                        &mut on_retry,
+                    ))
+                    .await?,
+            ),
+            None => None,
+        };
+        let value_id = status
+            .while_waiting(registry.register_with_retry(
+                &format!("{topic}-value"),
+                codec.value_schema(),
+                stop,
+                &mut on_retry,
+            ))
+            .await?;
+        Ok((key_id, value_id))
+    }
+    .await;
+    status.registry_answered();
+    registered
 }
 
 /// Kafka's framing plus the key, value and headers of `rec`: what its topic's limit is

@@ -326,12 +326,14 @@ impl Registry {
     /// [`Registry::register`], retrying transient failures with exponential backoff for
     /// [`RETRY_IN_PLACE`] or until `stop` says to give up (the shutdown signal); then the
     /// transient failure is returned, for the source's supervisor to show and retry. Definite
-    /// failures return at once.
+    /// failures return at once. `on_retry` hears of every transient failure retried in place
+    /// (the source shows `waiting_for_registry` meanwhile).
     pub async fn register_with_retry(
         &self,
         subject: &str,
         schema: &str,
         stop: &mut crate::shutdown::Shutdown,
+        on_retry: &mut (dyn FnMut(&RegistryError) + Send),
     ) -> Result<u32, RegistryError> {
         let mut delay = FIRST_BACKOFF;
         let started = std::time::Instant::now();
@@ -343,6 +345,7 @@ impl Registry {
                         && started.elapsed() < RETRY_IN_PLACE =>
                 {
                     tracing::warn!(subject, error = %e, retry_in_ms = delay.as_millis() as u64, "schema registry unavailable, retrying");
+                    on_retry(&e);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {},
                         _ = stop.wait() => {},

@@ -33,6 +33,19 @@ pub use super::state::{SourceState, STATE_NAMES};
 pub const STALL_LIMIT: Duration = Duration::from_secs(60);
 /// How often [`SourceStatus::while_waiting`] beats.
 pub const BEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// A streaming (or snapshotting) source shows `waiting_for_kafka` once Kafka has answered
+/// nothing for this long while records or a commit wait on it. librdkafka retries a lost
+/// broker by itself, so a cut or a half-open connection never fails a call for minutes
+/// (`message.timeout.ms`); without this the source looked `streaming` through a whole outage
+/// (fault suite, docs/reliability.md). Acknowledgements normally come within milliseconds and a
+/// commit within a second: 5 s of silence is an outage, not a slow broker.
+pub const KAFKA_SILENCE_LIMIT: Duration = Duration::from_secs(5);
+/// Kafka's silence counts only while the sink is looking for its answers: when the sink last
+/// looked longer ago than this, the pipeline is busy elsewhere (a slow registry, a long
+/// snapshot query) and answers may be waiting unread, so nothing is concluded about Kafka.
+/// The sink looks at least every [`BEAT_INTERVAL`] while it waits on Kafka, and the pipeline's
+/// loop every second (`pipeline::TICK`).
+const KAFKA_LOOK_FRESH: Duration = Duration::from_secs(2);
 
 /// Every source's status. One per process, shared by the sources, systemd notification and
 /// the HTTP endpoint.
@@ -197,11 +210,19 @@ struct Inner {
     oldest_unacked_us: AtomicI64,
     /// Whether a lag was ever reported (until then lag is unknown).
     lag_known: AtomicBool,
+    /// Milliseconds since `epoch` since which Kafka owes an answer (records or a commit wait
+    /// on it) without having given any; [`NOTHING_OWED`] when nothing waits on Kafka.
+    kafka_owed_since_ms: AtomicU64,
+    /// Milliseconds since `epoch` when the sink last looked for Kafka's answers.
+    kafka_looked_ms: AtomicU64,
+    /// The last failure of a registration being retried in place, until it ends.
+    registry_failure: Mutex<Option<String>>,
     metrics: SourceMetrics,
 }
 
 const NO_LAG_BYTES: u64 = u64::MAX;
 const CAUGHT_UP: i64 = i64::MIN;
+const NOTHING_OWED: u64 = u64::MAX;
 
 impl SourceStatus {
     fn new(name: &str, epoch: Instant, metrics: SourceMetrics) -> Self {
@@ -214,6 +235,9 @@ impl SourceStatus {
                 lag_bytes: AtomicU64::new(NO_LAG_BYTES),
                 oldest_unacked_us: AtomicI64::new(CAUGHT_UP),
                 lag_known: AtomicBool::new(false),
+                kafka_owed_since_ms: AtomicU64::new(NOTHING_OWED),
+                kafka_looked_ms: AtomicU64::new(0),
+                registry_failure: Mutex::new(None),
                 metrics,
             }),
         };
@@ -355,6 +379,107 @@ impl SourceStatus {
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.inner.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The sink handed Kafka work (a record, a commit): from now on Kafka owes an answer,
+    /// unless it already did. Cheap enough to call for every record.
+    #[inline]
+    pub fn kafka_owed(&self) {
+        let owed = &self.inner.kafka_owed_since_ms;
+        if owed.load(Ordering::Relaxed) == NOTHING_OWED {
+            let _ = owed.compare_exchange(
+                NOTHING_OWED,
+                self.now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Kafka answered (a delivery report, a commit's outcome): the silence, if any, ends here.
+    /// Work may still wait on it; [`SourceStatus::kafka_settled`] says when none does.
+    #[inline]
+    pub fn kafka_answered(&self) {
+        let owed = &self.inner.kafka_owed_since_ms;
+        let since = owed.load(Ordering::Relaxed);
+        if since == NOTHING_OWED {
+            return;
+        }
+        let now = self.now_ms();
+        let silent = Duration::from_millis(now.saturating_sub(since));
+        if silent >= KAFKA_SILENCE_LIMIT {
+            tracing::info!(source = %self.inner.name, silent_s = silent.as_secs(), "kafka answers again");
+        }
+        owed.store(now, Ordering::Relaxed);
+    }
+
+    /// The sink looks for Kafka's answers now (polls its deliveries or its commit): answers
+    /// that arrived are seen, so a silence measured now is Kafka's.
+    #[inline]
+    pub fn kafka_looked(&self) {
+        self.inner
+            .kafka_looked_ms
+            .store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// [`SourceStatus::while_waiting`] for a wait on Kafka's answers: it also tells, every
+    /// [`BEAT_INTERVAL`], that the sink is looking ([`SourceStatus::kafka_looked`]).
+    pub async fn while_waiting_for_kafka<F: Future>(&self, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            self.beat();
+            self.kafka_looked();
+            tokio::select! {
+                out = &mut fut => {
+                    self.beat();
+                    return out;
+                }
+                _ = tokio::time::sleep(BEAT_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// Nothing waits on Kafka any more (everything sent is acknowledged, no commit runs), or
+    /// the sink that waited is gone.
+    #[inline]
+    pub fn kafka_settled(&self) {
+        self.inner
+            .kafka_owed_since_ms
+            .store(NOTHING_OWED, Ordering::Relaxed);
+    }
+
+    /// A registration failed and is retried in place (`why`: the failure): the source waits
+    /// for the registry until [`SourceStatus::registry_answered`].
+    pub fn registry_failing(&self, why: &str) {
+        *self
+            .inner
+            .registry_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
+    }
+
+    /// The registration retried in place ended (registered, refused, or handed to the
+    /// supervisor, which shows its own state).
+    pub fn registry_answered(&self) {
+        *self
+            .inner
+            .registry_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// How long Kafka had owed an answer without giving any when the sink last looked, if
+    /// something waits on it and the sink looked recently ([`KAFKA_LOOK_FRESH`]).
+    fn kafka_silence(&self) -> Option<Duration> {
+        let since = self.inner.kafka_owed_since_ms.load(Ordering::Relaxed);
+        let looked = self.inner.kafka_looked_ms.load(Ordering::Relaxed);
+        let fresh = self.now_ms().saturating_sub(looked) <= KAFKA_LOOK_FRESH.as_millis() as u64;
+        (since != NOTHING_OWED && fresh)
+            .then(|| Duration::from_millis(looked.saturating_sub(since)))
+    }
+
     fn lag_seconds(&self) -> Option<f64> {
         if !self.inner.lag_known.load(Ordering::Relaxed) {
             return None;
@@ -370,7 +495,36 @@ impl SourceStatus {
     }
 
     fn report(&self, max_lag: Duration) -> SourceReport {
-        let state = self.state();
+        let mut state = self.state();
+        // A source that works but waits on a dependency that is failing shows that: a
+        // registration retried in place, or records or a commit Kafka leaves unanswered
+        // (librdkafka retries in the background and no call fails until its timeouts).
+        let registry_failure = self
+            .inner
+            .registry_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let (SourceState::Streaming | SourceState::Snapshotting { .. }, Some(why)) =
+            (&state, registry_failure)
+        {
+            // The pipeline is paused on a registration retried in place.
+            state = SourceState::WaitingForRegistry { why };
+        }
+        if matches!(
+            state,
+            SourceState::Streaming | SourceState::Snapshotting { .. }
+        ) {
+            if let Some(silent) = self.kafka_silence().filter(|s| *s >= KAFKA_SILENCE_LIMIT) {
+                state = SourceState::WaitingForKafka {
+                    why: format!(
+                        "kafka has answered nothing for {} s while records or a commit wait on \
+                         it (brokers unreachable or not responding; the client keeps retrying)",
+                        silent.as_secs()
+                    ),
+                };
+            }
+        }
         let known = self.inner.lag_known.load(Ordering::Relaxed);
         let lag_bytes = Some(self.inner.lag_bytes.load(Ordering::Relaxed))
             .filter(|b| known && *b != NO_LAG_BYTES);
@@ -483,6 +637,87 @@ mod tests {
             "pg-demo: streaming, lag 0 B, 0 s; shop: waiting for database: connect to \
              PostgreSQL: connection refused"
         );
+    }
+
+    /// Pretends Kafka has owed an answer for `ago` (the limit is seconds long).
+    fn kafka_owed_for(s: &SourceStatus, ago: Duration) {
+        let now = s.now_ms();
+        s.inner.kafka_owed_since_ms.store(
+            now.saturating_sub(ago.as_millis() as u64),
+            Ordering::Relaxed,
+        );
+    }
+
+    #[test]
+    fn a_streaming_source_whose_kafka_answers_nothing_for_5s_shows_waiting_for_kafka() {
+        let h = Health::new(Metrics::new());
+        // An epoch a minute back, so that "owed since" can lie seconds in the past.
+        let a = SourceStatus::new(
+            "a",
+            Instant::now() - Duration::from_secs(60),
+            h.metrics().source("a"),
+        );
+        a.set_state(SourceState::Streaming);
+        a.kafka_owed();
+        assert_eq!(
+            a.report(Duration::from_secs(60)).state,
+            "streaming",
+            "just sent"
+        );
+        kafka_owed_for(&a, KAFKA_SILENCE_LIMIT + Duration::from_secs(1));
+        assert_eq!(
+            a.report(Duration::from_secs(60)).state,
+            "streaming",
+            "the sink did not look: answers may be waiting unread"
+        );
+        a.kafka_looked();
+        let r = a.report(Duration::from_secs(60));
+        assert_eq!(r.state, "waiting_for_kafka");
+        assert!(!r.ready);
+        assert!(
+            r.reason
+                .as_deref()
+                .is_some_and(|w| w.contains("kafka has answered nothing for 6 s")),
+            "{r:?}"
+        );
+        // An answer ends the silence; work may still be pending.
+        a.kafka_answered();
+        assert_eq!(a.report(Duration::from_secs(60)).state, "streaming");
+        kafka_owed_for(&a, KAFKA_SILENCE_LIMIT * 2);
+        a.kafka_settled();
+        assert_eq!(
+            a.report(Duration::from_secs(60)).state,
+            "streaming",
+            "nothing owed"
+        );
+        // A source in another phase keeps its own state.
+        a.kafka_owed();
+        kafka_owed_for(&a, KAFKA_SILENCE_LIMIT * 2);
+        a.kafka_looked();
+        a.set_state(SourceState::WaitingForDatabase { why: "down".into() });
+        assert_eq!(
+            a.report(Duration::from_secs(60)).state,
+            "waiting_for_database"
+        );
+    }
+
+    #[test]
+    fn a_registration_retried_in_place_shows_waiting_for_registry_until_it_ends() {
+        let h = health();
+        let a = h.register("a");
+        a.set_state(SourceState::Streaming);
+        a.registry_failing("schema registry unavailable: http 500");
+        let r = &h.reports(Duration::from_secs(60))[0];
+        assert_eq!(r.state, "waiting_for_registry");
+        assert!(!r.ready);
+        assert!(
+            r.reason.as_deref().is_some_and(|w| w.contains("http 500")),
+            "{r:?}"
+        );
+        a.registry_answered();
+        let r = &h.reports(Duration::from_secs(60))[0];
+        assert_eq!(r.state, "streaming");
+        assert!(r.ready);
     }
 
     #[test]

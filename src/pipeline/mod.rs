@@ -65,6 +65,11 @@ pub struct Pipeline<S: Sink> {
     last_write: std::time::Instant,
     /// Snapshots taken while streaming, when the source takes them.
     snapshots: Option<Snapshots>,
+    /// Whether the offsets topic was made sure of (created, or found) in this attempt; it is
+    /// created only when first needed, see [`Pipeline::offsets_topic_was_missing`].
+    offsets_ready: bool,
+    /// Whether the offsets topic did not exist when this attempt started.
+    offsets_missing: bool,
 }
 
 impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
@@ -110,10 +115,17 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
             status,
         );
         pipeline.publisher.prepare().await?;
+        // A missing offsets topic is not created here: whether it existed is evidence the
+        // source reads before it creates anything (a replication slot without an offsets
+        // topic means the topic and the checkpoint in it were deleted). It is created before
+        // the first checkpoint is written, or by the source before it takes a new position.
         let offsets = pipeline.offsets_topic.clone();
-        pipeline
-            .ensure_topic(&offsets, OFFSETS_TOPIC_CONFIGS)
-            .await?;
+        let present = pipeline.publisher.sink().topic_exists(&offsets).await?;
+        pipeline.offsets_missing = !present;
+        pipeline.offsets_ready = false;
+        if present {
+            pipeline.ensure_offsets_topic().await?;
+        }
         Ok(pipeline)
     }
 
@@ -215,7 +227,33 @@ impl<S: Sink> Pipeline<S> {
             written: None,
             last_write: std::time::Instant::now(),
             snapshots: None,
+            offsets_ready: true,
+            offsets_missing: false,
         }
+    }
+
+    /// Whether the offsets topic did not exist when this attempt started (the pipeline did
+    /// not create it yet). With a replication slot present, it proves the checkpoint was lost
+    /// with the topic: the source must not start over without `on_missing_position`.
+    pub fn offsets_topic_was_missing(&self) -> bool {
+        self.offsets_missing
+    }
+
+    /// The offsets topic's name (`<topic_prefix>.offsets`).
+    pub fn offsets_topic(&self) -> &str {
+        &self.offsets_topic
+    }
+
+    /// Creates the offsets topic if needed (`create_topics = false`: checks it exists). Done
+    /// before the first checkpoint is written, and by a source before it takes a new position
+    /// (so that a slot never exists without the topic that records it).
+    pub async fn ensure_offsets_topic(&mut self) -> Result<(), SourceError> {
+        if !self.offsets_ready {
+            let topic = self.offsets_topic.clone();
+            self.ensure_topic(&topic, OFFSETS_TOPIC_CONFIGS).await?;
+            self.offsets_ready = true;
+        }
+        Ok(())
     }
 
     /// Where the source reports state, beats and lag.
@@ -303,6 +341,7 @@ impl<S: Sink> Pipeline<S> {
     }
 
     async fn write_encoded(&mut self, value: Vec<u8>) -> Result<(), SourceError> {
+        self.ensure_offsets_topic().await?;
         self.publisher
             .sink()
             .send(OutRecord {

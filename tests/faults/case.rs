@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::broker::Broker;
 use crate::common;
+use crate::http_fault::HttpFault;
 use crate::load::{Db, Tail, Writer, ROWS_PER_S};
 use crate::toxiproxy::{Proxy, Toxiproxy};
 use common::agent::Agent;
@@ -86,6 +87,12 @@ pub enum Fault {
     /// Every byte dropped in both directions, no FIN, no RST, for 30 s (Toxiproxy's `timeout`
     /// toxic with timeout 0); removing the toxic closes those connections.
     HalfOpen,
+    /// Registry only: every request answered with HTTP 500 for 30 s, by a mitmproxy of the
+    /// case's own between the agent and the registry ([`crate::http_fault`]).
+    Http500,
+    /// Registry only: every answer 5 s late for 20 s (Toxiproxy's `latency` toxic, 5000 ms,
+    /// service → agent only: the request arrives at once, the answer after 5 s).
+    Slow,
 }
 
 impl Fault {
@@ -96,24 +103,28 @@ impl Fault {
             Fault::Cut => "cut 30 s",
             Fault::Reset => "reset mid-stream",
             Fault::HalfOpen => "half-open 30 s",
+            Fault::Http500 => "http 500 30 s",
+            Fault::Slow => "slow answers 5 s",
         }
     }
 
     fn duration(self) -> Duration {
         match self {
-            Fault::Latency | Fault::Bandwidth => Duration::from_secs(20),
-            Fault::Cut | Fault::HalfOpen => Duration::from_secs(30),
+            Fault::Latency | Fault::Bandwidth | Fault::Slow => Duration::from_secs(20),
+            Fault::Cut | Fault::HalfOpen | Fault::Http500 => Duration::from_secs(30),
             Fault::Reset => Duration::from_secs(2),
         }
     }
 
-    /// An outage: the agent cannot work, so `/readyz` must say what it waits for.
+    /// An outage: the agent cannot work, so `/readyz` must say what it waits for. A registry
+    /// answering in 5 s is slow, not out: registrations succeed (within the client's 10 s).
     fn is_outage(self) -> bool {
-        matches!(self, Fault::Cut | Fault::HalfOpen)
+        matches!(self, Fault::Cut | Fault::HalfOpen | Fault::Http500)
     }
 
-    /// Puts the fault on `proxy`; returns the toxics to remove at its end.
-    async fn apply(self, tp: &Toxiproxy, proxy: &Proxy) -> Vec<String> {
+    /// Puts the fault on `proxy` (or, for HTTP 500, on `http`); returns the toxics to remove
+    /// at its end.
+    async fn apply(self, tp: &Toxiproxy, proxy: &Proxy, http: Option<&HttpFault>) -> Vec<String> {
         let both = |kind: &'static str, attrs: serde_json::Value| async move {
             vec![
                 tp.add_toxic(proxy, kind, "downstream", attrs.clone()).await,
@@ -129,12 +140,34 @@ impl Fault {
             }
             Fault::Reset => both("reset_peer", json!({ "timeout": 0 })).await,
             Fault::HalfOpen => both("timeout", json!({ "timeout": 0 })).await,
+            Fault::Http500 => {
+                http.expect("the HTTP 500 case runs a mitmproxy").fail(true);
+                Vec::new()
+            }
+            Fault::Slow => vec![
+                tp.add_toxic(
+                    proxy,
+                    "latency",
+                    "downstream",
+                    json!({ "latency": 5000, "jitter": 0 }),
+                )
+                .await,
+            ],
         }
     }
 
-    async fn remove(self, tp: &Toxiproxy, proxy: &Proxy, toxics: &[String]) {
+    async fn remove(
+        self,
+        tp: &Toxiproxy,
+        proxy: &Proxy,
+        http: Option<&HttpFault>,
+        toxics: &[String],
+    ) {
         if self == Fault::Cut {
             tp.set_enabled(proxy, true).await;
+        }
+        if let (Fault::Http500, Some(http)) = (self, http) {
+            http.fail(false);
         }
         for t in toxics {
             tp.remove_toxic(proxy, t).await;
@@ -249,7 +282,16 @@ pub async fn run(service: Service, fault: Fault, mode: Mode) {
         .and_then(|r| r.split('/').next())
         .expect("SCHEMA_REGISTRY_URL is http://host:port/...")
         .to_string();
-    let reg = tp.proxy("registry", &registry_authority).await;
+    // HTTP 500: agent → Toxiproxy → mitmproxy → registry (the TCP proxy stays clean).
+    let http = match fault {
+        Fault::Http500 => Some(HttpFault::start(&format!("http://{registry_authority}")).await),
+        _ => None,
+    };
+    let reg_upstream = match &http {
+        Some(h) => format!("127.0.0.1:{}", h.listen_port),
+        None => registry_authority.clone(),
+    };
+    let reg = tp.proxy("registry", &reg_upstream).await;
     // Kafka: the stack's broker directly, or one of the case's own behind a proxy.
     let broker_port = free_port();
     let kafka = tp.proxy("kafka", &format!("127.0.0.1:{broker_port}")).await;
@@ -315,7 +357,7 @@ pub async fn run(service: Service, fault: Fault, mode: Mode) {
         service.name(),
         mode.name()
     );
-    let toxics = fault.apply(&tp, faulted).await;
+    let toxics = fault.apply(&tp, faulted, http.as_ref()).await;
     let fault_start = Instant::now();
     if service == Service::Registry {
         admin.execute("ALTER TABLE t ADD COLUMN c int").await;
@@ -338,7 +380,7 @@ pub async fn run(service: Service, fault: Fault, mode: Mode) {
         tokio::time::sleep(POLL).await;
     }
     let seen_during_fault = out.readyz.clone();
-    fault.remove(&tp, faulted, &toxics).await;
+    fault.remove(&tp, faulted, http.as_ref(), &toxics).await;
     let fault_end = Instant::now();
     let last_before_end = writer.committed();
 
@@ -442,6 +484,7 @@ pub async fn run(service: Service, fault: Fault, mode: Mode) {
     );
     drop(agent);
     drop(broker);
+    drop(http);
 }
 
 /// Copies the agent's log into the folder `CDC_FAULTS_LOGS` names (when set), as

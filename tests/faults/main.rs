@@ -16,6 +16,7 @@ mod broker;
 mod brokers;
 mod case;
 mod cluster;
+mod http_fault;
 mod load;
 mod toxiproxy;
 
@@ -63,6 +64,27 @@ macro_rules! faults {
     };
 }
 
+/// The registry's own faults beside the five TCP ones: it answers HTTP 500, or slowly. In a
+/// module where [`faults!`] brought `run`, `Fault` and `serial` into scope.
+macro_rules! registry_faults {
+    ($mode:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[serial(faults)]
+        #[ignore = "fault-injection suite: scripts/test-faults"]
+        async fn http_500_answers_for_30s_are_named_in_readyz_lose_nothing_and_recover_within_30s()
+        {
+            run(crate::case::Service::Registry, Fault::Http500, $mode).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[serial(faults)]
+        #[ignore = "fault-injection suite: scripts/test-faults"]
+        async fn answers_5s_late_lose_nothing_and_recover_within_30s() {
+            run(crate::case::Service::Registry, Fault::Slow, $mode).await;
+        }
+    };
+}
+
 mod postgresql {
     mod exactly_once {
         faults!(
@@ -99,12 +121,14 @@ mod registry {
             crate::case::Service::Registry,
             crate::case::Mode::ExactlyOnce
         );
+        registry_faults!(crate::case::Mode::ExactlyOnce);
     }
     mod at_least_once {
         faults!(
             crate::case::Service::Registry,
             crate::case::Mode::AtLeastOnce
         );
+        registry_faults!(crate::case::Mode::AtLeastOnce);
     }
 }
 

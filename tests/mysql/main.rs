@@ -11,6 +11,7 @@ mod bad_input;
 mod chunked_snapshot;
 mod ddl_information_schema;
 mod gtid_failover;
+mod offsets_deleted;
 mod schema_history;
 mod schema_history_kafka;
 mod schema_history_rebuild;

@@ -21,4 +21,5 @@ mod snapshot_stop;
 mod source;
 mod tail;
 mod tls;
+mod topic_deleted;
 mod types;

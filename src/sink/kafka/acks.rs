@@ -96,6 +96,7 @@ impl<P: Unpin + Clone> AckQueue<P> {
 
     /// Resolves every entry that is already resolved, without waiting.
     pub(super) fn poll_ready(&mut self, status: &SourceStatus) -> Result<(), SinkError> {
+        status.kafka_looked();
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         while let Poll::Ready(Some(r)) = self.queue.poll_next_unpin(&mut cx) {
@@ -111,7 +112,7 @@ impl<P: Unpin + Clone> AckQueue<P> {
         // already) costs no timer; only a real wait goes through the beating one.
         let next = match self.queue.next().now_or_never() {
             Some(r) => r,
-            None => status.while_waiting(self.queue.next()).await,
+            None => status.while_waiting_for_kafka(self.queue.next()).await,
         };
         if let Some(r) = next {
             self.resolved(r, status)?;
@@ -123,6 +124,7 @@ impl<P: Unpin + Clone> AckQueue<P> {
     /// Waits until the oldest entry resolves, without beating: raced against the pipeline's
     /// own loop (which beats) and re-created on every turn of it. Cancel-safe.
     pub(super) async fn next(&mut self, status: &SourceStatus) -> Result<(), SinkError> {
+        status.kafka_looked();
         if let Some(r) = self.queue.next().await {
             self.resolved(r, status)?;
         }
@@ -139,6 +141,10 @@ impl<P: Unpin + Clone> AckQueue<P> {
     }
 
     fn resolved(&mut self, (r, sent): Resolved<P>, status: &SourceStatus) -> Result<(), SinkError> {
+        if sent.is_some() {
+            // A delivery report (not a mark): Kafka answered.
+            status.kafka_answered();
+        }
         if let Some(sent) = sent {
             status
                 .metrics()

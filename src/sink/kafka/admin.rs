@@ -2,6 +2,7 @@
 //! `create_topics = false`, checks that they exist), once per topic and process.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
@@ -18,6 +19,12 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// librdkafka's default `message.max.bytes`: the largest record the producer takes.
 pub(super) const PRODUCER_MAX_MESSAGE_BYTES: usize = 1_000_000;
+
+/// Every topic a sink of this process made sure of (created or found), by cluster (bootstrap
+/// servers). A sink lives for one attempt of its source; this outlives it, so that the next
+/// attempt (after the failure a deleted topic causes, which in exactly-once mode is only "the
+/// transaction was aborted") tells a topic deleted under the agent from a new one.
+static SEEN: LazyLock<Mutex<HashSet<(String, String)>>> = LazyLock::new(Default::default);
 
 /// The topics a sink has made sure of, and how to make sure of more.
 pub(super) struct Topics {
@@ -36,6 +43,8 @@ pub(super) struct Topics {
     /// for it is diverted or refused before it is sent: once sent, the brokers' refusal would
     /// only surface after librdkafka's message timeout (minutes), failing its transaction.
     limits: HashMap<String, usize>,
+    /// The cluster, as [`SEEN`] keys it.
+    cluster: String,
 }
 
 impl Topics {
@@ -58,7 +67,23 @@ impl Topics {
                 .and_then(|v| v.expose().parse().ok())
                 .unwrap_or(PRODUCER_MAX_MESSAGE_BYTES),
             limits: HashMap::new(),
+            cluster: cfg.bootstrap_servers.clone(),
         })
+    }
+
+    /// Remembers that `topic` exists, for this sink and for the process ([`SEEN`]).
+    fn remember(&mut self, topic: &str) {
+        self.known.insert(topic.to_string());
+        SEEN.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((self.cluster.clone(), topic.to_string()));
+    }
+
+    /// Whether a sink of this process made sure of `topic` before.
+    fn seen_before(&self, topic: &str) -> bool {
+        SEEN.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(self.cluster.clone(), topic.to_string()))
     }
 
     /// The largest record `topic` takes: the smaller of its `max.message.bytes` (when the
@@ -114,6 +139,43 @@ impl Topics {
         Ok(())
     }
 
+    /// Whether the brokers know `topic`. Only "unknown topic or partition" means no; any other
+    /// metadata trouble is an error, never taken for a missing topic.
+    pub(super) async fn exists(
+        &mut self,
+        producer: &FutureProducer<AgentContext>,
+        topic: &str,
+    ) -> Result<bool, SinkError> {
+        if self.known.contains(topic) {
+            return Ok(true);
+        }
+        self.reach_brokers(producer).await?;
+        let (p, t) = (producer.clone(), topic.to_string());
+        let state = tokio::task::spawn_blocking(move || {
+            let md = p
+                .client()
+                .fetch_metadata(Some(&t), ADMIN_TIMEOUT)
+                .map_err(|e| SinkError::Client(format!("metadata of `{t}`: {e}")))?;
+            let found = md.topics().iter().find(|x| x.name() == t);
+            Ok::<_, SinkError>(topic_state(
+                "needed",
+                &t,
+                found.map(|x| (x.error(), x.partitions().len())),
+            ))
+        })
+        .await
+        .map_err(|e| SinkError::Client(format!("metadata task: {e}")))??;
+        match state {
+            // Once there in this process, now gone: deleted under the agent.
+            TopicState::Missing if self.seen_before(topic) => {
+                Err(SinkError::TopicGone(topic.to_string()))
+            }
+            TopicState::Missing => Ok(false),
+            TopicState::Ready => Ok(true),
+            TopicState::Denied(e) | TopicState::NotReady(e) => Err(e),
+        }
+    }
+
     /// Creates `topic` unless it exists, with the given topic configs.
     pub(super) async fn ensure(
         &mut self,
@@ -125,6 +187,13 @@ impl Topics {
             return Ok(());
         }
         self.reach_brokers(producer).await?;
+        // A topic an earlier attempt wrote to is not created again unseen: `exists` says
+        // TopicGone when it was deleted since.
+        if self.seen_before(topic) && self.exists(producer, topic).await? {
+            self.remember(topic);
+            self.learn_limit(topic).await;
+            return Ok(());
+        }
         if !self.create {
             let md = producer
                 .client()
@@ -145,7 +214,7 @@ impl Topics {
             ) {
                 TopicState::Missing => Err(SinkError::MissingTopic(topic.to_string())),
                 TopicState::Ready => {
-                    self.known.insert(topic.to_string());
+                    self.remember(topic);
                     self.learn_limit(topic).await;
                     Ok(())
                 }
@@ -173,7 +242,7 @@ impl Topics {
                 Err((_, code)) => return Err(create_topic_error(topic, code)),
             }
         }
-        self.known.insert(topic.to_string());
+        self.remember(topic);
         self.learn_limit(topic).await;
         Ok(())
     }

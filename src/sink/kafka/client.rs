@@ -58,7 +58,12 @@ pub fn producer_config(cfg: &KafkaConfig, client_id: &str, transactional: bool) 
         .set("partitioner", "murmur2_random")
         .set("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES)
         .set("queue.buffering.max.messages", QUEUE_MAX_MESSAGES)
-        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS);
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
+        // The agent creates its topics itself, with their settings (the offsets topic is
+        // compacted). librdkafka's producer default (true) lets a broker with
+        // auto.create.topics.enable recreate a deleted topic with the cluster's defaults on the
+        // next record, and the deletion would pass unseen.
+        .set("allow.auto.create.topics", "false");
     if transactional {
         c.set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
     }

@@ -30,6 +30,20 @@ pub enum SinkError {
     /// Client creation or an admin operation failed.
     #[error("kafka: {0}")]
     Client(String),
+    /// A topic the agent wrote to was deleted while it ran (the brokers say it no longer
+    /// exists). Definite: the records already in it are gone for its readers, so recreating it
+    /// behind their backs would hide that; and when it is the offsets topic, the source's
+    /// checkpoint went with it (the next start stops until `on_missing_position` decides).
+    #[error(
+        "kafka topic `{0}` no longer exists: it was deleted while the agent wrote to it, and \
+         the records already in it are gone for its readers (if it is the offsets topic, the \
+         source's checkpoint went with it); the agent stops rather than recreate it unseen; \
+         fix: find out who deleted it, then restart the agent: a table topic is created again \
+         and filled from the checkpoint on (snapshot the table again to refill it), a missing \
+         offsets topic stops the start until on_missing_position decides (docs/operations.md, \
+         \"Deleted topics\")"
+    )]
+    TopicGone(String),
     /// `create_topics = false` and a topic the source needs does not exist. Definite.
     #[error(
         "topic `{0}` does not exist and [kafka] create_topics = false; fix: create it (see \
@@ -92,6 +106,7 @@ impl SinkError {
             ),
             SinkError::Client(_) | SinkError::Aborted(_) | SinkError::Stalled(_) => true,
             SinkError::Fenced(_)
+            | SinkError::TopicGone(_)
             | SinkError::MissingTopic(_)
             | SinkError::Auth(_)
             | SinkError::Denied(_)
@@ -101,6 +116,20 @@ impl SinkError {
 }
 
 pub(super) fn produce_error(topic: &str, size: usize, e: KafkaError) -> SinkError {
+    // librdkafka fails a record with these once the brokers' metadata no longer lists its
+    // topic (after `topic.metadata.propagation.max.ms` for a topic it never saw): every topic
+    // the sink writes to was created or checked first, so the topic was deleted since.
+    if matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::UnknownTopicId
+        )
+    ) {
+        return SinkError::TopicGone(topic.to_string());
+    }
     if matches!(
         e.rdkafka_error_code(),
         Some(RDKafkaErrorCode::MessageSizeTooLarge)
@@ -188,6 +217,28 @@ pub(super) fn txn_error(what: &str, e: KafkaError) -> SinkError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_whose_topic_no_longer_exists_is_definite_and_names_the_topic() {
+        for code in [
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::UnknownTopic,
+            RDKafkaErrorCode::UnknownPartition,
+        ] {
+            let e = produce_error("pg.public.t", 10, KafkaError::MessageProduction(code));
+            assert!(matches!(e, SinkError::TopicGone(_)), "{code:?}: {e:?}");
+            assert!(!e.is_transient(), "{code:?}");
+            let text = e.to_string();
+            assert!(text.contains("`pg.public.t` no longer exists"), "{text}");
+            assert!(text.contains("on_missing_position"), "{text}");
+        }
+        let busy = produce_error(
+            "pg.public.t",
+            10,
+            KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas),
+        );
+        assert!(busy.is_transient(), "{busy}");
+    }
 
     #[test]
     fn an_invalid_topic_name_is_definite_and_its_fix_is_the_name_not_a_grant() {

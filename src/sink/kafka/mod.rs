@@ -139,6 +139,7 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
             match self.producer.send_result(record) {
                 Ok(fut) => {
                     self.acks.push_delivery(fut);
+                    self.status.kafka_owed();
                     self.status.metrics().in_flight.set(self.acks.len() as i64);
                     return Ok(());
                 }
@@ -203,6 +204,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
         if let Some(ring) = &mut self.ring {
             ring.poll(&self.producer, &mut self.acks, &self.status)?;
         }
+        self.note_settled();
         Ok(self.acks.acked())
     }
 
@@ -215,6 +217,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
             None => self.acks.next(&self.status).await?,
         }
         self.status.metrics().in_flight.set(self.acks.len() as i64);
+        self.note_settled();
         Ok(self.acks.acked())
     }
 
@@ -247,6 +250,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
             }
             None => self.acks.drain(&self.status).await?,
         }
+        self.note_settled();
         Ok(self.acks.acked())
     }
 
@@ -260,6 +264,31 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
             }
             None => self.acks.drain(&self.status).await?,
         }
+        self.note_settled();
         Ok(self.acks.acked())
+    }
+}
+
+impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
+    /// Whether the brokers know `topic` (without creating it): only "unknown topic or
+    /// partition" is `false`, other metadata trouble is an error.
+    pub async fn topic_exists(&mut self, topic: &str) -> Result<bool, SinkError> {
+        self.topics.exists(&self.producer, topic).await
+    }
+
+    /// Tells the status that nothing waits on Kafka when no record and no commit does (the
+    /// status shows `waiting_for_kafka` while Kafka stays silent with work pending).
+    fn note_settled(&self) {
+        if self.acks.is_empty() && !self.ring.as_ref().is_some_and(Ring::committing) {
+            self.status.kafka_settled();
+        }
+    }
+}
+
+impl<P: Unpin> Drop for KafkaSink<P> {
+    fn drop(&mut self) {
+        // What this sink waited for is abandoned with it (the attempt failed or stopped): the
+        // next attempt's sink starts with nothing owed.
+        self.status.kafka_settled();
     }
 }

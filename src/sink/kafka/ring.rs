@@ -181,6 +181,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
             settle_out_queue(&committer);
             committer.commit_transaction(TXN_TIMEOUT)
         });
+        status.kafka_owed();
         self.committing = Some(Committing {
             handle,
             position,
@@ -199,6 +200,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
         acks: &mut AckQueue<P>,
         status: &SourceStatus,
     ) -> Result<(), SinkError> {
+        status.kafka_looked();
         let waker = futures_util::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         if let Some(c) = &mut self.committing {
@@ -220,6 +222,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
         let Some(c) = &mut self.committing else {
             return acks.next(status).await;
         };
+        status.kafka_looked();
         let joined = if acks.is_empty() {
             Some((&mut c.handle).await)
         } else {
@@ -247,7 +250,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
         let Some(c) = &mut self.committing else {
             return Ok(());
         };
-        let joined = status.while_waiting(&mut c.handle).await;
+        let joined = status.while_waiting_for_kafka(&mut c.handle).await;
         self.complete(joined, producer, acks, status)
     }
 
@@ -275,6 +278,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
         status: &SourceStatus,
     ) -> Result<(), SinkError> {
         let c = self.committing.take().expect("a commit is running");
+        status.kafka_answered();
         let result = joined
             .map_err(|e| SinkError::Client(format!("commit task: {e}")))
             .and_then(|r| r.map_err(|e| txn_error("commit transaction", e)));

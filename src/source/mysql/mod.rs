@@ -289,6 +289,37 @@ impl Source for MySourceSettings {
                 .await
                 .map_err(|e| SourceError::transient(format!("schema history load task: {e}")))??;
         history.set_server(server.identity.clone());
+        if saved_cp.is_none()
+            && pipeline.offsets_topic_was_missing()
+            && !history.records().is_empty()
+        {
+            // The offsets topic is created before the first history record is written, so a
+            // history without it means the topic (and the binlog position in it) was deleted,
+            // or topic_prefix changed: a fresh start would begin at a new position.
+            let offsets = pipeline.offsets_topic().to_string();
+            match src.on_missing_position {
+                OnMissingPosition::Stop => {
+                    return Err(SourceError::definite(format!(
+                        "source `{name}` has a schema history in `{history_topic}` but its \
+                         offsets topic `{offsets}` does not exist: it was deleted (or \
+                         topic_prefix changed), and the binlog position with it; going on would \
+                         start at a new position and leave a gap; fix: restore the topic (or \
+                         the old topic_prefix), or set on_missing_position = \"snapshot\" in \
+                         {file} to accept the gap and snapshot again (see docs/operations.md, \
+                         \"Deleted topics\")",
+                        name = src.name,
+                        file = src.file.display(),
+                    )))
+                }
+                OnMissingPosition::Snapshot => tracing::warn!(
+                    source = %src.name,
+                    offsets_topic = %offsets,
+                    "position lost: the offsets topic with the checkpoint was deleted; on_missing_position = \"snapshot\" (operator decision): accepting a gap, the changes between the checkpoint and the new position are not captured; starting over with a new snapshot"
+                ),
+            }
+        }
+        // Before anything is written to the history (see above).
+        pipeline.ensure_offsets_topic().await?;
         let types = TypeOptions::default();
 
         let mode = src.snapshot.mode;

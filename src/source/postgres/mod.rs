@@ -360,6 +360,9 @@ impl Source for PgSourceSettings {
                     }
                 }
             }
+            // The offsets topic exists before any slot does, so that a slot present without
+            // it later proves the topic was deleted (see PositionLost::CheckpointGone).
+            pipeline.ensure_offsets_topic().await?;
             let exported = mode != SnapshotMode::Never && !chunked;
             let created = repl
                 .create_logical_slot(&settings.slot, exported, false)
@@ -427,6 +430,11 @@ impl Source for PgSourceSettings {
             pipeline.init_transactions().await?;
             let mut saved: Option<PgCheckpoint> =
                 pipeline.load_checkpoint(&settings.main.kafka).await?;
+            if saved.is_none() && pipeline.offsets_topic_was_missing() {
+                check.decide(&PositionLost::CheckpointGone {
+                    offsets_topic: pipeline.offsets_topic().to_string(),
+                })?;
+            }
             if let Some(lost) = saved.as_ref().and_then(|cp| check.foreign_slot(cp)) {
                 check.decide(&lost)?;
                 // The slot of this name belongs to another history: start over on this
@@ -640,6 +648,14 @@ enum PositionLost {
     },
     /// The server invalidated the slot (the reason, from [`setup::slot_state`]).
     Invalidated(String),
+    /// The slot is present but the offsets topic was not (it is created before any slot is,
+    /// so it was deleted, or `topic_prefix` changed): the checkpoint is gone. The slot still
+    /// holds the position; what the checkpoint alone knew (whether the snapshot finished,
+    /// where each table's snapshot stands, the exactly-once resume marks) is lost.
+    CheckpointGone {
+        /// The offsets topic that did not exist.
+        offsets_topic: String,
+    },
 }
 
 /// The start's checks of the position: the slot, the server's identity and the checkpoint.
@@ -739,7 +755,22 @@ impl PositionCheck<'_> {
                     PositionLost::Invalidated(reason) => {
                         format!("the slot was invalidated: {reason}")
                     }
+                    PositionLost::CheckpointGone { offsets_topic } => format!(
+                        "the slot is present but the offsets topic `{offsets_topic}` with the \
+                         checkpoint was deleted"
+                    ),
                 };
+                if let PositionLost::CheckpointGone { .. } = lost {
+                    // The slot kept the position: no change is skipped, the tables are read
+                    // again (their rows repeat as snapshot reads).
+                    tracing::warn!(
+                        source = %src.name,
+                        slot = %slot,
+                        system_id = %self.server.system_id,
+                        "position lost: {what}; on_missing_position = \"snapshot\" (operator decision): accepting a gap in what the checkpoint recorded; resuming from the slot and snapshotting every table again"
+                    );
+                    return Ok(());
+                }
                 tracing::warn!(
                     source = %src.name,
                     slot = %slot,
@@ -791,6 +822,16 @@ impl PositionCheck<'_> {
             PositionLost::Invalidated(reason) => {
                 setup::invalidated_slot_error(slot, reason, &file.to_string())
             }
+            PositionLost::CheckpointGone { offsets_topic } => SourceError::definite(format!(
+                "replication slot `{slot}` exists (system {now}) but the offsets topic \
+                 `{offsets_topic}` does not: it was deleted (or topic_prefix changed), and \
+                 source `{name}`'s checkpoint with it — whether its snapshot finished, where \
+                 each table's snapshot stands, its exactly-once resume marks; going on would \
+                 start over unseen; fix: restore the topic (or the old topic_prefix), or set \
+                 on_missing_position = \"snapshot\" in {file} to resume from the slot and \
+                 snapshot every table again (see docs/operations.md, \"Deleted topics\")",
+                name = src.name,
+            )),
         }
     }
 
