@@ -129,6 +129,63 @@ impl ScratchPostgres {
         }
     }
 
+    /// Moves the cluster to a new timeline, as a promotion or a point-in-time recovery does:
+    /// a clean shutdown, a start in recovery (`standby.signal`, nothing to replay), then
+    /// `pg_ctl promote`. Same data (replication slots included), same system identifier,
+    /// same port; the timeline goes up by one.
+    pub fn restart_on_new_timeline(&mut self) {
+        let (uid, gid) = os_user("postgres");
+        let data = self.dir.path().join("data");
+        // SIGINT: fast shutdown, with a shutdown checkpoint.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "scratch postgres did not shut down"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let signal = data.join("standby.signal");
+        std::fs::write(&signal, "").unwrap();
+        std::os::unix::fs::chown(&signal, Some(uid), Some(gid)).unwrap();
+        let log_path = self.dir.path().join("postgres.log");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        self.child = Command::new(pg_bin("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .current_dir("/")
+            .uid(uid)
+            .gid(gid)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        if let Err(log) = wait_ready(self.port, &mut self.child, &log_path) {
+            panic!("scratch postgres did not restart in recovery: {log}");
+        }
+        let out = Command::new(pg_bin("pg_ctl"))
+            .args(["promote", "-w", "-D"])
+            .arg(&data)
+            .current_dir("/")
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl promote: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A URL for `user` on `database`.
     pub fn url(&self, user: &str, database: &str) -> String {
         format!("postgres://{user}@127.0.0.1:{}/{database}", self.port)

@@ -16,7 +16,7 @@ use cdc_agent::config::KafkaConfig;
 use cdc_agent::ops::exit;
 use cdc_agent::source::postgres::position::PgPosition;
 use common::agent::{read_topic, Agent, AgentConfig, AvroDecoder};
-use common::cdc::decode_table_change;
+use common::cdc::{decode_table_change, log_after, log_mark};
 use common::scratch_pg::ScratchPostgres;
 use common::{pg_connect, stack_env, unique_name, wait_until, FreshPgDb};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -611,4 +611,61 @@ async fn a_checkpoint_in_an_offsets_topic_the_agent_may_not_describe_is_an_error
     let _ = admin
         .delete_topics(&[topic.as_str()], &AdminOptions::new())
         .await;
+}
+
+#[tokio::test]
+async fn a_new_timeline_of_the_same_system_with_the_slot_present_resumes_and_says_so() {
+    let name = unique_name("postimeline");
+    let topic = format!("{name}.public.t");
+    let (mut pg, client) = scratch_cluster("").await;
+    let timeline = |client: tokio_postgres::Client| async move {
+        let t: i32 = client
+            .query_one("SELECT timeline_id FROM pg_control_checkpoint()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        t
+    };
+    let system = system_id(&client).await;
+    let before = timeline(client).await;
+    let mut agent = Agent::start(&scratch_config(&name, &pg, None));
+    agent.wait_streaming(WAIT);
+    wait_change(&topic, 2, "r");
+    stop(&mut agent);
+
+    // A promotion (or a point-in-time recovery) of the same system keeps the slot.
+    pg.restart_on_new_timeline();
+    let client = pg_connect(&pg.url("postgres", "postgres")).await;
+    assert_eq!(system_id(&client).await, system);
+    assert!(
+        slot_exists(&client, &name).await,
+        "the slot went with the promotion"
+    );
+    client
+        .batch_execute("INSERT INTO t VALUES (3, 'after the promotion')")
+        .await
+        .unwrap();
+    let after = timeline(pg_connect(&pg.url("postgres", "postgres")).await).await;
+    assert!(after > before, "timeline {before} -> {after}");
+
+    let mark = log_mark(&agent);
+    let agent = agent.restart();
+    agent.wait_streaming(WAIT);
+    wait_change(&topic, 3, "c");
+    let log = log_after(&agent, mark);
+    assert!(
+        log.contains("the server's timeline changed since the checkpoint"),
+        "no line about the timeline:\n{log}"
+    );
+    assert!(
+        !log.contains("snapshot of table queued"),
+        "the rows were read again after the promotion:\n{log}"
+    );
+    assert_eq!(
+        checkpoint_of(&name).await.source.timeline,
+        Some(after as u32),
+        "the checkpoint records the new timeline"
+    );
+    drop(agent);
+    drop(pg);
 }
