@@ -712,6 +712,7 @@ mod tests {
             ty,
             optional: true,
             source_type: String::new(),
+            default: None,
         };
         let schema = TableSchema {
             id: TableId::new("public", "big"),

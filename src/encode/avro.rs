@@ -32,6 +32,44 @@ use std::collections::HashMap;
 use crate::event::{ChangeEvent, ColumnType, Datum, SourceBlock, TableId, TableSchema};
 use cdc_codec::json::json_string;
 
+/// The Avro JSON default of a column of type `ty` whose default value is `value` (decoded as
+/// any value of the column), for the types whose Avro form is a JSON number, boolean or
+/// string. `None` for the others (bytes, decimals, records): such a column gets no default.
+pub fn avro_default(ty: &ColumnType, value: &Datum<'_>) -> Option<String> {
+    use ColumnType as T;
+    match (ty, value) {
+        (T::Boolean, Datum::Bool(b)) => Some(b.to_string()),
+        (
+            T::Int16
+            | T::Int32
+            | T::Int64
+            | T::Date
+            | T::Time
+            | T::MicroTime
+            | T::Timestamp
+            | T::MicroTimestamp
+            | T::MicroDuration
+            | T::Year,
+            Datum::Int(i),
+        ) => Some(i.to_string()),
+        (T::Float32 | T::Float64, Datum::Float(f)) if f.is_finite() => Some(format!("{f:?}")),
+        (
+            T::String
+            | T::Json
+            | T::Uuid
+            | T::Enum(_)
+            | T::EnumSet(_)
+            | T::ZonedTimestamp
+            | T::ZonedTime,
+            Datum::Str(s),
+        ) => {
+            let mut out = String::with_capacity(s.len() + 2);
+            json_string(&mut out, s);
+            Some(out)
+        }
+        _ => None,
+    }
+}
 /// First byte of every Confluent-framed message.
 pub const MAGIC_BYTE: u8 = 0;
 
@@ -260,7 +298,7 @@ impl TableCodec {
                     w.out.push(',');
                 }
                 let column = &table.columns[index];
-                w.field(&field_names[index], &column.ty, column.optional);
+                w.field(&field_names[index], &column.ty, column.optional, None);
             }
             w.out.push_str("],\"connect.name\":");
             json_string(&mut w.out, &format!("{namespace}.Key"));
@@ -280,7 +318,12 @@ impl TableCodec {
             if i > 0 {
                 w.out.push(',');
             }
-            w.field(&field_names[i], &column.ty, column.optional);
+            w.field(
+                &field_names[i],
+                &column.ty,
+                column.optional,
+                column.default.as_deref(),
+            );
         }
         w.out.push_str("],\"connect.name\":");
         json_string(&mut w.out, &format!("{namespace}.Value"));
@@ -1082,8 +1125,9 @@ impl SchemaWriter {
         }
     }
 
-    /// A record field: optional columns are `["null", T]` with a null default.
-    fn field(&mut self, name: &str, ty: &ColumnType, optional: bool) {
+    /// A record field: optional columns are `["null", T]` with a null default; others carry
+    /// `default` (Avro JSON) when the column has a constant one.
+    fn field(&mut self, name: &str, ty: &ColumnType, optional: bool, default: Option<&str>) {
         self.out.push_str("{\"name\":");
         json_string(&mut self.out, name);
         self.out.push_str(",\"type\":");
@@ -1093,6 +1137,10 @@ impl SchemaWriter {
             self.out.push_str("],\"default\":null}");
         } else {
             self.ty(ty);
+            if let Some(d) = default {
+                self.out.push_str(",\"default\":");
+                self.out.push_str(d);
+            }
             self.out.push('}');
         }
     }

@@ -46,6 +46,7 @@ mod fixed_schemas {
                 ty: ColumnType::Int32,
                 optional: false,
                 source_type: "int4".into(),
+                default: None,
             }],
             key: vec![0],
         };

@@ -24,6 +24,7 @@ fn col(name: &str, ty: ColumnType, optional: bool) -> Column {
         ty,
         optional,
         source_type: String::new(),
+        default: None,
     }
 }
 
@@ -1118,4 +1119,38 @@ fn long_arrays_and_strings_use_multi_byte_lengths() {
     assert_eq!(items.len(), 1000);
     assert_eq!(items[999], some(Value::Long(999 * 1_000_003)));
     assert_eq!(field(after(&value), "text"), &Value::String(text));
+}
+
+#[test]
+fn constant_defaults_become_avro_json_of_their_type_and_others_none() {
+    use crate::encode::avro::avro_default;
+    use std::borrow::Cow;
+    assert_eq!(
+        avro_default(&ColumnType::Int32, &Datum::Int(5)).as_deref(),
+        Some("5")
+    );
+    assert_eq!(
+        avro_default(&ColumnType::Boolean, &Datum::Bool(true)).as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        avro_default(&ColumnType::Float64, &Datum::Float(1.0)).as_deref(),
+        Some("1.0")
+    );
+    assert_eq!(
+        avro_default(&ColumnType::Float64, &Datum::Float(f64::NAN)),
+        None
+    );
+    assert_eq!(
+        avro_default(
+            &ColumnType::String,
+            &Datum::Str(Cow::Borrowed("say \"hi\""))
+        )
+        .as_deref(),
+        Some(r#""say \"hi\"""#)
+    );
+    assert_eq!(
+        avro_default(&ColumnType::Bytes, &Datum::Bytes(Cow::Borrowed(b"x"))),
+        None
+    );
 }

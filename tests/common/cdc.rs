@@ -211,6 +211,18 @@ pub fn subject_versions(subject: &str) -> Vec<i64> {
     }
 }
 
+/// The schema text of the latest version under `subject`; empty when there is none.
+pub fn latest_schema(subject: &str) -> String {
+    let url = format!(
+        "{}/subjects/{subject}/versions/latest",
+        stack_env("SCHEMA_REGISTRY_URL")
+    );
+    match http("GET", &url) {
+        (200, v) => v["schema"].as_str().unwrap_or_default().to_string(),
+        _ => String::new(),
+    }
+}
+
 /// Waits for `needle` in the agent's log; panics with the log after `timeout`, or at once
 /// when the agent exited.
 pub fn wait_log(agent: &mut Agent, needle: &str, timeout: Duration) {

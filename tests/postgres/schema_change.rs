@@ -9,7 +9,7 @@ use std::time::Duration;
 use apache_avro::types::Value as Avro;
 use common::agent::{field, read_topic, Agent, AvroDecoder};
 use common::cdc::{
-    as_i64, as_opt_string, decode_table_change, has_field, subject_versions, Change,
+    as_i64, as_opt_string, decode_table_change, has_field, latest_schema, subject_versions, Change,
 };
 use common::pgcase::PgCase;
 use common::wait_until;
@@ -257,4 +257,59 @@ async fn rows_written_before_a_drop_and_a_rename_while_the_agent_was_down_replay
         .unwrap();
     changes(&topic, 5, &agent);
     common::cdc::assert_alive(&mut agent);
+}
+
+#[tokio::test]
+async fn columns_added_not_null_with_a_constant_default_stay_backward_compatible_and_the_stream_goes_on(
+) {
+    let PgCase {
+        db: _db,
+        admin,
+        name,
+        cfg,
+        cleanup: _cleanup,
+    } = PgCase::new(
+        "defaults",
+        "CREATE TABLE t (id int PRIMARY KEY, name text);
+         INSERT INTO t VALUES (1, 'snap');
+         CREATE PUBLICATION cdc_pub FOR TABLE t;",
+        "",
+    )
+    .await;
+    let agent = Agent::start(&cfg);
+    let topic = format!("{name}.public.t");
+    let subject = format!("{topic}-value");
+    changes(&topic, 1, &agent);
+    versions_at_least(&subject, 1, &agent).await;
+
+    // The stack's registry checks BACKWARD compatibility: a new required field without a
+    // default would be refused and stop the source.
+    admin
+        .batch_execute(
+            "ALTER TABLE t ADD COLUMN status text NOT NULL DEFAULT 'open',
+                           ADD COLUMN qty int NOT NULL DEFAULT 0,
+                           ADD COLUMN flag boolean NOT NULL DEFAULT true,
+                           ADD COLUMN seen timestamptz DEFAULT now();
+             INSERT INTO t (id, name) VALUES (2, 'after');",
+        )
+        .await
+        .unwrap();
+    let all = changes(&topic, 2, &agent);
+    versions_at_least(&subject, 2, &agent).await;
+    let row = after(&all[1]);
+    assert_eq!(as_opt_string(field(row, "status")).as_deref(), Some("open"));
+    assert_eq!(as_i64(field(row, "qty")), 0);
+    let schema = latest_schema(&subject);
+    for default in [
+        r#""name":"status","type":"string","default":"open""#,
+        r#""name":"qty","type":"int","default":0"#,
+        r#""name":"flag","type":"boolean","default":true"#,
+    ] {
+        assert!(schema.contains(default), "no `{default}` in {schema}");
+    }
+    assert!(
+        !agent.log().contains("source failed"),
+        "log:\n{}",
+        agent.log()
+    );
 }

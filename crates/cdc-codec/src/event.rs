@@ -129,6 +129,11 @@ pub struct Column {
     pub optional: bool,
     /// The database's own type name (`int4`, `varchar`, …), for docs and logs.
     pub source_type: String,
+    /// The column's constant default as the Avro JSON of its type (`5`, `"open"`, `true`),
+    /// written as the field's default so that a column added with `NOT NULL DEFAULT x` stays
+    /// backward compatible in the registry. `None`: no default, or one that is not a constant
+    /// (`now()`, `nextval(…)`).
+    pub default: Option<String>,
 }
 
 /// The shape of a table's events: columns in table order and the key columns.

@@ -14,14 +14,17 @@ use tokio_postgres::Client;
 use super::pgoutput::{Column as PgCol, Relation, TupleData};
 use super::types::{self, CatalogRow, PgColumnDecoder, TypeCatalog};
 use super::SourceError;
+use crate::encode::avro::avro_default;
 use crate::event::{Column, Datum, TableId, TableSchema};
 
-/// Nullability and primary-key position of every column of a table.
+/// Nullability, primary-key position and default expression of every column of a table.
 const FACTS_QUERY: &str = "SELECT a.attname::text, a.attnotnull, \
         COALESCE(a.attnum = ANY (i.indkey::int2[]), false) AS in_pk, \
-        array_position(i.indkey::int2[], a.attnum) AS pk_pos \
+        array_position(i.indkey::int2[], a.attnum) AS pk_pos, \
+        CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END AS default_expr \
      FROM pg_attribute a \
      LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
+     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
      WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped";
 /// How often (every 20 ms) the catalog is asked for a table that is not visible yet.
 const CATALOG_WAIT_ATTEMPTS: u32 = 250;
@@ -348,11 +351,22 @@ impl<'c> SchemaLoader<'c> {
                 pk.push((pos, idx));
             }
             let dec = PgColumnDecoder::new(&self.types, c.type_oid, c.type_modifier, !not_null);
+            // A constant default becomes the Avro field's; an expression (now(), nextval…)
+            // gives none, as with Debezium.
+            let default = fact
+                .and_then(|r| r.get::<_, Option<String>>(4))
+                .filter(|_| not_null)
+                .and_then(|expr| constant_text(&expr))
+                .and_then(|text| {
+                    let value = dec.decode(text.as_bytes()).ok()?;
+                    avro_default(dec.column_type(), &value)
+                });
             out_cols.push(Column {
                 name: c.name.clone(),
                 ty: dec.column_type().clone(),
                 optional: !not_null,
                 source_type: dec.source_type().to_string(),
+                default,
             });
             decoders.push(dec);
         }
@@ -410,6 +424,50 @@ fn widen_xid(xid: u32, xmax: i64) -> i64 {
     }
 }
 
+/// The text of a constant default as `pg_get_expr` shows it (`5`, `'-3'::integer`,
+/// `'open'::character varying`, `true`), as the column's text format; `None` for anything
+/// else (a function call, an operator, an escape string).
+fn constant_text(expr: &str) -> Option<String> {
+    let e = expr.trim();
+    if let Some(rest) = e.strip_prefix('\'') {
+        let mut text = String::new();
+        let mut chars = rest.char_indices().peekable();
+        while let Some((i, ch)) = chars.next() {
+            if ch != '\'' {
+                text.push(ch);
+                continue;
+            }
+            if chars.peek().is_some_and(|(_, c)| *c == '\'') {
+                chars.next();
+                text.push('\'');
+                continue;
+            }
+            // The literal ends here: only a cast to a type may follow.
+            let tail = &rest[i + 1..];
+            let cast_only = tail.is_empty()
+                || tail.strip_prefix("::").is_some_and(|t| {
+                    !t.is_empty()
+                        && t.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || " _.\"()[],".contains(c))
+                        && !t.contains("::")
+                });
+            return cast_only.then_some(text);
+        }
+        return None;
+    }
+    let numeric = {
+        let t = e.strip_prefix('-').unwrap_or(e);
+        let (mantissa, exp) = match t.split_once(['e', 'E']) {
+            Some((m, x)) => (m, Some(x.strip_prefix(['+', '-']).unwrap_or(x))),
+            None => (t, None),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, "0"));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        digits(int) && digits(frac) && exp.is_none_or(digits)
+    };
+    (numeric || e == "true" || e == "false").then(|| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::widen_xid;
@@ -426,5 +484,29 @@ mod tests {
         );
         // Never negative, even for an id xmax cannot have passed yet.
         assert_eq!(widen_xid(5000, 2000), 0);
+    }
+}
+
+#[cfg(test)]
+mod default_tests {
+    use super::constant_text;
+
+    #[test]
+    fn constant_defaults_read_as_their_text_and_expressions_as_none() {
+        let t = |e: &str| constant_text(e);
+        assert_eq!(t("5").as_deref(), Some("5"));
+        assert_eq!(t("-1.5e3").as_deref(), Some("-1.5e3"));
+        assert_eq!(t("true").as_deref(), Some("true"));
+        assert_eq!(t("'-3'::integer").as_deref(), Some("-3"));
+        assert_eq!(t("'open'::character varying").as_deref(), Some("open"));
+        assert_eq!(t("'it''s'::text").as_deref(), Some("it's"));
+        assert_eq!(t("'2020-01-01'::date").as_deref(), Some("2020-01-01"));
+        assert_eq!(t("now()"), None);
+        assert_eq!(t("CURRENT_TIMESTAMP"), None);
+        assert_eq!(t("nextval('t_id_seq'::regclass)"), None);
+        assert_eq!(t("('a'::text || 'b'::text)"), None);
+        assert_eq!(t("'a'::text || 'b'::text"), None);
+        assert_eq!(t("'unterminated"), None);
+        assert_eq!(t("1.2.3"), None);
     }
 }

@@ -161,6 +161,7 @@ pub fn table_schema(def: &TableDef, opts: &TypeOptions) -> TableSchema {
             ty: column_type(c, opts),
             optional: c.nullable,
             source_type: c.column_type.clone(),
+            default: None,
         })
         .collect();
     let key = def
