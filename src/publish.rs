@@ -24,7 +24,7 @@ use crate::ops::status::SourceStatus;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
-use crate::topics::{self, EVENT_STORE_TOPIC_CONFIGS};
+use crate::topics;
 
 /// Separator inside event-store keys. `/` cannot appear in a source name and is rare in
 /// identifiers; the key JSON comes last, so it may contain anything.
@@ -50,6 +50,19 @@ pub struct PublishConfig {
     /// Where events Kafka cannot take go (`[kafka] dead_letter_topic`); `None`: they stop the
     /// source.
     pub dead_letter_topic: Option<String>,
+    /// Topic configs of the table topics it creates (`[kafka.topic_config]`).
+    pub table_topic_config: Vec<(String, String)>,
+    /// Topic configs of the event store when it creates it: kept forever, then
+    /// `[event_store.topic_config]`.
+    pub event_store_topic_config: Vec<(String, String)>,
+}
+
+/// Topic configs as the sink takes them.
+fn config_refs(configs: &[(String, String)]) -> Vec<(&str, &str)> {
+    configs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 /// What Kafka adds around a record's key, value and headers (batch and record headers,
@@ -141,9 +154,9 @@ impl<S: Sink> Publisher<S> {
 
     /// Creates the event-store and dead-letter topics if needed.
     pub async fn prepare(&mut self) -> Result<(), SourceError> {
-        if let Some(t) = self.cfg.event_store_topic.clone() {
+        if let Some(t) = &self.cfg.event_store_topic {
             self.sink
-                .ensure_topic(&t, EVENT_STORE_TOPIC_CONFIGS)
+                .ensure_topic(t, &config_refs(&self.cfg.event_store_topic_config))
                 .await?;
         }
         if let Some(t) = self.cfg.dead_letter_topic.clone() {
@@ -185,7 +198,9 @@ impl<S: Sink> Publisher<S> {
             ))
         })?;
         let topic = topics::table_topic(&self.cfg.topic_prefix, &self.cfg.topic_routes, &schema.id);
-        self.sink.ensure_topic(&topic, &[]).await?;
+        self.sink
+            .ensure_topic(&topic, &config_refs(&self.cfg.table_topic_config))
+            .await?;
         let registered = register(&self.status, &self.registry, &topic, &codec, stop).await;
         let (key_id, value_id, rejected) = match registered {
             Ok((key_id, value_id)) => {

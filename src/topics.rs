@@ -24,6 +24,18 @@ pub const OFFSETS_TOPIC_CONFIGS: &[(&str, &str)] = &[("cleanup.policy", "compact
 pub const EVENT_STORE_TOPIC_CONFIGS: &[(&str, &str)] =
     &[("retention.ms", "-1"), ("retention.bytes", "-1")];
 
+/// Topic configs of the event store when the agent creates it: [`EVENT_STORE_TOPIC_CONFIGS`],
+/// each replaced or completed by `[event_store.topic_config]`.
+pub fn event_store_topic_config(cfg: &crate::config::EventStoreConfig) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = EVENT_STORE_TOPIC_CONFIGS
+        .iter()
+        .filter(|(k, _)| !cfg.topic_config.contains_key(*k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    out.extend(cfg.topic_config.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
 /// Topic configs of the schema-history topic: every record is kept forever. Compaction would
 /// keep only the newest record of the source key, deleting exactly the past definitions a
 /// restart at an old position needs.

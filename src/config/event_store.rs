@@ -14,6 +14,11 @@ pub struct EventStoreConfig {
     /// Mirror events into the event store at all. Default: true.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Topic configs of the event store when the agent creates it (`[event_store.topic_config]`),
+    /// over its defaults `retention.ms = -1` and `retention.bytes = -1` (kept forever), e.g.
+    /// `"min.insync.replicas" = "2"`. Default: none.
+    #[serde(default)]
+    pub topic_config: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for EventStoreConfig {
@@ -21,6 +26,7 @@ impl Default for EventStoreConfig {
         Self {
             topic: default_event_store_topic(),
             enabled: true,
+            topic_config: Default::default(),
         }
     }
 }

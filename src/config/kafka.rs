@@ -74,6 +74,11 @@ pub struct KafkaConfig {
     /// with the fix. Shared by every source (headers name the source). Default: none (off).
     #[serde(default)]
     pub dead_letter_topic: Option<String>,
+    /// Topic configs of the table topics the agent creates (`[kafka.topic_config]`), e.g.
+    /// `"cleanup.policy" = "compact"` to keep the latest event per key. Applied at creation
+    /// only: an existing topic is left as it is. Default: none (the brokers' defaults).
+    #[serde(default)]
+    pub topic_config: BTreeMap<String, String>,
     /// Extra librdkafka properties passed to every client after the keys above, so they win,
     /// e.g. `"ssl.endpoint.identification.algorithm" = "none"`. Values are treated as secrets
     /// (never logged). Default: none.

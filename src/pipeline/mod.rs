@@ -102,6 +102,13 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
             unavailable_value_placeholder: source.unavailable_value_placeholder.clone(),
             topic_routes: source.topic_routes.clone(),
             dead_letter_topic: main.kafka.dead_letter_topic.clone(),
+            table_topic_config: main
+                .kafka
+                .topic_config
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            event_store_topic_config: topics::event_store_topic_config(&main.event_store),
         };
         let bounds = exactly_once.then(|| TxnBounds {
             max_records: main.kafka.transaction_max_records.max(1),

@@ -213,6 +213,8 @@ fn pipeline(broker: &Arc<Mutex<Broker>>, bounds: Option<TxnBounds>) -> Pipeline<
         unavailable_value_placeholder: String::new(),
         topic_routes: Default::default(),
         dead_letter_topic: None,
+        table_topic_config: Vec::new(),
+        event_store_topic_config: Vec::new(),
     };
     Pipeline::with_sink(
         Publisher::new(

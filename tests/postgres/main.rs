@@ -21,5 +21,6 @@ mod snapshot_stop;
 mod source;
 mod tail;
 mod tls;
+mod topic_config;
 mod topic_deleted;
 mod types;
