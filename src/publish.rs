@@ -312,25 +312,19 @@ impl<S: Sink> Publisher<S> {
             value: Some(&self.value_buf),
             headers: &[],
         };
-        match too_large(
-            &self.sink,
+        send_or_divert(
+            &mut self.sink,
             self.cfg.dead_letter_topic.as_deref(),
-            &table_record,
-        )? {
-            Some(dead) => {
-                dead.send(
-                    &mut self.sink,
-                    &self.cfg.source,
-                    entry,
-                    ev,
-                    meta,
-                    &mut self.dead_key_buf,
-                    &mut self.dead_value_buf,
-                )
-                .await?
-            }
-            None => self.sink.send(table_record).await?,
-        }
+            table_record,
+            Diverted {
+                source: &self.cfg.source,
+                entry,
+                ev,
+                meta,
+            },
+            (&mut self.dead_key_buf, &mut self.dead_value_buf),
+        )
+        .await?;
         if let Some(store) = &self.cfg.event_store_topic {
             self.store_key_buf.clear();
             self.store_key_buf
@@ -348,25 +342,19 @@ impl<S: Sink> Publisher<S> {
                 value: Some(&self.value_buf),
                 headers: &headers,
             };
-            match too_large(
-                &self.sink,
+            send_or_divert(
+                &mut self.sink,
                 self.cfg.dead_letter_topic.as_deref(),
-                &store_record,
-            )? {
-                Some(dead) => {
-                    dead.send(
-                        &mut self.sink,
-                        &self.cfg.source,
-                        entry,
-                        ev,
-                        meta,
-                        &mut self.dead_key_buf,
-                        &mut self.dead_value_buf,
-                    )
-                    .await?
-                }
-                None => self.sink.send(store_record).await?,
-            }
+                store_record,
+                Diverted {
+                    source: &self.cfg.source,
+                    entry,
+                    ev,
+                    meta,
+                },
+                (&mut self.dead_key_buf, &mut self.dead_value_buf),
+            )
+            .await?;
         }
         if ev.op == Op::Delete && self.cfg.tombstones && keyed {
             self.sink
@@ -434,6 +422,41 @@ pub fn record_size(rec: &OutRecord<'_>) -> usize {
             .map(|(k, v)| k.len() + v.len())
             .sum::<usize>()
         + RECORD_FRAMING_BYTES
+}
+
+/// The event a record belongs to, for the dead-letter topic.
+struct Diverted<'e, 'r> {
+    source: &'e str,
+    entry: &'e TableEntry,
+    ev: &'e ChangeEvent<'r>,
+    meta: EventMeta<'e>,
+}
+
+/// Sends `rec`; or, when it is larger than its topic takes and a dead-letter topic is set, the
+/// event it belongs to to the dead-letter topic instead (`bufs`: the dead-letter key and value
+/// buffers). Without a dead-letter topic such a record is a definite error.
+async fn send_or_divert<S: Sink>(
+    sink: &mut S,
+    dead_letter_topic: Option<&str>,
+    rec: OutRecord<'_>,
+    event: Diverted<'_, '_>,
+    bufs: (&mut Vec<u8>, &mut Vec<u8>),
+) -> Result<(), SourceError> {
+    match too_large(sink, dead_letter_topic, &rec)? {
+        Some(dead) => {
+            dead.send(
+                sink,
+                event.source,
+                event.entry,
+                event.ev,
+                event.meta,
+                bufs.0,
+                bufs.1,
+            )
+            .await
+        }
+        None => Ok(sink.send(rec).await?),
+    }
 }
 
 /// Whether `rec` is larger than its topic takes (when the sink knows the limit): with a
