@@ -65,6 +65,22 @@ fn wait_ready(port: u16, child: &mut Child, log: &std::path::Path) -> Result<(),
     }
 }
 
+/// Starts the postmaster on `data` as the `postgres` OS user, its output into `log`.
+fn spawn_postgres(data: &std::path::Path, log: std::fs::File) -> Child {
+    let (uid, gid) = os_user("postgres");
+    Command::new(pg_bin("postgres"))
+        .arg("-D")
+        .arg(data)
+        .current_dir("/")
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
 impl ScratchPostgres {
     /// initdb + start with `extra_conf` appended to postgresql.conf; waits until it accepts
     /// connections.
@@ -110,17 +126,7 @@ impl ScratchPostgres {
             let log_path = dir.path().join("postgres.log");
             let log = std::fs::File::create(&log_path).unwrap();
             std::os::unix::fs::chown(&log_path, Some(uid), Some(gid)).unwrap();
-            let mut child = Command::new(pg_bin("postgres"))
-                .arg("-D")
-                .arg(&data)
-                .current_dir("/")
-                .uid(uid)
-                .gid(gid)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
+            let mut child = spawn_postgres(&data, log);
             match wait_ready(port, &mut child, &log_path) {
                 Ok(()) => return ScratchPostgres { port, dir, child },
                 Err(log) if lost_port_race(&log) && attempt < 5 => attempt += 1,
@@ -156,17 +162,7 @@ impl ScratchPostgres {
             .append(true)
             .open(&log_path)
             .unwrap();
-        self.child = Command::new(pg_bin("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .current_dir("/")
-            .uid(uid)
-            .gid(gid)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        self.child = spawn_postgres(&data, log);
         if let Err(log) = wait_ready(self.port, &mut self.child, &log_path) {
             panic!("scratch postgres did not restart in recovery: {log}");
         }
