@@ -5,7 +5,9 @@
 
 use crate::common;
 
-use cdc_agent::source::mysql::catalog::{charset_of_collation, Catalog, ColumnDef, TableDef};
+use cdc_agent::source::mysql::catalog::{
+    charset_of_collation, default_from_information_schema, Catalog, ColumnDef, TableDef,
+};
 use cdc_agent::source::mysql::ddl::{self, DdlOutcome};
 use common::{stack_env, unique_name};
 use mysql_async::prelude::Queryable;
@@ -24,7 +26,7 @@ async fn load(conn: &mut Conn, db: &str) -> Catalog {
         .exec(
             "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, \
                     c.CHARACTER_MAXIMUM_LENGTH, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, \
-                    c.DATETIME_PRECISION, c.CHARACTER_SET_NAME \
+                    c.DATETIME_PRECISION, c.CHARACTER_SET_NAME, c.COLUMN_DEFAULT \
              FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
                ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
              WHERE c.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE' \
@@ -42,6 +44,10 @@ async fn load(conn: &mut Conn, db: &str) -> Catalog {
         } else {
             Vec::new()
         };
+        let default = default_from_information_schema(
+            &data_type,
+            r.get::<Option<String>, _>(10).unwrap().as_deref(),
+        );
         let col = ColumnDef {
             name: r.get(1).unwrap(),
             unsigned: column_type.contains(" unsigned"),
@@ -54,6 +60,7 @@ async fn load(conn: &mut Conn, db: &str) -> Catalog {
             datetime_precision: r.get::<Option<u32>, _>(8).unwrap(),
             charset: r.get::<Option<String>, _>(9).unwrap(),
             enum_values,
+            default,
         };
         let key = (db.to_owned(), table.clone());
         cat.tables
@@ -236,6 +243,13 @@ const STATEMENTS: &[&str] = &[
     "DROP INDEX `PRIMARY` ON gen",
     "ALTER TABLE gen ADD CONSTRAINT PRIMARY KEY (a)",
     "ALTER TABLE gen DROP CONSTRAINT `PRIMARY`",
+    "CREATE TABLE defs (id INT PRIMARY KEY, a INT NOT NULL DEFAULT -3, \
+     b VARCHAR(10) NOT NULL DEFAULT 'it''s', c DOUBLE NOT NULL DEFAULT 1.50, \
+     d TINYINT(1) NOT NULL DEFAULT TRUE, e INT NOT NULL DEFAULT '05', f VARCHAR(5) DEFAULT 5, \
+     g TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, h BIGINT DEFAULT NULL, \
+     i DECIMAL(5,2) NOT NULL DEFAULT 1.5, j ENUM('x','y') NOT NULL DEFAULT 'y')",
+    "ALTER TABLE defs ADD COLUMN k INT NOT NULL DEFAULT 7, ALTER COLUMN a SET DEFAULT 4, \
+     ALTER COLUMN b DROP DEFAULT, ALTER COLUMN f SET DEFAULT 'q'",
 ];
 
 #[tokio::test]

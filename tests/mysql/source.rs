@@ -364,3 +364,54 @@ async fn an_alter_table_mid_stream_changes_the_events_from_the_next_row_on() {
         "{ddl}"
     );
 }
+
+#[tokio::test]
+async fn columns_added_not_null_with_a_constant_default_stay_backward_compatible_and_the_stream_goes_on(
+) {
+    let db = FreshMyDb::create("mydefs").await;
+    let mut admin = my_admin().await;
+    let t = db.table("t");
+    admin
+        .query_drop(format!(
+            "CREATE TABLE {t} (id INT PRIMARY KEY, name VARCHAR(40));
+             INSERT INTO {t} VALUES (1, 'snap');"
+        ))
+        .await
+        .unwrap();
+    let cfg = agent_config(&db, "exactly-once");
+    let agent = Agent::start(&cfg);
+    let topic = format!("{}.{}.t", cfg.topic_prefix, db.name);
+    let subject = format!("{topic}-value");
+    read_topic(&topic, WAIT, |r| !r.is_empty());
+    agent.wait_streaming(WAIT);
+
+    // The stack's registry checks BACKWARD compatibility: a new required field without a
+    // default would be refused and stop the source.
+    admin
+        .query_drop(format!(
+            "ALTER TABLE {t} ADD COLUMN status VARCHAR(10) NOT NULL DEFAULT 'open',
+                            ADD COLUMN qty INT NOT NULL DEFAULT -1;
+             INSERT INTO {t} (id, name) VALUES (2, 'after');"
+        ))
+        .await
+        .unwrap();
+    let recs = read_topic(&topic, WAIT, |r| r.len() >= 2);
+    assert_eq!(recs.len(), 2, "agent log:\n{}", agent.log());
+    let mut dec = AvroDecoder::new();
+    let second = dec.decode(recs[1].value.as_ref().unwrap());
+    let after = unwrap_union(field(&second, "after"));
+    assert_eq!(string(field(after, "status")), "open");
+    assert_eq!(int(field(after, "qty")), -1);
+    let schema = common::cdc::latest_schema(&subject);
+    for default in [
+        r#""name":"status","type":"string","default":"open""#,
+        r#""name":"qty","type":"int","default":-1"#,
+    ] {
+        assert!(schema.contains(default), "no `{default}` in {schema}");
+    }
+    assert!(
+        !agent.log().contains("source failed"),
+        "log:\n{}",
+        agent.log()
+    );
+}

@@ -593,6 +593,7 @@ mod tests {
             datetime_precision: None,
             charset: charset.map(Into::into),
             enum_values: Vec::new(),
+            default: None,
         }
     }
 

@@ -4,7 +4,10 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::catalog::{charset_of_collation, normalize_charset, Catalog, ColumnDef, TableDef};
+use super::catalog::{
+    charset_of_collation, default_from_information_schema, normalize_charset, Catalog, ColumnDef,
+    TableDef,
+};
 use super::{my_error, MySourceSettings, SourceError, SYSTEM_DATABASES};
 
 type ColumnRow = (
@@ -18,6 +21,7 @@ type ColumnRow = (
     Option<u64>,
     Option<u64>,
     Option<u64>,
+    Option<String>,
     Option<String>,
 );
 
@@ -62,7 +66,7 @@ pub async fn load_tables(
                 "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, LOWER(c.DATA_TYPE), \
                  c.COLUMN_TYPE, c.IS_NULLABLE, c.CHARACTER_MAXIMUM_LENGTH, \
                  c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION, \
-                 c.CHARACTER_SET_NAME \
+                 c.CHARACTER_SET_NAME, c.COLUMN_DEFAULT \
                  FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
                  ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
                  WHERE t.TABLE_TYPE = 'BASE TABLE'{filter} \
@@ -91,7 +95,9 @@ pub async fn load_tables(
 
     let mut catalog = Catalog::default();
     let mut current: Option<TableDef> = None;
-    for (db, table, name, data_type, column_type, nullable, len, prec, scale, dtp, cs) in columns {
+    for (db, table, name, data_type, column_type, nullable, len, prec, scale, dtp, cs, default) in
+        columns
+    {
         if current
             .as_ref()
             .is_some_and(|t| t.database != db || t.name != table)
@@ -113,6 +119,7 @@ pub async fn load_tables(
         };
         // Labels keep their case; the rest of the type is compared in lower case.
         let column_type = column_type.to_ascii_lowercase();
+        let default = default_from_information_schema(&data_type, default.as_deref());
         t.columns.push(ColumnDef {
             name,
             unsigned: column_type.contains("unsigned"),
@@ -125,6 +132,7 @@ pub async fn load_tables(
             datetime_precision: dtp.map(|d| d as u32),
             charset: cs.map(|c| normalize_charset(&c)),
             enum_values,
+            default,
         });
     }
     if let Some(t) = current.take() {

@@ -218,6 +218,7 @@ mod tests {
             datetime_precision: None,
             charset: None,
             enum_values: Vec::new(),
+            default: None,
         }
     }
 
@@ -280,6 +281,7 @@ mod tests {
     fn labelled(dt: &str, labels: &[&str]) -> ColumnDef {
         ColumnDef {
             enum_values: labels.iter().map(|l| l.to_string()).collect(),
+            default: None,
             ..col("c", dt, dt)
         }
     }

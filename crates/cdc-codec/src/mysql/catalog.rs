@@ -78,6 +78,47 @@ pub struct ColumnDef {
     /// ENUM or SET labels, in declaration order (their 1-based index is what the binlog
     /// carries).
     pub enum_values: Vec<String>,
+    /// The constant default, as [`canonical_default`] writes it; `None` without a default,
+    /// with NULL, an expression (`current_timestamp()`), or a type whose default the event
+    /// schema does not carry. Absent from schema-history records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+/// A constant default of a column of `data_type`, from the literal's text (unquoted), in one
+/// canonical form for both ways a definition is learnt (information_schema and DDL): integers
+/// and floats as their number (`'05'` → `5`, `1.50` → `1.5`), strings, ENUM and SET as they
+/// are. `None` for the types whose event schema takes no default (decimals, dates, binary…)
+/// and for text that is not a value of the type.
+pub fn canonical_default(data_type: &str, text: &str) -> Option<String> {
+    match data_type {
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
+            text.trim().parse::<i64>().ok().map(|i| i.to_string())
+        }
+        "float" | "double" | "real" => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|f| format!("{f:?}")),
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" => {
+            Some(text.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// [`canonical_default`] of `information_schema.COLUMNS.COLUMN_DEFAULT` as MariaDB 10.2.7+
+/// shows it: literals quoted (`'open'`, `''` for a quote inside), numbers bare, `NULL`, and
+/// expressions bare (`current_timestamp()`), which have no constant value.
+pub fn default_from_information_schema(data_type: &str, raw: Option<&str>) -> Option<String> {
+    let raw = raw?;
+    let text = match raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        Some(inner) => inner.replace("''", "'"),
+        None if raw.parse::<f64>().is_ok() => raw.to_owned(),
+        None => return None,
+    };
+    canonical_default(data_type, &text)
 }
 
 /// One table's definition.

@@ -1,10 +1,13 @@
 //! ALTER TABLE: add, change, modify, drop and rename columns, primary keys, charset
 //! conversion, and table renames, applied in statement order.
 
-use sqlparser::ast::{AlterTableOperation, ColumnOption, DataType, MySQLColumnPosition, Statement};
+use sqlparser::ast::{
+    AlterColumnOperation, AlterTableOperation, ColumnOption, DataType, MySQLColumnPosition,
+    Statement,
+};
 use sqlparser::tokenizer::Token;
 
-use crate::mysql::catalog::{Catalog, ColumnDef, TableDef};
+use crate::mysql::catalog::{canonical_default, Catalog, ColumnDef, TableDef};
 
 use super::column::{column_def, mbmaxlen, pk_columns};
 use super::create::set_pk;
@@ -205,7 +208,16 @@ fn classify_spec<'a>(ctx: &Ctx<'_>, spec: &'a [Token]) -> Result<Spec<'a>, DdlEr
     if let Some((cs, _, _)) = read_charset_option(spec, 0) {
         return Ok(Spec::DefaultCharset(cs));
     }
-    // ALTER [COLUMN] … SET/DROP DEFAULT, ALTER INDEX, ENGINE=, ALGORITHM=, LOCK=, FORCE,
+    // ALTER [COLUMN] c SET DEFAULT v / DROP DEFAULT: the default is part of the column's
+    // definition (the event schema's field default).
+    if is_kw(first, "ALTER") && !k(1, "INDEX") && spec.iter().any(|t| is_kw(t, "DEFAULT")) {
+        let mut v = spec.to_vec();
+        if !k(1, "COLUMN") {
+            v.insert(1, Token::make_keyword("COLUMN"));
+        }
+        return Ok(Spec::Parse(v, false));
+    }
+    // ALTER INDEX, ENGINE=, ALGORITHM=, LOCK=, FORCE,
     // ORDER BY, AUTO_INCREMENT=, COMMENT=, partition maintenance, ENABLE/DISABLE KEYS, …:
     // none changes the columns, their types or the key.
     Ok(Spec::Ignore)
@@ -468,6 +480,18 @@ fn apply_parsed(
                 }
             }
             AlterTableOperation::DropPrimaryKey { .. } => def.primary_key.clear(),
+            AlterTableOperation::AlterColumn { column_name, op } => {
+                if let Some(c) = col_index(def, &column_name.value).map(|i| &mut def.columns[i]) {
+                    match op {
+                        AlterColumnOperation::SetDefault { value } => {
+                            c.default = super::column::literal_text(value)
+                                .and_then(|t| canonical_default(&c.data_type, &t));
+                        }
+                        AlterColumnOperation::DropDefault => c.default = None,
+                        _ => {}
+                    }
+                }
+            }
             _ => {}
         }
     }

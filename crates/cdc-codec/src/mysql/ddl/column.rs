@@ -2,11 +2,13 @@
 //! `information_schema.COLUMNS` shows it (type text, lengths, precision, charset).
 
 use sqlparser::ast::{
-    CharacterLength, ColumnOption, DataType, EnumMember, ExactNumberInfo, ObjectName,
-    TableConstraint,
+    CharacterLength, ColumnOption, DataType, EnumMember, ExactNumberInfo, Expr, ObjectName,
+    TableConstraint, UnaryOperator, Value,
 };
 
-use crate::mysql::catalog::{charset_of_collation, normalize_charset, ColumnDef};
+use crate::mysql::catalog::{
+    canonical_default, charset_of_collation, normalize_charset, ColumnDef,
+};
 
 use super::{Ctx, DdlError, ZEROFILL_MARK};
 
@@ -18,6 +20,31 @@ pub(super) fn mbmaxlen(charset: &str) -> u64 {
         "big5" | "cp932" | "euckr" | "gb2312" | "gbk" | "sjis" | "ucs2" => 2,
         "gb18030" => 4,
         _ => 1,
+    }
+}
+
+/// The text of a constant `DEFAULT` (a string, a number, possibly negated, a boolean as
+/// MariaDB stores it: `1`/`0`); `None` for NULL and expressions (`CURRENT_TIMESTAMP`, `uuid()`).
+pub(super) fn literal_text(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+            Value::Number(n, _) => Some(n.clone()),
+            Value::Boolean(b) => Some(if *b { "1" } else { "0" }.to_owned()),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => Some(format!("-{n}")),
+                _ => None,
+            },
+            _ => None,
+        },
+        Expr::Nested(inner) => literal_text(inner),
+        _ => None,
     }
 }
 
@@ -34,6 +61,7 @@ pub(super) fn column_def(
     let mut charset: Option<String> = None;
     let mut collation_charset: Option<String> = None;
     let mut zerofill = false;
+    let mut default: Option<String> = None;
     for o in options {
         match o {
             ColumnOption::NotNull => nullable = false,
@@ -47,6 +75,7 @@ pub(super) fn column_def(
                 collation_charset = Some(charset_of_collation(&obj_last(c)))
             }
             ColumnOption::Comment(c) if c == ZEROFILL_MARK => zerofill = true,
+            ColumnOption::Default(e) => default = literal_text(e),
             _ => {}
         }
     }
@@ -74,6 +103,7 @@ pub(super) fn column_def(
         datetime_precision: None,
         charset: None,
         enum_values: Vec::new(),
+        default: None,
     };
     let int = |c: &mut ColumnDef, ty: &str, width: Option<u64>, unsigned: bool| {
         let (signed_w, unsigned_w, prec) = match ty {
@@ -349,6 +379,7 @@ pub(super) fn column_def(
     } else if c.unsigned {
         c.column_type.push_str(" unsigned");
     }
+    c.default = default.and_then(|t| canonical_default(&c.data_type, &t));
     Ok((c, primary))
 }
 

@@ -72,7 +72,6 @@ fn statements_that_change_no_table_definition_are_not_schema() {
         "/*!40000 ALTER TABLE `t` DISABLE KEYS */",
         "ALTER TABLE t ADD INDEX ia (a), DROP INDEX ia, RENAME KEY k1 TO k2",
         "ALTER TABLE t ENGINE = InnoDB, ALGORITHM = INPLACE, LOCK = NONE, FORCE",
-        "ALTER TABLE t ALTER COLUMN a SET DEFAULT 5",
         "ALTER TABLE t AUTO_INCREMENT = 100, COMMENT = 'hello, world'",
         "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0), DROP CONSTRAINT c",
         "ALTER TABLE t ADD FOREIGN KEY (a) REFERENCES u (b) ON DELETE CASCADE",
@@ -85,6 +84,32 @@ fn statements_that_change_no_table_definition_are_not_schema() {
         assert_eq!(run(&mut c, sql), DdlOutcome::NotSchema, "{sql}");
         assert_eq!(c, before, "{sql} changed the catalog");
     }
+}
+
+#[test]
+fn set_and_drop_default_change_the_columns_default_and_nothing_else() {
+    let mut c = cat();
+    run(&mut c, "CREATE TABLE t (a INT NOT NULL, b TEXT)");
+    let before = c.clone();
+    assert_eq!(
+        run(&mut c, "ALTER TABLE t ALTER COLUMN a SET DEFAULT 5"),
+        DdlOutcome::Changed {
+            tables: vec![("shop".into(), "t".into())],
+            dropped: vec![],
+        }
+    );
+    let a = col(&c, "t", "a");
+    assert_eq!(a.default.as_deref(), Some("5"));
+    assert_eq!(
+        ColumnDef {
+            default: None,
+            ..a.clone()
+        },
+        *col(&before, "t", "a"),
+        "only the default changed"
+    );
+    run(&mut c, "ALTER TABLE t ALTER a DROP DEFAULT");
+    assert_eq!(c, before);
 }
 
 #[test]

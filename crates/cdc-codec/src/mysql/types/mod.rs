@@ -150,6 +150,28 @@ pub fn column_type(col: &ColumnDef, opts: &TypeOptions) -> ColumnType {
     }
 }
 
+/// The Avro JSON default of a NOT NULL column with a constant default (numbers bare, strings
+/// quoted; a `tinyint(1)` read as boolean becomes `true`/`false`), `None` otherwise.
+fn avro_default(c: &ColumnDef, ty: &ColumnType) -> Option<String> {
+    if c.nullable {
+        return None;
+    }
+    let d = c.default.as_deref()?;
+    match ty {
+        ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 => {
+            d.parse::<i64>().ok().map(|i| i.to_string())
+        }
+        ColumnType::Float32 | ColumnType::Float64 => Some(d.to_owned()),
+        ColumnType::Boolean => d.parse::<i64>().ok().map(|i| (i != 0).to_string()),
+        ColumnType::String | ColumnType::Enum(_) | ColumnType::EnumSet(_) => {
+            let mut out = String::with_capacity(d.len() + 2);
+            crate::json::json_string(&mut out, d);
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
 /// The event schema of a table: columns in table order, key = primary-key columns,
 /// optional = nullable.
 pub fn table_schema(def: &TableDef, opts: &TypeOptions) -> TableSchema {
@@ -161,7 +183,7 @@ pub fn table_schema(def: &TableDef, opts: &TypeOptions) -> TableSchema {
             ty: column_type(c, opts),
             optional: c.nullable,
             source_type: c.column_type.clone(),
-            default: None,
+            default: avro_default(c, &column_type(c, opts)),
         })
         .collect();
     let key = def

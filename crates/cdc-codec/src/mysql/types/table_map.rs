@@ -136,6 +136,7 @@ pub fn table_def_from_map(database: &str, table: &str, map: &TableMapInfo) -> Op
                 datetime_precision,
                 charset,
                 enum_values,
+                default: None,
             }
         })
         .collect();

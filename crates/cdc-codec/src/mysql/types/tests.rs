@@ -61,6 +61,7 @@ fn col(name: &str, data_type: &str, column_type: &str) -> ColumnDef {
         datetime_precision: None,
         charset: None,
         enum_values: Vec::new(),
+        default: None,
     }
 }
 
@@ -590,6 +591,7 @@ fn bit_1_is_a_boolean_and_wider_bits_are_little_endian_bytes() {
 fn labelled(dt: &str, labels: &[&str]) -> ColumnDef {
     ColumnDef {
         enum_values: labels.iter().map(|l| l.to_string()).collect(),
+        default: None,
         ..col("c", dt, dt)
     }
 }
