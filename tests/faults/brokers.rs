@@ -274,9 +274,19 @@ pub async fn kills(kills: usize) {
         format!("cdc-agent-{}", run.name),
         format!("cdc-agent-{}.1", run.name),
     ];
-    // The coordinator as computed here must be the one Kafka's admin tool finds.
-    let computed = tokio::task::block_in_place(|| cluster.txn_coordinator(&txn_ids[0], TIMEOUT));
-    let described = tokio::task::block_in_place(|| cluster.describe_coordinator(&txn_ids[0]));
+    // The coordinator as computed here must be the one Kafka's admin tool finds. Right after
+    // the cluster starts, leadership of __transaction_state can still move (and a broker's
+    // metadata lag behind), so the two are compared until they agree or a minute passed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (computed, described) = loop {
+        let computed =
+            tokio::task::block_in_place(|| cluster.txn_coordinator(&txn_ids[0], TIMEOUT));
+        let described = tokio::task::block_in_place(|| cluster.describe_coordinator(&txn_ids[0]));
+        if described == Some(computed) || std::time::Instant::now() > deadline {
+            break (computed, described);
+        }
+        println!("coordinator: computed {computed}, described {described:?}; asking again");
+    };
     assert_eq!(
         described,
         Some(computed),
