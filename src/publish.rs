@@ -312,16 +312,17 @@ impl<S: Sink> Publisher<S> {
             value: Some(&self.value_buf),
             headers: &[],
         };
+        let event = Diverted {
+            source: &self.cfg.source,
+            entry,
+            ev,
+            meta,
+        };
         send_or_divert(
             &mut self.sink,
             self.cfg.dead_letter_topic.as_deref(),
             table_record,
-            Diverted {
-                source: &self.cfg.source,
-                entry,
-                ev,
-                meta,
-            },
+            event,
             (&mut self.dead_key_buf, &mut self.dead_value_buf),
         )
         .await?;
@@ -346,12 +347,7 @@ impl<S: Sink> Publisher<S> {
                 &mut self.sink,
                 self.cfg.dead_letter_topic.as_deref(),
                 store_record,
-                Diverted {
-                    source: &self.cfg.source,
-                    entry,
-                    ev,
-                    meta,
-                },
+                event,
                 (&mut self.dead_key_buf, &mut self.dead_value_buf),
             )
             .await?;
@@ -425,6 +421,7 @@ pub fn record_size(rec: &OutRecord<'_>) -> usize {
 }
 
 /// The event a record belongs to, for the dead-letter topic.
+#[derive(Clone, Copy)]
 struct Diverted<'e, 'r> {
     source: &'e str,
     entry: &'e TableEntry,
