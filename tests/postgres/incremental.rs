@@ -739,12 +739,12 @@ async fn a_table_dropped_before_its_snapshot_ends_is_left_out_and_the_next_table
         wait_log(&mut agent, "snapshot paused", Duration::from_secs(60));
         snapshot_cli(&agent, &name, &["--table", "public.a"]);
         snapshot_cli(&agent, &name, &["--table", "public.b"]);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while agent.log().matches("snapshot of table queued").count() < 2 {
-            assert!(Instant::now() < deadline, "log:\n{}", agent.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
     });
+    wait_until(Duration::from_secs(60), "both tables queued", || {
+        let queued = agent.log().matches("snapshot of table queued").count();
+        async move { (queued >= 2).then_some(()) }
+    })
+    .await;
     admin.batch_execute("DROP TABLE a;").await.unwrap();
     tokio::task::block_in_place(|| {
         snapshot_cli(&agent, &name, &["--resume"]);
