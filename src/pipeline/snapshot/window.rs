@@ -24,8 +24,9 @@ pub struct Window {
     pub schema: Arc<TableSchema>,
     /// Selected rows in key order; `None` once a change in the window replaced one.
     rows: Vec<Option<Vec<Datum<'static>>>>,
-    /// Key (as [`key_json`]) → index in `rows`.
-    index: HashMap<Vec<u8>, usize>,
+    /// Key (as [`key_json`]) → index in `rows`; built at the first change the window sees,
+    /// so a chunk no change touches (most of them) costs no key encoding and no map.
+    index: Option<HashMap<Vec<u8>, usize>>,
     /// The low watermark was seen: changes of the table now replace rows.
     pub open: bool,
     /// Key of the last row selected: where the next chunk starts.
@@ -47,34 +48,48 @@ impl Window {
         last_key: Option<Vec<KeyValue>>,
         more: bool,
     ) -> Self {
-        let mut index = HashMap::with_capacity(rows.len());
-        let mut buf = Vec::with_capacity(64);
-        for (i, row) in rows.iter().enumerate() {
-            buf.clear();
-            key_json(&schema, row, &mut buf);
-            index.insert(buf.clone(), i);
-        }
         Self {
             id,
             table,
             schema,
             rows: rows.into_iter().map(Some).collect(),
-            index,
+            index: None,
             open: false,
             last_key,
             more,
             dropped: 0,
-            key_buf: buf,
+            key_buf: Vec::with_capacity(64),
         }
+    }
+
+    /// The key index over the rows still selected (built once, then kept up to date).
+    fn index(&mut self) -> &mut HashMap<Vec<u8>, usize> {
+        let (schema, rows, buf) = (&self.schema, &self.rows, &mut self.key_buf);
+        self.index.get_or_insert_with(|| {
+            let mut index = HashMap::with_capacity(rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                if let Some(row) = row {
+                    buf.clear();
+                    key_json(schema, row, buf);
+                    index.insert(buf.clone(), i);
+                }
+            }
+            index
+        })
     }
 
     /// A change of the window's table with this row image (the key's row: `before` of a
     /// delete, `after` otherwise) was seen in the window: the selected row of that key, if
     /// any, is older and is dropped.
     pub fn cover(&mut self, row: &[Datum<'_>]) {
+        self.index();
         self.key_buf.clear();
         key_json(&self.schema, row, &mut self.key_buf);
-        if let Some(i) = self.index.remove(&self.key_buf) {
+        let found = self
+            .index
+            .as_mut()
+            .and_then(|index| index.remove(&self.key_buf));
+        if let Some(i) = found {
             if self.rows[i].take().is_some() {
                 self.dropped += 1;
             }
@@ -89,7 +104,7 @@ impl Window {
                 self.dropped += 1;
             }
         }
-        self.index.clear();
+        self.index = Some(HashMap::new());
     }
 
     /// The rows still to emit, in key order.
@@ -151,6 +166,28 @@ mod tests {
         assert_eq!(w.remaining(), 2);
         let left: Vec<_> = w.into_rows().collect();
         assert_eq!(left, vec![row(1, "a"), row(3, "c")]);
+    }
+
+    #[test]
+    fn a_window_no_change_reaches_builds_no_key_index() {
+        let mut w = Window::new(
+            "w".into(),
+            0,
+            schema(),
+            vec![row(1, "a"), row(2, "b")],
+            None,
+            true,
+        );
+        assert!(w.index.is_none());
+        w.cover(&row(2, "changed"));
+        assert_eq!(
+            w.index.as_ref().map(HashMap::len),
+            Some(1),
+            "the dropped key left the index"
+        );
+        w.cover(&row(2, "changed again"));
+        assert_eq!(w.remaining(), 1);
+        assert_eq!(w.dropped, 1);
     }
 
     #[test]

@@ -220,7 +220,9 @@ async fn read_in_transaction<S: Sink>(
         .map_err(|e| fail(CopyError("start COPY", e)))?;
     pin_mut!(stream);
     let mut rows: Vec<Vec<Datum<'static>>> = Vec::with_capacity(req.limit.min(100_000) + 1);
-    let mut last_key: Option<Vec<KeyValue>> = None;
+    // The key fields of the newest row, as COPY wrote them: only the last row's key is needed
+    // (where the next chunk starts), so it is made into `KeyValue`s once, after the read.
+    let mut last_key_raw: Vec<Vec<u8>> = vec![Vec::new(); schema.key.len()];
     let mut more = false;
     let mut carry: Vec<u8> = Vec::new();
     while let Some(data) = stream.next().await {
@@ -252,18 +254,16 @@ async fn read_in_transaction<S: Sink>(
                     Some(f) => state.decode_text(i, f)?.into_owned(),
                 });
             }
-            let key = schema
-                .key
-                .iter()
-                .map(|&i| match &fields[i] {
-                    Some(f) => Ok(KeyValue::from_bytes(f)),
-                    None => Err(SourceError::definite(format!(
+            for (raw, &i) in last_key_raw.iter_mut().zip(&schema.key) {
+                let Some(f) = &fields[i] else {
+                    return Err(SourceError::definite(format!(
                         "snapshot of {}: NULL in key column `{}`",
                         req.table, schema.columns[i].name
-                    ))),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            last_key = Some(key);
+                    )));
+                };
+                raw.clear();
+                raw.extend_from_slice(f);
+            }
             rows.push(row);
             fields.clear();
         }
@@ -275,6 +275,12 @@ async fn read_in_transaction<S: Sink>(
             req.table
         )));
     }
+    let last_key = (!rows.is_empty()).then(|| {
+        last_key_raw
+            .iter()
+            .map(|raw| KeyValue::from_bytes(raw))
+            .collect::<Vec<_>>()
+    });
     let estimate = if req.first {
         let rows: f32 = sql
             .query_one("SELECT reltuples FROM pg_class WHERE oid = $1", &[&oid])
