@@ -15,6 +15,7 @@ pub mod ports;
 pub mod rng;
 pub mod scratch;
 pub mod scratch_pg;
+pub mod sigterm;
 pub mod tls;
 
 use std::future::Future;

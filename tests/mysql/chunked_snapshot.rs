@@ -23,6 +23,7 @@ use common::cdc::{
 use common::eos::check_table_and_ledger;
 use common::mysql::{my_admin, FreshMyDb};
 use common::rng::Rng;
+use common::sigterm;
 use common::{unique_name, wait_until};
 
 /// Rows in the table before the agent starts.
@@ -336,63 +337,7 @@ async fn sigterm_in_the_middle_of_a_snapshot_exits_cleanly_within_ten_seconds_an
     // Large chunks keep the reader busy and the channels to Kafka full when the signal comes.
     cfg.extra_source_toml = "[snapshot]\nchunk_size = 20000\n".into();
     let topic = format!("{name}.{}.t", db.name);
-    let mut agent = Agent::start(&cfg);
-    let tail = tokio::task::block_in_place(|| TopicTail::open(&topic, Duration::from_secs(60)));
-    wait_until(
-        Duration::from_secs(120),
-        "part of the snapshot in Kafka",
-        || {
-            let end = tail.end();
-            async move { (end >= 30_000).then_some(()) }
-        },
-    )
-    .await;
-    assert!(
-        !agent.log().contains("snapshot complete"),
-        "the snapshot finished before the signal"
-    );
-    let signalled = Instant::now();
-    agent.terminate();
-    let code = tokio::task::block_in_place(|| agent.wait_exit(Duration::from_secs(10)));
-    let took = signalled.elapsed();
-    assert_eq!(
-        code,
-        Some(0),
-        "no clean exit within 10 s of SIGTERM (waited {took:?}); log:\n{}",
-        agent.log()
-    );
-    assert!(
-        !agent.log().contains("snapshot complete"),
-        "the snapshot finished before the signal took effect; the test proves nothing"
-    );
-    println!("my_snapshot_sigterm: exited in {took:?}");
-
-    let mark = log_mark(&agent);
-    let mut agent = agent.restart();
-    tokio::task::block_in_place(|| {
-        wait_log_after(
-            &mut agent,
-            mark,
-            "snapshot resuming",
-            Duration::from_secs(60),
-        );
-        wait_log_after(
-            &mut agent,
-            mark,
-            "snapshot complete",
-            Duration::from_secs(300),
-        );
-    });
-    let final_state: HashMap<i64, i64> = (1..=BIG).map(|id| (id, 0)).collect();
-    tokio::task::block_in_place(|| {
-        check_table_and_ledger(
-            " after SIGTERM mid-snapshot",
-            &topic,
-            &cfg.event_store_topic,
-            &final_state,
-            Duration::from_secs(180),
-        )
-    });
+    sigterm::stop_mid_snapshot_and_resume(&cfg, &topic, BIG, "my").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

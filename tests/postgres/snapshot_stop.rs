@@ -6,16 +6,13 @@
 use crate::common;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::agent::{Agent, AgentConfig};
-use common::cdc::{log_mark, wait_log, wait_log_after, StackCleanup, TopicTail};
+use common::cdc::{wait_log, StackCleanup};
 use common::eos::check_table_and_ledger;
-use common::{pg_connect, unique_name, wait_until, FreshPgDb};
-
-/// How long a clean stop may take: well inside systemd's default 90 s stop timeout, and the
-/// bound the issue sets.
-const STOP_BOUND: Duration = Duration::from_secs(10);
+use common::sigterm;
+use common::{pg_connect, unique_name, FreshPgDb};
 
 async fn slot_exists(url: &str, slot: &str) -> bool {
     pg_connect(url)
@@ -55,65 +52,7 @@ async fn sigterm_in_the_middle_of_a_snapshot_exits_cleanly_within_ten_seconds_an
         "[snapshot]\nchunk_size = 20000\n[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
     );
     let topic = format!("{name}.public.t");
-    let mut agent = Agent::start(&cfg);
-    let tail = tokio::task::block_in_place(|| TopicTail::open(&topic, Duration::from_secs(60)));
-    wait_until(
-        Duration::from_secs(120),
-        "part of the snapshot in Kafka",
-        || {
-            let end = tail.end();
-            async move { (end >= 30_000).then_some(()) }
-        },
-    )
-    .await;
-    assert!(
-        !agent.log().contains("snapshot complete"),
-        "the snapshot finished before the signal"
-    );
-    let signalled = Instant::now();
-    agent.terminate();
-    let code = tokio::task::block_in_place(|| agent.wait_exit(STOP_BOUND));
-    let took = signalled.elapsed();
-    assert_eq!(
-        code,
-        Some(0),
-        "no clean exit within {STOP_BOUND:?} of SIGTERM (waited {took:?}); log:\n{}",
-        agent.log()
-    );
-    assert!(
-        !agent.log().contains("snapshot complete"),
-        "the snapshot finished before the signal took effect; the test proves nothing"
-    );
-    println!("pg_snapshot_sigterm: exited in {took:?}");
-
-    // The next run goes on from the last committed chunk; in the end every row is in the
-    // table topic and the event store exactly once.
-    let mark = log_mark(&agent);
-    let mut agent = agent.restart();
-    tokio::task::block_in_place(|| {
-        wait_log_after(
-            &mut agent,
-            mark,
-            "snapshot resuming",
-            Duration::from_secs(60),
-        );
-        wait_log_after(
-            &mut agent,
-            mark,
-            "snapshot complete",
-            Duration::from_secs(300),
-        );
-    });
-    let final_state: HashMap<i64, i64> = (1..=ROWS).map(|id| (id, 0)).collect();
-    tokio::task::block_in_place(|| {
-        check_table_and_ledger(
-            " after SIGTERM mid-snapshot",
-            &topic,
-            &cfg.event_store_topic,
-            &final_state,
-            Duration::from_secs(180),
-        )
-    });
+    sigterm::stop_mid_snapshot_and_resume(&cfg, &topic, ROWS, "pg").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
