@@ -325,15 +325,17 @@ async fn the_replication_connection_alone_refuses_a_wrong_host_name_as_a_definit
 /// Role that logs in with a client certificate only (pg_hba `cert`), on TLS only.
 const CERT_ROLE: &str = "cdc_tls_cert";
 
-/// Creates [`CERT_ROLE`] and puts `hostssl … cert` lines for it first in pg_hba.conf (once;
-/// they concern that role alone), reloads, and returns the admin connection.
-async fn install_cert_role() -> tokio_postgres::Client {
+/// Creates `role` (LOGIN REPLICATION, plus `extra` such as a password) unless it exists,
+/// puts `lines` (pg_hba lines that concern that role alone) first in pg_hba.conf once — the
+/// first matching line wins, so they must come before the generic `scram-sha-256` ones — and
+/// reloads. Returns the superuser connection.
+async fn install_hba_role(role: &str, extra: &str, lines: &str) -> tokio_postgres::Client {
     let admin = pg_connect(&stack_env("PG_URL")).await;
     admin
         .batch_execute(&format!(
             "DO $$ BEGIN
-               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{CERT_ROLE}') THEN
-                 CREATE ROLE {CERT_ROLE} LOGIN REPLICATION;
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                 CREATE ROLE {role} LOGIN REPLICATION {extra};
                END IF;
              END $$;"
         ))
@@ -345,11 +347,7 @@ async fn install_cert_role() -> tokio_postgres::Client {
         .unwrap()
         .get(0);
     let hba = std::fs::read_to_string(&hba_file).unwrap();
-    let lines = format!(
-        "hostssl all {CERT_ROLE} 127.0.0.1/32 cert\nhostssl replication {CERT_ROLE} 127.0.0.1/32 cert\n"
-    );
-    if !hba.contains(&lines) {
-        // First match wins: these must come before the generic `host … scram-sha-256` lines.
+    if !hba.contains(lines) {
         std::fs::write(&hba_file, format!("{lines}{hba}")).unwrap();
     }
     admin
@@ -357,6 +355,19 @@ async fn install_cert_role() -> tokio_postgres::Client {
         .await
         .unwrap();
     admin
+}
+
+/// Creates [`CERT_ROLE`] with `hostssl … cert` lines for it first in pg_hba.conf, and
+/// returns the admin connection.
+async fn install_cert_role() -> tokio_postgres::Client {
+    install_hba_role(
+        CERT_ROLE,
+        "",
+        &format!(
+            "hostssl all {CERT_ROLE} 127.0.0.1/32 cert\nhostssl replication {CERT_ROLE} 127.0.0.1/32 cert\n"
+        ),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -434,33 +445,14 @@ const CLEARTEXT_ROLE: &str = "cdc_cleartext";
 /// first in pg_hba.conf (once; they concern that role alone), then reloads and waits until a
 /// login sees them.
 async fn install_cleartext_role(db: &FreshPgDb) {
-    let admin = pg_connect(&stack_env("PG_URL")).await;
-    admin
-        .batch_execute(&format!(
-            "DO $$ BEGIN
-               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{CLEARTEXT_ROLE}') THEN
-                 CREATE ROLE {CLEARTEXT_ROLE} LOGIN REPLICATION PASSWORD '{CLEARTEXT_ROLE}';
-               END IF;
-             END $$;"
-        ))
-        .await
-        .unwrap();
-    let hba_file: String = admin
-        .query_one("SELECT current_setting('hba_file')", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let hba = std::fs::read_to_string(&hba_file).unwrap();
-    let lines = format!(
-        "host all {CLEARTEXT_ROLE} 127.0.0.1/32 password\nhost replication {CLEARTEXT_ROLE} 127.0.0.1/32 password\n"
-    );
-    if !hba.contains(&lines) {
-        std::fs::write(&hba_file, format!("{lines}{hba}")).unwrap();
-    }
-    admin
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
+    install_hba_role(
+        CLEARTEXT_ROLE,
+        &format!("PASSWORD '{CLEARTEXT_ROLE}'"),
+        &format!(
+            "host all {CLEARTEXT_ROLE} 127.0.0.1/32 password\nhost replication {CLEARTEXT_ROLE} 127.0.0.1/32 password\n"
+        ),
+    )
+    .await;
     pg_connect(&db.url)
         .await
         .batch_execute(&format!("GRANT SELECT ON t TO {CLEARTEXT_ROLE}"))
