@@ -26,6 +26,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod publish;
 pub mod registry;
+pub mod select;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

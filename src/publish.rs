@@ -22,6 +22,7 @@ use crate::event::{ChangeEvent, Datum, Op, TableId, TableSchema};
 use crate::ops::metrics::{DeadReason, TableMetrics};
 use crate::ops::status::SourceStatus;
 use crate::registry::Registry;
+use crate::select::{Projection, Selection};
 use crate::shutdown::Shutdown;
 use crate::sink::{OutRecord, Sink};
 use crate::topics;
@@ -55,6 +56,9 @@ pub struct PublishConfig {
     /// Topic configs of the event store when it creates it: kept forever, then
     /// `[event_store.topic_config]`.
     pub event_store_topic_config: Vec<(String, String)>,
+    /// Which tables are published, and how their rows and keys look (`[tables]`,
+    /// `[columns]`, `[message_key_columns]`).
+    pub selection: Arc<Selection>,
 }
 
 /// Topic configs as the sink takes them.
@@ -71,7 +75,12 @@ fn config_refs(configs: &[(String, String)]) -> Vec<(&str, &str)> {
 pub const RECORD_FRAMING_BYTES: usize = 256;
 
 struct TableEntry {
+    /// The schema the source gave, returned to it.
+    source_schema: Arc<TableSchema>,
+    /// The published schema: the source's, or its projection.
     schema: Arc<TableSchema>,
+    /// Columns left out or masked, another key; `None`: rows are published as they come.
+    projection: Option<Projection>,
     codec: TableCodec,
     topic: String,
     key_id: Option<u32>,
@@ -101,6 +110,8 @@ pub struct Publisher<S> {
     sink: S,
     registry: Arc<Registry>,
     tables: HashMap<TableId, TableEntry>,
+    /// Tables `[tables]` leaves out: their events are not published.
+    skipped: HashMap<TableId, Arc<TableSchema>>,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
     store_key_buf: Vec<u8>,
@@ -119,6 +130,7 @@ impl<S: Sink> Publisher<S> {
             sink,
             registry,
             tables: HashMap::new(),
+            skipped: HashMap::new(),
             key_buf: Vec::with_capacity(256),
             value_buf: Vec::with_capacity(4096),
             store_key_buf: Vec::with_capacity(256),
@@ -173,10 +185,32 @@ impl<S: Sink> Publisher<S> {
         stop: &mut Shutdown,
     ) -> Result<Arc<TableSchema>, SourceError> {
         if let Some(e) = self.tables.get(&schema.id) {
-            if *e.schema == schema {
-                return Ok(e.schema.clone());
+            if *e.source_schema == schema {
+                return Ok(e.source_schema.clone());
             }
         }
+        if !self.cfg.selection.captures_table(&schema.id) {
+            if let Some(known) = self.skipped.get(&schema.id) {
+                if **known == schema {
+                    return Ok(known.clone());
+                }
+            } else {
+                tracing::info!(table = %schema.id, "table not captured: [tables] leaves it out");
+            }
+            let schema = Arc::new(schema);
+            self.skipped.insert(schema.id.clone(), schema.clone());
+            return Ok(schema);
+        }
+        let source_schema = Arc::new(schema);
+        let projection = self
+            .cfg
+            .selection
+            .project(&source_schema)
+            .map_err(|e| SourceError::definite(format!("{}: {e}", self.cfg.source)))?;
+        let schema = match &projection {
+            Some(p) => p.schema.clone(),
+            None => (*source_schema).clone(),
+        };
         let options = CodecOptions {
             unavailable_value_placeholder: self
                 .cfg
@@ -226,7 +260,9 @@ impl<S: Sink> Publisher<S> {
         self.tables.insert(
             schema.id.clone(),
             TableEntry {
-                schema: schema.clone(),
+                source_schema: source_schema.clone(),
+                schema,
+                projection,
                 codec,
                 metrics: self.status.metrics().table(&table_header),
                 table_header,
@@ -236,7 +272,7 @@ impl<S: Sink> Publisher<S> {
                 rejected,
             },
         );
-        Ok(schema)
+        Ok(source_schema)
     }
 
     /// Publishes one event (and its tombstone and ledger copy). The table must have been set
@@ -247,10 +283,48 @@ impl<S: Sink> Publisher<S> {
         meta: EventMeta<'_>,
     ) -> Result<(), SourceError> {
         let Some(entry) = self.tables.get(&ev.table.id) else {
+            if self.skipped.contains_key(&ev.table.id) {
+                return Ok(());
+            }
             return Err(SourceError::definite(format!(
                 "internal: event for unregistered table {}",
                 ev.table.id
             )));
+        };
+        // Columns left out or masked: the published rows are built here, so nothing after
+        // this point (topic, event store, dead letters) sees the source's own values.
+        let (before, after);
+        let projected;
+        let ev = match &entry.projection {
+            Some(p) if !p.rows_unchanged() || p.hides_values => {
+                before = ev.before.map(|r| p.row(r));
+                after = ev.after.map(|r| p.row(r));
+                let mut source = ev.source.clone();
+                if p.hides_values {
+                    // The statement would show the values the selection hides.
+                    if let crate::event::SourceBlock::Mysql(m) = &mut source {
+                        m.query = None;
+                    }
+                }
+                projected = ChangeEvent {
+                    table: &entry.schema,
+                    op: ev.op,
+                    before: before.as_deref(),
+                    after: after.as_deref(),
+                    source,
+                    processed_us: ev.processed_us,
+                    transaction: ev.transaction.clone(),
+                };
+                &projected
+            }
+            Some(_) => {
+                projected = ChangeEvent {
+                    table: &entry.schema,
+                    ..ev.clone()
+                };
+                &projected
+            }
+            None => ev,
         };
         let row = match ev.op {
             Op::Delete => ev.before,
@@ -283,7 +357,16 @@ impl<S: Sink> Publisher<S> {
                 entry
                     .codec
                     .encode_key(row, key_id, &mut self.key_buf)
-                    .map_err(|e| SourceError::definite(format!("table {}: {e}", ev.table.id)))?;
+                    .map_err(|e| {
+                        let hint = if entry.projection.as_ref().is_some_and(|p| p.key_overridden) {
+                            "; [message_key_columns] names a column this change does not \
+                             carry: on PostgreSQL a delete's old row holds the replica \
+                             identity only; fix: ALTER TABLE … REPLICA IDENTITY FULL"
+                        } else {
+                            ""
+                        };
+                        SourceError::definite(format!("table {}: {e}{hint}", ev.table.id))
+                    })?;
                 true
             }
             _ => false,
@@ -757,9 +840,12 @@ mod tests {
             ],
             key: vec![0],
         };
+        let schema = Arc::new(schema);
         TableEntry {
             codec: TableCodec::new("pg", &schema, ConnectorKind::Postgres).unwrap(),
-            schema: Arc::new(schema),
+            source_schema: schema.clone(),
+            schema,
+            projection: None,
             topic: "pg.public.big".into(),
             key_id: Some(1),
             value_id: 2,

@@ -32,6 +32,7 @@ mod mysql;
 mod postgres;
 mod schema_registry;
 mod secret;
+mod select;
 mod source;
 
 pub use agent::*;
@@ -44,6 +45,7 @@ pub use mysql::*;
 pub use postgres::*;
 pub use schema_registry::*;
 pub use secret::*;
+pub use select::*;
 pub use source::*;
 
 /// Prefix of every environment override; `__` separates nesting levels.

@@ -172,6 +172,15 @@ pub struct SourceConfig {
     /// Initial snapshot settings.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
+    /// Which tables are captured (`include` / `exclude` regular expressions).
+    #[serde(default)]
+    pub tables: TablesConfig,
+    /// Columns left out or masked.
+    #[serde(default)]
+    pub columns: ColumnsConfig,
+    /// Message keys other than the primary key, by table pattern.
+    #[serde(default)]
+    pub message_key_columns: MessageKeyColumns,
     /// PostgreSQL-only settings (only with `kind = "postgres"`).
     #[serde(default)]
     pub postgres: Option<PostgresOptions>,
@@ -260,6 +269,7 @@ pub(super) fn validate_source(mut s: SourceConfig) -> Result<SourceConfig, Confi
     if let Some(my) = &s.mysql {
         validate_mysql_tls(my, &origin)?;
     }
+    validate_selection(&s, &origin)?;
     if let Some(path) = &s.password_file {
         s.password = Some(read_secret_file(path, &origin, "password_file")?);
     }

@@ -93,23 +93,27 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
             &format!("cdc-agent-{}", source.name),
             exactly_once.then_some(txn_id.as_str()),
         )?;
-        let publish = PublishConfig {
-            source: source.name.clone(),
-            topic_prefix: source.topic_prefix.clone(),
-            event_store_topic: topics::event_store_mirror(&main.event_store).map(str::to_owned),
-            tombstones: source.tombstones_on_delete,
-            connector,
-            unavailable_value_placeholder: source.unavailable_value_placeholder.clone(),
-            topic_routes: source.topic_routes.clone(),
-            dead_letter_topic: main.kafka.dead_letter_topic.clone(),
-            table_topic_config: main
-                .kafka
-                .topic_config
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            event_store_topic_config: topics::event_store_topic_config(&main.event_store),
-        };
+        let publish =
+            PublishConfig {
+                source: source.name.clone(),
+                topic_prefix: source.topic_prefix.clone(),
+                event_store_topic: topics::event_store_mirror(&main.event_store).map(str::to_owned),
+                tombstones: source.tombstones_on_delete,
+                connector,
+                unavailable_value_placeholder: source.unavailable_value_placeholder.clone(),
+                topic_routes: source.topic_routes.clone(),
+                dead_letter_topic: main.kafka.dead_letter_topic.clone(),
+                table_topic_config: main
+                    .kafka
+                    .topic_config
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                event_store_topic_config: topics::event_store_topic_config(&main.event_store),
+                selection: Arc::new(crate::select::Selection::from_config(source).map_err(
+                    |e| SourceError::definite(format!("{}: {e}", source.file.display())),
+                )?),
+            };
         let bounds = exactly_once.then(|| TxnBounds {
             max_records: main.kafka.transaction_max_records.max(1),
             max_age: Duration::from_millis(main.kafka.transaction_max_ms),

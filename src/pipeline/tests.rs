@@ -215,6 +215,7 @@ fn pipeline(broker: &Arc<Mutex<Broker>>, bounds: Option<TxnBounds>) -> Pipeline<
         dead_letter_topic: None,
         table_topic_config: Vec::new(),
         event_store_topic_config: Vec::new(),
+        selection: Default::default(),
     };
     Pipeline::with_sink(
         Publisher::new(

@@ -681,3 +681,45 @@ pub fn reads_in(topic: &str, expect_at_least: usize) -> usize {
         }
     }
 }
+
+/// Every schema text registered under subjects whose names start with `prefix`, every
+/// version.
+pub fn schemas_under(prefix: &str) -> Vec<(String, String)> {
+    let registry = stack_env("SCHEMA_REGISTRY_URL");
+    let (_, subjects) = http("GET", &format!("{registry}/subjects"));
+    let mut out = Vec::new();
+    for s in subjects.as_array().into_iter().flatten() {
+        let Some(s) = s.as_str().filter(|s| s.starts_with(prefix)) else {
+            continue;
+        };
+        for v in subject_versions(s) {
+            let (_, body) = http("GET", &format!("{registry}/subjects/{s}/versions/{v}"));
+            out.push((
+                s.to_string(),
+                body["schema"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Asserts that none of `secrets` appears, as UTF-8 bytes, in any record under topics
+/// starting with `prefix` (table topics, event store, offsets, schema history, aborted
+/// records included) or in any schema registered under subjects starting with it.
+pub fn assert_never_in_clear(prefix: &str, secrets: &[&str]) {
+    let records = super::kafka::every_record_under(prefix);
+    assert!(!records.is_empty(), "no record under {prefix}");
+    for (topic, bytes) in &records {
+        for s in secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "`{s}` in clear in a record of {topic}"
+            );
+        }
+    }
+    for (subject, schema) in schemas_under(prefix) {
+        for s in secrets {
+            assert!(!schema.contains(s), "`{s}` in the schema of {subject}");
+        }
+    }
+}

@@ -91,3 +91,60 @@ pub fn poll(consumer: &BaseConsumer, wait: Duration) -> Option<KafkaResult<Recor
         }
     }))
 }
+
+/// Every byte Kafka holds under topics whose names start with `prefix`: per record, its
+/// topic and its key, value and header bytes laid end to end. Read uncommitted, so records
+/// of aborted transactions, which stay in the log, are searched too.
+pub fn every_record_under(prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let consumer = consumer("leak-scan", &[("isolation.level", "read_uncommitted")]);
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    let mut out = Vec::new();
+    for t in md.topics().iter().filter(|t| t.name().starts_with(prefix)) {
+        for p in t.partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(t.name(), p.id(), Duration::from_secs(10))
+                .unwrap();
+            if high <= low {
+                continue;
+            }
+            assign(&consumer, t.name(), &[p.id()], Offset::Offset(low));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut next = low;
+            while next < high {
+                assert!(
+                    Instant::now() < deadline,
+                    "{}[{}]: read to {next} of {high} in 60 s",
+                    t.name(),
+                    p.id()
+                );
+                let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
+                    // Transaction markers take offsets but are no messages: the position
+                    // passes them.
+                    if let Ok(pos) = consumer.position() {
+                        if let Some(Offset::Offset(o)) = pos
+                            .find_partition(t.name(), p.id())
+                            .map(|e| e.offset())
+                        {
+                            next = next.max(o);
+                        }
+                    }
+                    continue;
+                };
+                next = m.offset() + 1;
+                let mut bytes = Vec::new();
+                bytes.extend_from_slice(m.key().unwrap_or_default());
+                bytes.extend_from_slice(m.payload().unwrap_or_default());
+                if let Some(h) = m.headers() {
+                    for hd in h.iter() {
+                        bytes.extend_from_slice(hd.key.as_bytes());
+                        bytes.extend_from_slice(hd.value.unwrap_or_default());
+                    }
+                }
+                out.push((t.name().to_string(), bytes));
+            }
+        }
+    }
+    out
+}

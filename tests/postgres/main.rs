@@ -14,6 +14,7 @@ mod poison;
 mod position_integrity;
 mod replication_client;
 mod schema_change;
+mod selection;
 mod signal_table;
 mod slot_progress;
 mod snapshot;

@@ -95,6 +95,8 @@ pub struct MySourceSettings {
     pub heartbeat: Duration,
     /// Fill `source.query` from the statement events (`[mysql] include_query`).
     pub include_query: bool,
+    /// `[tables]`: the tables of the captured databases that are captured.
+    pub selection: std::sync::Arc<crate::select::Selection>,
 }
 
 /// Databases never captured.
@@ -124,6 +126,7 @@ impl MySourceSettings {
                 my.heartbeat_ms.unwrap_or(DEFAULT_HEARTBEAT_MS).max(100),
             ),
             include_query: my.include_query,
+            selection: std::sync::Arc::new(crate::select::Selection::of(&source)),
             source,
             main,
         }
@@ -514,7 +517,11 @@ pub fn captured_tables(
     catalog
         .tables
         .keys()
-        .filter(|(d, t)| settings.captures(d) && !signal.is_some_and(|s| s.is(d, t)))
+        .filter(|(d, t)| {
+            settings.captures(d)
+                && settings.selection.captures(d, t)
+                && !signal.is_some_and(|s| s.is(d, t))
+        })
         .map(|(d, t)| format!("{d}.{t}"))
         .collect()
 }

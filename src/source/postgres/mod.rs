@@ -77,6 +77,8 @@ pub struct PgSourceSettings {
     /// signals (Debezium's shape), read from the stream and never published. `None`: signals
     /// come only as logical decoding messages.
     pub signal_table: Option<(String, String)>,
+    /// `[tables]`: the published tables that are captured.
+    pub selection: std::sync::Arc<crate::select::Selection>,
 }
 
 impl PgSourceSettings {
@@ -99,6 +101,7 @@ impl PgSourceSettings {
                     None => ("public".to_string(), t.to_string()),
                 });
         Self {
+            selection: std::sync::Arc::new(crate::select::Selection::of(&source)),
             source,
             main,
             slot,
@@ -114,13 +117,14 @@ impl PgSourceSettings {
             .is_some_and(|(s, t)| s == schema && t == table)
     }
 
-    /// The published tables the source captures: the publication's, less the signal table.
+    /// The published tables the source captures: the publication's, less the signal table
+    /// and what `[tables]` leaves out.
     pub async fn captured_tables(
         &self,
         sql: &tokio_postgres::Client,
     ) -> Result<Vec<(String, String)>, SourceError> {
         let mut tables = setup::publication_tables(sql, &self.publication).await?;
-        tables.retain(|(s, t)| !self.is_signal_table(s, t));
+        tables.retain(|(s, t)| !self.is_signal_table(s, t) && self.selection.captures(s, t));
         Ok(tables)
     }
 
