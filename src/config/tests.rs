@@ -531,3 +531,46 @@ fn an_unknown_key_in_the_http_section_is_an_error() {
     assert_eq!(err.key.as_deref(), Some("http.port"));
     assert!(err.fix.contains("listen"), "{err}");
 }
+
+#[test]
+fn a_bad_table_pattern_names_the_file_the_key_and_the_pattern() {
+    let f = Fixture::new(MAIN).source(
+        "demo-pg.toml",
+        &format!("{PG_SOURCE}\n[tables]\ninclude = ['public\\.(orders']\n"),
+    );
+    let err = f.load(&[]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("tables.include"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("demo-pg.toml") && text.contains("public\\.(orders"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_hash_mask_without_salt_and_a_chars_mask_without_length_name_the_missing_key() {
+    let f = Fixture::new(MAIN).source(
+        "demo-pg.toml",
+        &format!("{PG_SOURCE}\n[[columns.mask]]\ncolumns = ['.*\\.email']\nwith = 'hash'\n"),
+    );
+    let err = f.load(&[]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("columns.mask[0].salt"), "{err}");
+    let f = Fixture::new(MAIN).source(
+        "demo-pg.toml",
+        &format!("{PG_SOURCE}\n[[columns.mask]]\ncolumns = ['.*\\.email']\nwith = 'chars'\n"),
+    );
+    let err = f.load(&[]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("columns.mask[0].length"), "{err}");
+}
+
+#[test]
+fn a_mask_salt_never_appears_in_debug_output() {
+    let f = Fixture::new(MAIN).source(
+        "demo-pg.toml",
+        &format!(
+            "{PG_SOURCE}\n[[columns.mask]]\ncolumns = ['.*\\.email']\nwith = 'hash'\nsalt = 'salty-secret-4711'\n"
+        ),
+    );
+    let cfg = f.load(&[]).unwrap();
+    assert!(!format!("{cfg:?}").contains("salty-secret-4711"));
+}

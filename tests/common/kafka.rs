@@ -123,9 +123,8 @@ pub fn every_record_under(prefix: &str) -> Vec<(String, Vec<u8>)> {
                     // Transaction markers take offsets but are no messages: the position
                     // passes them.
                     if let Ok(pos) = consumer.position() {
-                        if let Some(Offset::Offset(o)) = pos
-                            .find_partition(t.name(), p.id())
-                            .map(|e| e.offset())
+                        if let Some(Offset::Offset(o)) =
+                            pos.find_partition(t.name(), p.id()).map(|e| e.offset())
                         {
                             next = next.max(o);
                         }

@@ -15,6 +15,7 @@ mod offsets_deleted;
 mod schema_history;
 mod schema_history_kafka;
 mod schema_history_rebuild;
+mod selection;
 mod source;
 mod source_query;
 mod tls;
