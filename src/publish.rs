@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::checkpoint::OpenTransaction;
 use crate::encode::avro::{CodecOptions, ConnectorKind, TableCodec};
 use crate::error::SourceError;
 use crate::event::{ChangeEvent, Datum, Op, TableId, TableSchema};
@@ -59,6 +60,82 @@ pub struct PublishConfig {
     /// Which tables are published, and how their rows and keys look (`[tables]`,
     /// `[columns]`, `[message_key_columns]`).
     pub selection: Arc<Selection>,
+    /// The transaction metadata topic (`provide_transaction_metadata`), when on.
+    pub transaction_topic: Option<String>,
+}
+
+/// The transaction metadata topic of a source: its codec, schema ids and the transaction
+/// being published.
+struct TxnTopic {
+    topic: String,
+    codec: crate::encode::txn::TxnCodec,
+    key_id: u32,
+    value_id: u32,
+    open: Option<OpenTransaction>,
+}
+
+impl TxnTopic {
+    /// Counts an event of transaction `id` in `table`, sending the BEGIN first when it is the
+    /// transaction's first.
+    async fn event<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        id: &str,
+        table: &str,
+        ts_ms: i64,
+    ) -> Result<(), SourceError> {
+        if self.open.as_ref().is_some_and(|o| o.id != id) {
+            // A source ends every transaction before the next begins (`Pipeline::mark`);
+            // one left open here had no commit the stream could see.
+            let stale = self.open.take().map(|o| o.id);
+            tracing::warn!(
+                transaction = stale.as_deref(),
+                next = id,
+                "transaction without an end: its END record is not written"
+            );
+        }
+        if self.open.is_none() {
+            self.send(sink, crate::encode::txn::Status::Begin, id, ts_ms, &[])
+                .await?;
+            self.open = Some(OpenTransaction {
+                id: id.to_string(),
+                ts_ms,
+                counts: Vec::new(),
+            });
+        }
+        if let Some(open) = self.open.as_mut() {
+            match open.counts.iter_mut().find(|(t, _)| t == table) {
+                Some((_, n)) => *n += 1,
+                None => open.counts.push((table.to_string(), 1)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn send<S: Sink>(
+        &self,
+        sink: &mut S,
+        status: crate::encode::txn::Status,
+        id: &str,
+        ts_ms: i64,
+        counts: &[(String, i64)],
+    ) -> Result<(), SourceError> {
+        let encoded = self.codec.key(id, self.key_id).and_then(|k| {
+            self.codec
+                .value(status, id, ts_ms, counts, self.value_id)
+                .map(|v| (k, v))
+        });
+        let (key, value) = encoded
+            .map_err(|e| SourceError::definite(format!("transaction metadata of {id}: {e}")))?;
+        sink.send(OutRecord {
+            topic: &self.topic,
+            key: Some(&key),
+            value: Some(&value),
+            headers: &[],
+        })
+        .await?;
+        Ok(())
+    }
 }
 
 /// Topic configs as the sink takes them.
@@ -112,6 +189,10 @@ pub struct Publisher<S> {
     tables: HashMap<TableId, TableEntry>,
     /// Tables `[tables]` leaves out: their events are not published.
     skipped: HashMap<TableId, Arc<TableSchema>>,
+    /// `provide_transaction_metadata`: set up by [`Publisher::prepare`].
+    txn: Option<TxnTopic>,
+    /// A transaction a checkpoint recorded as open, until `prepare` sets the topic up.
+    restored_txn: Option<OpenTransaction>,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
     store_key_buf: Vec<u8>,
@@ -131,6 +212,8 @@ impl<S: Sink> Publisher<S> {
             registry,
             tables: HashMap::new(),
             skipped: HashMap::new(),
+            txn: None,
+            restored_txn: None,
             key_buf: Vec::with_capacity(256),
             value_buf: Vec::with_capacity(4096),
             store_key_buf: Vec::with_capacity(256),
@@ -174,7 +257,69 @@ impl<S: Sink> Publisher<S> {
         if let Some(t) = self.cfg.dead_letter_topic.clone() {
             self.sink.ensure_topic(&t, &[]).await?;
         }
+        if let Some(topic) = self.cfg.transaction_topic.clone() {
+            self.sink
+                .ensure_topic(&topic, &config_refs(&self.cfg.table_topic_config))
+                .await?;
+            let key_id = register_fixed(
+                &self.registry,
+                &topic,
+                "key",
+                crate::encode::txn::KEY_SCHEMA,
+            )
+            .await?;
+            let value_id = register_fixed(
+                &self.registry,
+                &topic,
+                "value",
+                crate::encode::txn::VALUE_SCHEMA,
+            )
+            .await?;
+            self.txn = Some(TxnTopic {
+                topic,
+                codec: crate::encode::txn::TxnCodec::new(),
+                key_id,
+                value_id,
+                open: self.restored_txn.take(),
+            });
+        }
         Ok(())
+    }
+
+    /// The transaction whose BEGIN is sent and whose END is not, for the checkpoint.
+    pub fn open_transaction(&self) -> Option<OpenTransaction> {
+        match &self.txn {
+            Some(t) => t.open.clone(),
+            None => self.restored_txn.clone(),
+        }
+    }
+
+    /// Takes up a transaction a checkpoint recorded as open (a restart inside it).
+    pub fn restore_transaction(&mut self, open: Option<OpenTransaction>) {
+        match &mut self.txn {
+            Some(t) => t.open = open,
+            None => self.restored_txn = open,
+        }
+    }
+
+    /// Sends the END of the transaction being published, if any: the source calls it (through
+    /// `Pipeline::mark`) at each commit, before the commit's position is marked, so the
+    /// position covers the END.
+    pub async fn end_transaction(&mut self) -> Result<(), SourceError> {
+        let Some(t) = &mut self.txn else {
+            return Ok(());
+        };
+        let Some(open) = t.open.take() else {
+            return Ok(());
+        };
+        t.send(
+            &mut self.sink,
+            crate::encode::txn::Status::End,
+            &open.id,
+            open.ts_ms,
+            &open.counts,
+        )
+        .await
     }
 
     /// Makes `schema` the table's current schema: registers its key and value schemas (a new
@@ -291,6 +436,10 @@ impl<S: Sink> Publisher<S> {
                 ev.table.id
             )));
         };
+        if let (Some(txn), Some(t)) = (&mut self.txn, &ev.transaction) {
+            txn.event(&mut self.sink, &t.id, &entry.table_header, meta.commit_ms)
+                .await?;
+        }
         // Columns left out or masked: the published rows are built here, so nothing after
         // this point (topic, event store, dead letters) sees the source's own values.
         let (before, after);
@@ -447,6 +596,24 @@ impl<S: Sink> Publisher<S> {
         }
         Ok(())
     }
+}
+
+/// Registers one of the agent's fixed schemas under `<topic>-<suffix>`.
+async fn register_fixed(
+    registry: &Registry,
+    topic: &str,
+    suffix: &str,
+    schema: &str,
+) -> Result<u32, SourceError> {
+    let subject = format!("{topic}-{suffix}");
+    registry.register(&subject, schema).await.map_err(|e| {
+        let msg = format!("subject {subject}: {e}");
+        if e.is_transient() {
+            SourceError::transient(msg)
+        } else {
+            SourceError::definite(msg)
+        }
+    })
 }
 
 /// Registers a table's key (when it has one) and value schemas under `topic`'s subjects.

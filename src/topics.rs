@@ -110,6 +110,12 @@ pub fn offsets_topic(topic_prefix: &str) -> String {
     format!("{topic_prefix}.offsets")
 }
 
+/// Transaction metadata (`provide_transaction_metadata`): `<topic_prefix>.transaction`, as
+/// Debezium names it.
+pub fn transaction_topic(topic_prefix: &str) -> String {
+    format!("{topic_prefix}.transaction")
+}
+
 /// The schema-history topic of a MySQL source.
 pub fn schema_history_topic(topic_prefix: &str) -> String {
     format!("{topic_prefix}.schema-history")

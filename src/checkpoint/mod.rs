@@ -43,6 +43,22 @@ pub struct Checkpoint<S> {
     /// Snapshots in progress (chunked, while streaming): where each table stands.
     #[serde(default, skip_serializing_if = "SnapshotState::is_empty")]
     pub snapshot: SnapshotState,
+    /// The source transaction whose BEGIN is in Kafka and whose END is not yet
+    /// (`provide_transaction_metadata`): a restart inside it goes on counting from here, so
+    /// its END counts every event once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<OpenTransaction>,
+}
+
+/// A source transaction being published, for its END record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenTransaction {
+    /// Transaction id as events carry it.
+    pub id: String,
+    /// Its time (the BEGIN's `ts_ms`).
+    pub ts_ms: i64,
+    /// Events published so far per table (`schema.table`), in first-seen order.
+    pub counts: Vec<(String, i64)>,
 }
 
 /// Reads the newest checkpoint of `source` from `topic` (read_committed), or `None` when the

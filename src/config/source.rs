@@ -169,6 +169,11 @@ pub struct SourceConfig {
     /// its UTF-8 bytes). Default: `__debezium_unavailable_value`, as Debezium.
     #[serde(default = "default_placeholder")]
     pub unavailable_value_placeholder: String,
+    /// Publish a BEGIN and an END record per source transaction to
+    /// `<topic_prefix>.transaction`, with the END's event counts in all and per table
+    /// (Debezium's `provide.transaction.metadata`). Default: false.
+    #[serde(default)]
+    pub provide_transaction_metadata: bool,
     /// Initial snapshot settings.
     #[serde(default)]
     pub snapshot: SnapshotConfig,

@@ -197,6 +197,10 @@ impl<S: Sink> Pipeline<S> {
                 s.durable.clone()
             };
         }
+        if self.exactly_once() {
+            // At least once restarts at a source commit: nothing to carry over.
+            cp.transaction = self.publisher.open_transaction();
+        }
         cp
     }
 

@@ -110,6 +110,9 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 event_store_topic_config: topics::event_store_topic_config(&main.event_store),
+                transaction_topic: source
+                    .provide_transaction_metadata
+                    .then(|| topics::transaction_topic(&source.topic_prefix)),
                 selection: Arc::new(crate::select::Selection::from_config(source).map_err(
                     |e| SourceError::definite(format!("{}: {e}", source.file.display())),
                 )?),
@@ -167,6 +170,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
             })??;
         if let Some(cp) = &loaded {
             self.written = Some(encode_checkpoint(cp)?);
+            self.publisher.restore_transaction(cp.transaction.clone());
         }
         Ok(loaded)
     }
@@ -320,9 +324,13 @@ impl<S: Sink> Pipeline<S> {
         Ok(self.publisher.sink().send(rec).await?)
     }
 
-    /// Marks a source position: acknowledged once everything sent before it is durable.
-    pub fn mark(&mut self, position: S::Position) {
+    /// Marks a source position at a source commit: acknowledged once everything sent before
+    /// it is durable. The transaction's END record (`provide_transaction_metadata`) is sent
+    /// first, so the position covers it.
+    pub async fn mark(&mut self, position: S::Position) -> Result<(), SourceError> {
+        self.publisher.end_transaction().await?;
         self.publisher.sink().mark(position);
+        Ok(())
     }
 
     /// The newest durable position, without waiting.
@@ -347,7 +355,30 @@ impl<S: Sink> Pipeline<S> {
         &mut self,
         cp: &Checkpoint<T>,
     ) -> Result<(), SourceError> {
-        let value = encode_checkpoint(cp)?;
+        let open = if self.exactly_once() {
+            self.publisher.open_transaction()
+        } else {
+            None
+        };
+        let value = if open != cp.transaction {
+            // The publisher, not the source, knows the open transaction's counts.
+            let fail =
+                |e: serde_json::Error| SourceError::definite(format!("encode checkpoint: {e}"));
+            let mut v = serde_json::to_value(cp).map_err(fail)?;
+            if let serde_json::Value::Object(m) = &mut v {
+                match &open {
+                    Some(o) => {
+                        m.insert("transaction".into(), serde_json::to_value(o).map_err(fail)?);
+                    }
+                    None => {
+                        m.remove("transaction");
+                    }
+                }
+            }
+            serde_json::to_vec(&v).map_err(fail)?
+        } else {
+            encode_checkpoint(cp)?
+        };
         self.write_encoded(value).await
     }
 

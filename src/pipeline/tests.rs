@@ -143,7 +143,7 @@ impl ChangeStream for Fake {
                 if out.settled() {
                     self.durable(i + 1);
                 } else {
-                    out.mark(i + 1);
+                    out.mark(i + 1).await?;
                 }
             }
         }
@@ -159,6 +159,7 @@ impl ChangeStream for Fake {
                 partial: self.open.filter(|(_, n)| *n > 0),
             },
             snapshot: Default::default(),
+            transaction: None,
         }
     }
 
@@ -216,6 +217,7 @@ fn pipeline(broker: &Arc<Mutex<Broker>>, bounds: Option<TxnBounds>) -> Pipeline<
         table_topic_config: Vec::new(),
         event_store_topic_config: Vec::new(),
         selection: Default::default(),
+        transaction_topic: None,
     };
     Pipeline::with_sink(
         Publisher::new(

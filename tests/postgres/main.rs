@@ -24,4 +24,5 @@ mod tail;
 mod tls;
 mod topic_config;
 mod topic_deleted;
+mod transaction_topic;
 mod types;

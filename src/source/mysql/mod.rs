@@ -532,6 +532,7 @@ fn with_snapshots(cp: &MysqlCheckpoint, snapshots: &Snapshots) -> MyCheckpoint {
     Checkpoint {
         snapshot_done: snapshots.initial_done(),
         snapshot: snapshots.state().clone(),
+        transaction: None,
         ..MyCheckpoint::at(cp)
     }
 }

@@ -27,6 +27,7 @@ impl MyCheckpoint {
                 binlog: Some(cp.clone()),
             },
             snapshot: Default::default(),
+            transaction: None,
         }
     }
 }

@@ -740,7 +740,11 @@ fn begin(
     });
 }
 
-fn end<S: Sink<Position = MysqlCheckpoint>>(st: &mut State, out: &mut Pipeline<S>, end_pos: u64) {
+async fn end<S: Sink<Position = MysqlCheckpoint>>(
+    st: &mut State,
+    out: &mut Pipeline<S>,
+    end_pos: u64,
+) -> Result<(), SourceError> {
     if let Some(t) = st.tx.take() {
         match (t.domain, t.gtid) {
             (Some(d), Some(g)) => {
@@ -766,7 +770,7 @@ fn end<S: Sink<Position = MysqlCheckpoint>>(st: &mut State, out: &mut Pipeline<S
     } else if let Some(set) = &st.mysql_gtids {
         st.committed.gtid_state = Some(set.to_string());
     }
-    out.mark(st.committed.clone());
+    out.mark(st.committed.clone()).await
 }
 
 /// Maps a decoder failure; every one is definite. Damaged bytes (truncated, malformed, a
@@ -1026,7 +1030,7 @@ async fn handle<'e, S: Sink<Position = MysqlCheckpoint>>(
             } else if trimmed.eq_ignore_ascii_case("COMMIT")
                 || trimmed.eq_ignore_ascii_case("ROLLBACK")
             {
-                end(st, out, end_pos);
+                end(st, out, end_pos).await?;
             } else {
                 let schema = q.schema();
                 let default_db = (!schema.is_empty()).then_some(schema.as_ref());
@@ -1036,11 +1040,11 @@ async fn handle<'e, S: Sink<Position = MysqlCheckpoint>>(
                 };
                 apply_ddl(ctx, st, out, position, default_db, trimmed).await?;
                 if st.tx.as_ref().is_none_or(|t| t.standalone) {
-                    end(st, out, end_pos);
+                    end(st, out, end_pos).await?;
                 }
             }
         }
-        XID => end(st, out, end_pos),
+        XID => end(st, out, end_pos).await?,
         MARIADB_ANNOTATE_ROWS | MYSQL_ROWS_QUERY if ctx.settings.include_query => {
             if let Some(tx) = st.tx.as_mut() {
                 let text: Arc<str> = if ty == MARIADB_ANNOTATE_ROWS {

@@ -411,6 +411,7 @@ impl Source for PgSourceSettings {
                     position: Some(created.consistent_point.to_string()),
                     source: check.position(),
                     snapshot: Default::default(),
+                    transaction: None,
                 };
                 pipeline.write_checkpoint(&done).await?;
                 pipeline.drain().await?;
@@ -540,6 +541,7 @@ async fn release_slot<S: crate::sink::Sink<Position = Lsn>>(
         position: None,
         source: PgPosition::default(),
         snapshot: Default::default(),
+        transaction: None,
     };
     pipeline.write_checkpoint(&released).await?;
     pipeline.drain().await?;
@@ -688,6 +690,7 @@ impl PositionCheck<'_> {
             position: at.map(|l| l.to_string()),
             source: self.position(),
             snapshot: Default::default(),
+            transaction: None,
         }
     }
 

@@ -72,6 +72,7 @@ mod tests {
                 timeline: None,
             },
             snapshot: Default::default(),
+            transaction: None,
         };
         let v: serde_json::Value = serde_json::to_value(&cp).unwrap();
         assert_eq!(

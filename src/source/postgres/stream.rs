@@ -273,7 +273,7 @@ impl<'a> PgStream<'a> {
                 self.last_commit_lsn = c.commit_lsn;
                 self.tx = None;
                 self.committed_tx_lsn = Some(c.commit_lsn);
-                out.mark(c.end_lsn);
+                out.mark(c.end_lsn).await?;
             }
             LogicalMessage::Relation(rel) => {
                 let state = self
@@ -603,6 +603,7 @@ impl ChangeStream for PgStream<'_> {
                 timeline: Some(self.ctx.server.timeline),
             },
             snapshot: Default::default(),
+            transaction: None,
         }
     }
 
