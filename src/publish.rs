@@ -62,6 +62,16 @@ pub struct PublishConfig {
     pub selection: Arc<Selection>,
     /// The transaction metadata topic (`provide_transaction_metadata`), when on.
     pub transaction_topic: Option<String>,
+    /// The heartbeat topic (`[heartbeat] interval_ms`), when on.
+    pub heartbeat_topic: Option<String>,
+}
+
+/// The heartbeat topic of a source: its name, the key (the same for every heartbeat) and the
+/// value's schema id.
+struct HeartbeatTopic {
+    topic: String,
+    key: Vec<u8>,
+    value_id: u32,
 }
 
 /// The transaction metadata topic of a source: its codec, schema ids and the transaction
@@ -193,6 +203,8 @@ pub struct Publisher<S> {
     txn: Option<TxnTopic>,
     /// A transaction a checkpoint recorded as open, until `prepare` sets the topic up.
     restored_txn: Option<OpenTransaction>,
+    /// `[heartbeat]`: set up by [`Publisher::prepare`].
+    heartbeat: Option<HeartbeatTopic>,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
     store_key_buf: Vec<u8>,
@@ -214,6 +226,7 @@ impl<S: Sink> Publisher<S> {
             skipped: HashMap::new(),
             txn: None,
             restored_txn: None,
+            heartbeat: None,
             key_buf: Vec::with_capacity(256),
             value_buf: Vec::with_capacity(4096),
             store_key_buf: Vec::with_capacity(256),
@@ -283,6 +296,47 @@ impl<S: Sink> Publisher<S> {
                 open: self.restored_txn.take(),
             });
         }
+        if let Some(topic) = self.cfg.heartbeat_topic.clone() {
+            self.sink.ensure_topic(&topic, &[]).await?;
+            let key_id = register_fixed(
+                &self.registry,
+                &topic,
+                "key",
+                crate::encode::heartbeat::KEY_SCHEMA,
+            )
+            .await?;
+            let value_id = register_fixed(
+                &self.registry,
+                &topic,
+                "value",
+                crate::encode::heartbeat::VALUE_SCHEMA,
+            )
+            .await?;
+            let key = crate::encode::heartbeat::key(&self.cfg.topic_prefix, key_id)
+                .map_err(|e| SourceError::definite(format!("heartbeat key: {e}")))?;
+            self.heartbeat = Some(HeartbeatTopic {
+                topic,
+                key,
+                value_id,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a heartbeat record stamped `ts_ms`, when heartbeats are on.
+    pub async fn heartbeat(&mut self, ts_ms: i64) -> Result<(), SourceError> {
+        let Some(h) = &self.heartbeat else {
+            return Ok(());
+        };
+        let value = crate::encode::heartbeat::value(ts_ms, h.value_id);
+        self.sink
+            .send(OutRecord {
+                topic: &h.topic,
+                key: Some(&h.key),
+                value: Some(&value),
+                headers: &[],
+            })
+            .await?;
         Ok(())
     }
 

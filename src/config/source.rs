@@ -174,6 +174,9 @@ pub struct SourceConfig {
     /// (Debezium's `provide.transaction.metadata`). Default: false.
     #[serde(default)]
     pub provide_transaction_metadata: bool,
+    /// Heartbeat records and the PostgreSQL heartbeat action query.
+    #[serde(default)]
+    pub heartbeat: HeartbeatConfig,
     /// Initial snapshot settings.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
@@ -275,8 +278,70 @@ pub(super) fn validate_source(mut s: SourceConfig) -> Result<SourceConfig, Confi
         validate_mysql_tls(my, &origin)?;
     }
     validate_selection(&s, &origin)?;
+    if s.heartbeat.action_query.is_some() {
+        if s.kind != SourceKind::Postgres {
+            return bad(
+                "heartbeat.action_query",
+                "a heartbeat action query on a mysql source".into(),
+                "remove it: MySQL/MariaDB binlogs hold every database's changes, so an idle table never holds the position back",
+            );
+        }
+        if s.heartbeat.interval_ms == 0 {
+            return bad(
+                "heartbeat.action_query",
+                "a heartbeat action query without heartbeats".into(),
+                "set heartbeat.interval_ms (e.g. 10000) to run it",
+            );
+        }
+    }
+    if let Some(t) = &s.heartbeat.topic {
+        if t.is_empty()
+            || t.len() > 249
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return bad(
+                "heartbeat.topic",
+                format!("`{t}` is not a valid Kafka topic name"),
+                "use at most 249 letters, digits, `.`, `-` and `_`",
+            );
+        }
+    }
     if let Some(path) = &s.password_file {
         s.password = Some(read_secret_file(path, &origin, "password_file")?);
     }
     Ok(s)
+}
+
+/// `[heartbeat]` of a source file (Debezium's `heartbeat.interval.ms`,
+/// `heartbeat.action.query`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    /// Milliseconds between heartbeat records; each commits the source's checkpoint with it,
+    /// so a source whose captured tables are idle still shows it is alive and moves its
+    /// position. Default: 0, no heartbeats.
+    #[serde(default)]
+    pub interval_ms: u64,
+    /// Topic of the heartbeat records. Default: `__debezium-heartbeat.<topic_prefix>`, as
+    /// Debezium names it.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// PostgreSQL only: a statement run on the source database at every heartbeat, e.g. an
+    /// update of a small table in the publication, so that a database whose captured tables
+    /// are idle while others are busy still sends changes and the slot's WAL is released.
+    /// Default: none.
+    #[serde(default)]
+    pub action_query: Option<String>,
+}
+
+/// The heartbeat topic of a source, when heartbeats are on.
+pub fn heartbeat_topic(s: &SourceConfig) -> Option<String> {
+    (s.heartbeat.interval_ms > 0).then(|| {
+        s.heartbeat
+            .topic
+            .clone()
+            .unwrap_or_else(|| format!("__debezium-heartbeat.{}", s.topic_prefix))
+    })
 }

@@ -574,3 +574,14 @@ fn a_mask_salt_never_appears_in_debug_output() {
     let cfg = f.load(&[]).unwrap();
     assert!(!format!("{cfg:?}").contains("salty-secret-4711"));
 }
+
+#[test]
+fn a_heartbeat_action_query_without_an_interval_names_the_key_and_the_fix() {
+    let f = Fixture::new(MAIN).source(
+        "demo-pg.toml",
+        &format!("{PG_SOURCE}\n[heartbeat]\naction_query = \"UPDATE hb SET n = n + 1\"\n"),
+    );
+    let err = f.load(&[]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("heartbeat.action_query"), "{err}");
+    assert!(err.to_string().contains("interval_ms"), "{err}");
+}

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod avro;
+pub mod heartbeat;
 pub mod txn;
 
 #[cfg(test)]

@@ -223,6 +223,26 @@ impl<S: Sink> Pipeline<S> {
     {
         let acked = self.acked()?;
         source.tick().await?;
+        if self
+            .heartbeat_every
+            .is_some_and(|every| self.last_heartbeat.elapsed() >= every)
+        {
+            self.last_heartbeat = std::time::Instant::now();
+            source.heartbeat().await?;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            self.publisher.heartbeat(now_ms).await?;
+            // Exactly once: between source transactions the heartbeat commits with the
+            // checkpoint at once (an idle source's position moves with it); inside one it
+            // joins the open Kafka transaction.
+            if self.exactly_once()
+                && source.between_transactions()
+                && self.publisher.sink_ref().txn_open()
+            {
+                self.commit_with(source).await?;
+            }
+        }
         if self.exactly_once() {
             if let Some(after) = C::IDLE_CHECKPOINT {
                 if source.between_transactions()

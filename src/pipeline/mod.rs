@@ -70,6 +70,10 @@ pub struct Pipeline<S: Sink> {
     offsets_ready: bool,
     /// Whether the offsets topic did not exist when this attempt started.
     offsets_missing: bool,
+    /// `[heartbeat] interval_ms`, when on.
+    heartbeat_every: Option<Duration>,
+    /// When the last heartbeat was sent.
+    last_heartbeat: std::time::Instant,
 }
 
 impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
@@ -110,6 +114,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 event_store_topic_config: topics::event_store_topic_config(&main.event_store),
+                heartbeat_topic: crate::config::heartbeat_topic(source),
                 transaction_topic: source
                     .provide_transaction_metadata
                     .then(|| topics::transaction_topic(&source.topic_prefix)),
@@ -128,6 +133,8 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
             bounds,
             status,
         );
+        pipeline.heartbeat_every = (source.heartbeat.interval_ms > 0)
+            .then(|| Duration::from_millis(source.heartbeat.interval_ms));
         pipeline.publisher.prepare().await?;
         // A missing offsets topic is not created here: whether it existed is evidence the
         // source reads before it creates anything (a replication slot without an offsets
@@ -244,6 +251,8 @@ impl<S: Sink> Pipeline<S> {
             snapshots: None,
             offsets_ready: true,
             offsets_missing: false,
+            heartbeat_every: None,
+            last_heartbeat: std::time::Instant::now(),
         }
     }
 

@@ -80,6 +80,12 @@ pub trait ChangeStream: Send {
         async { Ok(()) }
     }
 
+    /// At every heartbeat (`[heartbeat] interval_ms`), before its record is sent: the
+    /// source's own heartbeat work (PostgreSQL: `action_query`).
+    fn heartbeat(&mut self) -> impl Future<Output = Result<(), SourceError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Whether the stream is between source transactions.
     fn between_transactions(&self) -> bool;
 

@@ -218,6 +218,7 @@ fn pipeline(broker: &Arc<Mutex<Broker>>, bounds: Option<TxnBounds>) -> Pipeline<
         event_store_topic_config: Vec::new(),
         selection: Default::default(),
         transaction_topic: None,
+        heartbeat_topic: None,
     };
     Pipeline::with_sink(
         Publisher::new(

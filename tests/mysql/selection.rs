@@ -53,14 +53,13 @@ async fn mariadb_tables_columns_masks_keys_and_statements_follow_the_selection()
         prefix: name.clone(),
     };
     let mut cfg = AgentConfig::mysql(&name, &db.name, &db.name, &db.password);
-    cfg.extra_source_toml = format!(
-        "[tables]\ninclude = ['.*\\.(customers|orders)']\n\
+    cfg.extra_source_toml =         "[tables]\ninclude = ['.*\\.(customers|orders)']\n\
          [columns]\nexclude = ['.*\\.customers\\.ssn']\n\
          [[columns.mask]]\ncolumns = ['.*\\.customers\\.email']\nwith = 'hash'\nsalt = 'salt-91c2'\n\
          [[columns.mask]]\ncolumns = ['.*\\.customers\\.name']\nwith = 'chars'\nlength = 3\n\
          [message_key_columns]\n'.*\\.orders' = ['customer_id', 'id']\n\
          [mysql]\ninclude_query = true\n"
-    );
+        .to_string();
     let agent = Agent::start(&cfg);
     tokio::task::block_in_place(|| agent.wait_streaming(WAIT));
     let insert_order = format!(

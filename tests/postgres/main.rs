@@ -8,6 +8,7 @@ mod common;
 mod bad_input;
 mod crash;
 mod delivery;
+mod heartbeat;
 mod incremental;
 mod large_transaction;
 mod poison;

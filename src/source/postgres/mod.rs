@@ -510,6 +510,7 @@ impl Source for PgSourceSettings {
                     .signal_table
                     .as_ref()
                     .map(|(s, t)| (s.as_str(), t.as_str())),
+                heartbeat_action: src.heartbeat.action_query.as_deref(),
             },
             &mut stream_conn,
             status,

@@ -65,6 +65,8 @@ pub struct StreamContext<'a> {
     pub role: &'a str,
     /// `[snapshot] signal_table` as (schema, table): its inserts are signals, not events.
     pub signal_table: Option<(&'a str, &'a str)>,
+    /// `[heartbeat] action_query`: run at every heartbeat.
+    pub heartbeat_action: Option<&'a str>,
 }
 
 struct Tx {
@@ -639,6 +641,19 @@ impl ChangeStream for PgStream<'_> {
 
     fn stopped(&self) {
         tracing::info!(flush_lsn = %self.acked, "stream stopped, position acknowledged");
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), SourceError> {
+        let Some(query) = self.ctx.heartbeat_action else {
+            return Ok(());
+        };
+        // A failing action query leaves the slot's WAL held while the captured tables are
+        // idle: said at every heartbeat, not fatal (the database may be read-only for a
+        // moment, e.g. during a failover).
+        if let Err(e) = self.ctx.sql.batch_execute(query).await {
+            tracing::warn!(error = %e, "heartbeat.action_query failed; an idle database keeps WAL in the slot until it runs");
+        }
+        Ok(())
     }
 
     async fn write_watermark(&mut self, watermark: &Watermark) -> Result<(), SourceError> {
