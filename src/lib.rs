@@ -23,6 +23,7 @@ pub use cdc_codec::event;
 pub mod ledger;
 pub mod net;
 pub mod ops;
+pub mod outbox;
 pub mod pipeline;
 pub mod publish;
 pub mod registry;

@@ -22,6 +22,7 @@ use crate::error::SourceError;
 use crate::event::{ChangeEvent, Datum, Op, TableId, TableSchema};
 use crate::ops::metrics::{DeadReason, TableMetrics};
 use crate::ops::status::SourceStatus;
+use crate::outbox::{Outbox, OutboxColumns};
 use crate::registry::Registry;
 use crate::select::{Projection, Selection};
 use crate::shutdown::Shutdown;
@@ -64,6 +65,8 @@ pub struct PublishConfig {
     pub transaction_topic: Option<String>,
     /// The heartbeat topic (`[heartbeat] interval_ms`), when on.
     pub heartbeat_topic: Option<String>,
+    /// The outbox table whose inserts are routed (`[outbox]`), when there is one.
+    pub outbox: Option<Arc<Outbox>>,
 }
 
 /// The heartbeat topic of a source: its name, the key (the same for every heartbeat) and the
@@ -168,6 +171,8 @@ struct TableEntry {
     schema: Arc<TableSchema>,
     /// Columns left out or masked, another key; `None`: rows are published as they come.
     projection: Option<Projection>,
+    /// The outbox table: its inserts are routed instead of going to a table topic.
+    outbox: Option<OutboxColumns>,
     codec: TableCodec,
     topic: String,
     key_id: Option<u32>,
@@ -205,6 +210,8 @@ pub struct Publisher<S> {
     restored_txn: Option<OpenTransaction>,
     /// `[heartbeat]`: set up by [`Publisher::prepare`].
     heartbeat: Option<HeartbeatTopic>,
+    /// Outbox topics made sure of, with their key and value schema ids.
+    outbox_topics: HashMap<String, (u32, u32)>,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
     store_key_buf: Vec<u8>,
@@ -227,6 +234,7 @@ impl<S: Sink> Publisher<S> {
             txn: None,
             restored_txn: None,
             heartbeat: None,
+            outbox_topics: HashMap::new(),
             key_buf: Vec::with_capacity(256),
             value_buf: Vec::with_capacity(4096),
             store_key_buf: Vec::with_capacity(256),
@@ -431,9 +439,20 @@ impl<S: Sink> Publisher<S> {
             ))
         })?;
         let topic = topics::table_topic(&self.cfg.topic_prefix, &self.cfg.topic_routes, &schema.id);
-        self.sink
-            .ensure_topic(&topic, &config_refs(&self.cfg.table_topic_config))
-            .await?;
+        let outbox = match &self.cfg.outbox {
+            Some(o) if o.is_outbox(&schema.id) => Some(
+                o.columns(&schema)
+                    .map_err(|e| SourceError::definite(format!("{}: {e}", self.cfg.source)))?,
+            ),
+            _ => None,
+        };
+        // The outbox table has no topic of its own; its schemas are still registered under
+        // the name, for its changes in the event store.
+        if outbox.is_none() {
+            self.sink
+                .ensure_topic(&topic, &config_refs(&self.cfg.table_topic_config))
+                .await?;
+        }
         let registered = register(&self.status, &self.registry, &topic, &codec, stop).await;
         let (key_id, value_id, rejected) = match registered {
             Ok((key_id, value_id)) => {
@@ -462,6 +481,7 @@ impl<S: Sink> Publisher<S> {
                 source_schema: source_schema.clone(),
                 schema,
                 projection,
+                outbox,
                 codec,
                 metrics: self.status.metrics().table(&table_header),
                 table_header,
@@ -604,14 +624,74 @@ impl<S: Sink> Publisher<S> {
             ev,
             meta,
         };
-        send_or_divert(
-            &mut self.sink,
-            self.cfg.dead_letter_topic.as_deref(),
-            table_record,
-            event,
-            (&mut self.dead_key_buf, &mut self.dead_value_buf),
-        )
-        .await?;
+        match (&entry.outbox, &self.cfg.outbox) {
+            (Some(cols), Some(outbox)) => {
+                if let (Op::Create, Some(row)) = (ev.op, ev.after) {
+                    let routed = outbox
+                        .route(cols, row)
+                        .map_err(|e| SourceError::definite(format!("{}: {e}", self.cfg.source)))?;
+                    let (key_id, value_id) = match self.outbox_topics.get(&routed.topic) {
+                        Some(ids) => *ids,
+                        None => {
+                            self.sink
+                                .ensure_topic(
+                                    &routed.topic,
+                                    &config_refs(&self.cfg.table_topic_config),
+                                )
+                                .await?;
+                            let value_schema = if cols.payload_is_bytes {
+                                "\"bytes\""
+                            } else {
+                                "\"string\""
+                            };
+                            let ids = (
+                                register_fixed(&self.registry, &routed.topic, "key", "\"string\"")
+                                    .await?,
+                                register_fixed(
+                                    &self.registry,
+                                    &routed.topic,
+                                    "value",
+                                    value_schema,
+                                )
+                                .await?,
+                            );
+                            self.outbox_topics.insert(routed.topic.clone(), ids);
+                            ids
+                        }
+                    };
+                    self.dead_key_buf.clear();
+                    self.dead_value_buf.clear();
+                    if let Some(k) = &routed.key {
+                        crate::outbox::framed(key_id, k.as_bytes(), &mut self.dead_key_buf);
+                    }
+                    if let Some(p) = routed.payload {
+                        crate::outbox::framed(value_id, p, &mut self.dead_value_buf);
+                    }
+                    self.sink
+                        .send(OutRecord {
+                            topic: &routed.topic,
+                            key: routed.key.is_some().then_some(&self.dead_key_buf[..]),
+                            value: routed.payload.is_some().then_some(&self.dead_value_buf[..]),
+                            headers: &[("id", routed.id.as_bytes())],
+                        })
+                        .await?;
+                } else if ev.op == Op::Update {
+                    // Debezium's router also takes inserts only: an event, once sent, is
+                    // not changed.
+                    tracing::warn!(table = %ev.table.id, "update of an outbox row: not routed (only inserts are events)");
+                }
+            }
+            _ => {
+                send_or_divert(
+                    &mut self.sink,
+                    self.cfg.dead_letter_topic.as_deref(),
+                    table_record,
+                    event,
+                    (&mut self.dead_key_buf, &mut self.dead_value_buf),
+                )
+                .await?;
+            }
+        }
         if let Some(store) = &self.cfg.event_store_topic {
             self.store_key_buf.clear();
             self.store_key_buf
@@ -638,7 +718,7 @@ impl<S: Sink> Publisher<S> {
             )
             .await?;
         }
-        if ev.op == Op::Delete && self.cfg.tombstones && keyed {
+        if ev.op == Op::Delete && self.cfg.tombstones && keyed && entry.outbox.is_none() {
             self.sink
                 .send(OutRecord {
                     topic: &entry.topic,
@@ -1067,6 +1147,7 @@ mod tests {
             source_schema: schema.clone(),
             schema,
             projection: None,
+            outbox: None,
             topic: "pg.public.big".into(),
             key_id: Some(1),
             value_id: 2,

@@ -174,6 +174,9 @@ pub struct SourceConfig {
     /// (Debezium's `provide.transaction.metadata`). Default: false.
     #[serde(default)]
     pub provide_transaction_metadata: bool,
+    /// The outbox table whose inserts are routed as events (docs/outbox.md). Default: none.
+    #[serde(default)]
+    pub outbox: Option<OutboxConfig>,
     /// Heartbeat records and the PostgreSQL heartbeat action query.
     #[serde(default)]
     pub heartbeat: HeartbeatConfig,
@@ -291,6 +294,15 @@ pub(super) fn validate_source(mut s: SourceConfig) -> Result<SourceConfig, Confi
                 "heartbeat.action_query",
                 "a heartbeat action query without heartbeats".into(),
                 "set heartbeat.interval_ms (e.g. 10000) to run it",
+            );
+        }
+    }
+    if let Some(o) = &s.outbox {
+        if !o.table.contains('.') {
+            return bad(
+                "outbox.table",
+                format!("`{}` is not a qualified table name", o.table),
+                "write it as schema.table (PostgreSQL) or database.table (MySQL)",
             );
         }
     }

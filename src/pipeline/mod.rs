@@ -115,6 +115,10 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
                     .collect(),
                 event_store_topic_config: topics::event_store_topic_config(&main.event_store),
                 heartbeat_topic: crate::config::heartbeat_topic(source),
+                outbox: source
+                    .outbox
+                    .clone()
+                    .map(|o| Arc::new(crate::outbox::Outbox::new(o))),
                 transaction_topic: source
                     .provide_transaction_metadata
                     .then(|| topics::transaction_topic(&source.topic_prefix)),

@@ -219,6 +219,7 @@ fn pipeline(broker: &Arc<Mutex<Broker>>, bounds: Option<TxnBounds>) -> Pipeline<
         selection: Default::default(),
         transaction_topic: None,
         heartbeat_topic: None,
+        outbox: None,
     };
     Pipeline::with_sink(
         Publisher::new(

@@ -13,6 +13,7 @@ mod ddl_information_schema;
 mod gtid_failover;
 mod heartbeat;
 mod offsets_deleted;
+mod outbox;
 mod schema_history;
 mod schema_history_kafka;
 mod schema_history_rebuild;

@@ -11,6 +11,7 @@ mod delivery;
 mod heartbeat;
 mod incremental;
 mod large_transaction;
+mod outbox;
 mod poison;
 mod position_integrity;
 mod replication_client;
