@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use crate::checkpoint::OpenTransaction;
 use crate::encode::avro::{CodecOptions, ConnectorKind, TableCodec};
+use crate::encode::json::JsonCodec;
 use crate::error::SourceError;
 use crate::event::{ChangeEvent, Datum, Op, TableId, TableSchema};
 use crate::ops::metrics::{DeadReason, TableMetrics};
@@ -67,6 +68,8 @@ pub struct PublishConfig {
     pub heartbeat_topic: Option<String>,
     /// The outbox table whose inserts are routed (`[outbox]`), when there is one.
     pub outbox: Option<Arc<Outbox>>,
+    /// `format = "json"`: `Some(json_schemas)`; `None`: Avro through the registry.
+    pub json: Option<bool>,
 }
 
 /// The heartbeat topic of a source: its name, the key (the same for every heartbeat) and the
@@ -173,6 +176,8 @@ struct TableEntry {
     projection: Option<Projection>,
     /// The outbox table: its inserts are routed instead of going to a table topic.
     outbox: Option<OutboxColumns>,
+    /// `format = "json"`: the Connect JSON of the Avro records.
+    json: Option<JsonCodec>,
     codec: TableCodec,
     topic: String,
     key_id: Option<u32>,
@@ -212,6 +217,8 @@ pub struct Publisher<S> {
     heartbeat: Option<HeartbeatTopic>,
     /// Outbox topics made sure of, with their key and value schema ids.
     outbox_topics: HashMap<String, (u32, u32)>,
+    /// The JSON of a record being built (`format = "json"`).
+    json_buf: Vec<u8>,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
     store_key_buf: Vec<u8>,
@@ -235,6 +242,7 @@ impl<S: Sink> Publisher<S> {
             restored_txn: None,
             heartbeat: None,
             outbox_topics: HashMap::new(),
+            json_buf: Vec::new(),
             key_buf: Vec::with_capacity(256),
             value_buf: Vec::with_capacity(4096),
             store_key_buf: Vec::with_capacity(256),
@@ -453,7 +461,19 @@ impl<S: Sink> Publisher<S> {
                 .ensure_topic(&topic, &config_refs(&self.cfg.table_topic_config))
                 .await?;
         }
-        let registered = register(&self.status, &self.registry, &topic, &codec, stop).await;
+        let json = match self.cfg.json {
+            Some(schemas) => Some(
+                JsonCodec::new(codec.key_schema(), codec.value_schema(), schemas).map_err(|e| {
+                    SourceError::definite(format!("table {}: JSON encoding: {e}", schema.id))
+                })?,
+            ),
+            None => None,
+        };
+        // JSON records carry their schema (or none): nothing to register.
+        let registered = match json {
+            Some(_) => Ok((codec.key_schema().map(|_| 0), 0)),
+            None => register(&self.status, &self.registry, &topic, &codec, stop).await,
+        };
         let (key_id, value_id, rejected) = match registered {
             Ok((key_id, value_id)) => {
                 tracing::info!(table = %schema.id, topic, ?key_id, value_id, "table schema registered");
@@ -482,6 +502,7 @@ impl<S: Sink> Publisher<S> {
                 schema,
                 projection,
                 outbox,
+                json,
                 codec,
                 metrics: self.status.metrics().table(&table_header),
                 table_header,
@@ -598,6 +619,18 @@ impl<S: Sink> Publisher<S> {
             .codec
             .encode_value(ev, entry.value_id, &mut self.value_buf)
             .map_err(|e| SourceError::definite(format!("table {}: {e}", ev.table.id)))?;
+        if let Some(j) = &entry.json {
+            let fail =
+                |e: String| SourceError::definite(format!("table {}: JSON: {e}", ev.table.id));
+            if keyed {
+                self.json_buf.clear();
+                j.key(&self.key_buf, &mut self.json_buf).map_err(fail)?;
+                std::mem::swap(&mut self.key_buf, &mut self.json_buf);
+            }
+            self.json_buf.clear();
+            j.value(&self.value_buf, &mut self.json_buf).map_err(fail)?;
+            std::mem::swap(&mut self.value_buf, &mut self.json_buf);
+        }
         entry
             .metrics
             .event(ev.op, self.key_buf.len() + self.value_buf.len());
@@ -1148,6 +1181,7 @@ mod tests {
             schema,
             projection: None,
             outbox: None,
+            json: None,
             topic: "pg.public.big".into(),
             key_id: Some(1),
             value_id: 2,

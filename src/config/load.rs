@@ -52,6 +52,7 @@ pub fn load_selected(
 
     if let Some(file) = source_file {
         let source = load_source(file, &env)?;
+        needs_registry(&main, main_path, &source)?;
         return Ok(Config {
             path: main_path.to_path_buf(),
             main,
@@ -90,6 +91,7 @@ pub fn load_selected(
     let mut sources: Vec<SourceConfig> = Vec::with_capacity(files.len());
     for file in files {
         let source = load_source(&file, &env)?;
+        needs_registry(&main, main_path, &source)?;
         if let Some(other) = sources.iter().find(|s| s.name == source.name) {
             return Err(ConfigError::new(
                 file.display(),
@@ -109,6 +111,27 @@ pub fn load_selected(
         main,
         sources,
     })
+}
+
+/// An Avro source needs the registry the main file may leave out.
+fn needs_registry(
+    main: &MainConfig,
+    main_path: &Path,
+    s: &SourceConfig,
+) -> Result<(), ConfigError> {
+    if s.format == OutputFormat::Avro && main.schema_registry.url.is_empty() {
+        return Err(ConfigError::new(
+            main_path.display(),
+            Some("schema_registry.url".into()),
+            format!(
+                "no schema registry, and source `{}` ({}) writes Avro",
+                s.name,
+                s.file.display()
+            ),
+            "set [schema_registry] url, or `format = \"json\"` in the source file",
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn load_source(
@@ -174,9 +197,8 @@ pub(super) fn resolve_main(mut m: MainConfig, path: &Path) -> Result<MainConfig,
             "set it to `host:port[,host:port…]`",
         ));
     }
-    if !(m.schema_registry.url.starts_with("http://")
-        || m.schema_registry.url.starts_with("https://"))
-    {
+    let url = &m.schema_registry.url;
+    if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(ConfigError::new(
             origin,
             Some("schema_registry.url".into()),

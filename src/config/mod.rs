@@ -120,7 +120,8 @@ pub struct MainConfig {
     pub agent: AgentConfig,
     /// Kafka connection and producer settings.
     pub kafka: KafkaConfig,
-    /// The Confluent-compatible schema registry.
+    /// The Confluent-compatible schema registry; not needed when every source writes JSON.
+    #[serde(default)]
     pub schema_registry: SchemaRegistryConfig,
     /// The long-term event store (ledger) topic.
     #[serde(default)]

@@ -8,11 +8,13 @@ use super::*;
 
 /// `[schema_registry]`: a Confluent-compatible registry (Confluent, Apicurio ccompat, Karapace,
 /// Redpanda).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaRegistryConfig {
     /// Base URL of the Confluent REST API, e.g. `http://127.0.0.1:8081` or Apicurio's
-    /// `http://host:8080/apis/ccompat/v7`. Required.
+    /// `http://host:8080/apis/ccompat/v7`. Required unless every source writes JSON
+    /// (`format = "json"`).
+    #[serde(default)]
     pub url: String,
     /// Basic-auth user name. Default: none.
     #[serde(default)]

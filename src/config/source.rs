@@ -40,6 +40,17 @@ pub enum SnapshotMode {
     InitialOnly,
 }
 
+/// How a source's records are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Avro in Confluent framing, schemas in the registry (as Confluent's `AvroConverter`).
+    #[default]
+    Avro,
+    /// JSON as Kafka Connect's `JsonConverter` writes it; no registry.
+    Json,
+}
+
 /// Delivery guarantee of a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -169,6 +180,15 @@ pub struct SourceConfig {
     /// its UTF-8 bytes). Default: `__debezium_unavailable_value`, as Debezium.
     #[serde(default = "default_placeholder")]
     pub unavailable_value_placeholder: String,
+    /// `avro` (default; Confluent framing, schemas in the registry) or `json` (Kafka
+    /// Connect's JsonConverter format, no registry needed). The event store mirrors the
+    /// table topics' records, so it follows each source's format.
+    #[serde(default)]
+    pub format: OutputFormat,
+    /// With `format = "json"`: embed each record's Connect schema (`{"schema":…,
+    /// "payload":…}`, JsonConverter's `schemas.enable`). Default: true, as JsonConverter.
+    #[serde(default = "default_true")]
+    pub json_schemas: bool,
     /// Publish a BEGIN and an END record per source transaction to
     /// `<topic_prefix>.transaction`, with the END's event counts in all and per table
     /// (Debezium's `provide.transaction.metadata`). Default: false.
@@ -294,6 +314,23 @@ pub(super) fn validate_source(mut s: SourceConfig) -> Result<SourceConfig, Confi
                 "heartbeat.action_query",
                 "a heartbeat action query without heartbeats".into(),
                 "set heartbeat.interval_ms (e.g. 10000) to run it",
+            );
+        }
+    }
+    if s.format == OutputFormat::Json {
+        let avro_only = [
+            (
+                "provide_transaction_metadata",
+                s.provide_transaction_metadata,
+            ),
+            ("heartbeat.interval_ms", s.heartbeat.interval_ms > 0),
+            ("outbox", s.outbox.is_some()),
+        ];
+        if let Some((key, _)) = avro_only.iter().find(|(_, on)| *on) {
+            return bad(
+                key,
+                format!("`{key}` with format = \"json\" is not supported yet (Avro only)"),
+                "remove it, or use format = \"avro\"",
             );
         }
     }

@@ -114,11 +114,11 @@ fn a_wrong_type_names_file_key_and_expected_type() {
 
 #[test]
 fn a_missing_required_key_names_file_and_key() {
-    let f = Fixture::new(&MAIN.replace("url = ", "# url = "));
+    let f = Fixture::new(&MAIN.replace("bootstrap_servers = ", "# bootstrap_servers = "));
     let err = f.load(&[]).unwrap_err();
     assert!(err.origin.ends_with("cdc-agent.toml"), "{err}");
-    assert_eq!(err.key.as_deref(), Some("schema_registry.url"), "{err}");
-    assert!(err.fix.contains("add `url"), "{err}");
+    assert_eq!(err.key.as_deref(), Some("kafka.bootstrap_servers"), "{err}");
+    assert!(err.fix.contains("add `bootstrap_servers"), "{err}");
 
     let f = Fixture::new(MAIN).source("demo-pg.toml", &PG_SOURCE.replace("user = ", "# user = "));
     let err = f.load(&[]).unwrap_err();
@@ -584,4 +584,21 @@ fn a_heartbeat_action_query_without_an_interval_names_the_key_and_the_fix() {
     let err = f.load(&[]).unwrap_err();
     assert_eq!(err.key.as_deref(), Some("heartbeat.action_query"), "{err}");
     assert!(err.to_string().contains("interval_ms"), "{err}");
+}
+
+#[test]
+fn the_registry_is_required_by_an_avro_source_and_not_by_a_json_one() {
+    let no_registry = MAIN.replace("url = ", "# url = ");
+    let f = Fixture::new(&no_registry).source("demo-pg.toml", PG_SOURCE);
+    let err = f.load(&[]).unwrap_err();
+    assert!(err.origin.ends_with("cdc-agent.toml"), "{err}");
+    assert_eq!(err.key.as_deref(), Some("schema_registry.url"), "{err}");
+    assert!(err.to_string().contains("demo-pg"), "{err}");
+    assert!(err.fix.contains("format = \"json\""), "{err}");
+    let json_source = PG_SOURCE.replace(
+        "database = \"demo\"",
+        "database = \"demo\"\nformat = \"json\"",
+    );
+    let f = Fixture::new(&no_registry).source("demo-pg.toml", &json_source);
+    f.load(&[]).unwrap();
 }

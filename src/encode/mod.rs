@@ -14,6 +14,7 @@
 
 pub mod avro;
 pub mod heartbeat;
+pub mod json;
 pub mod txn;
 
 #[cfg(test)]

@@ -311,6 +311,14 @@ impl Decoder {
     /// Decodes one Confluent-framed Avro value to JSON (decimals as decimal strings, bytes
     /// as base64: see [`json`]).
     pub async fn decode(&mut self, bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
+        // A source with `format = "json"` mirrors Connect JSON: its payload is the event.
+        if bytes.first() == Some(&b'{') {
+            let mut v: serde_json::Value = serde_json::from_slice(bytes)?;
+            if let Some(payload) = v.get_mut("payload").filter(|_| v_has_schema(bytes)) {
+                return Ok(payload.take());
+            }
+            return Ok(v);
+        }
         if bytes.len() < 5 || bytes[0] != 0 {
             anyhow::bail!("value is not in the Confluent wire format");
         }
@@ -330,6 +338,12 @@ impl Decoder {
         let value = apache_avro::from_avro_datum(schema, &mut &bytes[5..], None)?;
         Ok(json::to_json(value, schema, names)?)
     }
+}
+
+/// Whether a JSON record is a `{"schema":…,"payload":…}` envelope (JsonConverter with
+/// schemas), told by its first key.
+fn v_has_schema(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"{\"schema\":")
 }
 
 /// `cdc-agent replay`: the selection as JSON lines on `out`.

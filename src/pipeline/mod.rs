@@ -115,6 +115,8 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
                     .collect(),
                 event_store_topic_config: topics::event_store_topic_config(&main.event_store),
                 heartbeat_topic: crate::config::heartbeat_topic(source),
+                json: (source.format == crate::config::OutputFormat::Json)
+                    .then_some(source.json_schemas),
                 outbox: source
                     .outbox
                     .clone()

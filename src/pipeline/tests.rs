@@ -220,6 +220,7 @@ fn pipeline(broker: &Arc<Mutex<Broker>>, bounds: Option<TxnBounds>) -> Pipeline<
         transaction_topic: None,
         heartbeat_topic: None,
         outbox: None,
+        json: None,
     };
     Pipeline::with_sink(
         Publisher::new(

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod cdc;
+pub mod connect;
 pub mod eos;
 pub mod kafka;
 pub mod minimal_root;

@@ -12,6 +12,7 @@ mod chunked_snapshot;
 mod ddl_information_schema;
 mod gtid_failover;
 mod heartbeat;
+mod json_output;
 mod offsets_deleted;
 mod outbox;
 mod schema_history;

@@ -10,6 +10,7 @@ mod crash;
 mod delivery;
 mod heartbeat;
 mod incremental;
+mod json_output;
 mod large_transaction;
 mod outbox;
 mod poison;
