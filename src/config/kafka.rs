@@ -19,6 +19,11 @@ pub struct KafkaConfig {
     /// Partitions of topics the agent creates. Default: 1.
     #[serde(default = "default_topic_partitions")]
     pub topic_partitions: i32,
+    /// Partitions of particular topics the agent creates: `"<topic regex>" = N`, the whole
+    /// name matched; patterns are tried in sorted order, the first match wins over
+    /// `topic_partitions` (e.g. `"shop\\.public\\.orders" = 12`). Default: none.
+    #[serde(default)]
+    pub partitions_by_topic: BTreeMap<String, i32>,
     /// Replication factor of topics the agent creates. Default: 1.
     #[serde(default = "default_topic_replication")]
     pub topic_replication_factor: i32,

@@ -164,6 +164,25 @@ pub(super) fn load_source(
 
 pub(super) fn resolve_main(mut m: MainConfig, path: &Path) -> Result<MainConfig, ConfigError> {
     let origin = path.display().to_string();
+    for (p, n) in &m.kafka.partitions_by_topic {
+        let key = format!("kafka.partitions_by_topic.\"{p}\"");
+        if let Err(e) = regex::Regex::new(&format!("^(?:{p})$")) {
+            return Err(ConfigError::new(
+                origin,
+                Some(key),
+                format!("`{p}` is not a valid regular expression: {e}"),
+                "write a regular expression over topic names (escape dots: `shop\\\\.orders`)",
+            ));
+        }
+        if *n < 1 {
+            return Err(ConfigError::new(
+                origin,
+                Some(key),
+                format!("{n} partitions"),
+                "set at least 1",
+            ));
+        }
+    }
     const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
     if !CODECS.contains(&m.kafka.compression.as_str()) {
         return Err(ConfigError::new(

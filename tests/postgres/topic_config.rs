@@ -18,6 +18,8 @@ use common::stack_env;
 const WAIT: Duration = Duration::from_secs(90);
 const PARTITIONS: i32 = 6;
 const ROWS: usize = 200;
+/// `[kafka.partitions_by_topic]` for the event store, over `topic_partitions`.
+const STORE_PARTITIONS: i32 = 3;
 
 /// Kafka's `Utils.murmur2`, which Java's default partitioner hashes a record's key bytes with.
 fn murmur2(data: &[u8]) -> i32 {
@@ -99,7 +101,9 @@ async fn topics_get_their_configs_and_keys_land_on_the_partition_javas_partition
     )
     .await;
     cfg.extra_kafka_toml = format!(
-        "topic_partitions = {PARTITIONS}\n[kafka.topic_config]\n\"cleanup.policy\" = \"compact\"\n\
+        "topic_partitions = {PARTITIONS}\n[kafka.partitions_by_topic]\n\
+         '{name}\\.events' = {STORE_PARTITIONS}\n\
+         [kafka.topic_config]\n\"cleanup.policy\" = \"compact\"\n\
          [event_store.topic_config]\n\"max.message.bytes\" = \"2000000\"\n"
     );
     let agent = Agent::start(&cfg);
@@ -135,4 +139,12 @@ async fn topics_get_their_configs_and_keys_land_on_the_partition_javas_partition
         PARTITIONS as usize,
         "keys spread over every partition"
     );
+    let consumer = common::kafka::consumer("partitions", &[]);
+    let count = |t: &str| {
+        common::kafka::partitions(&consumer, t, WAIT)
+            .map(|p| p.len())
+            .unwrap_or_default()
+    };
+    assert_eq!(count(&cfg.event_store_topic), STORE_PARTITIONS as usize);
+    assert_eq!(count(&topic), PARTITIONS as usize);
 }

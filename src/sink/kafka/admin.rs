@@ -34,6 +34,8 @@ pub(super) struct Topics {
     /// Whether the brokers accepted a metadata request (credentials checked).
     reached: bool,
     known: HashSet<String>,
+    /// `[kafka.partitions_by_topic]`, compiled.
+    partitions_by_topic: Vec<(regex::Regex, i32)>,
     partitions: i32,
     replication: i32,
     create: bool,
@@ -59,6 +61,12 @@ impl Topics {
             reached: false,
             known: HashSet::new(),
             partitions: cfg.topic_partitions,
+            // The configuration checked every pattern when it was loaded.
+            partitions_by_topic: cfg
+                .partitions_by_topic
+                .iter()
+                .filter_map(|(p, n)| Some((regex::Regex::new(&format!("^(?:{p})$")).ok()?, *n)))
+                .collect(),
             replication: cfg.topic_replication_factor,
             create: cfg.create_topics,
             producer_max: cfg
@@ -221,11 +229,12 @@ impl Topics {
                 TopicState::Denied(e) | TopicState::NotReady(e) => Err(e),
             };
         }
-        let mut new = NewTopic::new(
-            topic,
-            self.partitions,
-            TopicReplication::Fixed(self.replication),
-        );
+        let partitions = self
+            .partitions_by_topic
+            .iter()
+            .find(|(re, _)| re.is_match(topic))
+            .map_or(self.partitions, |(_, n)| *n);
+        let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(self.replication));
         for (k, v) in configs {
             new = new.set(k, v);
         }
