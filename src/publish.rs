@@ -356,6 +356,11 @@ impl<S: Sink> Publisher<S> {
         Ok(())
     }
 
+    /// Whether `[tables]` captures `table`.
+    pub fn captures(&self, table: &TableId) -> bool {
+        self.cfg.selection.captures_table(table)
+    }
+
     /// The transaction whose BEGIN is sent and whose END is not, for the checkpoint.
     pub fn open_transaction(&self) -> Option<OpenTransaction> {
         match &self.txn {

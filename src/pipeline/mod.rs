@@ -321,6 +321,12 @@ impl<S: Sink> Pipeline<S> {
         self.publisher.set_table(schema, stop).await
     }
 
+    /// Whether `[tables]` captures `table`: a table it leaves out is neither published nor
+    /// snapshotted.
+    pub fn captures(&self, table: &crate::event::TableId) -> bool {
+        self.publisher.captures(table)
+    }
+
     /// Publishes one event (table topic, tombstone, event store).
     pub async fn publish(
         &mut self,

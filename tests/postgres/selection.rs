@@ -201,3 +201,63 @@ async fn tables_columns_masks_and_keys_are_published_as_the_selection_says() {
         )
     });
 }
+
+/// Changing `[tables]` between two runs: the table newly included is snapshotted alone (its
+/// rows as reads), the one captured before is not read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_newly_included_is_snapshotted_alone_at_the_next_start() {
+    let mut case = PgCase::new(
+        "selgrow",
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         CREATE TABLE b (id int PRIMARY KEY, v text);
+         INSERT INTO a SELECT g, 'a' FROM generate_series(1, 50) g;
+         INSERT INTO b SELECT g, 'b' FROM generate_series(1, 40) g;
+         CREATE PUBLICATION cdc_pub FOR TABLE a, b;",
+        "[tables]\ninclude = ['public\\.a']\n",
+    )
+    .await;
+    let mut agent = Agent::start(&case.cfg);
+    tokio::task::block_in_place(|| {
+        common::cdc::wait_log(&mut agent, "snapshot complete", WAIT);
+    });
+    case.admin
+        .batch_execute("INSERT INTO a VALUES (51, 'a'); INSERT INTO b VALUES (41, 'b');")
+        .await
+        .unwrap();
+    let a_first =
+        tokio::task::block_in_place(|| read_topic(&case.topic("a"), WAIT, |r| r.len() >= 51));
+    assert_eq!(a_first.len(), 51, "log:\n{}", agent.log());
+    agent.terminate();
+    assert_eq!(
+        tokio::task::block_in_place(|| agent.wait_exit(WAIT)),
+        Some(0)
+    );
+    drop(agent);
+
+    case.cfg.extra_source_toml = case
+        .cfg
+        .extra_source_toml
+        .replace("include = ['public\\.a']", "include = ['public\\.(a|b)']");
+    let mut agent = Agent::start(&case.cfg);
+    tokio::task::block_in_place(|| {
+        common::cdc::wait_log(&mut agent, "snapshot complete", WAIT);
+    });
+    let b = tokio::task::block_in_place(|| read_topic(&case.topic("b"), WAIT, |r| r.len() >= 41));
+    assert_eq!(b.len(), 41, "every row of b, once; log:\n{}", agent.log());
+    let mut dec = AvroDecoder::new();
+    assert!(values(&mut dec, &b)
+        .iter()
+        .all(|ev| matches!(field(ev, "op"), Avro::String(op) if op == "r")));
+    case.admin
+        .batch_execute("INSERT INTO a VALUES (52, 'a');")
+        .await
+        .unwrap();
+    let a_all =
+        tokio::task::block_in_place(|| read_topic(&case.topic("a"), WAIT, |r| r.len() >= 52));
+    assert_eq!(
+        a_all.len(),
+        52,
+        "a is not read again; log:\n{}",
+        agent.log()
+    );
+}

@@ -294,8 +294,11 @@ impl<'a> PgStream<'a> {
                 let schema = out.set_table(state.schema_owned(), stop).await?;
                 // A table published while the agent runs: its existing rows are snapshotted
                 // alone, as when it is added between two runs.
-                if let Some(snapshots) = out.snapshots() {
-                    snapshots.newly_captured(&schema.id.to_string());
+                // A table `[tables]` leaves out is in the publication but not captured.
+                if out.captures(&schema.id) {
+                    if let Some(snapshots) = out.snapshots() {
+                        snapshots.newly_captured(&schema.id.to_string());
+                    }
                 }
                 self.relations.insert(rel.oid, state.with_schema(schema));
             }
