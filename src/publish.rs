@@ -78,6 +78,8 @@ struct HeartbeatTopic {
     topic: String,
     key: Vec<u8>,
     value_id: u32,
+    /// `format = "json"`: the records as Connect JSON.
+    json: Option<JsonCodec>,
 }
 
 /// The transaction metadata topic of a source: its codec, schema ids and the transaction
@@ -88,6 +90,8 @@ struct TxnTopic {
     key_id: u32,
     value_id: u32,
     open: Option<OpenTransaction>,
+    /// `format = "json"`: the records as Connect JSON.
+    json: Option<JsonCodec>,
 }
 
 impl TxnTopic {
@@ -142,6 +146,8 @@ impl TxnTopic {
                 .map(|v| (k, v))
         });
         let (key, value) = encoded
+            .map_err(|e| e.to_string())
+            .and_then(|(k, v)| as_json(self.json.as_ref(), k, v))
             .map_err(|e| SourceError::definite(format!("transaction metadata of {id}: {e}")))?;
         sink.send(OutRecord {
             topic: &self.topic,
@@ -152,6 +158,21 @@ impl TxnTopic {
         .await?;
         Ok(())
     }
+}
+
+/// A framed Avro key and value as Connect JSON when `json` is set, else as they are.
+fn as_json(
+    json: Option<&JsonCodec>,
+    key: Vec<u8>,
+    value: Vec<u8>,
+) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let Some(j) = json else {
+        return Ok((key, value));
+    };
+    let (mut k, mut v) = (Vec::with_capacity(64), Vec::with_capacity(128));
+    j.key(&key, &mut k)?;
+    j.value(&value, &mut v)?;
+    Ok((k, v))
 }
 
 /// Topic configs as the sink takes them.
@@ -290,53 +311,63 @@ impl<S: Sink> Publisher<S> {
             self.sink
                 .ensure_topic(&topic, &config_refs(&self.cfg.table_topic_config))
                 .await?;
-            let key_id = register_fixed(
-                &self.registry,
-                &topic,
-                "key",
-                crate::encode::txn::KEY_SCHEMA,
-            )
-            .await?;
-            let value_id = register_fixed(
-                &self.registry,
-                &topic,
-                "value",
-                crate::encode::txn::VALUE_SCHEMA,
-            )
-            .await?;
+            let (key_id, value_id, json) = self
+                .fixed_schemas(
+                    &topic,
+                    crate::encode::txn::KEY_SCHEMA,
+                    crate::encode::txn::VALUE_SCHEMA,
+                )
+                .await?;
             self.txn = Some(TxnTopic {
                 topic,
                 codec: crate::encode::txn::TxnCodec::new(),
                 key_id,
                 value_id,
                 open: self.restored_txn.take(),
+                json,
             });
         }
         if let Some(topic) = self.cfg.heartbeat_topic.clone() {
             self.sink.ensure_topic(&topic, &[]).await?;
-            let key_id = register_fixed(
-                &self.registry,
-                &topic,
-                "key",
-                crate::encode::heartbeat::KEY_SCHEMA,
-            )
-            .await?;
-            let value_id = register_fixed(
-                &self.registry,
-                &topic,
-                "value",
-                crate::encode::heartbeat::VALUE_SCHEMA,
-            )
-            .await?;
+            let (key_id, value_id, json) = self
+                .fixed_schemas(
+                    &topic,
+                    crate::encode::heartbeat::KEY_SCHEMA,
+                    crate::encode::heartbeat::VALUE_SCHEMA,
+                )
+                .await?;
             let key = crate::encode::heartbeat::key(&self.cfg.topic_prefix, key_id)
                 .map_err(|e| SourceError::definite(format!("heartbeat key: {e}")))?;
             self.heartbeat = Some(HeartbeatTopic {
                 topic,
                 key,
                 value_id,
+                json,
             });
         }
         Ok(())
+    }
+
+    /// The schema ids of one of the agent's fixed-schema topics: registered (Avro), or none
+    /// and a JSON codec (`format = "json"`).
+    async fn fixed_schemas(
+        &self,
+        topic: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(u32, u32, Option<JsonCodec>), SourceError> {
+        match self.cfg.json {
+            Some(schemas) => {
+                let codec = JsonCodec::new(Some(key), value, schemas)
+                    .map_err(|e| SourceError::definite(format!("{topic}: JSON encoding: {e}")))?;
+                Ok((0, 0, Some(codec)))
+            }
+            None => Ok((
+                register_fixed(&self.registry, topic, "key", key).await?,
+                register_fixed(&self.registry, topic, "value", value).await?,
+                None,
+            )),
+        }
     }
 
     /// Sends a heartbeat record stamped `ts_ms`, when heartbeats are on.
@@ -344,11 +375,16 @@ impl<S: Sink> Publisher<S> {
         let Some(h) = &self.heartbeat else {
             return Ok(());
         };
-        let value = crate::encode::heartbeat::value(ts_ms, h.value_id);
+        let (key, value) = as_json(
+            h.json.as_ref(),
+            h.key.clone(),
+            crate::encode::heartbeat::value(ts_ms, h.value_id),
+        )
+        .map_err(|e| SourceError::definite(format!("heartbeat: {e}")))?;
         self.sink
             .send(OutRecord {
                 topic: &h.topic,
-                key: Some(&h.key),
+                key: Some(&key),
                 value: Some(&value),
                 headers: &[],
             })
@@ -682,17 +718,25 @@ impl<S: Sink> Publisher<S> {
                             } else {
                                 "\"string\""
                             };
-                            let ids = (
-                                register_fixed(&self.registry, &routed.topic, "key", "\"string\"")
+                            let ids = match self.cfg.json {
+                                Some(_) => (0, 0),
+                                None => (
+                                    register_fixed(
+                                        &self.registry,
+                                        &routed.topic,
+                                        "key",
+                                        "\"string\"",
+                                    )
                                     .await?,
-                                register_fixed(
-                                    &self.registry,
-                                    &routed.topic,
-                                    "value",
-                                    value_schema,
-                                )
-                                .await?,
-                            );
+                                    register_fixed(
+                                        &self.registry,
+                                        &routed.topic,
+                                        "value",
+                                        value_schema,
+                                    )
+                                    .await?,
+                                ),
+                            };
                             self.outbox_topics.insert(routed.topic.clone(), ids);
                             ids
                         }
@@ -704,6 +748,31 @@ impl<S: Sink> Publisher<S> {
                     }
                     if let Some(p) = routed.payload {
                         crate::outbox::framed(value_id, p, &mut self.dead_value_buf);
+                    }
+                    if let Some(schemas) = self.cfg.json {
+                        // Outbox events are few: a codec per event costs nothing that counts.
+                        let value_schema = if cols.payload_is_bytes {
+                            "\"bytes\""
+                        } else {
+                            "\"string\""
+                        };
+                        let fail = |e: String| {
+                            SourceError::definite(format!("outbox event {}: JSON: {e}", routed.id))
+                        };
+                        let j = JsonCodec::new(Some("\"string\""), value_schema, schemas)
+                            .map_err(fail)?;
+                        if routed.key.is_some() {
+                            self.json_buf.clear();
+                            j.key(&self.dead_key_buf, &mut self.json_buf)
+                                .map_err(fail)?;
+                            std::mem::swap(&mut self.dead_key_buf, &mut self.json_buf);
+                        }
+                        if routed.payload.is_some() {
+                            self.json_buf.clear();
+                            j.value(&self.dead_value_buf, &mut self.json_buf)
+                                .map_err(fail)?;
+                            std::mem::swap(&mut self.dead_value_buf, &mut self.json_buf);
+                        }
                     }
                     self.sink
                         .send(OutRecord {

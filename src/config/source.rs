@@ -317,23 +317,6 @@ pub(super) fn validate_source(mut s: SourceConfig) -> Result<SourceConfig, Confi
             );
         }
     }
-    if s.format == OutputFormat::Json {
-        let avro_only = [
-            (
-                "provide_transaction_metadata",
-                s.provide_transaction_metadata,
-            ),
-            ("heartbeat.interval_ms", s.heartbeat.interval_ms > 0),
-            ("outbox", s.outbox.is_some()),
-        ];
-        if let Some((key, _)) = avro_only.iter().find(|(_, on)| *on) {
-            return bad(
-                key,
-                format!("`{key}` with format = \"json\" is not supported yet (Avro only)"),
-                "remove it, or use format = \"avro\"",
-            );
-        }
-    }
     if let Some(o) = &s.outbox {
         if !o.table.contains('.') {
             return bad(

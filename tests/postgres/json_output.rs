@@ -117,3 +117,61 @@ async fn json_with_schemas_is_read_by_kafka_connects_json_converter_without_a_re
 async fn json_without_schemas_is_read_by_kafka_connects_json_converter_without_a_registry() {
     run(false).await;
 }
+
+/// The agent's own topics follow the source's format: transaction metadata, heartbeats and
+/// routed outbox events are Connect JSON too, still without a registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_heartbeat_and_outbox_records_are_json_too() {
+    let mut case = PgCase::new(
+        "jsonside",
+        "CREATE TABLE t (id int PRIMARY KEY);
+         CREATE TABLE outbox (id text PRIMARY KEY, aggregatetype text, aggregateid text,
+                              payload text);
+         CREATE PUBLICATION cdc_pub FOR TABLE t, outbox;",
+        "format = \"json\"\nprovide_transaction_metadata = true\n[snapshot]\nmode = \"never\"\n\
+         [heartbeat]\ninterval_ms = 500\ntopic = \"{name}.heartbeat\"\n\
+         [outbox]\ntable = \"public.outbox\"\nroute_topic = \"{name}.outbox.${routedByValue}\"\n",
+    )
+    .await;
+    case.cfg.extra_source_toml = case.cfg.extra_source_toml.replace("{name}", &case.name);
+    case.cfg.registry_url = String::new();
+    let agent = Agent::start(&case.cfg);
+    tokio::task::block_in_place(|| agent.wait_streaming(WAIT));
+    case.admin
+        .batch_execute(
+            "BEGIN; INSERT INTO t VALUES (1), (2);
+             INSERT INTO outbox VALUES ('e1', 'Order', '42', '{\"total\": 3}'); COMMIT;",
+        )
+        .await
+        .unwrap();
+    let txn_topic = format!("{}.transaction", case.name);
+    let txn = tokio::task::block_in_place(|| read_topic(&txn_topic, WAIT, |r| r.len() >= 2));
+    let values: Vec<&[u8]> = txn.iter().filter_map(|r| r.value.as_deref()).collect();
+    let read = connect_read(&txn_topic, true, "value", &values);
+    assert_eq!(read[0]["value"]["status"], "BEGIN", "log:\n{}", agent.log());
+    assert_eq!(read[1]["value"]["status"], "END");
+    assert_eq!(read[1]["value"]["event_count"], 3);
+    assert_eq!(
+        read[1]["schema"],
+        "io.debezium.connector.common.TransactionMetadataValue"
+    );
+
+    let hb_topic = format!("{}.heartbeat", case.name);
+    let hb = tokio::task::block_in_place(|| read_topic(&hb_topic, WAIT, |r| !r.is_empty()));
+    let keys: Vec<&[u8]> = hb.iter().filter_map(|r| r.key.as_deref()).collect();
+    let read = connect_read(&hb_topic, true, "key", &keys);
+    assert_eq!(read[0]["value"]["serverName"], case.name.as_str());
+
+    let ob_topic = format!("{}.outbox.Order", case.name);
+    let ob = tokio::task::block_in_place(|| read_topic(&ob_topic, WAIT, |r| !r.is_empty()));
+    let keys: Vec<&[u8]> = ob.iter().filter_map(|r| r.key.as_deref()).collect();
+    let values: Vec<&[u8]> = ob.iter().filter_map(|r| r.value.as_deref()).collect();
+    assert_eq!(
+        connect_read(&ob_topic, true, "key", &keys)[0]["value"],
+        "42"
+    );
+    assert_eq!(
+        connect_read(&ob_topic, true, "value", &values)[0]["value"],
+        "{\"total\": 3}"
+    );
+}
