@@ -60,6 +60,24 @@ impl Outbox {
         }
     }
 
+    /// Whether routed rows are deleted once durable (`delete_after_capture`).
+    pub fn deletes_after_capture(&self) -> bool {
+        self.cfg.delete_after_capture
+    }
+
+    /// The outbox table as (schema or database, table).
+    pub fn table(&self) -> (&str, &str) {
+        self.cfg
+            .table
+            .split_once('.')
+            .unwrap_or(("", &self.cfg.table))
+    }
+
+    /// The id column.
+    pub fn id_column(&self) -> &str {
+        &self.cfg.id_field
+    }
+
     /// Finds the routed columns in the outbox table's schema; an error names what is
     /// missing and the key that names it.
     pub fn columns(&self, schema: &TableSchema) -> Result<OutboxColumns, String> {
@@ -133,6 +151,20 @@ fn text(d: Option<&Datum<'_>>) -> Option<String> {
         Datum::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
         other => Some(format!("{other:?}")),
     }
+}
+
+/// Outbox rows whose events are durable, for the source to delete
+/// (`delete_after_capture`).
+#[derive(Debug, Clone)]
+pub struct OutboxDeletes {
+    /// Schema (PostgreSQL) or database (MySQL) of the outbox table.
+    pub schema: String,
+    /// The outbox table.
+    pub table: String,
+    /// Its id column.
+    pub id_column: String,
+    /// The ids, as text.
+    pub ids: Vec<String>,
 }
 
 /// Appends an Avro `string` or `bytes` value (both a zigzag length, then the bytes) in

@@ -240,6 +240,12 @@ pub struct Publisher<S> {
     outbox_topics: HashMap<String, (u32, u32)>,
     /// The JSON of a record being built (`format = "json"`).
     json_buf: Vec<u8>,
+    /// Ids of outbox rows routed in the source transaction being published
+    /// (`delete_after_capture`).
+    outbox_sent: Vec<String>,
+    /// Ids of outbox rows routed in source transactions already marked: durable at the next
+    /// commit.
+    outbox_marked: Vec<String>,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
     store_key_buf: Vec<u8>,
@@ -264,6 +270,8 @@ impl<S: Sink> Publisher<S> {
             heartbeat: None,
             outbox_topics: HashMap::new(),
             json_buf: Vec::new(),
+            outbox_sent: Vec::new(),
+            outbox_marked: Vec::new(),
             key_buf: Vec::with_capacity(256),
             value_buf: Vec::with_capacity(4096),
             store_key_buf: Vec::with_capacity(256),
@@ -390,6 +398,30 @@ impl<S: Sink> Publisher<S> {
             })
             .await?;
         Ok(())
+    }
+
+    /// The source transaction being published ended (its position is being marked): its
+    /// routed outbox rows are durable with everything sent before the next commit.
+    pub fn outbox_transaction_ended(&mut self) {
+        if !self.outbox_sent.is_empty() {
+            self.outbox_marked.append(&mut self.outbox_sent);
+        }
+    }
+
+    /// Outbox rows of ended transactions, once everything sent is durable: the caller
+    /// deletes them (`delete_after_capture`).
+    pub fn take_outbox_deletes(&mut self) -> Option<crate::outbox::OutboxDeletes> {
+        if self.outbox_marked.is_empty() {
+            return None;
+        }
+        let outbox = self.cfg.outbox.as_ref()?;
+        let (schema, table) = outbox.table();
+        Some(crate::outbox::OutboxDeletes {
+            schema: schema.to_string(),
+            table: table.to_string(),
+            id_column: outbox.id_column().to_string(),
+            ids: std::mem::take(&mut self.outbox_marked),
+        })
     }
 
     /// Whether `[tables]` captures `table`.
@@ -782,6 +814,9 @@ impl<S: Sink> Publisher<S> {
                             headers: &[("id", routed.id.as_bytes())],
                         })
                         .await?;
+                    if outbox.deletes_after_capture() {
+                        self.outbox_sent.push(routed.id);
+                    }
                 } else if ev.op == Op::Update {
                     // Debezium's router also takes inserts only: an event, once sent, is
                     // not changed.

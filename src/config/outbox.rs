@@ -29,6 +29,12 @@ pub struct OutboxConfig {
     /// (Debezium's `route.topic.replacement`). Default: `outbox.event.${routedByValue}`.
     #[serde(default = "default_route_topic")]
     pub route_topic: String,
+    /// Delete each outbox row once its event is durable in Kafka (the agent's user needs
+    /// DELETE on the table). A crash between the Kafka commit and the delete leaves those
+    /// rows in the table (never routed again). Default: false (the service deletes them,
+    /// e.g. in the same transaction as the insert).
+    #[serde(default)]
+    pub delete_after_capture: bool,
 }
 
 /// Default `[outbox] route_topic`.

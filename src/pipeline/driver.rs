@@ -214,7 +214,25 @@ impl<S: Sink> Pipeline<S> {
         if let Some(p) = self.publisher.sink().commit().await? {
             source.durable(p);
         }
+        // Everything sent is committed: the routed outbox rows can go.
+        self.delete_outbox(source).await;
         source.report().await
+    }
+
+    /// Deletes the outbox rows whose events are durable (`delete_after_capture`). A failure
+    /// is logged, not fatal: the events are in Kafka; the rows stay in the table.
+    async fn delete_outbox<C: ChangeStream>(&mut self, source: &mut C) {
+        let Some(deletes) = self.publisher.take_outbox_deletes() else {
+            return;
+        };
+        if let Err(e) = source.delete_outbox(&deletes).await {
+            tracing::warn!(
+                table = %format!("{}.{}", deletes.schema, deletes.table),
+                rows = deletes.ids.len(),
+                error = %e,
+                "cannot delete captured outbox rows; they stay in the table (their events are in kafka)"
+            );
+        }
     }
 
     async fn on_tick<C>(&mut self, source: &mut C) -> Result<(), SourceError>
@@ -223,6 +241,10 @@ impl<S: Sink> Pipeline<S> {
     {
         let acked = self.acked()?;
         source.tick().await?;
+        if !self.exactly_once() && self.in_flight() == 0 {
+            // At least once, nothing in flight: every routed outbox row's event is acked.
+            self.delete_outbox(source).await;
+        }
         if self
             .heartbeat_every
             .is_some_and(|every| self.last_heartbeat.elapsed() >= every)

@@ -350,6 +350,7 @@ impl<S: Sink> Pipeline<S> {
     /// first, so the position covers it.
     pub async fn mark(&mut self, position: S::Position) -> Result<(), SourceError> {
         self.publisher.end_transaction().await?;
+        self.publisher.outbox_transaction_ended();
         self.publisher.sink().mark(position);
         Ok(())
     }

@@ -86,6 +86,12 @@ pub trait ChangeStream: Send {
         async { Ok(()) }
     }
 
+    /// Deletes outbox rows whose events are durable (`[outbox] delete_after_capture`).
+    fn delete_outbox(
+        &mut self,
+        deletes: &crate::outbox::OutboxDeletes,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+
     /// Whether the stream is between source transactions.
     fn between_transactions(&self) -> bool;
 

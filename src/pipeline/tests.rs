@@ -180,6 +180,13 @@ impl ChangeStream for Fake {
         Ok(())
     }
 
+    async fn delete_outbox(
+        &mut self,
+        _deletes: &crate::outbox::OutboxDeletes,
+    ) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     fn between_transactions(&self) -> bool {
         self.open.is_none()
     }

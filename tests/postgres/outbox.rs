@@ -83,3 +83,47 @@ async fn outbox_inserts_are_routed_by_aggregate_type_and_keyed_by_aggregate_id()
         .collect();
     assert!(!topics.contains(&case.topic("outbox")), "{topics:?}");
 }
+
+/// `delete_after_capture`: the agent deletes each outbox row once its event is in Kafka; the
+/// deletes it causes are not routed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_rows_are_deleted_once_their_events_are_in_kafka() {
+    let mut case = PgCase::new(
+        "outboxdel",
+        "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype text NOT NULL,
+                              aggregateid text NOT NULL, payload text);
+         GRANT DELETE ON outbox TO cdc_agent;
+         CREATE PUBLICATION cdc_pub FOR TABLE outbox;",
+        "[snapshot]\nmode = \"never\"\n[outbox]\ntable = \"public.outbox\"\n\
+         route_topic = \"{name}.outbox.${routedByValue}\"\ndelete_after_capture = true\n",
+    )
+    .await;
+    case.cfg.extra_source_toml = case.cfg.extra_source_toml.replace("{name}", &case.name);
+    let agent = Agent::start(&case.cfg);
+    tokio::task::block_in_place(|| agent.wait_streaming(WAIT));
+    case.admin
+        .batch_execute(
+            "INSERT INTO outbox SELECT gen_random_uuid(), 'Order', g::text, 'p' || g
+             FROM generate_series(1, 3) g;
+             INSERT INTO outbox VALUES (gen_random_uuid(), 'Order', '4', 'p4');",
+        )
+        .await
+        .unwrap();
+    let topic = format!("{}.outbox.Order", case.name);
+    let routed = tokio::task::block_in_place(|| read_topic(&topic, WAIT, |r| r.len() >= 4));
+    assert_eq!(routed.len(), 4, "log:\n{}", agent.log());
+    let admin = &case.admin;
+    common::wait_until(WAIT, "the outbox emptied by the agent", || async move {
+        let n: i64 = admin
+            .query_one("SELECT count(*) FROM outbox", &[])
+            .await
+            .unwrap()
+            .get(0);
+        (n == 0).then_some(())
+    })
+    .await;
+    // The deletes came through the stream and were not routed.
+    let again =
+        tokio::task::block_in_place(|| read_topic(&topic, Duration::from_secs(3), |r| r.len() > 4));
+    assert_eq!(again.len(), 4);
+}

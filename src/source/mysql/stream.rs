@@ -448,6 +448,25 @@ impl ChangeStream for MyStream<'_> {
         tracing::info!(file = %self.st.committed.file, pos = self.st.committed.pos, "stream stopped, position acknowledged");
     }
 
+    async fn delete_outbox(&mut self, d: &crate::outbox::OutboxDeletes) -> Result<(), SourceError> {
+        use mysql_async::prelude::Queryable;
+        let quote = |s: &str| format!("`{}`", s.replace('`', "``"));
+        for ids in d.ids.chunks(500) {
+            let marks = vec!["?"; ids.len()].join(",");
+            let sql = format!(
+                "DELETE FROM {}.{} WHERE {} IN ({marks})",
+                quote(&d.schema),
+                quote(&d.table),
+                quote(&d.id_column)
+            );
+            self.sql
+                .exec_drop(sql, ids.to_vec())
+                .await
+                .map_err(|e| SourceError::transient(format!("delete captured outbox rows: {e}")))?;
+        }
+        Ok(())
+    }
+
     async fn write_watermark(&mut self, watermark: &Watermark) -> Result<(), SourceError> {
         let Some(signal) = &self.ctx.signal else {
             return Err(SourceError::definite(

@@ -659,6 +659,24 @@ impl ChangeStream for PgStream<'_> {
         Ok(())
     }
 
+    async fn delete_outbox(&mut self, d: &crate::outbox::OutboxDeletes) -> Result<(), SourceError> {
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        // Compared as text: the id column's type does not matter (a small table, as the
+        // deletes keep it).
+        let sql = format!(
+            "DELETE FROM {}.{} WHERE {}::text = ANY($1)",
+            quote(&d.schema),
+            quote(&d.table),
+            quote(&d.id_column)
+        );
+        self.ctx
+            .sql
+            .execute(&sql, &[&d.ids])
+            .await
+            .map_err(|e| SourceError::transient(format!("delete captured outbox rows: {e}")))?;
+        Ok(())
+    }
+
     async fn write_watermark(&mut self, watermark: &Watermark) -> Result<(), SourceError> {
         chunk::write_watermark(self.ctx.sql, watermark).await
     }
