@@ -410,6 +410,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("apply.toml.example");
+        let c = load_with_env(&p, Vec::new()).unwrap();
+        assert_eq!(c.target.kind, TargetKind::Postgres);
+        assert_eq!(c.apply.schema_evolution, SchemaEvolution::Basic);
+    }
+
+    #[test]
     fn an_unknown_key_names_the_file_the_key_and_the_fix() {
         let e = load_text(&format!("{MINIMAL}[apply]\nbatch_max_event = 3\n")).unwrap_err();
         let text = e.to_string();
