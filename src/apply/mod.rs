@@ -139,7 +139,12 @@ async fn attempt<T: Target>(
     let stored: Offsets = target.offsets(name).await?;
     let mut reader = Reader::new(cfg)?;
     let n = reader.assign_new(&stored).await?;
-    tracing::info!(apply = name, partitions = n, stored = stored.len(), "apply started");
+    tracing::info!(
+        apply = name,
+        partitions = n,
+        stored = stored.len(),
+        "apply started"
+    );
     // What the target holds now, per partition: the `from` of the next move.
     let mut committed: std::collections::HashMap<(Arc<str>, i32), i64> = stored
         .iter()

@@ -69,8 +69,8 @@ impl Reader {
             .set("auto.offset.reset", "earliest")
             .create()
             .map_err(|e| ApplyError::definite(format!("kafka consumer: {e}")))?;
-        let registry = Registry::new(&cfg.schema_registry)
-            .map_err(|e| ApplyError::definite(e.to_string()))?;
+        let registry =
+            Registry::new(&cfg.schema_registry).map_err(|e| ApplyError::definite(e.to_string()))?;
         let topics = match &cfg.source.topic_regex {
             Some(re) => TopicSelection::Regex(
                 regex::Regex::new(&format!("^(?:{re})$"))
@@ -153,7 +153,11 @@ impl Reader {
                 let md = consumer_md(None).await?;
                 for t in md.topics() {
                     if t.error().is_none() && re.is_match(t.name()) {
-                        out.extend(t.partitions().iter().map(|p| (t.name().to_string(), p.id())));
+                        out.extend(
+                            t.partitions()
+                                .iter()
+                                .map(|p| (t.name().to_string(), p.id())),
+                        );
                     }
                 }
             }
@@ -202,8 +206,10 @@ impl Reader {
         };
         let value_id = schema_id(value)?;
         let writer = self.writer_schema(value_id).await?;
-        let decoded = apache_avro::from_avro_datum(&writer, &mut &value[5..], None)
-            .map_err(|e| ApplyError::definite(format!("avro decode (schema id {value_id}): {e}")))?;
+        let decoded =
+            apache_avro::from_avro_datum(&writer, &mut &value[5..], None).map_err(|e| {
+                ApplyError::definite(format!("avro decode (schema id {value_id}): {e}"))
+            })?;
         let Some(fields) = schema::record_fields(decoded) else {
             return Err(ApplyError::definite("value is not an Avro record".into()));
         };

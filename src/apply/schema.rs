@@ -207,11 +207,18 @@ fn col_type(ty: &Json) -> ColType {
                 return ColType::Decimal { precision, scale };
             }
             // A record's own name identifies it when connect.name is absent.
-            let record_name = match (o.get("namespace").and_then(Json::as_str), o.get("name").and_then(Json::as_str)) {
+            let record_name = match (
+                o.get("namespace").and_then(Json::as_str),
+                o.get("name").and_then(Json::as_str),
+            ) {
                 (Some(ns), Some(n)) if base == "record" => format!("{ns}.{n}"),
                 _ => String::new(),
             };
-            let connect = if connect.is_empty() { record_name.as_str() } else { connect };
+            let connect = if connect.is_empty() {
+                record_name.as_str()
+            } else {
+                connect
+            };
             match connect {
                 "io.debezium.time.Date" => ColType::Date,
                 "io.debezium.time.Time" => ColType::Time {
@@ -300,9 +307,7 @@ pub fn cell(value: Value, ty: &ColType, placeholder: &str) -> Cell {
             }
         }
         // Arrays of strings carry the placeholder as their one element.
-        (Value::Array(items), _)
-            if matches!(items.as_slice(), [Value::String(s)] if s == placeholder) =>
-        {
+        (Value::Array(items), _) if matches!(items.as_slice(), [Value::String(s)] if s == placeholder) => {
             Cell::Unavailable
         }
         (other, _) => match serde_json::Value::try_from(other) {

@@ -94,7 +94,10 @@ async fn killed_mid_stream(kills: usize) {
          GROUP BY id, version HAVING count(*) > 1 ORDER BY 1, 2 LIMIT 10",
     )
     .await;
-    assert!(twice.is_empty(), "changes applied twice (id, version, times): {twice:?}");
+    assert!(
+        twice.is_empty(),
+        "changes applied twice (id, version, times): {twice:?}"
+    );
     // Every version of every row applied once: 0..=final, nothing skipped.
     let gaps = crate::support::rows(
         &target,
@@ -102,7 +105,10 @@ async fn killed_mid_stream(kills: usize) {
          GROUP BY a.id, a.version HAVING count(*) <> a.version + 1 LIMIT 10",
     )
     .await;
-    assert!(gaps.is_empty(), "rows with versions never applied: {gaps:?}");
+    assert!(
+        gaps.is_empty(),
+        "rows with versions never applied: {gaps:?}"
+    );
     let restarts = apply.log().matches("apply started").count();
     assert_eq!(restarts, kills + 1, "log:\n{}", apply.log());
 }

@@ -110,7 +110,13 @@ async fn apply_refuses_a_column_type_change_with_the_fix() {
         "schema_evolution = \"basic\"\ntopic_refresh_seconds = 1\nbatch_max_ms = 50",
     ));
     agent.wait_streaming(Duration::from_secs(60));
-    wait_equal(&admin, &target, "SELECT id::text, n::text FROM t ORDER BY id", &mut apply).await;
+    wait_equal(
+        &admin,
+        &target,
+        "SELECT id::text, n::text FROM t ORDER BY id",
+        &mut apply,
+    )
+    .await;
 
     admin
         .batch_execute("ALTER TABLE t ALTER COLUMN n TYPE bigint; INSERT INTO t VALUES (2, 2)")
@@ -118,7 +124,11 @@ async fn apply_refuses_a_column_type_change_with_the_fix() {
         .unwrap();
     let code = apply.wait_exit(Duration::from_secs(120));
     let log = apply.log();
-    assert_eq!(code, Some(1), "apply should stop on a type change; log:\n{log}");
+    assert_eq!(
+        code,
+        Some(1),
+        "apply should stop on a type change; log:\n{log}"
+    );
     assert!(
         log.contains("column `n` is `integer`")
             && log.contains("`bigint`")

@@ -31,7 +31,11 @@ fn sqlite_rows(path: &std::path::Path, sql: &str) -> Vec<Vec<Option<String>>> {
                 Ok(match r.get_ref(i)? {
                     rusqlite::types::ValueRef::Null => None,
                     rusqlite::types::ValueRef::Blob(b) => Some(format!("{b:?}")),
-                    v => Some(v.as_str().map(str::to_string).unwrap_or_else(|_| format!("{v:?}"))),
+                    v => Some(
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|_| format!("{v:?}")),
+                    ),
                 })
             })
             .collect()

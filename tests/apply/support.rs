@@ -47,7 +47,10 @@ impl Apply {
         let child = Command::new(env!("CARGO_BIN_EXE_cdc-agent"))
             .args(["apply", "--config"])
             .arg(dir.path().join("apply.toml"))
-            .env("RUST_LOG", "info,cdc_agent=debug,librdkafka=warn,rdkafka=warn")
+            .env(
+                "RUST_LOG",
+                "info,cdc_agent=debug,librdkafka=warn,rdkafka=warn",
+            )
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
@@ -103,7 +106,11 @@ pub async fn rows(client: &tokio_postgres::Client, select: &str) -> Vec<Vec<Opti
         .await
         .unwrap_or_else(|e| panic!("{select}: {e}"))
         .iter()
-        .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.get::<_, Option<String>>(i))
+                .collect()
+        })
         .collect()
 }
 
@@ -122,7 +129,11 @@ pub async fn wait_equal(
         let have: Vec<Vec<Option<String>>> = match target.query(select, &[]).await {
             Ok(rs) => rs
                 .iter()
-                .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<_, Option<String>>(i))
+                        .collect()
+                })
                 .collect(),
             Err(_) => Vec::new(),
         };
@@ -145,7 +156,12 @@ pub async fn wait_equal(
 }
 
 /// Waits until `sql` (one bigint) on `client` reaches at least `n`; returns the value.
-pub async fn wait_count(client: &tokio_postgres::Client, sql: &str, n: i64, apply: &mut Apply) -> i64 {
+pub async fn wait_count(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    n: i64,
+    apply: &mut Apply,
+) -> i64 {
     let start = std::time::Instant::now();
     loop {
         apply.assert_alive();

@@ -28,7 +28,7 @@ pub mod sqlite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::schema::{Cell, ColType, Shape};
+use super::schema::{Cell, Shape};
 use super::ApplyError;
 
 /// A table as the events describe it.
@@ -120,9 +120,4 @@ pub fn type_change(
          table and delete this apply's rows from the offsets table to rebuild it from the \
          topics"
     ))
-}
-
-/// Whether a column type is text in disguise (the placeholder can appear in it).
-pub fn is_textual(ty: &ColType) -> bool {
-    matches!(ty, ColType::Text | ColType::Json | ColType::Bytes)
 }

@@ -77,9 +77,7 @@ fn pg_text(cell: &Cell) -> Option<String> {
         Cell::Bool(b) => b.to_string(),
         Cell::Int(i) => i.to_string(),
         Cell::Float(f) if f.is_nan() => "NaN".into(),
-        Cell::Float(f) if f.is_infinite() => {
-            if *f > 0.0 { "Infinity" } else { "-Infinity" }.into()
-        }
+        Cell::Float(f) if f.is_infinite() => if *f > 0.0 { "Infinity" } else { "-Infinity" }.into(),
         Cell::Float(f) => f.to_string(),
         Cell::Text(s) => s.clone(),
         Cell::Bytes(b) => {
@@ -250,10 +248,7 @@ impl PgTarget {
                     ))
                 }
                 None if self.evolution == SchemaEvolution::Basic => {
-                    let sql = format!(
-                        "ALTER TABLE {table} ADD COLUMN {} {wanted}",
-                        ident(&c.name)
-                    );
+                    let sql = format!("ALTER TABLE {table} ADD COLUMN {} {wanted}", ident(&c.name));
                     self.client
                         .batch_execute(&sql)
                         .await
@@ -341,7 +336,9 @@ impl PgTarget {
                     params,
                 )
             }
-            Change::Truncate { table } => (format!("DELETE FROM {}", self.qualified(table)), vec![]),
+            Change::Truncate { table } => {
+                (format!("DELETE FROM {}", self.qualified(table)), vec![])
+            }
         }
     }
 }

@@ -78,8 +78,8 @@ impl SqliteTarget {
         offsets_table: &str,
         evolution: SchemaEvolution,
     ) -> Result<Self, ApplyError> {
-        let conn = Connection::open(path)
-            .map_err(|e| sq_error(&format!("open {}", path.display()), e))?;
+        let conn =
+            Connection::open(path).map_err(|e| sq_error(&format!("open {}", path.display()), e))?;
         // WAL: readers of the read model never block apply, nor apply them.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| sq_error("set journal_mode", e))?;
@@ -96,7 +96,10 @@ impl SqliteTarget {
         })
     }
 
-    fn columns(conn: &Connection, table: &str) -> Result<Option<HashMap<String, String>>, ApplyError> {
+    fn columns(
+        conn: &Connection,
+        table: &str,
+    ) -> Result<Option<HashMap<String, String>>, ApplyError> {
         let mut st = conn
             .prepare(&format!("PRAGMA table_info({})", ident(table)))
             .map_err(|e| sq_error("read the target table's columns", e))?;
@@ -132,7 +135,11 @@ impl SqliteTarget {
                     .iter()
                     .enumerate()
                     .map(|(i, c)| {
-                        let nn = if info.key.contains(&i) { " NOT NULL" } else { "" };
+                        let nn = if info.key.contains(&i) {
+                            " NOT NULL"
+                        } else {
+                            ""
+                        };
                         format!("{} {}{nn}", ident(&c.name), sqlite_type(&c.ty))
                     })
                     .collect();
@@ -203,7 +210,13 @@ impl SqliteTarget {
         for change in &batch.changes {
             match change {
                 Change::Upsert { table, row } => {
-                    Self::ensure(&tx, &mut self.tables, &mut self.checked, self.evolution, table)?;
+                    Self::ensure(
+                        &tx,
+                        &mut self.tables,
+                        &mut self.checked,
+                        self.evolution,
+                        table,
+                    )?;
                     let mut names = Vec::new();
                     let mut values = Vec::new();
                     let mut sets = Vec::new();
@@ -241,12 +254,20 @@ impl SqliteTarget {
                         .map_err(|e| sq_error("apply a change", e))?;
                 }
                 Change::Delete { table, key } => {
-                    Self::ensure(&tx, &mut self.tables, &mut self.checked, self.evolution, table)?;
+                    Self::ensure(
+                        &tx,
+                        &mut self.tables,
+                        &mut self.checked,
+                        self.evolution,
+                        table,
+                    )?;
                     let conds: Vec<String> = table
                         .key
                         .iter()
                         .enumerate()
-                        .map(|(n, &i)| format!("{} = ?{}", ident(&table.shape.columns[i].name), n + 1))
+                        .map(|(n, &i)| {
+                            format!("{} = ?{}", ident(&table.shape.columns[i].name), n + 1)
+                        })
                         .collect();
                     let sql = format!(
                         "DELETE FROM {} WHERE {}",
@@ -254,7 +275,9 @@ impl SqliteTarget {
                         conds.join(" AND ")
                     );
                     tx.prepare_cached(&sql)
-                        .and_then(|mut st| st.execute(params_from_iter(key.iter().map(sqlite_value))))
+                        .and_then(|mut st| {
+                            st.execute(params_from_iter(key.iter().map(sqlite_value)))
+                        })
                         .map_err(|e| sq_error("apply a change", e))?;
                 }
                 Change::Truncate { table } => {
