@@ -12,8 +12,9 @@ use crate::support::{apply_toml, wait_count, wait_equal, Apply};
 
 /// Rows the writer inserts.
 const ROWS: i64 = 200;
-/// Update transactions the writer runs (10 rows each).
-const UPDATE_TXS: i64 = 300;
+/// Update transactions the writer runs per kill (10 rows each): a restarted apply catches up
+/// thousands of changes at once, so the writer must outlast every kill.
+const UPDATE_TXS_PER_KILL: i64 = 500;
 
 async fn killed_mid_stream(kills: usize) {
     let PgCase {
@@ -61,7 +62,7 @@ async fn killed_mid_stream(kills: usize) {
         ))
         .await
         .unwrap();
-        for t in 0..UPDATE_TXS {
+        for t in 0..UPDATE_TXS_PER_KILL * kills as i64 {
             let lo = (t * 7) % ROWS;
             w.batch_execute(&format!(
                 "UPDATE acc SET version = version + 1, payload = 'u{t}'
