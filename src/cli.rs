@@ -147,6 +147,16 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         source_file: Option<PathBuf>,
     },
+    /// Apply the table topics to a database (PostgreSQL or SQLite) by primary key, exactly
+    /// once: a read model kept up to date. Runs until SIGTERM/SIGINT.
+    Apply {
+        /// The apply configuration (see apply.toml.example).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Check the configuration, print a summary and exit.
+        #[arg(long)]
+        validate: bool,
+    },
     /// Load and validate the configuration, print a summary, and exit.
     Validate {
         /// Main configuration file.
@@ -367,6 +377,27 @@ pub fn main() -> ExitCode {
             } else {
                 ExitCode::from(exit::OK)
             }
+        }
+        Command::Apply { config, validate } => {
+            let cfg = match crate::apply::config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(e) => return config_error(&e),
+            };
+            if validate {
+                println!(
+                    "config ok: {} (apply `{}` into {:?})",
+                    cfg.path.display(),
+                    cfg.apply.name,
+                    cfg.target.kind
+                );
+                return ExitCode::from(exit::OK);
+            }
+            with_runtime(|| async move {
+                let (trigger, stop) = crate::shutdown::channel();
+                crate::shutdown::install_signal_handlers(trigger)?;
+                crate::apply::run(cfg, stop).await?;
+                Ok(())
+            })
         }
         Command::Run {
             config,

@@ -12,6 +12,7 @@
 //! integration tests and benchmarks drive the same code the daemon runs.
 
 pub mod app;
+pub mod apply;
 #[cfg(test)]
 mod architecture_tests;
 pub mod checkpoint;

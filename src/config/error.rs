@@ -17,7 +17,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(super) fn new(
+    pub(crate) fn new(
         origin: impl fmt::Display,
         key: Option<String>,
         problem: impl Into<String>,

@@ -157,7 +157,7 @@ impl SaslMechanism {
 }
 
 /// Checks that the `[kafka]` security keys fit together and reads `sasl_password_file`.
-pub(super) fn resolve_kafka_security(k: &mut KafkaConfig, origin: &str) -> Result<(), ConfigError> {
+pub(crate) fn resolve_kafka_security(k: &mut KafkaConfig, origin: &str) -> Result<(), ConfigError> {
     let bad = |key: &str, problem: String, fix: String| {
         Err(ConfigError::new(
             origin,

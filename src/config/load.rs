@@ -249,7 +249,7 @@ pub(super) fn resolve_main(mut m: MainConfig, path: &Path) -> Result<MainConfig,
 
 /// Reads and syntax-checks a TOML file, so a missing file or a syntax error is reported with
 /// its line instead of being treated as an empty file.
-fn check_toml_file(path: &Path) -> Result<toml::Table, ConfigError> {
+pub(crate) fn check_toml_file(path: &Path) -> Result<toml::Table, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(
             path.display(),
@@ -275,7 +275,7 @@ fn check_toml_file(path: &Path) -> Result<toml::Table, ConfigError> {
 /// Environment overrides as a figment provider. figment's own `Env` reads the process
 /// environment; this one takes the variables as data so that loading is a pure function of
 /// (files, environment) and tests need not mutate global state.
-struct EnvOverrides {
+pub(crate) struct EnvOverrides {
     prefix: String,
     vars: Vec<(String, String)>,
 }
@@ -334,14 +334,14 @@ fn strip_prefix_ci<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &key[prefix.len()..])
 }
 
-fn env_provider(prefix: &str, env: &[(String, String)]) -> EnvOverrides {
+pub(crate) fn env_provider(prefix: &str, env: &[(String, String)]) -> EnvOverrides {
     EnvOverrides {
         prefix: prefix.to_string(),
         vars: env.to_vec(),
     }
 }
 
-fn extract<T: serde::de::DeserializeOwned>(
+pub(crate) fn extract<T: serde::de::DeserializeOwned>(
     figment: Figment,
     file: &Path,
     env_prefix: &str,

@@ -63,7 +63,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Reads a `*_file` secret: its first line, without the line break.
-pub(super) fn read_secret_file(
+pub(crate) fn read_secret_file(
     path: &Path,
     origin: &str,
     key: &str,
@@ -89,7 +89,7 @@ pub(super) fn read_secret_file(
 }
 
 /// A certificate or key file must be readable now, not at the first connection hours later.
-pub(super) fn check_readable(path: &Path, origin: &str, key: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_readable(path: &Path, origin: &str, key: &str) -> Result<(), ConfigError> {
     std::fs::File::open(path).map(drop).map_err(|e| {
         ConfigError::new(
             origin,

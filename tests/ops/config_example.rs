@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use cdc_agent::apply::config::ApplyConfig;
 use cdc_agent::config::{MainConfig, SourceConfig};
 use serde_reflection::{ContainerFormat, Format, Registry, Tracer, TracerConfig};
 
@@ -101,6 +102,7 @@ fn missing(paths: &BTreeSet<String>, tables: &[toml::Table]) -> Vec<String> {
 }
 
 const MAIN_EXAMPLES: [&str; 1] = ["config.example.toml"];
+const APPLY_EXAMPLE: &str = "apply.toml.example";
 const SOURCE_EXAMPLES: [&str; 2] = [
     "connectors/postgres.toml.example",
     "connectors/mysql.toml.example",
@@ -159,5 +161,22 @@ fn every_example_with_its_commented_keys_switched_on_still_loads() {
         if let Err(e) = toml::from_str::<SourceConfig>(&uncomment(&read(f))) {
             panic!("{f} (commented keys on): {e}");
         }
+    }
+}
+
+#[test]
+fn the_apply_example_shows_every_key_of_apply_toml_and_loads_with_them_on() {
+    let text = uncomment(&read(APPLY_EXAMPLE));
+    let table: toml::Table =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{APPLY_EXAMPLE}: {e}"));
+    let gaps = missing(&key_paths::<ApplyConfig>(), &[table]);
+    assert!(
+        gaps.is_empty(),
+        "keys missing from {APPLY_EXAMPLE} (add each with its default and a comment): {gaps:?}"
+    );
+    // With every commented key on, `topics` and `topic_regex` are both set: the file must
+    // still parse as the struct (the loader, not serde, refuses that pair).
+    if let Err(e) = toml::from_str::<ApplyConfig>(&text) {
+        panic!("{APPLY_EXAMPLE} (commented keys on): {e}");
     }
 }

@@ -1,0 +1,491 @@
+//! PostgreSQL as a target (tokio-postgres).
+//!
+//! Every value is bound as text and cast in SQL to the column's type (`$1::numeric`), so one
+//! rendering serves every type exactly (decimals as decimal strings, bytes as `\x` hex) and
+//! statements are prepared once per (table, columns) and reused. A batch's statements are sent
+//! pipelined, in order, inside one transaction that also moves the offsets.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Statement};
+
+use super::{type_change, Batch, Change, Offsets, TableInfo, Target};
+use crate::apply::config::SchemaEvolution;
+use crate::apply::error::ApplyError;
+use crate::apply::schema::{self, Cell, ColType};
+
+/// A PostgreSQL target.
+pub struct PgTarget {
+    client: Client,
+    schema: String,
+    offsets_table: String,
+    evolution: SchemaEvolution,
+    /// Columns (name → `format_type`) of the tables known to exist.
+    tables: HashMap<String, HashMap<String, String>>,
+    /// (table, value schema id) checked against the target.
+    checked: HashSet<(String, u32)>,
+    statements: HashMap<String, Statement>,
+    /// Connection task; aborted when the target is dropped.
+    conn: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgTarget {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+/// Quotes an identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The column type in PostgreSQL, spelt as `format_type` prints it (so an existing column
+/// can be compared as text).
+pub fn pg_type(ty: &ColType) -> String {
+    match ty {
+        ColType::Bool => "boolean".into(),
+        ColType::Int16 => "smallint".into(),
+        ColType::Int32 => "integer".into(),
+        ColType::Int64 => "bigint".into(),
+        ColType::Float32 => "real".into(),
+        ColType::Float64 => "double precision".into(),
+        ColType::Text => "text".into(),
+        ColType::Bytes => "bytea".into(),
+        ColType::Decimal {
+            precision: Some(p),
+            scale,
+        } => format!("numeric({p},{scale})"),
+        ColType::Decimal { .. } | ColType::VarDecimal => "numeric".into(),
+        ColType::Date => "date".into(),
+        ColType::Time { .. } => "time without time zone".into(),
+        ColType::Timestamp { .. } => "timestamp without time zone".into(),
+        ColType::ZonedTimestamp => "timestamp with time zone".into(),
+        ColType::ZonedTime => "time with time zone".into(),
+        ColType::Interval => "interval".into(),
+        ColType::Json => "jsonb".into(),
+        ColType::Uuid => "uuid".into(),
+    }
+}
+
+/// A cell as the text PostgreSQL's input function of `ty` reads.
+fn pg_text(cell: &Cell) -> Option<String> {
+    Some(match cell {
+        Cell::Null | Cell::Unavailable => return None,
+        Cell::Bool(b) => b.to_string(),
+        Cell::Int(i) => i.to_string(),
+        Cell::Float(f) if f.is_nan() => "NaN".into(),
+        Cell::Float(f) if f.is_infinite() => if *f > 0.0 { "Infinity" } else { "-Infinity" }.into(),
+        Cell::Float(f) => f.to_string(),
+        Cell::Text(s) => s.clone(),
+        Cell::Bytes(b) => {
+            let mut s = String::with_capacity(2 + b.len() * 2);
+            s.push_str("\\x");
+            for byte in b {
+                let _ = write!(s, "{byte:02x}");
+            }
+            s
+        }
+        Cell::Decimal(d) => d.clone(),
+        Cell::Date(d) => schema::date_text(*d),
+        Cell::Time(t) => schema::time_text(*t),
+        Cell::Timestamp(t) => schema::timestamp_text(*t),
+        Cell::Interval(us) => format!("{us} microseconds"),
+    })
+}
+
+fn pg_error(what: &str, e: tokio_postgres::Error) -> ApplyError {
+    // A closed connection or a server going away is worth a retry; a refused statement
+    // (a constraint, a type the input function rejects) is not.
+    let transient = e.is_closed()
+        || e.code().is_none()
+        || e.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("08") || c.starts_with("57P") || c == "40001" || c == "40P01"
+        });
+    let text = match e.as_db_error() {
+        Some(db) => format!("{what}: {} ({})", db.message(), db.code().code()),
+        None => format!("{what}: {e}"),
+    };
+    if transient {
+        ApplyError::transient(text)
+    } else {
+        ApplyError::definite(text)
+    }
+}
+
+impl PgTarget {
+    /// Connects to `url`.
+    pub async fn connect(
+        url: &str,
+        schema: &str,
+        offsets_table: &str,
+        evolution: SchemaEvolution,
+    ) -> Result<Self, ApplyError> {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| pg_error("connect to the target database", e))?;
+        let conn = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "target database connection ended");
+            }
+        });
+        Ok(Self {
+            client,
+            schema: schema.to_string(),
+            offsets_table: offsets_table.to_string(),
+            evolution,
+            tables: HashMap::new(),
+            checked: HashSet::new(),
+            statements: HashMap::new(),
+            conn,
+        })
+    }
+
+    fn qualified(&self, table: &str) -> String {
+        format!("{}.{}", ident(&self.schema), ident(table))
+    }
+
+    async fn statement(&mut self, sql: &str, params: usize) -> Result<Statement, ApplyError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let types = vec![Type::TEXT; params];
+        let s = self
+            .client
+            .prepare_typed(sql, &types)
+            .await
+            .map_err(|e| pg_error("prepare", e))?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// The columns of `table` in the target (`None`: no such table).
+    async fn columns(&self, table: &str) -> Result<Option<HashMap<String, String>>, ApplyError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+                   AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&self.schema, &table],
+            )
+            .await
+            .map_err(|e| pg_error("read the target table's columns", e))?;
+        let exists = !rows.is_empty()
+            || self
+                .client
+                .query_opt(
+                    "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1 AND c.relname = $2",
+                    &[&self.schema, &table],
+                )
+                .await
+                .map_err(|e| pg_error("look up the target table", e))?
+                .is_some();
+        Ok(exists.then(|| rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
+    }
+
+    /// Makes the target table fit `info` (inside the caller's transaction).
+    async fn ensure(&mut self, info: &TableInfo) -> Result<(), ApplyError> {
+        if self.checked.contains(&(info.name.clone(), info.schema_id)) {
+            return Ok(());
+        }
+        let table = self.qualified(&info.name);
+        let existing = match self.tables.get(&info.name) {
+            Some(cols) => Some(cols.clone()),
+            None => self.columns(&info.name).await?,
+        };
+        let mut cols = match existing {
+            None => {
+                let mut sql = format!("CREATE TABLE {table} (");
+                for (i, c) in info.shape.columns.iter().enumerate() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    let _ = write!(sql, "{} {}", ident(&c.name), pg_type(&c.ty));
+                    if info.key.contains(&i) {
+                        sql.push_str(" NOT NULL");
+                    }
+                }
+                let keys: Vec<String> = info
+                    .key
+                    .iter()
+                    .map(|&i| ident(&info.shape.columns[i].name))
+                    .collect();
+                let _ = write!(sql, ", PRIMARY KEY ({}))", keys.join(", "));
+                self.client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| pg_error(&format!("create table {table}"), e))?;
+                tracing::info!(table = %table, columns = info.shape.columns.len(), "target table created");
+                info.shape
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), pg_type(&c.ty)))
+                    .collect()
+            }
+            Some(cols) => cols,
+        };
+        for c in &info.shape.columns {
+            let wanted = pg_type(&c.ty);
+            match cols.get(&c.name) {
+                Some(have) if *have == wanted => {}
+                Some(have) => {
+                    return Err(type_change(
+                        &table,
+                        &c.name,
+                        have,
+                        &wanted,
+                        &format!(
+                            "ALTER TABLE {table} ALTER COLUMN {} TYPE {wanted}",
+                            ident(&c.name)
+                        ),
+                    ))
+                }
+                None if self.evolution == SchemaEvolution::Basic => {
+                    let sql = format!("ALTER TABLE {table} ADD COLUMN {} {wanted}", ident(&c.name));
+                    self.client
+                        .batch_execute(&sql)
+                        .await
+                        .map_err(|e| pg_error(&format!("add column to {table}"), e))?;
+                    tracing::info!(table = %table, column = %c.name, r#type = %wanted, "target column added");
+                    cols.insert(c.name.clone(), wanted);
+                }
+                None => {
+                    return Err(ApplyError::definite(format!(
+                        "the source's table `{}` gained column `{}` ({wanted}), which target \
+                         table {table} lacks; fix: set [apply] schema_evolution = \"basic\", or \
+                         add it yourself: ALTER TABLE {table} ADD COLUMN {} {wanted}",
+                        info.name,
+                        c.name,
+                        ident(&c.name)
+                    )))
+                }
+            }
+        }
+        self.tables.insert(info.name.clone(), cols);
+        self.checked.insert((info.name.clone(), info.schema_id));
+        Ok(())
+    }
+
+    /// The SQL and parameters of one change.
+    fn sql_of(&self, change: &Change) -> (String, Vec<Option<String>>) {
+        match change {
+            Change::Upsert { table, row } => {
+                let mut names = Vec::new();
+                let mut values = Vec::new();
+                let mut params = Vec::new();
+                let mut sets = Vec::new();
+                for (i, (c, cell)) in table.shape.columns.iter().zip(row).enumerate() {
+                    if *cell == Cell::Unavailable {
+                        continue; // the stored value stays
+                    }
+                    let n = ident(&c.name);
+                    params.push(pg_text(cell));
+                    values.push(format!("${}::{}", params.len(), pg_type(&c.ty)));
+                    if !table.key.contains(&i) {
+                        sets.push(format!("{n} = EXCLUDED.{n}"));
+                    }
+                    names.push(n);
+                }
+                let keys: Vec<String> = table
+                    .key
+                    .iter()
+                    .map(|&i| ident(&table.shape.columns[i].name))
+                    .collect();
+                let action = if sets.is_empty() {
+                    "NOTHING".to_string()
+                } else {
+                    format!("UPDATE SET {}", sets.join(", "))
+                };
+                (
+                    format!(
+                        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO {action}",
+                        self.qualified(&table.name),
+                        names.join(", "),
+                        values.join(", "),
+                        keys.join(", ")
+                    ),
+                    params,
+                )
+            }
+            Change::Delete { table, key } => {
+                let mut conds = Vec::new();
+                let mut params = Vec::new();
+                for (&i, cell) in table.key.iter().zip(key) {
+                    let c = &table.shape.columns[i];
+                    params.push(pg_text(cell));
+                    conds.push(format!(
+                        "{} = ${}::{}",
+                        ident(&c.name),
+                        params.len(),
+                        pg_type(&c.ty)
+                    ));
+                }
+                (
+                    format!(
+                        "DELETE FROM {} WHERE {}",
+                        self.qualified(&table.name),
+                        conds.join(" AND ")
+                    ),
+                    params,
+                )
+            }
+            Change::Truncate { table } => {
+                (format!("DELETE FROM {}", self.qualified(table)), vec![])
+            }
+        }
+    }
+}
+
+impl Target for PgTarget {
+    async fn prepare(&mut self) -> Result<(), ApplyError> {
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+             CREATE TABLE IF NOT EXISTS {schema}.{table} (
+                 consumer text NOT NULL,
+                 topic text NOT NULL,
+                 partition integer NOT NULL,
+                 next_offset bigint NOT NULL,
+                 updated_at timestamptz NOT NULL DEFAULT now(),
+                 PRIMARY KEY (consumer, topic, partition))",
+            schema = ident(&self.schema),
+            table = ident(&self.offsets_table)
+        );
+        self.client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| pg_error("create the offsets table", e))
+    }
+
+    async fn offsets(&mut self, name: &str) -> Result<Offsets, ApplyError> {
+        let sql = format!(
+            "SELECT topic, partition, next_offset FROM {}.{} WHERE consumer = $1",
+            ident(&self.schema),
+            ident(&self.offsets_table)
+        );
+        let rows = self
+            .client
+            .query(&sql, &[&name])
+            .await
+            .map_err(|e| pg_error("read the stored offsets", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| ((r.get::<_, String>(0), r.get::<_, i32>(1)), r.get(2)))
+            .collect())
+    }
+
+    async fn apply(&mut self, name: &str, batch: &Batch) -> Result<(), ApplyError> {
+        self.client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| pg_error("begin", e))?;
+        let result = self.apply_in_transaction(name, batch).await;
+        match result {
+            Ok(()) => self
+                .client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| pg_error("commit", e)),
+            Err(e) => {
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl PgTarget {
+    async fn apply_in_transaction(&mut self, name: &str, batch: &Batch) -> Result<(), ApplyError> {
+        // DDL first: it only creates tables and adds nullable columns, which no earlier
+        // change of the batch can tell apart.
+        for change in &batch.changes {
+            match change {
+                Change::Upsert { table, .. } | Change::Delete { table, .. } => {
+                    self.ensure(table).await?
+                }
+                Change::Truncate { .. } => {}
+            }
+        }
+        let mut work = Vec::with_capacity(batch.changes.len());
+        for change in &batch.changes {
+            if let Change::Truncate { table } = change {
+                let known = self.tables.contains_key(table) || self.columns(table).await?.is_some();
+                if !known {
+                    continue; // nothing to empty
+                }
+            }
+            let (sql, params) = self.sql_of(change);
+            let st = self.statement(&sql, params.len()).await?;
+            work.push((st, params));
+        }
+        // Pipelined: tokio-postgres sends the statements in the order they are first polled,
+        // which `try_join_all` does in order, without waiting for each answer.
+        let client = &self.client;
+        let runs = work.iter().map(|(st, params)| {
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                .iter()
+                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            async move { client.execute(st, &refs).await }
+        });
+        futures_util::future::try_join_all(runs)
+            .await
+            .map_err(|e| pg_error("apply a change", e))?;
+        let table = format!("{}.{}", ident(&self.schema), ident(&self.offsets_table));
+        let update = self
+            .statement(
+                &format!(
+                    "UPDATE {table} SET next_offset = $4::bigint, updated_at = now()
+                     WHERE consumer = $1 AND topic = $2 AND partition = $3::integer
+                       AND next_offset = $5::bigint"
+                ),
+                5,
+            )
+            .await?;
+        let insert = self
+            .statement(
+                &format!(
+                    "INSERT INTO {table} (consumer, topic, partition, next_offset)
+                     VALUES ($1, $2, $3::integer, $4::bigint) ON CONFLICT DO NOTHING"
+                ),
+                4,
+            )
+            .await?;
+        for m in &batch.offsets {
+            let (p, to) = (m.partition.to_string(), m.to.to_string());
+            let n = match m.from {
+                Some(from) => {
+                    let from = from.to_string();
+                    self.client
+                        .execute(&update, &[&name, &&*m.topic, &p, &to, &from])
+                        .await
+                }
+                None => {
+                    self.client
+                        .execute(&insert, &[&name, &&*m.topic, &p, &to])
+                        .await
+                }
+            }
+            .map_err(|e| pg_error("store offsets", e))?;
+            if n != 1 {
+                return Err(fenced(name, &m.topic, m.partition));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Another writer moved this consumer's offsets.
+pub fn fenced(name: &str, topic: &str, partition: i32) -> ApplyError {
+    ApplyError::definite(format!(
+        "the stored offset of {topic}/{partition} for apply `{name}` is not the one this \
+         process read: another apply with the same name writes to this target; fix: run one \
+         apply per [apply] name and target (give each its own name)"
+    ))
+}
