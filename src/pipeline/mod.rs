@@ -345,11 +345,16 @@ impl<S: Sink> Pipeline<S> {
         Ok(self.publisher.sink().send(rec).await?)
     }
 
-    /// Marks a source position at a source commit: acknowledged once everything sent before
-    /// it is durable. The transaction's END record (`provide_transaction_metadata`) is sent
-    /// first, so the position covers it.
-    pub async fn mark(&mut self, position: S::Position) -> Result<(), SourceError> {
-        self.publisher.end_transaction().await?;
+    /// Marks a source position at the commit of source transaction `transaction` (its id as
+    /// events carry it): acknowledged once everything sent before it is durable. The
+    /// transaction's END record (`provide_transaction_metadata`) is sent first, so the
+    /// position covers it.
+    pub async fn mark(
+        &mut self,
+        position: S::Position,
+        transaction: Option<&str>,
+    ) -> Result<(), SourceError> {
+        self.publisher.end_transaction(transaction).await?;
         self.publisher.outbox_transaction_ended();
         self.publisher.sink().mark(position);
         Ok(())

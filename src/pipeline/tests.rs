@@ -143,7 +143,7 @@ impl ChangeStream for Fake {
                 if out.settled() {
                     self.durable(i + 1);
                 } else {
-                    out.mark(i + 1).await?;
+                    out.mark(i + 1, None).await?;
                 }
             }
         }

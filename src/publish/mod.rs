@@ -351,16 +351,22 @@ impl<S: Sink> Publisher<S> {
         }
     }
 
-    /// Sends the END of the transaction being published, if any: the source calls it (through
-    /// `Pipeline::mark`) at each commit, before the commit's position is marked, so the
-    /// position covers the END.
-    pub async fn end_transaction(&mut self) -> Result<(), SourceError> {
+    /// Sends the END of the transaction being published when `committed` is it: the source
+    /// calls it (through `Pipeline::mark`) at each commit, before the commit's position is
+    /// marked, so the position covers the END. A commit of another transaction (one replayed
+    /// after a restart and skipped whole, before the one a checkpoint recorded as open comes
+    /// again) ends nothing.
+    pub async fn end_transaction(&mut self, committed: Option<&str>) -> Result<(), SourceError> {
         let Some(t) = &mut self.txn else {
             return Ok(());
         };
+        if t.open.as_ref().map(|o| o.id.as_str()) != committed {
+            return Ok(());
+        }
         let Some(open) = t.open.take() else {
             return Ok(());
         };
+
         t.send(
             &mut self.sink,
             crate::encode::txn::Status::End,

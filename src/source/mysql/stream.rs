@@ -764,7 +764,9 @@ async fn end<S: Sink<Position = MysqlCheckpoint>>(
     out: &mut Pipeline<S>,
     end_pos: u64,
 ) -> Result<(), SourceError> {
-    if let Some(t) = st.tx.take() {
+    let ended = st.tx.take();
+    let ended_id = ended.as_ref().map(|t| t.id.clone());
+    if let Some(t) = ended {
         match (t.domain, t.gtid) {
             (Some(d), Some(g)) => {
                 st.gtids.insert(d, g);
@@ -789,7 +791,7 @@ async fn end<S: Sink<Position = MysqlCheckpoint>>(
     } else if let Some(set) = &st.mysql_gtids {
         st.committed.gtid_state = Some(set.to_string());
     }
-    out.mark(st.committed.clone()).await
+    out.mark(st.committed.clone(), ended_id.as_deref()).await
 }
 
 /// Maps a decoder failure; every one is definite. Damaged bytes (truncated, malformed, a

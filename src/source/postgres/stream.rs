@@ -273,9 +273,10 @@ impl<'a> PgStream<'a> {
                     self.lag.committed(c.end_lsn, t.commit_us);
                 }
                 self.last_commit_lsn = c.commit_lsn;
-                self.tx = None;
+                let tx = self.tx.take();
                 self.committed_tx_lsn = Some(c.commit_lsn);
-                out.mark(c.end_lsn).await?;
+                out.mark(c.end_lsn, tx.as_ref().map(|t| t.id.as_str()))
+                    .await?;
             }
             LogicalMessage::Relation(rel) => {
                 let state = self
