@@ -141,6 +141,13 @@ async fn tail_prints_changes_as_json_lines_and_its_temporary_slot_goes_when_kill
     })
     .await;
     assert!(slot.starts_with("cdc_tail_"), "{slot}");
+    // The slot is listed while it is still being created (it waits for the transactions
+    // running then to end): only once tail says it streams is a commit sure to be decoded.
+    wait_until(WAIT, "tail streaming from its slot", || {
+        let log = tail.log();
+        async move { log.contains("tailing changes on a temporary slot").then_some(()) }
+    })
+    .await;
 
     admin
         .batch_execute(
