@@ -632,17 +632,21 @@ async fn a_delete_committed_before_a_chunk_but_not_yet_visible_to_its_read_never
         // pg_reload_conf() only signals: the postmaster, and through it this new backend,
         // may take the new setting a moment later. Deleting before that would commit
         // without waiting for the standby, visible at once.
-        wait_until(Duration::from_secs(30), "the standby requirement in force", || {
-            let c = &c;
-            async move {
-                let v: String = c
-                    .query_one("SHOW synchronous_standby_names", &[])
-                    .await
-                    .unwrap()
-                    .get(0);
-                (v == "nobody").then_some(())
-            }
-        })
+        wait_until(
+            Duration::from_secs(30),
+            "the standby requirement in force",
+            || {
+                let c = &c;
+                async move {
+                    let v: String = c
+                        .query_one("SHOW synchronous_standby_names", &[])
+                        .await
+                        .unwrap()
+                        .get(0);
+                    (v == "nobody").then_some(())
+                }
+            },
+        )
         .await;
         c.batch_execute(&format!(
             "SET synchronous_commit = on; DELETE FROM t WHERE id = {VICTIM};"

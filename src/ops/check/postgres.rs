@@ -56,11 +56,7 @@ async fn checks(
     out: &mut Vec<Finding>,
 ) -> Result<(), crate::source::SourceError> {
     let src = &settings.source;
-    let version: String = sql
-        .query_one("SHOW server_version", &[])
-        .await
-        .map_err(crate::source::SourceError::sql("read server_version"))?
-        .get(0);
+    let (version_num, version) = setup::server_version(sql).await?;
     out.push(Finding::pass(
         target,
         "connect",
@@ -71,6 +67,14 @@ async fn checks(
             src.user
         ),
     ));
+    if let Some(why) = setup::unsupported_version(version_num, &version) {
+        out.push(Finding::fail(
+            target,
+            "server version",
+            why,
+            "upgrade the server to PostgreSQL 12 or later",
+        ));
+    }
 
     let wal_level = setup::wal_level(sql).await?;
     out.push(if wal_level == "logical" {

@@ -35,8 +35,40 @@ pub async fn role_attributes(sql: &Client) -> Result<(String, bool, bool), Sourc
     Ok((row.get(0), row.get(1), row.get(2)))
 }
 
-/// Checks the server-side settings logical decoding needs.
+/// The oldest server the agent supports, as `server_version_num`: the catalog queries read
+/// `pg_attribute.attgenerated` (added in PostgreSQL 12). Every major from it up is run by
+/// scripts/test-matrix (docs/compatibility.md).
+pub const MIN_SERVER_VERSION_NUM: i32 = 120000;
+
+/// The server's version: `server_version_num` (e.g. 170012) and `server_version` (e.g. "17.12").
+pub async fn server_version(sql: &Client) -> Result<(i32, String), SourceError> {
+    let row = sql
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, current_setting('server_version')",
+            &[],
+        )
+        .await
+        .map_err(SourceError::sql("read server_version"))?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Why a server of this version cannot be a source, if it cannot.
+pub fn unsupported_version(num: i32, version: &str) -> Option<String> {
+    (num < MIN_SERVER_VERSION_NUM).then(|| {
+        format!(
+            "PostgreSQL {version} is older than 12, the oldest version cdc-agent supports (it reads \
+             pg_attribute.attgenerated, new in 12); fix: upgrade the server to PostgreSQL 12 or \
+             later (docs/compatibility.md lists the versions tested)"
+        )
+    })
+}
+
+/// Checks the server version and the server-side settings logical decoding needs.
 pub async fn check_prerequisites(sql: &Client) -> Result<(), SourceError> {
+    let (num, version) = server_version(sql).await?;
+    if let Some(why) = unsupported_version(num, &version) {
+        return Err(SourceError::definite(why));
+    }
     let wal_level = wal_level(sql).await?;
     if wal_level != "logical" {
         return Err(SourceError::definite(format!(
@@ -361,6 +393,18 @@ pub async fn check_signal_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_older_than_12_is_refused_naming_the_version_and_the_upgrade() {
+        let why = unsupported_version(110022, "11.22").unwrap();
+        assert!(why.contains("PostgreSQL 11.22 is older than 12"), "{why}");
+        assert!(
+            why.contains("fix: upgrade the server to PostgreSQL 12"),
+            "{why}"
+        );
+        assert_eq!(unsupported_version(120000, "12.0"), None);
+        assert_eq!(unsupported_version(170012, "17.12"), None);
+    }
 
     #[test]
     fn a_slot_whose_wal_was_removed_reads_as_invalidated_naming_max_slot_wal_keep_size() {
