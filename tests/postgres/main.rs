@@ -24,3 +24,4 @@ mod tls;
 mod topic_config;
 mod topic_deleted;
 mod types;
+mod versions;

@@ -93,28 +93,71 @@ pub async fn publication_exists(sql: &Client, name: &str) -> Result<bool, Source
         .is_some())
 }
 
-/// The statement that creates the publication for `tables` (all tables when empty).
-pub fn create_publication_sql(name: &str, tables: &[String]) -> String {
+/// The statement that creates the publication for `tables` (all tables when empty); with
+/// `via_root`, changes of a partition are published as its partitioned root's.
+pub fn create_publication_sql(name: &str, tables: &[String], via_root: bool) -> String {
     let target = if tables.is_empty() {
         "FOR ALL TABLES".to_string()
     } else {
         let list: Vec<String> = tables.iter().map(|t| quote_qualified(t)).collect();
         format!("FOR TABLE {}", list.join(", "))
     };
-    format!("CREATE PUBLICATION {} {target}", quote_ident(name))
+    let with = if via_root {
+        " WITH (publish_via_partition_root = true)"
+    } else {
+        ""
+    };
+    format!("CREATE PUBLICATION {} {target}{with}", quote_ident(name))
+}
+
+/// With `publish_via_partition_root = true`: the server has the option (PostgreSQL 13+) and an
+/// existing publication has it set, otherwise a definite error naming the fix. Without it the
+/// partitions' changes would land on one topic per partition, not the parent's.
+async fn check_via_root(sql: &Client, name: &str) -> Result<(), SourceError> {
+    let (num, version) = server_version(sql).await?;
+    if num < 130000 {
+        return Err(SourceError::definite(format!(
+            "postgres.publish_via_partition_root = true needs PostgreSQL 13 or later (the \
+             publication option is new in 13) but the server is PostgreSQL {version}; fix: set \
+             publish_via_partition_root = false (each partition then has a topic of its own), or \
+             upgrade the server"
+        )));
+    }
+    let via_root: Option<bool> = sql
+        .query_opt(
+            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(SourceError::sql("read publish_via_partition_root"))?
+        .map(|r| r.get(0));
+    if via_root == Some(false) {
+        return Err(SourceError::definite(format!(
+            "publication `{name}` exists without publish_via_partition_root, so changes of a \
+             partitioned table would come as its partitions'; fix: have its owner run: ALTER \
+             PUBLICATION {} SET (publish_via_partition_root = true); or set \
+             publish_via_partition_root = false",
+            quote_ident(name)
+        )));
+    }
+    Ok(())
 }
 
 /// Uses the publication if it exists, otherwise creates it for `tables` (all tables when
-/// empty).
+/// empty); `via_root` is `publish_via_partition_root` (checked on an existing publication).
 pub async fn ensure_publication(
     sql: &Client,
     name: &str,
     tables: &[String],
+    via_root: bool,
 ) -> Result<(), SourceError> {
+    if via_root {
+        check_via_root(sql, name).await?;
+    }
     if publication_exists(sql, name).await? {
         return Ok(());
     }
-    let stmt = create_publication_sql(name, tables);
+    let stmt = create_publication_sql(name, tables, via_root);
     match sql.batch_execute(&stmt).await {
         Ok(()) => {
             tracing::info!(publication = name, "created publication");
