@@ -127,6 +127,8 @@ pub struct PgStream<'a> {
     lag: LagTracker,
     loader: SchemaLoader<'a>,
     relations: HashMap<u32, RelationState>,
+    /// Relations described but with no row seen yet since: not yet known to be captured.
+    uncaptured: std::collections::HashSet<u32>,
     /// The signal table's relation oid and decoder, once its Relation message came.
     signal: Option<(u32, RelationState)>,
     tx: Option<Tx>,
@@ -176,6 +178,7 @@ impl<'a> PgStream<'a> {
             status: status.clone(),
             lag: LagTracker::default(),
             relations: HashMap::new(),
+            uncaptured: std::collections::HashSet::new(),
             signal: None,
             tx: None,
             received: Lsn(0),
@@ -214,6 +217,25 @@ impl<'a> PgStream<'a> {
                     out.snapshot_signal_message(m.content);
                 }
                 return Ok(());
+            }
+        }
+        if !self.uncaptured.is_empty() {
+            let oids: &[u32] = match &msg {
+                LogicalMessage::Insert(m) => std::slice::from_ref(&m.relation_oid),
+                LogicalMessage::Update(m) => std::slice::from_ref(&m.relation_oid),
+                LogicalMessage::Delete(m) => std::slice::from_ref(&m.relation_oid),
+                LogicalMessage::Truncate(m) => &m.relation_oids,
+                _ => &[],
+            };
+            for oid in oids {
+                // A table published while the agent runs: its existing rows are snapshotted
+                // alone, as when it is added between two runs.
+                if self.uncaptured.remove(oid) {
+                    if let (Some(rel), Some(snapshots)) = (self.relations.get(oid), out.snapshots())
+                    {
+                        snapshots.newly_captured(&rel.schema().id.to_string());
+                    }
+                }
             }
         }
         let routed_message = ctx.messages_topic.is_some()
@@ -290,11 +312,10 @@ impl<'a> PgStream<'a> {
                     return Ok(());
                 }
                 let schema = out.set_table(state.schema_owned(), stop).await?;
-                // A table published while the agent runs: its existing rows are snapshotted
-                // alone, as when it is added between two runs.
-                if let Some(snapshots) = out.snapshots() {
-                    snapshots.newly_captured(&schema.id.to_string());
-                }
+                // Whether the table is newly captured is decided by its first row (below), not
+                // here: publishing via the partition root, the server describes the partition
+                // too, while the partition's rows come as the root's.
+                self.uncaptured.insert(rel.oid);
                 self.relations.insert(rel.oid, state.with_schema(schema));
             }
             LogicalMessage::Insert(ins) => {
