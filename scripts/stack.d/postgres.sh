@@ -30,12 +30,15 @@ _pg_pid() {
   printf '%s\n' "$pid"
 }
 
-# _pg_psql DB SQL...: run SQL as the bootstrap superuser over the unix socket.
+# _pg_psql DB SQL...: run SQL as the bootstrap superuser over the unix socket. The socket
+# folder and port are the stack's unless PG_PSQL_SOCKET_DIR / PG_PSQL_PORT name another
+# cluster (scripts/stack.d/pg-versions.sh bootstraps its servers with the same SQL).
 _pg_psql() {
   local db=$1
   shift
   as_svc_user postgres "$PG_STACK_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
-    -h "$(stack_state_path postgres)" -p "$PG_STACK_PORT" -U postgres -d "$db" "$@"
+    -h "${PG_PSQL_SOCKET_DIR:-$(stack_state_path postgres)}" -p "${PG_PSQL_PORT:-$PG_STACK_PORT}" \
+    -U postgres -d "$db" "$@"
 }
 
 postgres_install() {
@@ -43,12 +46,14 @@ postgres_install() {
   [[ -x $PG_STACK_BIN/postgres ]] || die "postgres: $PG_STACK_BIN/postgres missing after install"
 }
 
+# _pg_write_config DIR [PORT]: stack.conf and pg_hba.conf of the cluster in DIR/data (the
+# stack's port unless PORT is given).
 _pg_write_config() {
-  local dir=$1 conf=$1/data/stack.conf
+  local dir=$1 port=${2:-$PG_STACK_PORT} conf=$1/data/stack.conf
   as_svc_user postgres tee "$conf" >/dev/null <<EOF
 # Written by scripts/stack on every start; edit scripts/stack.d/postgres.sh instead.
 listen_addresses = '127.0.0.1'
-port = $PG_STACK_PORT
+port = $port
 unix_socket_directories = '$dir'
 external_pid_file = '$dir/postgres.pid'
 max_connections = 200

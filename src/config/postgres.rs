@@ -50,6 +50,20 @@ pub struct PostgresOptions {
     /// content, headers with source, position, transaction. Default: none (not published).
     #[serde(default)]
     pub messages_topic: Option<String>,
+    /// Create the replication slot as a failover slot (PostgreSQL 17+, `FAILOVER true`), so
+    /// that with `sync_replication_slots` on a physical standby the slot, and the agent's
+    /// position in it, survives a promotion. Refused on older servers. Only applies when the
+    /// agent creates the slot. Default: `false`.
+    #[serde(default)]
+    pub failover_slot: bool,
+    /// Publish a partitioned table's changes as the table's own (PostgreSQL 13+,
+    /// `publish_via_partition_root`): events of every partition go to the parent's topic under
+    /// the parent's schema, and the snapshot reads the parent. Set on a publication the agent
+    /// creates; an existing publication must have it (the agent stops naming the ALTER
+    /// PUBLICATION otherwise). Refused on PostgreSQL 12. Default: `false` (one topic per
+    /// partition).
+    #[serde(default)]
+    pub publish_via_partition_root: bool,
 }
 
 /// PostgreSQL `sslmode`, with libpq's names and meaning.

@@ -62,6 +62,10 @@ impl Request {
     }
 }
 
+/// The oldest PostgreSQL (`server_version_num`) that takes on-demand snapshots: pgoutput sends
+/// logical decoding messages, the signals' and watermarks' carrier, since 14.
+pub const ON_DEMAND_MIN_PG_VERSION_NUM: i32 = 140000;
+
 /// Sends `req` to `source` as a signal through its database.
 pub async fn send(source: &SourceConfig, cfg: &Config, req: &Request) -> anyhow::Result<()> {
     let (kind, data) = req.signal();
@@ -72,6 +76,20 @@ pub async fn send(source: &SourceConfig, cfg: &Config, req: &Request) -> anyhow:
             let sql = crate::source::postgres::connect_sql(&settings)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            // Before 14, pgoutput does not carry logical decoding messages: the signal would
+            // be written and never reach the agent, and neither could its watermarks.
+            let (num, version) = crate::source::postgres::setup::server_version(&sql)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if num < ON_DEMAND_MIN_PG_VERSION_NUM {
+                anyhow::bail!(
+                    "source `{}`: on-demand snapshots need PostgreSQL 14 or later (pgoutput \
+                     carries the signals and watermarks, logical decoding messages, since 14) \
+                     but the server is PostgreSQL {version}; fix: upgrade the server, or take a \
+                     new initial snapshot (a new slot_name starts the source over with one)",
+                    source.name
+                );
+            }
             let message = json!({ "type": kind, "data": data }).to_string();
             sql.execute(
                 "SELECT pg_logical_emit_message(true, $1, $2)",

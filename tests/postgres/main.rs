@@ -29,3 +29,4 @@ mod topic_config;
 mod topic_deleted;
 mod transaction_topic;
 mod types;
+mod versions;

@@ -56,11 +56,7 @@ async fn checks(
     out: &mut Vec<Finding>,
 ) -> Result<(), crate::source::SourceError> {
     let src = &settings.source;
-    let version: String = sql
-        .query_one("SHOW server_version", &[])
-        .await
-        .map_err(crate::source::SourceError::sql("read server_version"))?
-        .get(0);
+    let (version_num, version) = setup::server_version(sql).await?;
     out.push(Finding::pass(
         target,
         "connect",
@@ -71,6 +67,22 @@ async fn checks(
             src.user
         ),
     ));
+    if let Some(why) = setup::unsupported_version(version_num, &version) {
+        out.push(Finding::fail(
+            target,
+            "server version",
+            why,
+            "upgrade the server to PostgreSQL 12 or later",
+        ));
+    }
+    if src.postgres.as_ref().is_some_and(|p| p.failover_slot) && version_num < 170000 {
+        out.push(Finding::fail(
+            target,
+            "failover_slot",
+            format!("failover slots are new in PostgreSQL 17; the server is {version}"),
+            "set postgres.failover_slot = false, or upgrade the server to PostgreSQL 17",
+        ));
+    }
 
     let wal_level = setup::wal_level(sql).await?;
     out.push(if wal_level == "logical" {
@@ -140,7 +152,11 @@ async fn checks(
             )
         });
     } else {
-        let stmt = setup::create_publication_sql(publication, &tables);
+        let via_root = src
+            .postgres
+            .as_ref()
+            .is_some_and(|p| p.publish_via_partition_root);
+        let stmt = setup::create_publication_sql(publication, &tables, via_root);
         let can_create = superuser || (!tables.is_empty() && owns_all(sql, &candidates).await?);
         out.push(if can_create {
             Finding::pass(

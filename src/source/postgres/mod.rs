@@ -269,7 +269,11 @@ impl Source for PgSourceSettings {
             // A publication the agent creates for listed tables carries the signal table too.
             tables.push(format!("{s}.{t}"));
         }
-        setup::ensure_publication(&sql, &settings.publication, &tables).await?;
+        let via_root = src
+            .postgres
+            .as_ref()
+            .is_some_and(|p| p.publish_via_partition_root);
+        setup::ensure_publication(&sql, &settings.publication, &tables, via_root).await?;
         setup::check_replica_identity(&sql, &settings.publication).await?;
         if let Some((s, t)) = &settings.signal_table {
             setup::check_signal_table(&sql, Some(&settings.publication), s, t).await?;
@@ -320,6 +324,37 @@ impl Source for PgSourceSettings {
         // taken in chunks while streaming, with watermark messages. Older servers take the
         // initial snapshot in one piece under the slot's exported snapshot.
         let chunked = server_version >= 14;
+        if let (Some((s, t)), false) = (&settings.signal_table, chunked) {
+            return Err(SourceError::definite(format!(
+                "[snapshot] signal_table = \"{s}.{t}\" asks for on-demand snapshots, which need \
+                 PostgreSQL 14 or later (their watermarks are logical decoding messages, which \
+                 pgoutput carries since 14) but the server is PostgreSQL {server_version}; fix: \
+                 remove signal_table from {}, or upgrade the server",
+                src.file.display()
+            )));
+        }
+        if let (Some(topic), false) = (
+            src.postgres
+                .as_ref()
+                .and_then(|p| p.messages_topic.as_deref()),
+            chunked,
+        ) {
+            return Err(SourceError::definite(format!(
+                "postgres.messages_topic = \"{topic}\" needs PostgreSQL 14 or later (pgoutput \
+                 carries logical decoding messages since 14) but the server is PostgreSQL \
+                 {server_version}; fix: remove messages_topic from {}, or upgrade the server",
+                src.file.display()
+            )));
+        }
+        let failover = src.postgres.as_ref().is_some_and(|p| p.failover_slot);
+        if failover && server_version < 17 {
+            return Err(SourceError::definite(format!(
+                "postgres.failover_slot = true needs PostgreSQL 17 or later (failover slots are \
+                 new in 17) but the server is PostgreSQL {server_version}; fix: set \
+                 failover_slot = false in {}, or upgrade the server",
+                src.file.display()
+            )));
+        }
         let check = PositionCheck {
             settings,
             server: &server,
@@ -369,7 +404,7 @@ impl Source for PgSourceSettings {
             pipeline.ensure_offsets_topic().await?;
             let exported = mode != SnapshotMode::Never && !chunked;
             let created = repl
-                .create_logical_slot(&settings.slot, exported, false)
+                .create_logical_slot_with(&settings.slot, exported, false, failover)
                 .await
                 .map_err(|e| match e.sqlstate() {
                     // Another agent created it between our look-up and now.

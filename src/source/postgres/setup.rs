@@ -35,8 +35,40 @@ pub async fn role_attributes(sql: &Client) -> Result<(String, bool, bool), Sourc
     Ok((row.get(0), row.get(1), row.get(2)))
 }
 
-/// Checks the server-side settings logical decoding needs.
+/// The oldest server the agent supports, as `server_version_num`: the catalog queries read
+/// `pg_attribute.attgenerated` (added in PostgreSQL 12). Every major from it up is run by
+/// scripts/test-matrix (docs/compatibility.md).
+pub const MIN_SERVER_VERSION_NUM: i32 = 120000;
+
+/// The server's version: `server_version_num` (e.g. 170012) and `server_version` (e.g. "17.12").
+pub async fn server_version(sql: &Client) -> Result<(i32, String), SourceError> {
+    let row = sql
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, current_setting('server_version')",
+            &[],
+        )
+        .await
+        .map_err(SourceError::sql("read server_version"))?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Why a server of this version cannot be a source, if it cannot.
+pub fn unsupported_version(num: i32, version: &str) -> Option<String> {
+    (num < MIN_SERVER_VERSION_NUM).then(|| {
+        format!(
+            "PostgreSQL {version} is older than 12, the oldest version cdc-agent supports (it reads \
+             pg_attribute.attgenerated, new in 12); fix: upgrade the server to PostgreSQL 12 or \
+             later (docs/compatibility.md lists the versions tested)"
+        )
+    })
+}
+
+/// Checks the server version and the server-side settings logical decoding needs.
 pub async fn check_prerequisites(sql: &Client) -> Result<(), SourceError> {
+    let (num, version) = server_version(sql).await?;
+    if let Some(why) = unsupported_version(num, &version) {
+        return Err(SourceError::definite(why));
+    }
     let wal_level = wal_level(sql).await?;
     if wal_level != "logical" {
         return Err(SourceError::definite(format!(
@@ -61,28 +93,71 @@ pub async fn publication_exists(sql: &Client, name: &str) -> Result<bool, Source
         .is_some())
 }
 
-/// The statement that creates the publication for `tables` (all tables when empty).
-pub fn create_publication_sql(name: &str, tables: &[String]) -> String {
+/// The statement that creates the publication for `tables` (all tables when empty); with
+/// `via_root`, changes of a partition are published as its partitioned root's.
+pub fn create_publication_sql(name: &str, tables: &[String], via_root: bool) -> String {
     let target = if tables.is_empty() {
         "FOR ALL TABLES".to_string()
     } else {
         let list: Vec<String> = tables.iter().map(|t| quote_qualified(t)).collect();
         format!("FOR TABLE {}", list.join(", "))
     };
-    format!("CREATE PUBLICATION {} {target}", quote_ident(name))
+    let with = if via_root {
+        " WITH (publish_via_partition_root = true)"
+    } else {
+        ""
+    };
+    format!("CREATE PUBLICATION {} {target}{with}", quote_ident(name))
+}
+
+/// With `publish_via_partition_root = true`: the server has the option (PostgreSQL 13+) and an
+/// existing publication has it set, otherwise a definite error naming the fix. Without it the
+/// partitions' changes would land on one topic per partition, not the parent's.
+async fn check_via_root(sql: &Client, name: &str) -> Result<(), SourceError> {
+    let (num, version) = server_version(sql).await?;
+    if num < 130000 {
+        return Err(SourceError::definite(format!(
+            "postgres.publish_via_partition_root = true needs PostgreSQL 13 or later (the \
+             publication option is new in 13) but the server is PostgreSQL {version}; fix: set \
+             publish_via_partition_root = false (each partition then has a topic of its own), or \
+             upgrade the server"
+        )));
+    }
+    let via_root: Option<bool> = sql
+        .query_opt(
+            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(SourceError::sql("read publish_via_partition_root"))?
+        .map(|r| r.get(0));
+    if via_root == Some(false) {
+        return Err(SourceError::definite(format!(
+            "publication `{name}` exists without publish_via_partition_root, so changes of a \
+             partitioned table would come as its partitions'; fix: have its owner run: ALTER \
+             PUBLICATION {} SET (publish_via_partition_root = true); or set \
+             publish_via_partition_root = false",
+            quote_ident(name)
+        )));
+    }
+    Ok(())
 }
 
 /// Uses the publication if it exists, otherwise creates it for `tables` (all tables when
-/// empty).
+/// empty); `via_root` is `publish_via_partition_root` (checked on an existing publication).
 pub async fn ensure_publication(
     sql: &Client,
     name: &str,
     tables: &[String],
+    via_root: bool,
 ) -> Result<(), SourceError> {
+    if via_root {
+        check_via_root(sql, name).await?;
+    }
     if publication_exists(sql, name).await? {
         return Ok(());
     }
-    let stmt = create_publication_sql(name, tables);
+    let stmt = create_publication_sql(name, tables, via_root);
     match sql.batch_execute(&stmt).await {
         Ok(()) => {
             tracing::info!(publication = name, "created publication");
@@ -361,6 +436,18 @@ pub async fn check_signal_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_older_than_12_is_refused_naming_the_version_and_the_upgrade() {
+        let why = unsupported_version(110022, "11.22").unwrap();
+        assert!(why.contains("PostgreSQL 11.22 is older than 12"), "{why}");
+        assert!(
+            why.contains("fix: upgrade the server to PostgreSQL 12"),
+            "{why}"
+        );
+        assert_eq!(unsupported_version(120000, "12.0"), None);
+        assert_eq!(unsupported_version(170012, "17.12"), None);
+    }
 
     #[test]
     fn a_slot_whose_wal_was_removed_reads_as_invalidated_naming_max_slot_wal_keep_size() {

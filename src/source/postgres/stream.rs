@@ -129,6 +129,8 @@ pub struct PgStream<'a> {
     lag: LagTracker,
     loader: SchemaLoader<'a>,
     relations: HashMap<u32, RelationState>,
+    /// Relations described but with no row seen yet since: not yet known to be captured.
+    uncaptured: std::collections::HashSet<u32>,
     /// The signal table's relation oid and decoder, once its Relation message came.
     signal: Option<(u32, RelationState)>,
     tx: Option<Tx>,
@@ -178,6 +180,7 @@ impl<'a> PgStream<'a> {
             status: status.clone(),
             lag: LagTracker::default(),
             relations: HashMap::new(),
+            uncaptured: std::collections::HashSet::new(),
             signal: None,
             tx: None,
             received: Lsn(0),
@@ -216,6 +219,25 @@ impl<'a> PgStream<'a> {
                     out.snapshot_signal_message(m.content);
                 }
                 return Ok(());
+            }
+        }
+        if !self.uncaptured.is_empty() {
+            let oids: &[u32] = match &msg {
+                LogicalMessage::Insert(m) => std::slice::from_ref(&m.relation_oid),
+                LogicalMessage::Update(m) => std::slice::from_ref(&m.relation_oid),
+                LogicalMessage::Delete(m) => std::slice::from_ref(&m.relation_oid),
+                LogicalMessage::Truncate(m) => &m.relation_oids,
+                _ => &[],
+            };
+            for oid in oids {
+                // A table published while the agent runs: its existing rows are snapshotted
+                // alone, as when it is added between two runs.
+                if self.uncaptured.remove(oid) {
+                    if let (Some(rel), Some(snapshots)) = (self.relations.get(oid), out.snapshots())
+                    {
+                        snapshots.newly_captured(&rel.schema().id.to_string());
+                    }
+                }
             }
         }
         let routed_message = ctx.messages_topic.is_some()
@@ -293,13 +315,12 @@ impl<'a> PgStream<'a> {
                     return Ok(());
                 }
                 let schema = out.set_table(state.schema_owned(), stop).await?;
-                // A table published while the agent runs: its existing rows are snapshotted
-                // alone, as when it is added between two runs.
-                // A table `[tables]` leaves out is in the publication but not captured.
+                // Whether the table is newly captured is decided by its first row (below), not
+                // here: publishing via the partition root, the server describes the partition
+                // too, while the partition's rows come as the root's. A table `[tables]` leaves
+                // out is in the publication but never captured.
                 if out.captures(&schema.id) {
-                    if let Some(snapshots) = out.snapshots() {
-                        snapshots.newly_captured(&schema.id.to_string());
-                    }
+                    self.uncaptured.insert(rel.oid);
                 }
                 self.relations.insert(rel.oid, state.with_schema(schema));
             }

@@ -63,7 +63,12 @@ pub async fn run(
         .as_ref()
         .map(|p| p.tables.clone())
         .unwrap_or_default();
-    setup::ensure_publication(&sql, &settings.publication, &tables).await?;
+    let via_root = settings
+        .source
+        .postgres
+        .as_ref()
+        .is_some_and(|p| p.publish_via_partition_root);
+    setup::ensure_publication(&sql, &settings.publication, &tables, via_root).await?;
 
     let mut config = settings.replication_config();
     config.application_name = APPLICATION_NAME.to_string();

@@ -675,15 +675,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ReplicationClient<S> {
         export_snapshot: bool,
         temporary: bool,
     ) -> Result<SlotCreated, ReplError> {
+        self.create_logical_slot_with(name, export_snapshot, temporary, false)
+            .await
+    }
+
+    /// As [`Self::create_logical_slot`]; with `failover`, a failover slot (PostgreSQL 17+:
+    /// the option list form, `(SNAPSHOT '…', FAILOVER true)`, which older servers reject).
+    pub async fn create_logical_slot_with(
+        &mut self,
+        name: &str,
+        export_snapshot: bool,
+        temporary: bool,
+        failover: bool,
+    ) -> Result<SlotCreated, ReplError> {
+        let snapshot = if failover {
+            format!(
+                "(SNAPSHOT '{}', FAILOVER true)",
+                if export_snapshot { "export" } else { "nothing" }
+            )
+        } else if export_snapshot {
+            "EXPORT_SNAPSHOT".to_string()
+        } else {
+            "NOEXPORT_SNAPSHOT".to_string()
+        };
         let sql = format!(
-            "CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput {}",
+            "CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput {snapshot}",
             quote_ident(name)?,
             if temporary { " TEMPORARY" } else { "" },
-            if export_snapshot {
-                "EXPORT_SNAPSHOT"
-            } else {
-                "NOEXPORT_SNAPSHOT"
-            }
         );
         let rows = self.simple_query(&sql).await?;
         let row = single_row(&rows, 4, "create_replication_slot")?;
