@@ -145,7 +145,10 @@ async fn tail_prints_changes_as_json_lines_and_its_temporary_slot_goes_when_kill
     // running then to end): only once tail says it streams is a commit sure to be decoded.
     wait_until(WAIT, "tail streaming from its slot", || {
         let log = tail.log();
-        async move { log.contains("tailing changes on a temporary slot").then_some(()) }
+        async move {
+            log.contains("tailing changes on a temporary slot")
+                .then_some(())
+        }
     })
     .await;
 

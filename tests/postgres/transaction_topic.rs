@@ -149,7 +149,12 @@ async fn every_transaction_has_one_begin_and_one_end_whose_counts_match_its_even
     for (id, per) in &expected {
         assert_eq!(begins.get(id), Some(&1), "one BEGIN of {id}");
         let (total, counted) = ends.get(id).unwrap_or_else(|| panic!("no END of {id}"));
-        assert_eq!(counted, per, "per-table counts of {id}; log:\n{}", agent.log());
+        assert_eq!(
+            counted,
+            per,
+            "per-table counts of {id}; log:\n{}",
+            agent.log()
+        );
         assert_eq!(*total, per.values().sum::<i64>(), "event_count of {id}");
     }
     assert!(
