@@ -292,7 +292,8 @@ impl<S: Sink> Publisher<S> {
         let (key, value) = as_json(
             h.json.as_ref(),
             h.key.clone(),
-            crate::encode::heartbeat::value(ts_ms, h.value_id),
+            crate::encode::heartbeat::value(ts_ms, h.value_id)
+                .map_err(|e| SourceError::definite(format!("heartbeat: {e}")))?,
         )
         .map_err(|e| SourceError::definite(format!("heartbeat: {e}")))?;
         self.sink
