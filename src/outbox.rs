@@ -13,7 +13,6 @@
 //! The outbox table gets no table topic of its own; its changes stay in the event store.
 
 use crate::config::OutboxConfig;
-use crate::encode::avro::MAGIC_BYTE;
 use crate::event::{ColumnType, Datum, TableId, TableSchema};
 
 /// The configured outbox of a source.
@@ -170,19 +169,8 @@ pub struct OutboxDeletes {
 /// Appends an Avro `string` or `bytes` value (both a zigzag length, then the bytes) in
 /// Confluent framing.
 pub fn framed(schema_id: u32, data: &[u8], out: &mut Vec<u8>) {
-    out.push(MAGIC_BYTE);
-    out.extend_from_slice(&schema_id.to_be_bytes());
-    let len = data.len() as i64;
-    let mut z = ((len << 1) ^ (len >> 63)) as u64;
-    loop {
-        let b = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(b);
-            break;
-        }
-        out.push(b | 0x80);
-    }
+    crate::encode::avro::write_header(schema_id, out);
+    crate::encode::avro::write_long(data.len() as i64, out);
     out.extend_from_slice(data);
 }
 

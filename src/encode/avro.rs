@@ -617,14 +617,14 @@ impl TableCodec {
 }
 
 /// Magic byte and big-endian schema id.
-fn write_header(schema_id: u32, out: &mut Vec<u8>) {
+pub(crate) fn write_header(schema_id: u32, out: &mut Vec<u8>) {
     out.push(MAGIC_BYTE);
     out.extend_from_slice(&schema_id.to_be_bytes());
 }
 
 /// Avro `long`/`int`: zigzag, then base-128 little-endian groups.
 #[inline]
-fn write_long(value: i64, out: &mut Vec<u8>) {
+pub(crate) fn write_long(value: i64, out: &mut Vec<u8>) {
     let mut z = ((value << 1) ^ (value >> 63)) as u64;
     if z < 0x80 {
         // Union branches, booleans-as-ints, small lengths: one byte.

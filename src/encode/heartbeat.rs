@@ -5,7 +5,7 @@
 use apache_avro::types::Value;
 use apache_avro::Schema;
 
-use super::avro::MAGIC_BYTE;
+use super::framed_datum as framed;
 
 /// Key schema: the logical server name (the topic prefix).
 pub const KEY_SCHEMA: &str = r#"{"type":"record","name":"ServerNameKey","namespace":"io.debezium.connector.common","fields":[{"name":"serverName","type":"string"}],"connect.name":"io.debezium.connector.common.ServerNameKey"}"#;
@@ -28,14 +28,6 @@ pub fn value(ts_ms: i64, schema_id: u32) -> Result<Vec<u8>, apache_avro::Error> 
     let schema = Schema::parse_str(VALUE_SCHEMA)?;
     let v = Value::Record(vec![("ts_ms".into(), Value::Long(ts_ms))]);
     framed(&schema, v, schema_id)
-}
-
-fn framed(schema: &Schema, v: Value, schema_id: u32) -> Result<Vec<u8>, apache_avro::Error> {
-    let mut out = Vec::with_capacity(64);
-    out.push(MAGIC_BYTE);
-    out.extend_from_slice(&schema_id.to_be_bytes());
-    out.extend_from_slice(&apache_avro::to_avro_datum(schema, v)?);
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -278,6 +278,20 @@ fn props(o: &Map<String, Json>, m: &mut Map<String, Json>) {
     }
 }
 
+/// Writes name/value pairs as a JSON object, in the order given.
+fn write_object<'a>(pairs: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, (k, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut *out, k);
+        out.push(b':');
+        write_payload(v, out);
+    }
+    out.push(b'}');
+}
+
 /// Writes a decoded Avro value as the Connect JSON payload, record fields in order.
 fn write_payload(v: &Value, out: &mut Vec<u8>) {
     let b64 = |b: &[u8], out: &mut Vec<u8>| {
@@ -333,30 +347,8 @@ fn write_payload(v: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        Value::Map(m) => {
-            out.push(b'{');
-            for (i, (k, it)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                string(k, out);
-                out.push(b':');
-                write_payload(it, out);
-            }
-            out.push(b'}');
-        }
-        Value::Record(fields) => {
-            out.push(b'{');
-            for (i, (k, it)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                string(k, out);
-                out.push(b':');
-                write_payload(it, out);
-            }
-            out.push(b'}');
-        }
+        Value::Map(m) => write_object(m.iter(), out),
+        Value::Record(fields) => write_object(fields.iter().map(|(k, v)| (k, v)), out),
         Value::Duration(_) => out.extend_from_slice(b"null"),
     }
 }

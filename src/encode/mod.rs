@@ -20,6 +20,19 @@ pub mod txn;
 #[cfg(test)]
 mod tests;
 
+/// A value of `schema` in Confluent framing, through `apache_avro`'s own writer: for the
+/// agent's few fixed-schema records (transaction metadata, heartbeats), not rows.
+pub(crate) fn framed_datum(
+    schema: &apache_avro::Schema,
+    v: apache_avro::types::Value,
+    schema_id: u32,
+) -> Result<Vec<u8>, apache_avro::Error> {
+    let mut out = Vec::with_capacity(64);
+    avro::write_header(schema_id, &mut out);
+    out.extend_from_slice(&apache_avro::to_avro_datum(schema, v)?);
+    Ok(out)
+}
+
 pub use avro::{
     CodecOptions, ConnectorKind, EncodeError, TableCodec, DEFAULT_SOURCE_VERSION,
     DEFAULT_UNAVAILABLE_VALUE_PLACEHOLDER, MAGIC_BYTE,

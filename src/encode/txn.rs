@@ -7,7 +7,7 @@
 use apache_avro::types::Value;
 use apache_avro::Schema;
 
-use super::avro::MAGIC_BYTE;
+use super::framed_datum as framed;
 
 /// Key schema: the transaction id.
 pub const KEY_SCHEMA: &str = r#"{"type":"record","name":"TransactionMetadataKey","namespace":"io.debezium.connector.common","fields":[{"name":"id","type":"string"}],"connect.name":"io.debezium.connector.common.TransactionMetadataKey"}"#;
@@ -98,14 +98,6 @@ impl TxnCodec {
         ]);
         framed(&self.value, v, schema_id)
     }
-}
-
-fn framed(schema: &Schema, v: Value, schema_id: u32) -> Result<Vec<u8>, apache_avro::Error> {
-    let mut out = Vec::with_capacity(64);
-    out.push(MAGIC_BYTE);
-    out.extend_from_slice(&schema_id.to_be_bytes());
-    out.extend_from_slice(&apache_avro::to_avro_datum(schema, v)?);
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -764,10 +764,9 @@ async fn end<S: Sink<Position = MysqlCheckpoint>>(
     out: &mut Pipeline<S>,
     end_pos: u64,
 ) -> Result<(), SourceError> {
-    let ended = st.tx.take();
-    let ended_id = ended.as_ref().map(|t| t.id.clone());
-    if let Some(t) = ended {
-        match (t.domain, t.gtid) {
+    let mut ended = st.tx.take();
+    if let Some(t) = ended.as_mut() {
+        match (t.domain, t.gtid.take()) {
             (Some(d), Some(g)) => {
                 st.gtids.insert(d, g);
             }
@@ -791,7 +790,8 @@ async fn end<S: Sink<Position = MysqlCheckpoint>>(
     } else if let Some(set) = &st.mysql_gtids {
         st.committed.gtid_state = Some(set.to_string());
     }
-    out.mark(st.committed.clone(), ended_id.as_deref()).await
+    out.mark(st.committed.clone(), ended.as_ref().map(|t| t.id.as_str()))
+        .await
 }
 
 /// Maps a decoder failure; every one is definite. Damaged bytes (truncated, malformed, a
