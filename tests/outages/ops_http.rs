@@ -54,6 +54,7 @@ async fn metrics_parse_as_prometheus_text_and_their_counters_follow_the_load() {
         "cdc_agent_event_bytes_total",
         "cdc_agent_produce_latency_seconds_count",
         "cdc_agent_in_flight_records",
+        "cdc_agent_kafka_acked_records_total",
         "cdc_agent_registry_requests_total",
         "cdc_agent_process_resident_memory_bytes",
         "cdc_agent_snapshot_progress_ratio",
@@ -74,7 +75,7 @@ async fn metrics_parse_as_prometheus_text_and_their_counters_follow_the_load() {
     let bytes_before = value(&before, "cdc_agent_event_bytes_total", &table).unwrap();
     let produced_before = value(
         &before,
-        "cdc_agent_produce_latency_seconds_count",
+        "cdc_agent_kafka_acked_records_total",
         &[("source", src)],
     )
     .unwrap();
@@ -125,7 +126,7 @@ async fn metrics_parse_as_prometheus_text_and_their_counters_follow_the_load() {
             );
             let acked = value(
                 &s,
-                "cdc_agent_produce_latency_seconds_count",
+                "cdc_agent_kafka_acked_records_total",
                 &[("source", src)],
             )
             .unwrap_or(0.0);
@@ -140,7 +141,7 @@ async fn metrics_parse_as_prometheus_text_and_their_counters_follow_the_load() {
     let bytes_after = value(&after, "cdc_agent_event_bytes_total", &table).unwrap();
     let produced_after = value(
         &after,
-        "cdc_agent_produce_latency_seconds_count",
+        "cdc_agent_kafka_acked_records_total",
         &[("source", src)],
     )
     .unwrap();
@@ -164,6 +165,15 @@ async fn metrics_parse_as_prometheus_text_and_their_counters_follow_the_load() {
         rss / 1048576.0
     );
     assert!(bytes_after > bytes_before);
+    // The latency histogram samples one record in 64: 2,500 records give it new samples.
+    let latencies = |m: &prometheus_parse::Scrape| {
+        value(
+            m,
+            "cdc_agent_produce_latency_seconds_count",
+            &[("source", src)],
+        )
+    };
+    assert!(latencies(&after).unwrap() > latencies(&before).unwrap());
     assert!(commits_after > commits_before);
     assert!(registry >= 2.0, "key and value schema registered");
     assert!(rss > 0.0);

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer as _;
 
+use super::acks::Producer;
 use super::client::{base_client_config, reach, AgentContext};
 use super::error::{create_topic_error, SinkError};
 use super::metadata::{topic_state, TopicState};
@@ -132,10 +133,7 @@ impl Topics {
     /// Waits until the brokers answer a metadata request from `producer`, so that a refused
     /// login is a definite [`SinkError::Auth`] at start instead of requests that time out
     /// forever (librdkafka reports it only through its error callback and keeps retrying).
-    async fn reach_brokers(
-        &mut self,
-        producer: &FutureProducer<AgentContext>,
-    ) -> Result<(), SinkError> {
+    async fn reach_brokers(&mut self, producer: &Producer) -> Result<(), SinkError> {
         if self.reached {
             return Ok(());
         }
@@ -151,7 +149,7 @@ impl Topics {
     /// metadata trouble is an error, never taken for a missing topic.
     pub(super) async fn exists(
         &mut self,
-        producer: &FutureProducer<AgentContext>,
+        producer: &Producer,
         topic: &str,
     ) -> Result<bool, SinkError> {
         if self.known.contains(topic) {
@@ -187,7 +185,7 @@ impl Topics {
     /// Creates `topic` unless it exists, with the given topic configs.
     pub(super) async fn ensure(
         &mut self,
-        producer: &FutureProducer<AgentContext>,
+        producer: &Producer,
         topic: &str,
         configs: &[(&str, &str)],
     ) -> Result<(), SinkError> {

@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::BaseRecord;
 
-use self::acks::AckQueue;
+use self::acks::{AckQueue, Producer};
 use self::admin::Topics;
 use self::ring::{Ring, SPARE_TXN_ID_SUFFIX};
 use super::Sink;
@@ -60,7 +60,7 @@ pub struct OutRecord<'a> {
 /// The Kafka implementation of [`Sink`]. `P` is the source's position type.
 pub struct KafkaSink<P: Unpin> {
     /// The producer records are sent with (exactly-once: the one whose transaction is open).
-    producer: FutureProducer<AgentContext>,
+    producer: Producer,
     /// Exactly-once: the other producer, the open transaction, the commit in the background.
     ring: Option<Ring<P>>,
     topics: Topics,
@@ -82,12 +82,15 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
     ) -> Result<Self, SinkError> {
         let c = producer_config(cfg, client_id, transactional_id.is_some());
         let context = AgentContext::default();
-        let create = |txn_id: Option<String>| -> Result<FutureProducer<AgentContext>, SinkError> {
+        // Both producers of a ring report into one tracking: sequence numbers run on across
+        // transactions, whichever producer sends.
+        let (acks, delivery) = AckQueue::new(&context, DEFAULT_MAX_IN_FLIGHT);
+        let create = |txn_id: Option<String>| -> Result<Producer, SinkError> {
             let mut c = c.clone();
             if let Some(id) = txn_id {
                 c.set("transactional.id", id);
             }
-            c.create_with_context(context.clone())
+            c.create_with_context(delivery.clone())
                 .map_err(|e| SinkError::Client(format!("producer: {e}")))
         };
         let producer = create(transactional_id.map(str::to_owned))?;
@@ -101,7 +104,7 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
             producer,
             ring,
             topics: Topics::new(cfg, &context)?,
-            acks: AckQueue::new(),
+            acks,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             status: SourceStatus::detached(client_id),
         })
@@ -109,14 +112,16 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
 
     /// Queues one record. Waits while `max_in_flight` records are unacknowledged.
     async fn send_record(&mut self, rec: OutRecord<'_>) -> Result<(), SinkError> {
-        while self.acks.len() >= self.max_in_flight {
-            self.acks.settle_one(&self.status).await?;
+        if self.acks.len() >= self.max_in_flight {
+            self.acks
+                .make_room(self.max_in_flight, &self.status)
+                .await?;
         }
         if let Some(ring) = &mut self.ring {
             ring.ensure_txn(&self.producer)?;
         }
-        let size = rec.key.map_or(0, <[u8]>::len) + rec.value.map_or(0, <[u8]>::len);
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(rec.topic);
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(rec.topic, self.acks.next_seq());
         // Most records (table topics, tombstones, offsets) carry no headers: no header list
         // then, which saves librdkafka an allocation per record.
         if !rec.headers.is_empty() {
@@ -136,27 +141,30 @@ impl<P: Unpin + Clone + Send + 'static> KafkaSink<P> {
             record = record.payload(v);
         }
         loop {
-            match self.producer.send_result(record) {
-                Ok(fut) => {
-                    self.acks.push_delivery(fut);
+            match self.producer.send(record) {
+                Ok(()) => {
+                    self.acks.sent_one();
                     self.status.kafka_owed();
-                    self.status.metrics().in_flight.set(self.acks.len() as i64);
                     return Ok(());
                 }
                 Err((e, back))
                     if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::QueueFull)) =>
                 {
                     // librdkafka's queue is full (other records than ours share it only in
-                    // theory): wait for the oldest delivery, then retry the same record.
+                    // theory): wait for deliveries, then retry the same record.
                     record = back;
                     if self.acks.is_empty() {
                         self.status.beat();
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     } else {
-                        self.acks.settle_one(&self.status).await?;
+                        let room = self.acks.len();
+                        self.acks.make_room(room, &self.status).await?;
                     }
                 }
-                Err((e, _)) => return Err(error::produce_error(rec.topic, size, e)),
+                Err((e, _)) => {
+                    let size = rec.key.map_or(0, <[u8]>::len) + rec.value.map_or(0, <[u8]>::len);
+                    return Err(error::produce_error(rec.topic, size, e));
+                }
             }
         }
     }
@@ -166,6 +174,8 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
     type Position = P;
 
     fn set_status(&mut self, status: SourceStatus) {
+        self.acks
+            .set_latency(status.metrics().produce_latency.clone());
         self.status = status;
     }
 
@@ -216,7 +226,6 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Sink for KafkaSink<P> {
             }
             None => self.acks.next(&self.status).await?,
         }
-        self.status.metrics().in_flight.set(self.acks.len() as i64);
         self.note_settled();
         Ok(self.acks.acked())
     }

@@ -11,10 +11,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer as _;
 
 use super::acks::AckQueue;
-use super::client::AgentContext;
+use super::acks::Producer;
 use super::error::{txn_error, SinkError};
 use crate::ops::status::SourceStatus;
 
@@ -40,7 +40,7 @@ struct Committing<P> {
     /// Acknowledged when the commit succeeds.
     position: Option<P>,
     /// The producer committing, to abort its transaction if the commit fails.
-    producer: FutureProducer<AgentContext>,
+    producer: Producer,
     /// When the transaction opened, and its records (metrics).
     opened_at: Instant,
     records: u64,
@@ -50,14 +50,14 @@ struct Committing<P> {
 /// commit running in the background. The producer records are sent with is the sink's; the
 /// ring swaps it with the spare at every commit.
 pub(super) struct Ring<P> {
-    spare: FutureProducer<AgentContext>,
+    spare: Producer,
     txn: TxnState<P>,
     committing: Option<Committing<P>>,
 }
 
 impl<P: Unpin + Clone + Send + 'static> Ring<P> {
     /// A ring whose second producer is `spare`.
-    pub(super) fn new(spare: FutureProducer<AgentContext>) -> Self {
+    pub(super) fn new(spare: Producer) -> Self {
         Self {
             spare,
             txn: TxnState {
@@ -74,7 +74,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
     /// them (a zombie agent) and aborting what it left open.
     pub(super) async fn init(
         &self,
-        producer: &FutureProducer<AgentContext>,
+        producer: &Producer,
         status: &SourceStatus,
     ) -> Result<(), SinkError> {
         for producer in [producer, &self.spare] {
@@ -125,10 +125,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
 
     /// Opens a transaction on `producer` for the next record if none is open, and counts the
     /// record.
-    pub(super) fn ensure_txn(
-        &mut self,
-        producer: &FutureProducer<AgentContext>,
-    ) -> Result<(), SinkError> {
+    pub(super) fn ensure_txn(&mut self, producer: &Producer) -> Result<(), SinkError> {
         let t = &mut self.txn;
         if !t.open {
             producer
@@ -150,7 +147,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
     /// marked position is acknowledged once the commit succeeds.
     pub(super) async fn commit(
         &mut self,
-        producer: &mut FutureProducer<AgentContext>,
+        producer: &mut Producer,
         acks: &mut AckQueue<P>,
         status: &SourceStatus,
     ) -> Result<(), SinkError> {
@@ -196,7 +193,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
     /// Looks at the background commit without waiting and applies its outcome if it is done.
     pub(super) fn poll(
         &mut self,
-        producer: &FutureProducer<AgentContext>,
+        producer: &Producer,
         acks: &mut AckQueue<P>,
         status: &SourceStatus,
     ) -> Result<(), SinkError> {
@@ -212,26 +209,23 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
         Ok(())
     }
 
-    /// Waits until the next delivery or the background commit resolves (cancel-safe).
+    /// Waits until the background commit resolves or a record fails (cancel-safe).
     pub(super) async fn next(
         &mut self,
-        producer: &FutureProducer<AgentContext>,
+        producer: &Producer,
         acks: &mut AckQueue<P>,
         status: &SourceStatus,
     ) -> Result<(), SinkError> {
+        // Positions are acknowledged by commits: deliveries matter here only when one fails.
         let Some(c) = &mut self.committing else {
-            return acks.next(status).await;
+            return acks.failure(status).await;
         };
         status.kafka_looked();
-        let joined = if acks.is_empty() {
-            Some((&mut c.handle).await)
-        } else {
-            tokio::select! {
-                j = &mut c.handle => Some(j),
-                r = acks.next(status) => {
-                    r?;
-                    None
-                }
+        let joined = tokio::select! {
+            j = &mut c.handle => Some(j),
+            r = acks.failure(status) => {
+                r?;
+                None
             }
         };
         if let Some(j) = joined {
@@ -243,7 +237,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
     /// Waits for the commit running in the background, if any, and applies its outcome.
     pub(super) async fn finish(
         &mut self,
-        producer: &FutureProducer<AgentContext>,
+        producer: &Producer,
         acks: &mut AckQueue<P>,
         status: &SourceStatus,
     ) -> Result<(), SinkError> {
@@ -255,7 +249,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
     }
 
     /// Aborts the open transaction, if any (after a failure: nothing of it becomes visible).
-    async fn abort_open(&mut self, producer: &FutureProducer<AgentContext>) {
+    async fn abort_open(&mut self, producer: &Producer) {
         let t = &mut self.txn;
         if !t.open {
             return;
@@ -273,7 +267,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
     fn complete(
         &mut self,
         joined: Result<Result<(), KafkaError>, tokio::task::JoinError>,
-        producer: &FutureProducer<AgentContext>,
+        producer: &Producer,
         acks: &mut AckQueue<P>,
         status: &SourceStatus,
     ) -> Result<(), SinkError> {
@@ -327,7 +321,7 @@ impl<P: Unpin + Clone + Send + 'static> Ring<P> {
 /// for a full 100 ms: measured, that stalled about one commit in three by exactly 100 ms and
 /// made it most of the exactly-once commit→visible latency (bench/pg-e2e). The count reaches
 /// zero within microseconds; then the flush returns at once.
-fn settle_out_queue(producer: &FutureProducer<AgentContext>) {
+fn settle_out_queue(producer: &Producer) {
     let start = Instant::now();
     while producer.in_flight_count() > 0 && start.elapsed() < OUT_QUEUE_SETTLE {
         std::thread::sleep(Duration::from_micros(50));
