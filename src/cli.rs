@@ -156,6 +156,12 @@ pub enum Command {
         /// Check the configuration, print a summary and exit.
         #[arg(long)]
         validate: bool,
+        /// Where partitions the target holds no offset for start: `earliest`, `latest`, an
+        /// RFC 3339 UTC time (`2026-12-01T00:00:00Z`: the first record at or after it), or
+        /// offsets `topic:partition=offset[,…]` (unlisted partitions: earliest). Offsets the
+        /// target already holds always win, so a restart continues where it stopped.
+        #[arg(long, value_name = "WHERE", default_value = "earliest")]
+        from: crate::apply::config::StartAt,
     },
     /// Load and validate the configuration, print a summary, and exit.
     Validate {
@@ -378,11 +384,16 @@ pub fn main() -> ExitCode {
                 ExitCode::from(exit::OK)
             }
         }
-        Command::Apply { config, validate } => {
-            let cfg = match crate::apply::config::load(&config) {
+        Command::Apply {
+            config,
+            validate,
+            from,
+        } => {
+            let mut cfg = match crate::apply::config::load(&config) {
                 Ok(cfg) => cfg,
                 Err(e) => return config_error(&e),
             };
+            cfg.start = from;
             if validate {
                 println!(
                     "config ok: {} (apply `{}` into {:?})",

@@ -10,6 +10,8 @@
 //! [source]           topics = [..] or topic_regex = "..": the table topics to apply
 //! [target]           kind = "postgres" (url) or "sqlite" (path); schema; offsets_table
 //! [apply]            name, schema_evolution, batch bounds, the TOAST placeholder
+//! [tables."s.t"]     per source table (or topic): target name, column renames and exclusions
+//! [http]             /healthz, /readyz, /metrics (off unless `listen` is set)
 //! ```
 
 use std::collections::BTreeMap;
@@ -63,6 +65,113 @@ pub struct ApplyConfig {
     /// How to apply.
     #[serde(default)]
     pub apply: ApplyOptions,
+    /// Per-table mapping, keyed by the source's `schema.table` or by a table topic's name.
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableMapping>,
+    /// The health and metrics endpoint.
+    #[serde(default)]
+    pub http: ApplyHttp,
+    /// Where partitions the target holds no offset for start (`--from`; not a key).
+    #[serde(skip)]
+    pub start: StartAt,
+}
+
+/// `[tables."<schema>.<table>"]` (or `[tables."<topic>"]`): how one source table lands in the
+/// target.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableMapping {
+    /// Target table name. Default: the source table's name (without its schema).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Source column → target column renames. Default: none.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// Source columns left out of the target (never key columns). Default: none.
+    #[serde(default)]
+    pub exclude_columns: Vec<String>,
+}
+
+/// `[http]`: the health and metrics endpoint of `apply`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyHttp {
+    /// `host:port` to serve `/healthz`, `/readyz` and `/metrics` on (port 0: any free port).
+    /// Default: none (no endpoint), so several applies on a host never collide by default.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// `/readyz` answers 503 while a partition is more than this many records behind its high
+    /// watermark. Default: 1000.
+    #[serde(default = "default_ready_max_lag_records")]
+    pub ready_max_lag_records: u64,
+}
+
+impl Default for ApplyHttp {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            ready_max_lag_records: DEFAULT_READY_MAX_LAG_RECORDS,
+        }
+    }
+}
+
+/// Default `[http] ready_max_lag_records`: about one default batch's worth, so a read model
+/// that keeps up is ready and one that replays a backlog is not.
+pub const DEFAULT_READY_MAX_LAG_RECORDS: u64 = 1_000;
+
+fn default_ready_max_lag_records() -> u64 {
+    DEFAULT_READY_MAX_LAG_RECORDS
+}
+
+/// `--from`: where a partition the target holds no offset for starts. Stored offsets always
+/// win (a restart continues where the target is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StartAt {
+    /// The partition's first offset.
+    #[default]
+    Earliest,
+    /// The partition's end: only events produced from now on.
+    Latest,
+    /// The first record with a timestamp at or after this many milliseconds since the epoch.
+    Time(i64),
+    /// Explicit next offsets by (topic, partition); partitions not listed start at the
+    /// earliest offset.
+    Offsets(BTreeMap<(String, i32), i64>),
+}
+
+impl std::str::FromStr for StartAt {
+    type Err = String;
+
+    /// `earliest`, `latest`, an RFC 3339 UTC time (`2026-12-01T00:00:00Z`), or offsets
+    /// `topic:partition=offset[,…]`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "earliest" => return Ok(StartAt::Earliest),
+            "latest" => return Ok(StartAt::Latest),
+            _ => {}
+        }
+        if let Some(ms) = crate::ledger::parse_rfc3339_ms(s) {
+            return Ok(StartAt::Time(ms));
+        }
+        let bad = || {
+            format!(
+                "`{s}` is neither `earliest`, `latest`, an RFC 3339 UTC time \
+                 (2026-12-01T00:00:00Z) nor offsets `topic:partition=offset[,…]`"
+            )
+        };
+        let mut out = BTreeMap::new();
+        for part in s.split(',') {
+            let (tp, offset) = part.trim().rsplit_once('=').ok_or_else(bad)?;
+            let (topic, partition) = tp.rsplit_once(':').ok_or_else(bad)?;
+            let partition: i32 = partition.parse().map_err(|_| bad())?;
+            let offset: i64 = offset.parse().map_err(|_| bad())?;
+            if topic.is_empty() || offset < 0 || partition < 0 {
+                return Err(bad());
+            }
+            out.insert((topic.to_string(), partition), offset);
+        }
+        Ok(StartAt::Offsets(out))
+    }
 }
 
 /// `[kafka]`: the agent's `[kafka]` keys that a consumer uses.
@@ -144,6 +253,19 @@ pub struct ApplySource {
     /// `[apply] topic_refresh_seconds`, so a table added later is applied too. Default: none.
     #[serde(default)]
     pub topic_regex: Option<String>,
+    /// The agent's event-store topic (`[event_store] topic`, e.g. `cdc.events`), read instead
+    /// of table topics: its records are routed to tables by their envelope's source block.
+    /// Default: none.
+    #[serde(default)]
+    pub event_store: Option<String>,
+    /// Regular expressions a source table's `schema.table` must match in full for its events
+    /// to be applied. Default: none (every table).
+    #[serde(default)]
+    pub include_tables: Vec<String>,
+    /// Regular expressions on `schema.table`: matching tables are skipped (their offsets still
+    /// move). Wins over `include_tables`. Default: none.
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
 }
 
 /// `[target]`: the database the read model lives in.
@@ -315,31 +437,100 @@ fn validate(mut c: ApplyConfig, path: &Path) -> Result<ApplyConfig, ConfigError>
             "schema_registry.password_file",
         )?);
     }
-    match (&c.source.topics.is_empty(), &c.source.topic_regex) {
-        (true, None) => {
+    let chosen = [
+        !c.source.topics.is_empty(),
+        c.source.topic_regex.is_some(),
+        c.source.event_store.is_some(),
+    ];
+    match chosen.iter().filter(|x| **x).count() {
+        0 => {
             return err(
                 "source.topics",
                 "no topics to apply".into(),
-                "set `topics = [\"<prefix>.<schema>.<table>\", …]` or `topic_regex = \"^<prefix>\\\\..*\"`",
+                "set `topics = [\"<prefix>.<schema>.<table>\", …]`, `topic_regex = \"^<prefix>\\\\..*\"` or `event_store = \"cdc.events\"`",
             )
         }
-        (false, Some(_)) => {
+        1 => {}
+        _ => {
+            let key = if c.source.event_store.is_some() {
+                "source.event_store"
+            } else {
+                "source.topic_regex"
+            };
+            return err(
+                key,
+                "more than one of `topics`, `topic_regex` and `event_store` is set".into(),
+                "keep one of them",
+            );
+        }
+    }
+    if let Some(re) = &c.source.topic_regex {
+        if let Err(e) = regex::Regex::new(&format!("^(?:{re})$")) {
             return err(
                 "source.topic_regex",
-                "both `topics` and `topic_regex` are set".into(),
-                "keep one of them",
-            )
+                format!("not a regular expression: {e}"),
+                "correct the expression (Rust regex syntax; it must match a whole topic name)",
+            );
         }
-        (_, Some(re)) => {
+    }
+    if c.source.event_store.as_deref() == Some("") {
+        return err(
+            "source.event_store",
+            "empty topic name".into(),
+            "set it to the agent's [event_store] topic (default `cdc.events`)",
+        );
+    }
+    for (key, list) in [
+        ("source.include_tables", &c.source.include_tables),
+        ("source.exclude_tables", &c.source.exclude_tables),
+    ] {
+        for re in list {
             if let Err(e) = regex::Regex::new(&format!("^(?:{re})$")) {
                 return err(
-                    "source.topic_regex",
-                    format!("not a regular expression: {e}"),
-                    "correct the expression (Rust regex syntax; it must match a whole topic name)",
+                    key,
+                    format!("`{re}` is not a regular expression: {e}"),
+                    "correct it (Rust regex syntax; it must match a whole `schema.table`)",
                 );
             }
         }
-        _ => {}
+    }
+    for (name, m) in &c.tables {
+        let key = format!("tables.\"{name}\"");
+        if m.target
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.contains('\0'))
+        {
+            return err(
+                &format!("{key}.target"),
+                "empty table name".into(),
+                "set a non-empty target table name, or remove the key",
+            );
+        }
+        if let Some((from, _)) = m.columns.iter().find(|(_, to)| to.is_empty()) {
+            return err(
+                &format!("{key}.columns"),
+                format!("column `{from}` is renamed to an empty name"),
+                "give it a non-empty target name",
+            );
+        }
+        if let Some(c) = m
+            .exclude_columns
+            .iter()
+            .find(|c| m.columns.contains_key(*c))
+        {
+            return err(
+                &format!("{key}.exclude_columns"),
+                format!("column `{c}` is both renamed and excluded"),
+                "keep one of the two",
+            );
+        }
+    }
+    if c.http.listen.as_deref() == Some("") {
+        return err(
+            "http.listen",
+            "empty address".into(),
+            "set `host:port` (e.g. 127.0.0.1:9746), or remove the key to serve nothing",
+        );
     }
     match c.target.kind {
         TargetKind::Postgres if c.target.url.is_none() => {
@@ -449,5 +640,75 @@ mod tests {
         let text = MINIMAL.replace("topics = [\"shop.public.orders\"]", "topic_regex = \"(\"");
         let e = load_text(&text).unwrap_err();
         assert!(e.problem.contains("regular expression"), "{e}");
+    }
+
+    #[test]
+    fn from_reads_earliest_latest_a_time_and_explicit_offsets() {
+        assert_eq!("earliest".parse::<StartAt>(), Ok(StartAt::Earliest));
+        assert_eq!("latest".parse::<StartAt>(), Ok(StartAt::Latest));
+        assert_eq!(
+            "1970-01-01T00:00:01.5Z".parse::<StartAt>(),
+            Ok(StartAt::Time(1500))
+        );
+        let want: BTreeMap<(String, i32), i64> = [
+            (("shop.public.orders".to_string(), 0), 120),
+            (("shop.public.orders".to_string(), 1), 7),
+        ]
+        .into();
+        assert_eq!(
+            "shop.public.orders:0=120, shop.public.orders:1=7".parse::<StartAt>(),
+            Ok(StartAt::Offsets(want))
+        );
+        for bad in ["", "yesterday", "t:x=1", "t:0=-1", ":0=1"] {
+            let e = bad.parse::<StartAt>().unwrap_err();
+            assert!(
+                e.contains("earliest") && e.contains("RFC 3339"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_event_store_excludes_topics_and_a_regex() {
+        let text = MINIMAL.replace("[source]\n", "[source]\nevent_store = \"cdc.events\"\n");
+        let e = load_text(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("source.event_store"));
+        let text = MINIMAL.replace(
+            "topics = [\"shop.public.orders\"]",
+            "event_store = \"cdc.events\"",
+        );
+        let c = load_text(&text).unwrap();
+        assert_eq!(c.source.event_store.as_deref(), Some("cdc.events"));
+    }
+
+    #[test]
+    fn table_mappings_and_table_regexes_are_checked_when_loaded() {
+        let c = load_text(&format!(
+            "{MINIMAL}[tables.\"public.orders\"]\ntarget = \"orders_view\"\n\
+             columns = {{ customer_id = \"customer\" }}\nexclude_columns = [\"note\"]\n"
+        ))
+        .unwrap();
+        let m = &c.tables["public.orders"];
+        assert_eq!(m.target.as_deref(), Some("orders_view"));
+        assert_eq!(m.columns["customer_id"], "customer");
+        let e = load_text(&format!(
+            "{MINIMAL}[tables.\"public.orders\"]\ncolumns = {{ note = \"n\" }}\n\
+             exclude_columns = [\"note\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("tables.\"public.orders\".exclude_columns")
+        );
+        let text = MINIMAL.replace("[source]\n", "[source]\ninclude_tables = [\"(\"]\n");
+        let e = load_text(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("source.include_tables"));
+    }
+
+    #[test]
+    fn the_endpoint_is_off_unless_listen_is_set() {
+        let c = load_text(MINIMAL).unwrap();
+        assert_eq!(c.http.listen, None);
+        assert_eq!(c.http.ready_max_lag_records, DEFAULT_READY_MAX_LAG_RECORDS);
     }
 }

@@ -11,6 +11,12 @@
 //!        └───────────── on (re)start: offsets read back from the target ◀────────────────┘
 //! ```
 //!
+//! `[source] event_store` reads the agent's event-store topic instead of table topics (the
+//! same envelopes; keys are text, so key columns come from the key's JSON). `[tables]` maps
+//! source tables to target names and renames or leaves out columns; `include_tables` /
+//! `exclude_tables` select tables (read.rs). `--from` places partitions the target holds no
+//! offset for. ops.rs serves `/metrics`, `/healthz`, `/readyz` and notifies systemd.
+//!
 //! Exactly once without Kafka's group offsets: the next offset of every partition is stored
 //! in the target in the same transaction as the rows it covers, and a start seeks to what the
 //! target holds. A crash loses at most an uncommitted transaction, which is read again.
@@ -20,16 +26,19 @@
 
 pub mod config;
 pub mod error;
+pub mod ops;
 pub mod read;
 pub mod schema;
 pub mod target;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use self::config::{ApplyConfig, TargetKind};
+use self::ops::{Phase, Status, TableCounters};
 use self::read::Reader;
-use self::target::{Batch, OffsetMove, Offsets, Target};
+use self::target::{Batch, Change, OffsetMove, Offsets, Target};
 use crate::shutdown::Shutdown;
 
 pub use self::error::ApplyError;
@@ -43,11 +52,44 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An attempt that ran this long before failing starts the backoff afresh.
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
-/// Runs until `stop` (then returns `Ok`) or a definite failure.
-pub async fn run(cfg: ApplyConfig, mut stop: Shutdown) -> Result<(), ApplyError> {
+/// Runs until `stop` (then returns `Ok`) or a definite failure, serving `[http]` and
+/// notifying systemd meanwhile.
+pub async fn run(cfg: ApplyConfig, stop: Shutdown) -> Result<(), ApplyError> {
+    let status = Status::new(cfg.http.ready_max_lag_records);
+    let http = match &cfg.http.listen {
+        Some(listen) => {
+            let (addr, task) = ops::serve(listen, status.clone()).await.map_err(|e| {
+                ApplyError::definite(format!(
+                    "{}: key `http.listen`: cannot listen on {listen}: {e}; fix: pick a free \
+                     port, or remove the key",
+                    cfg.path.display()
+                ))
+            })?;
+            tracing::info!(addr = %addr, "http endpoint listening (/healthz, /readyz, /metrics)");
+            Some(task)
+        }
+        None => None,
+    };
+    let notifier = ops::spawn_notify(status.clone(), stop.clone());
+    let result = supervise(&cfg, stop, &status).await;
+    status.set_phase(Phase::Stopping);
+    notifier.abort();
+    if let Some(task) = http {
+        task.abort();
+    }
+    result
+}
+
+/// Attempts until stopped, starting over after transient failures.
+async fn supervise(
+    cfg: &ApplyConfig,
+    mut stop: Shutdown,
+    status: &Arc<Status>,
+) -> Result<(), ApplyError> {
     let mut backoff = FIRST_BACKOFF;
     loop {
         let started = std::time::Instant::now();
+        status.set_phase(Phase::Starting);
         let result = match cfg.target.kind {
             TargetKind::Postgres => {
                 let url = cfg.target.url.as_ref().map(|u| u.expose()).unwrap_or("");
@@ -59,7 +101,7 @@ pub async fn run(cfg: ApplyConfig, mut stop: Shutdown) -> Result<(), ApplyError>
                 )
                 .await
                 {
-                    Ok(t) => attempt(&cfg, t, stop.clone()).await,
+                    Ok(t) => attempt(cfg, t, stop.clone(), status).await,
                     Err(e) => Err(e),
                 }
             }
@@ -70,11 +112,16 @@ pub async fn run(cfg: ApplyConfig, mut stop: Shutdown) -> Result<(), ApplyError>
                     &cfg.target.offsets_table,
                     cfg.apply.schema_evolution,
                 ) {
-                    Ok(t) => attempt(&cfg, t, stop.clone()).await,
+                    Ok(t) => attempt(cfg, t, stop.clone(), status).await,
                     Err(e) => Err(e),
                 }
             }
         };
+        if let Err(e) = &result {
+            if !stop.is_triggered() {
+                status.error(e.transient);
+            }
+        }
         match result {
             Ok(()) => return Ok(()),
             Err(e) if e.transient && !stop.is_triggered() => {
@@ -83,9 +130,15 @@ pub async fn run(cfg: ApplyConfig, mut stop: Shutdown) -> Result<(), ApplyError>
                 }
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64,
                     "apply failed; starting over from the stored offsets");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.wait() => return Ok(()),
+                status.set_phase(Phase::Retrying(e.message.clone()));
+                // Beats while waiting: a database that is away is not a hung process.
+                let until = tokio::time::Instant::now() + backoff;
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => break,
+                        _ = tokio::time::sleep(ops::BEAT_EVERY) => status.beat(),
+                        _ = stop.wait() => return Ok(()),
+                    }
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -100,26 +153,35 @@ async fn attempt<T: Target>(
     cfg: &ApplyConfig,
     mut target: T,
     mut stop: Shutdown,
+    status: &Status,
 ) -> Result<(), ApplyError> {
     let name = cfg.apply.name.as_str();
     target.prepare().await?;
     let stored: Offsets = target.offsets(name).await?;
     let mut reader = Reader::new(cfg)?;
-    let n = reader.assign_new(&stored).await?;
+    let (n, resolved) = reader.assign_new(&stored).await?;
+    // What the target holds now, per partition: the `from` of the next move.
+    let mut committed: HashMap<(Arc<str>, i32), i64> = stored
+        .iter()
+        .map(|((t, p), o)| ((Arc::from(t.as_str()), *p), *o))
+        .collect();
+    if !resolved.is_empty() {
+        // Stored at once: a restart (with or without --from) continues from these, and a
+        // partition that stays quiet does not resolve `latest` or a time again later.
+        store_start(&mut target, name, &resolved, &mut committed).await?;
+    }
     tracing::info!(
         apply = name,
         partitions = n,
         stored = stored.len(),
         "apply started"
     );
-    // What the target holds now, per partition: the `from` of the next move.
-    let mut committed: std::collections::HashMap<(Arc<str>, i32), i64> = stored
-        .iter()
-        .map(|((t, p), o)| ((Arc::from(t.as_str()), *p), *o))
-        .collect();
+    status.set_phase(Phase::Applying);
+    let mut counters: HashMap<String, TableCounters> = HashMap::new();
     let max_wait = Duration::from_millis(cfg.apply.batch_max_ms);
     let refresh = Duration::from_secs(cfg.apply.topic_refresh_seconds);
     let mut next_refresh = tokio::time::Instant::now() + refresh;
+    let mut next_beat = tokio::time::Instant::now();
     loop {
         let mut batch = Batch::default();
         // Next offset per partition read in this batch, in first-seen order.
@@ -127,7 +189,12 @@ async fn attempt<T: Target>(
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut events = 0usize;
         let stopping = loop {
-            let until = deadline.unwrap_or(next_refresh);
+            if tokio::time::Instant::now() >= next_beat {
+                status.beat();
+                publish_lag(&reader, &committed, status);
+                next_beat = tokio::time::Instant::now() + ops::BEAT_EVERY;
+            }
+            let until = deadline.unwrap_or(next_refresh).min(next_beat);
             tokio::select! {
                 biased;
                 _ = stop.wait() => break true,
@@ -150,14 +217,17 @@ async fn attempt<T: Target>(
                     }
                 }
                 _ = tokio::time::sleep_until(until) => {
-                    if deadline.is_some() {
+                    let now = tokio::time::Instant::now();
+                    if deadline.is_some_and(|d| now >= d) {
                         break false;
                     }
-                    let added = reader.assign_new(&stored).await?;
-                    if added > 0 {
-                        tracing::info!(partitions = added, "new partitions assigned");
+                    if deadline.is_none() && now >= next_refresh {
+                        let (added, _) = reader.assign_new(&stored).await?;
+                        if added > 0 {
+                            tracing::info!(partitions = added, "new partitions assigned");
+                        }
+                        next_refresh = tokio::time::Instant::now() + refresh;
                     }
-                    next_refresh = tokio::time::Instant::now() + refresh;
                 }
             }
         };
@@ -171,16 +241,78 @@ async fn attempt<T: Target>(
                     to: *to,
                 })
                 .collect();
+            let began = std::time::Instant::now();
             target.apply(name, &batch).await?;
+            status.batch_done(events, began.elapsed());
             for (t, p, to) in &moved {
                 committed.insert((t.clone(), *p), *to);
             }
+            count(&batch, &mut counters, status);
             tracing::debug!(events, changes = batch.changes.len(), "batch applied");
             reader.report(&moved);
+            publish_lag(&reader, &committed, status);
         }
         if stopping {
             tracing::info!(apply = name, "apply stopped");
             return Ok(());
+        }
+    }
+}
+
+/// Stores the offsets `--from` resolved, in one target transaction without rows.
+async fn store_start<T: Target>(
+    target: &mut T,
+    name: &str,
+    resolved: &[(Arc<str>, i32, i64)],
+    committed: &mut HashMap<(Arc<str>, i32), i64>,
+) -> Result<(), ApplyError> {
+    let batch = Batch {
+        changes: Vec::new(),
+        offsets: resolved
+            .iter()
+            .map(|(t, p, to)| OffsetMove {
+                topic: t.clone(),
+                partition: *p,
+                from: None,
+                to: *to,
+            })
+            .collect(),
+    };
+    target.apply(name, &batch).await?;
+    for (t, p, to) in resolved {
+        tracing::info!(topic = %t, partition = *p, offset = *to, "--from start offset stored");
+        committed.insert((t.clone(), *p), *to);
+    }
+    Ok(())
+}
+
+/// Counts a committed batch's changes per target table and op.
+fn count(batch: &Batch, counters: &mut HashMap<String, TableCounters>, status: &Status) {
+    for change in &batch.changes {
+        let table = match change {
+            Change::Upsert { table, .. } | Change::Delete { table, .. } => table.name.as_str(),
+            Change::Truncate { table } => table.as_str(),
+        };
+        let c = match counters.get(table) {
+            Some(c) => c,
+            None => counters
+                .entry(table.to_string())
+                .or_insert_with(|| status.table(table)),
+        };
+        match change {
+            Change::Upsert { .. } => c.upsert(),
+            Change::Delete { .. } => c.delete(),
+            Change::Truncate { .. } => c.truncate(),
+        }
+    }
+}
+
+/// Every assigned partition's lag, from the consumer's cached watermarks.
+fn publish_lag(reader: &Reader, committed: &HashMap<(Arc<str>, i32), i64>, status: &Status) {
+    for (topic, partition) in reader.assigned() {
+        let next = committed.get(&(topic.clone(), *partition)).copied();
+        if let Some(lag) = reader.lag(topic, *partition, next) {
+            status.set_lag(topic, *partition, lag);
         }
     }
 }

@@ -513,7 +513,7 @@ pub async fn history(
 }
 
 /// `2026-11-26T15:00:00Z` or `2026-11-26T15:00:00.123Z` (UTC only) → epoch milliseconds.
-fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
     let (date, time) = s.split_once('T')?;
     let mut d = date.splitn(3, '-');

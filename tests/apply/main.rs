@@ -8,7 +8,9 @@
 mod common;
 
 mod crash;
+mod mapping;
 mod postgres;
+mod sources;
 mod sqlite;
 mod support;
 mod workload;

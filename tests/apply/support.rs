@@ -14,6 +14,8 @@ pub struct Apply {
     child: Child,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
+    /// Extra command-line arguments (`--from …`), kept across restarts.
+    args: Vec<String>,
 }
 
 /// The `apply.toml` of a test: the stack's Kafka and registry, the given source, target and
@@ -31,12 +33,17 @@ pub fn apply_toml(source: &str, target: &str, apply: &str) -> String {
 impl Apply {
     /// Writes `toml` and starts `cdc-agent apply`.
     pub fn start(toml: &str) -> Apply {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("apply.toml"), toml).unwrap();
-        Self::spawn(dir)
+        Self::start_with(toml, &[])
     }
 
-    fn spawn(dir: tempfile::TempDir) -> Apply {
+    /// [`Apply::start`] with extra arguments after `--config FILE`.
+    pub fn start_with(toml: &str, args: &[&str]) -> Apply {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("apply.toml"), toml).unwrap();
+        Self::spawn(dir, args.iter().map(|a| a.to_string()).collect())
+    }
+
+    fn spawn(dir: tempfile::TempDir, args: Vec<String>) -> Apply {
         let log = dir.path().join("apply.log");
         // Appended across restarts: the log tells what every incarnation did.
         let out = std::fs::OpenOptions::new()
@@ -47,6 +54,7 @@ impl Apply {
         let child = Command::new(env!("CARGO_BIN_EXE_cdc-agent"))
             .args(["apply", "--config"])
             .arg(dir.path().join("apply.toml"))
+            .args(&args)
             .env(
                 "RUST_LOG",
                 "info,cdc_agent=debug,librdkafka=warn,rdkafka=warn",
@@ -55,7 +63,12 @@ impl Apply {
             .stderr(out)
             .spawn()
             .unwrap();
-        Apply { child, dir, log }
+        Apply {
+            child,
+            dir,
+            log,
+            args,
+        }
     }
 
     /// SIGKILL, then the same configuration started again.
@@ -63,8 +76,35 @@ impl Apply {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let args = std::mem::take(&mut self.args);
         drop(self);
-        Self::spawn(dir)
+        Self::spawn(dir, args)
+    }
+
+    /// The address of the `[http]` endpoint, from the newest `http endpoint listening` line
+    /// (tests listen on port 0). Waits up to `timeout`.
+    pub fn http_addr(&mut self, timeout: Duration) -> std::net::SocketAddr {
+        const LINE: &str = "http endpoint listening";
+        let start = std::time::Instant::now();
+        loop {
+            self.assert_alive();
+            let log = crate::common::agent::strip_ansi(&self.log());
+            if let Some(addr) = log
+                .lines()
+                .rev()
+                .find(|l| l.contains(LINE))
+                .and_then(|l| l.split("addr=").nth(1))
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.parse().ok())
+            {
+                return addr;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no `{LINE}` line after {timeout:?}; log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The log so far.

@@ -86,6 +86,7 @@ fn the_package_builds_lists_its_files_and_installs_into_a_minimal_debian_root() 
         "./etc/cdc-agent/cdc-agent.toml.example",
         "./etc/cdc-agent/connectors/postgres.toml.example",
         "./etc/cdc-agent/connectors/mysql.toml.example",
+        "./etc/cdc-agent/apply.toml.example",
         "./usr/share/doc/cdc-agent/README.md",
     ] {
         assert!(

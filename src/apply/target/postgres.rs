@@ -2,11 +2,14 @@
 //!
 //! Every value is bound as text and cast in SQL to the column's type (`$1::numeric`), so one
 //! rendering serves every type exactly (decimals as decimal strings, bytes as `\x` hex) and
-//! statements are prepared once per (table, columns) and reused. A batch's statements are sent
-//! pipelined, in order, inside one transaction that also moves the offsets.
+//! statements are prepared once per (table, columns) and reused. A run of consecutive upserts
+//! of one table is one `INSERT … SELECT … FROM unnest($1::text[], …)` (arrays of the same
+//! texts), so a batch costs a few statements rather than one per row. A batch's statements
+//! are sent pipelined, in order, inside one transaction that also moves the offsets.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
@@ -15,6 +18,16 @@ use super::{type_change, Batch, Change, Offsets, TableInfo, Target};
 use crate::apply::config::SchemaEvolution;
 use crate::apply::error::ApplyError;
 use crate::apply::schema::{self, Cell, ColType};
+
+/// Consecutive upserts of one table from which on they go as one `unnest` statement: below,
+/// the per-row statement (already prepared for the common single-row case) is as cheap.
+const BULK_MIN_ROWS: usize = 2;
+
+/// The parameters of one statement: one text per column, or one text array per column.
+enum Params {
+    Scalars(Vec<Option<String>>),
+    Arrays(Vec<Vec<Option<String>>>),
+}
 
 /// A PostgreSQL target.
 pub struct PgTarget {
@@ -149,10 +162,19 @@ impl PgTarget {
     }
 
     async fn statement(&mut self, sql: &str, params: usize) -> Result<Statement, ApplyError> {
+        self.statement_typed(sql, params, Type::TEXT).await
+    }
+
+    async fn statement_typed(
+        &mut self,
+        sql: &str,
+        params: usize,
+        ty: Type,
+    ) -> Result<Statement, ApplyError> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let types = vec![Type::TEXT; params];
+        let types = vec![ty; params];
         let s = self
             .client
             .prepare_typed(sql, &types)
@@ -271,6 +293,46 @@ impl PgTarget {
         self.tables.insert(info.name.clone(), cols);
         self.checked.insert((info.name.clone(), info.schema_id));
         Ok(())
+    }
+
+    /// One `INSERT … SELECT … FROM unnest(…) ON CONFLICT` for upserts of `table` that send
+    /// the columns `sent` (the others carry the TOAST placeholder): one array parameter per
+    /// column, so the statement is prepared once and a run of any length is one round trip.
+    fn upsert_many_sql(&self, table: &TableInfo, sent: &[bool]) -> String {
+        let (mut names, mut casts, mut params, mut sets) = (vec![], vec![], vec![], vec![]);
+        for (i, c) in table.shape.columns.iter().enumerate() {
+            if !sent[i] {
+                continue;
+            }
+            let n = ident(&c.name);
+            let p = format!("p{}", names.len() + 1);
+            params.push(format!("${}::text[]", names.len() + 1));
+            casts.push(format!("{p}::{}", pg_type(&c.ty)));
+            if !table.key.contains(&i) {
+                sets.push(format!("{n} = EXCLUDED.{n}"));
+            }
+            names.push(n);
+        }
+        let aliases: Vec<String> = (1..=names.len()).map(|i| format!("p{i}")).collect();
+        let keys: Vec<String> = table
+            .key
+            .iter()
+            .map(|&i| ident(&table.shape.columns[i].name))
+            .collect();
+        let action = if sets.is_empty() {
+            "NOTHING".to_string()
+        } else {
+            format!("UPDATE SET {}", sets.join(", "))
+        };
+        format!(
+            "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({}) ON CONFLICT ({}) DO {action}",
+            self.qualified(&table.name),
+            names.join(", "),
+            casts.join(", "),
+            params.join(", "),
+            aliases.join(", "),
+            keys.join(", ")
+        )
     }
 
     /// The SQL and parameters of one change.
@@ -412,26 +474,85 @@ impl PgTarget {
                 Change::Truncate { .. } => {}
             }
         }
-        let mut work = Vec::with_capacity(batch.changes.len());
-        for change in &batch.changes {
+        let mut work: Vec<(Statement, Params)> = Vec::with_capacity(batch.changes.len());
+        let mut i = 0;
+        while i < batch.changes.len() {
+            let change = &batch.changes[i];
+            if let Change::Upsert { table, row } = change {
+                // A run of upserts of one table sending the same columns becomes one
+                // statement. ON CONFLICT may touch a row once per statement, so a key seen
+                // again ends the run: every upsert is still applied, in order (row triggers
+                // on the target see every version).
+                let sent: Vec<bool> = row.iter().map(|c| *c != Cell::Unavailable).collect();
+                let key_of = |r: &[Cell]| -> Vec<Option<String>> {
+                    table.key.iter().map(|&k| pg_text(&r[k])).collect()
+                };
+                let mut seen: HashSet<Vec<Option<String>>> = HashSet::new();
+                seen.insert(key_of(row));
+                let mut end = i + 1;
+                while let Some(Change::Upsert { table: t, row: r }) = batch.changes.get(end) {
+                    let same = Arc::ptr_eq(t, table)
+                        && r.iter()
+                            .zip(&sent)
+                            .all(|(c, s)| (*c != Cell::Unavailable) == *s);
+                    if !same || !seen.insert(key_of(r)) {
+                        break;
+                    }
+                    end += 1;
+                }
+                if end - i >= BULK_MIN_ROWS {
+                    let mut columns: Vec<Vec<Option<String>>> = sent
+                        .iter()
+                        .filter(|s| **s)
+                        .map(|_| Vec::with_capacity(end - i))
+                        .collect();
+                    for c in &batch.changes[i..end] {
+                        let Change::Upsert { row, .. } = c else {
+                            continue;
+                        };
+                        let mut col = 0;
+                        for (cell, s) in row.iter().zip(&sent) {
+                            if *s {
+                                columns[col].push(pg_text(cell));
+                                col += 1;
+                            }
+                        }
+                    }
+                    let sql = self.upsert_many_sql(table, &sent);
+                    let st = self
+                        .statement_typed(&sql, columns.len(), Type::TEXT_ARRAY)
+                        .await?;
+                    work.push((st, Params::Arrays(columns)));
+                    i = end;
+                    continue;
+                }
+            }
             if let Change::Truncate { table } = change {
                 let known = self.tables.contains_key(table) || self.columns(table).await?.is_some();
                 if !known {
+                    i += 1;
                     continue; // nothing to empty
                 }
             }
             let (sql, params) = self.sql_of(change);
             let st = self.statement(&sql, params.len()).await?;
-            work.push((st, params));
+            work.push((st, Params::Scalars(params)));
+            i += 1;
         }
         // Pipelined: tokio-postgres sends the statements in the order they are first polled,
         // which `try_join_all` does in order, without waiting for each answer.
         let client = &self.client;
         let runs = work.iter().map(|(st, params)| {
-            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
-                .iter()
-                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match params {
+                Params::Scalars(p) => p
+                    .iter()
+                    .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect(),
+                Params::Arrays(p) => p
+                    .iter()
+                    .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect(),
+            };
             async move { client.execute(st, &refs).await }
         });
         futures_util::future::try_join_all(runs)
