@@ -103,7 +103,21 @@ fn tool(bin: &str) -> Command {
     c
 }
 
+/// `bin` from `MYSQL_BIN_DIR` when that is set (scripts/my-versions env: the server version
+/// under test, so scratch servers run it too), else from the system's MariaDB packages.
 fn find(bin: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("MYSQL_BIN_DIR").filter(|d| !d.is_empty()) {
+        let p = PathBuf::from(&dir).join(bin);
+        // Never a silent fall-back to the system's MariaDB: a test run against another
+        // server (MySQL has no mariadbd) would pass on a version it did not test.
+        assert!(
+            p.exists(),
+            "scratch servers are MariaDB servers, and MYSQL_BIN_DIR ({}) has no {bin}: this \
+             test needs a MariaDB under test",
+            PathBuf::from(dir).display()
+        );
+        return p;
+    }
     for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
         let p = PathBuf::from(dir).join(bin);
         if p.exists() {

@@ -14,9 +14,11 @@ use std::time::Duration;
 use cdc_agent::ops::exit;
 use cdc_agent::source::postgres::replication::{ReplicationClient, ReplicationConfig};
 use cdc_agent::source::postgres::wire::Lsn;
-use common::agent::{Agent, AgentConfig};
+use common::agent::{read_topic, Agent, AgentConfig};
 use common::ports::free_port;
-use common::{pg_connect, stack_env, unique_name, FreshPgDb};
+use common::{
+    pg_connect, pg_server_version_num, stack_env, unique_name, FreshPgDb, PG_LOGICAL_MESSAGES,
+};
 
 /// Long enough for Kafka topic creation on a cold broker; the agent usually exits in seconds.
 const WAIT: Duration = Duration::from_secs(90);
@@ -460,8 +462,8 @@ async fn a_slot_active_in_another_process_names_the_slot_pid_and_pg_terminate_ba
 #[tokio::test]
 async fn a_table_without_a_primary_key_stops_its_snapshot_naming_the_fix() {
     let db = FreshPgDb::create("pgnopk").await;
-    pg_connect(&db.url)
-        .await
+    let admin = pg_connect(&db.url).await;
+    admin
         .batch_execute(
             "CREATE TABLE logs (at timestamptz NOT NULL, line text);
              ALTER TABLE logs REPLICA IDENTITY FULL;
@@ -475,6 +477,15 @@ async fn a_table_without_a_primary_key_stops_its_snapshot_naming_the_fix() {
     cfg.extra_source_toml =
         format!("[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n");
     let mut agent = Agent::start(&cfg);
+    if pg_server_version_num(&admin).await < PG_LOGICAL_MESSAGES {
+        // Before 14 the snapshot is one COPY per table under the slot's exported snapshot,
+        // which needs no key (docs/snapshots.md): the row is read and streaming goes on.
+        let topic = format!("{name}.public.logs");
+        let recs = read_topic(&topic, WAIT, |r| !r.is_empty());
+        assert_eq!(recs.len(), 1, "agent log:\n{}", agent.log());
+        agent.wait_streaming(WAIT);
+        return;
+    }
     // Chunks are read and matched by key: without one the table cannot be chunked, and the
     // operator is told the ways out rather than getting a silently partial snapshot.
     assert_exits_with(

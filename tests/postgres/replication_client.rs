@@ -14,7 +14,7 @@ use cdc_agent::source::postgres::replication::{
     ReplError, ReplicationClient, ReplicationConfig, ReplicationStream, WalSource,
 };
 use cdc_agent::source::postgres::wire::{self, Lsn, ReplicationFrame};
-use common::{pg_connect, wait_until, FreshPgDb};
+use common::{pg_connect, pg_server_version_num, wait_until, FreshPgDb, PG_LOGICAL_MESSAGES};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -47,6 +47,23 @@ const PGOUTPUT_OPTIONS: &[(&str, &str)] = &[
     ("messages", "true"),
     ("streaming", "on"),
 ];
+
+/// Before PostgreSQL 14 pgoutput knows neither `messages` nor `streaming` (and protocol 1
+/// only): the server refuses them at START_REPLICATION.
+const PGOUTPUT_OPTIONS_BEFORE_14: &[(&str, &str)] = &[
+    ("proto_version", "1"),
+    ("publication_names", "\"pub_items\""),
+];
+
+/// The pgoutput options the server of `db` takes: [`PGOUTPUT_OPTIONS`] on 14+.
+async fn pgoutput_options(db: &FreshPgDb) -> &'static [(&'static str, &'static str)] {
+    let admin = pg_connect(&db.url).await;
+    if pg_server_version_num(&admin).await >= PG_LOGICAL_MESSAGES {
+        PGOUTPUT_OPTIONS
+    } else {
+        PGOUTPUT_OPTIONS_BEFORE_14
+    }
+}
 
 /// One decoded transaction: message kinds in order, inserted rows as text, commit end LSN.
 struct Txn {
@@ -110,7 +127,7 @@ async fn streaming_slot(db: &FreshPgDb, slot: &str) -> ReplicationStream {
     repl.create_logical_slot(slot, false, false)
         .await
         .expect("create slot");
-    repl.start_replication(slot, Lsn::INVALID, PGOUTPUT_OPTIONS)
+    repl.start_replication(slot, Lsn::INVALID, pgoutput_options(db).await)
         .await
         .expect("start replication")
 }
@@ -235,7 +252,7 @@ async fn an_exported_snapshot_sees_exactly_the_rows_before_the_consistent_point(
 
     // What the snapshot misses, the stream delivers: no gap and no overlap.
     let mut stream = repl
-        .start_replication(&slot, created.consistent_point, PGOUTPUT_OPTIONS)
+        .start_replication(&slot, created.consistent_point, pgoutput_options(&db).await)
         .await
         .unwrap();
     let txn = next_transaction(&mut stream).await;
@@ -304,7 +321,7 @@ async fn a_second_start_replication_on_an_active_slot_fails_definitely_with_5500
 
     let second = connect_agent(&db).await;
     let err = second
-        .start_replication(&slot, Lsn::INVALID, PGOUTPUT_OPTIONS)
+        .start_replication(&slot, Lsn::INVALID, pgoutput_options(&db).await)
         .await
         .unwrap_err();
     assert_eq!(err.sqlstate(), Some("55006"), "{err}");

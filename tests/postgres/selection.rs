@@ -239,6 +239,41 @@ async fn a_table_newly_included_is_snapshotted_alone_at_the_next_start() {
         .extra_source_toml
         .replace("include = ['public\\.a']", "include = ['public\\.(a|b)']");
     let mut agent = Agent::start(&case.cfg);
+    if common::pg_server_version_num(&case.admin).await < common::PG_LOGICAL_MESSAGES {
+        // Before 14 a table newly captured is not snapshotted by itself (that needs on-demand
+        // snapshots, docs/compatibility.md): b's changes stream from this start, a is not
+        // read again.
+        tokio::task::block_in_place(|| agent.wait_streaming(WAIT));
+        case.admin
+            .batch_execute("INSERT INTO b VALUES (42, 'b'); INSERT INTO a VALUES (52, 'a');")
+            .await
+            .unwrap();
+        let b =
+            tokio::task::block_in_place(|| read_topic(&case.topic("b"), WAIT, |r| !r.is_empty()));
+        let mut dec = AvroDecoder::new();
+        let ops: Vec<String> = values(&mut dec, &b)
+            .iter()
+            .map(|ev| match field(ev, "op") {
+                Avro::String(op) => op.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            ["c"],
+            "b: only the change after the start; log:\n{}",
+            agent.log()
+        );
+        let a_all =
+            tokio::task::block_in_place(|| read_topic(&case.topic("a"), WAIT, |r| r.len() >= 52));
+        assert_eq!(
+            a_all.len(),
+            52,
+            "a is not read again; log:\n{}",
+            agent.log()
+        );
+        return;
+    }
     tokio::task::block_in_place(|| {
         common::cdc::wait_log(&mut agent, "snapshot complete", WAIT);
     });

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::agent::{Agent, AvroDecoder};
 use common::cdc::{decode_table_change, reads_in, subject_versions, wait_log, TopicTail};
 use common::pgcase::PgCase;
+use common::{pg_server_version_num, PG_LOGICAL_MESSAGES};
 
 use crate::bad_input::assert_exits_with;
 
@@ -31,6 +32,22 @@ async fn an_execute_snapshot_row_in_the_signal_table_snapshots_its_table_and_is_
     )
     .await;
     let mut agent = Agent::start(&cfg);
+    if pg_server_version_num(&admin).await < PG_LOGICAL_MESSAGES {
+        // On-demand snapshots ride on watermark messages, which pgoutput carries since 14:
+        // before it signal_table is refused naming the version, never silently unread.
+        tokio::task::block_in_place(|| {
+            assert_exits_with(
+                &mut agent,
+                cdc_agent::ops::exit::FAILURE,
+                &[
+                    "signal_table = \"public.debezium_signal\" asks for on-demand snapshots",
+                    "need PostgreSQL 14 or later",
+                    "remove signal_table",
+                ],
+            )
+        });
+        return;
+    }
     tokio::task::block_in_place(|| agent.wait_streaming(Duration::from_secs(90)));
 
     admin

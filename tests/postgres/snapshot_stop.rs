@@ -12,7 +12,7 @@ use common::agent::{Agent, AgentConfig};
 use common::cdc::{wait_log, StackCleanup};
 use common::eos::check_table_and_ledger;
 use common::sigterm;
-use common::{pg_connect, unique_name, FreshPgDb};
+use common::{pg_connect, pg_server_version_num, unique_name, FreshPgDb, PG_LOGICAL_MESSAGES};
 
 async fn slot_exists(url: &str, slot: &str) -> bool {
     pg_connect(url)
@@ -32,8 +32,8 @@ async fn sigterm_in_the_middle_of_a_snapshot_exits_cleanly_within_ten_seconds_an
 ) {
     const ROWS: i64 = 300_000;
     let db = FreshPgDb::create("snapterm").await;
-    pg_connect(&db.url)
-        .await
+    let admin = pg_connect(&db.url).await;
+    admin
         .batch_execute(&format!(
             "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, pad text NOT NULL);
              INSERT INTO t SELECT g, 0, repeat('x', 200) FROM generate_series(1, {ROWS}) g;
@@ -52,7 +52,9 @@ async fn sigterm_in_the_middle_of_a_snapshot_exits_cleanly_within_ten_seconds_an
         "[snapshot]\nchunk_size = 20000\n[postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
     );
     let topic = format!("{name}.public.t");
-    sigterm::stop_mid_snapshot_and_resume(&cfg, &topic, ROWS, "pg").await;
+    // Before 14 the snapshot is one piece, taken again by the next run (docs/snapshots.md).
+    let resumable = pg_server_version_num(&admin).await >= PG_LOGICAL_MESSAGES;
+    sigterm::stop_mid_snapshot_and_resume(&cfg, &topic, ROWS, "pg", resumable).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

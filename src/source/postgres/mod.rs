@@ -470,10 +470,14 @@ impl Source for PgSourceSettings {
             pipeline.init_transactions().await?;
             let mut saved: Option<PgCheckpoint> =
                 pipeline.load_checkpoint(&settings.main.kafka).await?;
+            // Set when the operator's decision kept this slot's position although the
+            // checkpoint that recorded the snapshot's end is gone.
+            let mut checkpoint_gone = false;
             if saved.is_none() && pipeline.offsets_topic_was_missing() {
                 check.decide(&PositionLost::CheckpointGone {
                     offsets_topic: pipeline.offsets_topic().to_string(),
                 })?;
+                checkpoint_gone = true;
             }
             if let Some(lost) = saved.as_ref().and_then(|cp| check.foreign_slot(cp)) {
                 check.decide(&lost)?;
@@ -499,7 +503,31 @@ impl Source for PgSourceSettings {
             let snapshot_done = saved.as_ref().is_some_and(|c| {
                 c.snapshot_done && c.source.slot.as_deref() == Some(settings.slot.as_str())
             });
-            if mode != SnapshotMode::Never && !snapshot_done && !chunked {
+            if mode != SnapshotMode::Never && !snapshot_done && !chunked && checkpoint_gone {
+                // Before 14, with the checkpoint gone but the slot kept: the slot's position is
+                // still exact, so no change may be skipped by recreating it. The tables are read
+                // in one piece under a snapshot taken now, then the stream resumes from the
+                // slot; changes between the slot's position and that snapshot arrive again
+                // after their rows' reads, so every row ends in its latest state.
+                drop(stream);
+                let done =
+                    snapshot_beside_slot(settings, &sql, &check, &mut pipeline, status, stop)
+                        .await?;
+                if stop.is_triggered() {
+                    return Ok(());
+                }
+                if mode == SnapshotMode::InitialOnly {
+                    return release_slot(settings, &sql, &mut pipeline).await;
+                }
+                let repl = ReplicationClient::connect(&settings.replication_config())
+                    .await
+                    .map_err(stream::repl_error)?;
+                let stream = repl
+                    .start_replication(&settings.slot, Lsn(0), &options)
+                    .await
+                    .map_err(|e| check.start_error(e))?;
+                (stream, Some(done))
+            } else if mode != SnapshotMode::Never && !snapshot_done && !chunked {
                 // The slot exists but its snapshot never finished: the snapshot it exported is
                 // gone, so start over from a new slot (the retry takes the path above).
                 tracing::warn!(slot = %settings.slot, "snapshot did not finish before; recreating the slot and snapshotting again");
@@ -508,8 +536,9 @@ impl Source for PgSourceSettings {
                 return Err(SourceError::transient(
                     "restarting with a new slot and snapshot".into(),
                 ));
+            } else {
+                (stream, saved)
             }
-            (stream, saved)
         };
         if chunked {
             let snapshots = plan_snapshots(settings, &sql, saved.as_ref()).await?;
@@ -561,6 +590,72 @@ impl Source for PgSourceSettings {
         }
         Ok(())
     }
+}
+
+/// The one-piece snapshot (before PostgreSQL 14) of a slot that is kept: a snapshot exported
+/// now by a session of its own stands in for the one the slot exported when it was created.
+/// The rows' reads carry the slot's confirmed position, where the stream resumes. Returns the
+/// checkpoint written once Kafka acked every read (nothing is written when `stop` fired).
+async fn snapshot_beside_slot<S: crate::sink::Sink<Position = Lsn>>(
+    settings: &PgSourceSettings,
+    sql: &tokio_postgres::Client,
+    check: &PositionCheck<'_>,
+    pipeline: &mut Pipeline<S>,
+    status: &crate::ops::status::SourceStatus,
+    stop: &mut crate::shutdown::Shutdown,
+) -> Result<PgCheckpoint, SourceError> {
+    let resume_at: i64 = sql
+        .query_opt(
+            "SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots \
+             WHERE slot_name = $1",
+            &[&settings.slot],
+        )
+        .await
+        .map_err(SourceError::sql("read the slot's confirmed position"))?
+        .and_then(|r| r.get::<_, Option<i64>>(0))
+        .ok_or_else(|| {
+            SourceError::transient(format!(
+                "replication slot `{}` has no confirmed position; retrying",
+                settings.slot
+            ))
+        })?;
+    let resume_at = Lsn(resume_at as u64);
+    // The exporting transaction stays open until every reader imported its snapshot.
+    let exporter = connect_sql(settings).await?;
+    exporter
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(SourceError::sql("export a snapshot"))?;
+    let snapshot_name: String = exporter
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .map_err(SourceError::sql("export a snapshot"))?
+        .get(0);
+    tracing::info!(slot = %settings.slot, resume_at = %resume_at, "snapshotting every table again beside the kept slot");
+    snapshot::run(
+        settings,
+        sql,
+        &snapshot_name,
+        resume_at,
+        pipeline,
+        status,
+        stop,
+    )
+    .await?;
+    drop(exporter);
+    let done = PgCheckpoint {
+        snapshot_done: true,
+        position: Some(resume_at.to_string()),
+        source: check.position(),
+        snapshot: Default::default(),
+        transaction: None,
+    };
+    if !stop.is_triggered() {
+        pipeline.write_checkpoint(&done).await?;
+        pipeline.drain().await?;
+        tracing::info!(source = %settings.source.name, "snapshot complete");
+    }
+    Ok(done)
 }
 
 /// `snapshot.mode = initial_only` is done: nothing will read the slot again, and a slot nobody

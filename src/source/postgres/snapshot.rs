@@ -256,7 +256,14 @@ pub async fn run<S: Sink>(
             );
         }
     }
+    // Stopped half way, the readers are still copying and may wait on the full channel:
+    // closing it and aborting them ends their COPY now (their connections close with them), so
+    // SIGTERM is not held up by the rest of the table. The next run takes the snapshot again.
+    drop(rx);
     for r in readers {
+        if stop.is_triggered() {
+            r.abort();
+        }
         let _ = r.await;
     }
     if stop.is_triggered() {
