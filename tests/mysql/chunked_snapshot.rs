@@ -21,7 +21,7 @@ use common::cdc::{
     as_i64, decode_table_change, log_after, log_mark, wait_log, wait_log_after, TopicTail,
 };
 use common::eos::check_table_and_ledger;
-use common::mysql::{my_admin, FreshMyDb};
+use common::mysql::{my_admin, seq_rows, FreshMyDb};
 use common::rng::Rng;
 use common::sigterm;
 use common::{unique_name, wait_until};
@@ -38,7 +38,8 @@ async fn make_table(db: &FreshMyDb) -> String {
         .await
         .query_drop(format!(
             "CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL);
-             INSERT INTO {t} SELECT seq, 0 FROM seq_1_to_{ROWS};"
+             INSERT INTO {t} SELECT seq, 0 FROM {seq};",
+            seq = seq_rows(1, ROWS)
         ))
         .await
         .unwrap();
@@ -328,7 +329,8 @@ async fn sigterm_in_the_middle_of_a_snapshot_exits_cleanly_within_ten_seconds_an
         .await
         .query_drop(format!(
             "CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, pad VARCHAR(255) NOT NULL);
-             INSERT INTO {t} SELECT seq, 0, REPEAT('x', 200) FROM seq_1_to_{BIG};"
+             INSERT INTO {t} SELECT seq, 0, REPEAT('x', 200) FROM {seq};",
+            seq = seq_rows(1, BIG)
         ))
         .await
         .unwrap();
@@ -337,7 +339,7 @@ async fn sigterm_in_the_middle_of_a_snapshot_exits_cleanly_within_ten_seconds_an
     // Large chunks keep the reader busy and the channels to Kafka full when the signal comes.
     cfg.extra_source_toml = "[snapshot]\nchunk_size = 20000\n".into();
     let topic = format!("{name}.{}.t", db.name);
-    sigterm::stop_mid_snapshot_and_resume(&cfg, &topic, BIG, "my").await;
+    sigterm::stop_mid_snapshot_and_resume(&cfg, &topic, BIG, "my", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,7 +356,8 @@ async fn a_key_starting_with_an_enum_whose_labels_are_not_in_alphabetical_order_
             "CREATE TABLE {t} (kind ENUM('zebra', 'apple', 'mango') NOT NULL, id BIGINT NOT NULL,
                                v BIGINT NOT NULL, PRIMARY KEY (kind, id));
              INSERT INTO {t} SELECT ELT(1 + seq % 3, 'zebra', 'apple', 'mango'), seq, 0
-               FROM seq_1_to_{N};"
+               FROM {seq};",
+            seq = seq_rows(1, N)
         ))
         .await
         .unwrap();

@@ -11,6 +11,7 @@ mod bad_input;
 mod chunked_snapshot;
 mod ddl_information_schema;
 mod gtid_failover;
+mod gtid_resume;
 mod heartbeat;
 mod json_output;
 mod offsets_deleted;

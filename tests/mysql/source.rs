@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use apache_avro::types::Value as Avro;
 use common::agent::{field, read_topic, unwrap_union, Agent, AgentConfig, AvroDecoder, Record};
-use common::mysql::{my_admin, FreshMyDb};
+use common::mysql::{is_mysql, my_admin, FreshMyDb};
 use common::unique_name;
 use mysql_async::prelude::Queryable;
 
@@ -112,10 +112,19 @@ async fn snapshot_and_changes_arrive_as_debezium_events_with_the_mysql_source_bl
     assert!(int(field(src, "pos")) > 4);
     assert_eq!(int(field(src, "row")), 0);
     let gtid = string(field(src, "gtid"));
-    assert!(
-        gtid.starts_with("0-1-"),
-        "MariaDB GTID domain-server-seq: {gtid}"
-    );
+    if is_mysql(&mut admin).await {
+        // MySQL's GTID: the server's UUID and a transaction number.
+        let (uuid, seq) = gtid.split_once(':').unwrap_or_default();
+        assert!(
+            uuid.len() == 36 && seq.parse::<u64>().is_ok_and(|n| n > 0),
+            "MySQL GTID uuid:number: {gtid}"
+        );
+    } else {
+        assert!(
+            gtid.starts_with("0-1-"),
+            "MariaDB GTID domain-server-seq: {gtid}"
+        );
+    }
     let tx = unwrap_union(field(&update, "transaction"));
     assert_eq!(string(field(tx, "id")), gtid, "transaction id = GTID");
 
