@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use e2e_common::{
     agent_commit, append_results, assign_when_present, broker_pid, consumer, consumer_error_is_fatal,
     cpu_model, delete_topics, goals_table, kafka_version, key_value, live_goals, live_table, load_1m, load_average,
-    now_us, proc_cpu_secs, proc_kib, ram_gib, run_id, shell, tail, var, Agent, AgentSpec, Delivery, Goal, Live,
+    cpu_goals, cpu_us_per_row, now_us, proc_cpu_secs, proc_kib, ram_gib, run_id, shell, tail, var, Agent, AgentSpec, Delivery, Goal, Live,
     LiveArgs, LiveWriter,
 };
 use mysql_async::prelude::Queryable;
@@ -797,8 +797,8 @@ fn report(args: &Args, backlog: Option<&Backlog>, drains: &[Drain], lives: &[Liv
                 None => String::new(),
             }
         );
-        let _ = writeln!(o, "| reader | round | drain s | rows/s | vs {REFERENCE} (same round) | agent wall s | peak RSS MiB | reader CPU s | server CPU s | broker CPU s | records read | load 1m |");
-        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(o, "| reader | round | drain s | rows/s | vs {REFERENCE} (same round) | agent wall s | peak RSS MiB | reader CPU s | reader CPU µs/row | server CPU s | broker CPU s | records read | load 1m |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for d in drains {
             let reference = drains
                 .iter()
@@ -807,7 +807,7 @@ fn report(args: &Args, backlog: Option<&Backlog>, drains: &[Drain], lives: &[Liv
             let tool = d.reader.starts_with("mariadb-binlog");
             let _ = writeln!(
                 o,
-                "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {:.1} | {} | {} | {} | {} |",
+                "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {} | {} | {} | {} |",
                 d.reader,
                 d.round + 1,
                 d.secs,
@@ -816,6 +816,7 @@ fn report(args: &Args, backlog: Option<&Backlog>, drains: &[Drain], lives: &[Liv
                 if tool { "-".into() } else { format!("{:.1}", d.wall_secs) },
                 d.peak_rss_mib.map_or("-".into(), |m| format!("{m:.1}")),
                 d.cpu_secs,
+                cpu_us_per_row(d.cpu_secs, d.rows as f64),
                 d.server_cpu.map_or("-".into(), |c| format!("{c:.1}")),
                 d.broker_cpu.map_or("-".into(), |c| format!("{c:.1}")),
                 if tool { "-".into() } else { d.records.to_string() },
@@ -871,6 +872,7 @@ fn report(args: &Args, backlog: Option<&Backlog>, drains: &[Drain], lives: &[Liv
             best <= 0.15,
         ));
     }
+    cpu_goals(drains.iter().map(|d| (d.reader.as_ref(), d.cpu_secs, d.rows)), &mut goals);
     live_goals(lives, &mut goals);
     goals_table(&mut o, "Goals (issue 5 names none; these are pg-e2e's, for comparison):", goals);
     o

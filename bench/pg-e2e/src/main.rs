@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use e2e_common::{
     append_results, assign_when_present, broker_pid, consumer, consumer_error_is_fatal, cpu_model,
     delete_topics, goals_table, kafka_version, key_value, live_goals, live_table, load_1m, load_average, now_us,
-    proc_cpu_secs, proc_kib, ram_gib, run_id, shell, var, Agent, AgentSpec, Delivery, Goal, Live, LiveArgs,
+    cpu_goals, cpu_us_per_row, proc_cpu_secs, proc_kib, ram_gib, run_id, shell, var, Agent, AgentSpec, Delivery, Goal, Live, LiveArgs,
     LiveWriter,
 };
 use rdkafka::Message;
@@ -700,8 +700,8 @@ fn report(
              of the first table-topic record to the moment a read_committed consumer has seen all \
              rows (last commit / last ack). Peak RSS = agent VmHWM before SIGTERM\n"
         );
-        let _ = writeln!(o, "| reader | round | drain s | rows/s | vs pg_recvlogical (same round) | agent wall s | peak RSS MiB | reader CPU s | walsender CPU s | broker CPU s | records read | load 1m |");
-        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(o, "| reader | round | drain s | rows/s | vs pg_recvlogical (same round) | agent wall s | peak RSS MiB | reader CPU s | reader CPU µs/row | walsender CPU s | broker CPU s | records read | load 1m |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for d in drains {
             let ceiling = drains
                 .iter()
@@ -709,7 +709,7 @@ fn report(
                 .map(|r| r.rate());
             let _ = writeln!(
                 o,
-                "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {:.1} | {} | {} | {} | {} |",
+                "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {} | {} | {} | {} |",
                 d.reader,
                 d.round + 1,
                 d.secs,
@@ -718,6 +718,7 @@ fn report(
                 if d.reader == "pg_recvlogical" { "-".into() } else { format!("{:.1}", d.wall_secs) },
                 d.peak_rss_mib.map_or("-".into(), |m| format!("{m:.1}")),
                 d.cpu_secs,
+                cpu_us_per_row(d.cpu_secs, d.rows as f64),
                 d.walsender_cpu.map_or("-".into(), |c| format!("{c:.1}")),
                 d.broker_cpu.map_or("-".into(), |c| format!("{c:.1}")),
                 if d.reader == "pg_recvlogical" { "-".into() } else { d.records.to_string() },
@@ -773,6 +774,7 @@ fn report(
             best <= 0.15,
         ));
     }
+    cpu_goals(drains.iter().map(|d| (d.reader.as_ref(), d.cpu_secs, d.rows)), &mut goals);
     live_goals(lives, &mut goals);
     goals_table(&mut o, "Goals:", goals);
     o
