@@ -402,6 +402,19 @@ async fn setup_db(env: &Env, admin: &mut Conn, db: &str, args: &Args) -> Result<
     admin
         .query_drop(format!("GRANT SELECT ON `{db}`.* TO '{}'@'%'", env.agent_user))
         .await?;
+    // The agent's snapshot signal table ([snapshot] signal_table, default `<db>.cdc_signal`),
+    // made by the administrator (docs/mysql-source.md, "The signal table"): the bench user may
+    // not create tables.
+    dbc.query_drop(
+        "CREATE TABLE cdc_signal (id VARCHAR(64) PRIMARY KEY, type VARCHAR(32) NOT NULL, data TEXT)",
+    )
+    .await?;
+    admin
+        .query_drop(format!(
+            "GRANT INSERT, SELECT ON `{db}`.`cdc_signal` TO '{}'@'%'",
+            env.agent_user
+        ))
+        .await?;
     Ok(dbc)
 }
 

@@ -259,8 +259,12 @@ fn start_agent(args: &Args, env: &Env, db: &str, name: &str, delivery: Delivery)
         keep_logs: args.keep_logs.as_deref(),
         http: true,
     };
+    // The slot is made before the backlog is written, so the agent's first start finds a slot
+    // without an offsets topic, which it refuses by default (a deleted topic looks the same);
+    // `on_missing_position = "snapshot"` with `snapshot.mode = "never"` resumes from the slot.
     let source = format!(
         "name = \"{name}\"\nkind = \"postgres\"\ntopic_prefix = \"{name}\"\n\
+         on_missing_position = \"snapshot\"\n\
          host = \"{host}\"\nport = {port}\nuser = \"{user}\"\npassword = \"{pw}\"\n\
          database = \"{db}\"\ndelivery = \"{delivery}\"\n\
          [snapshot]\nmode = \"never\"\n\
