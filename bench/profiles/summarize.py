@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Summarises a folded-stack profile (inferno-collapse-perf --all output) of the agent:
-share of samples by thread, by self function, and by the stages of a snapshot row.
+share of samples by thread, by self function, and by the stages of a row (snapshot or
+change stream).
 
     summarize.py COLLAPSED [ROWS]
 
@@ -25,6 +26,7 @@ STAGES = [
     ("other record building (headers, store key, limits)", lambda s, t: "Publisher<S>::publish" in s),
     ("window (key index) and emit loop", lambda s, t: "Window" in s or "emit_window" in s),
     ("Kafka transaction commit", lambda s, t: "commit_with" in s or "Ring" in s),
+    ("change stream: receive and decode (pgoutput / row binlog → rows)", lambda s, t: "cdc_codec::" in s or "::stream::" in s or "replication::" in s),
     ("other agent threads", lambda s, t: t != "tokio-rt-worker"),
     ("other (main task: decode into rows, drop, allocator, runtime)", lambda s, t: True),
 ]
