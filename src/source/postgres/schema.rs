@@ -50,6 +50,17 @@ pub struct RelationState {
 }
 
 impl RelationState {
+    /// A state from a schema and one decoder per column, in column order: what
+    /// [`SchemaLoader`] builds from the catalog, for callers that know the columns already
+    /// (the `encode` benchmark decodes captured pgoutput bytes without a server).
+    pub fn new(schema: TableSchema, decoders: Vec<PgColumnDecoder>) -> Self {
+        Self {
+            schema: Arc::new(schema),
+            decoders,
+            toast_hinted: AtomicBool::new(false),
+        }
+    }
+
     /// The event schema.
     pub fn schema(&self) -> &TableSchema {
         &self.schema
@@ -400,15 +411,14 @@ impl<'c> SchemaLoader<'c> {
         } else {
             Vec::new()
         };
-        Ok(RelationState {
-            schema: Arc::new(TableSchema {
+        Ok(RelationState::new(
+            TableSchema {
                 id,
                 columns: out_cols,
                 key,
-            }),
+            },
             decoders,
-            toast_hinted: AtomicBool::new(false),
-        })
+        ))
     }
 }
 
