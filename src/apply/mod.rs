@@ -242,7 +242,10 @@ async fn attempt<T: Target>(
             }
         };
         if let Some(f) = inflight.take() {
-            idle = Some(f.await.finish(&reader, &mut committed, &mut counters, status)?);
+            idle = Some(
+                f.await
+                    .finish(&reader, &mut committed, &mut counters, status)?,
+            );
         }
         if !moved.is_empty() {
             batch.offsets = moved
@@ -274,7 +277,8 @@ async fn attempt<T: Target>(
         }
         if stopping {
             if let Some(f) = inflight.take() {
-                f.await.finish(&reader, &mut committed, &mut counters, status)?;
+                f.await
+                    .finish(&reader, &mut committed, &mut counters, status)?;
             }
             tracing::info!(apply = name, "apply stopped");
             return Ok(());
