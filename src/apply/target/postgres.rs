@@ -109,6 +109,9 @@ fn key_hash(key: &[usize], row: &[Cell]) -> u64 {
             Cell::Null | Cell::Unavailable => 0u8.hash(&mut h),
             Cell::Bool(b) => (1u8, b).hash(&mut h),
             Cell::Int(i) => (2u8, i).hash(&mut h),
+            // PostgreSQL's float equality: every NaN is one value, and -0 equals 0.
+            Cell::Float(f) if f.is_nan() => (3u8, f64::NAN.to_bits()).hash(&mut h),
+            Cell::Float(f) if *f == 0.0 => (3u8, 0u64).hash(&mut h),
             Cell::Float(f) => (3u8, f.to_bits()).hash(&mut h),
             Cell::Text(s) | Cell::Decimal(s) => (4u8, s).hash(&mut h),
             Cell::Bytes(b) => (5u8, b).hash(&mut h),
@@ -686,4 +689,68 @@ pub fn fenced(name: &str, topic: &str, partition: i32) -> ApplyError {
          process read: another apply with the same name writes to this target; fix: run one \
          apply per [apply] name and target (give each its own name)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::schema::{Column, Shape};
+
+    fn upsert(table: &Arc<TableInfo>, row: Vec<Cell>) -> Change {
+        Change::Upsert {
+            table: table.clone(),
+            row,
+        }
+    }
+
+    #[test]
+    fn a_text_column_is_the_binary_text_array_of_the_cells() {
+        let table = Arc::new(TableInfo {
+            name: "t".into(),
+            schema_id: 1,
+            shape: Shape {
+                columns: vec![Column {
+                    name: "v".into(),
+                    ty: ColType::Text,
+                }],
+            },
+            key: vec![0],
+        });
+        let rows = vec![
+            upsert(&table, vec![Cell::Text("ab".into())]),
+            upsert(&table, vec![Cell::Null]),
+            upsert(&table, vec![Cell::Int(-7)]),
+        ];
+        let mut out = BytesMut::new();
+        let col = TextColumn {
+            rows: &rows,
+            col: 0,
+        };
+        assert!(matches!(
+            col.to_sql(&Type::TEXT_ARRAY, &mut out),
+            Ok(IsNull::No)
+        ));
+        let mut want: Vec<u8> = Vec::new();
+        for n in [1i32, 1] {
+            want.extend(n.to_be_bytes());
+        }
+        want.extend(Type::TEXT.oid().to_be_bytes());
+        for n in [3i32, 1, 2] {
+            want.extend(n.to_be_bytes());
+        }
+        want.extend(b"ab");
+        want.extend((-1i32).to_be_bytes());
+        want.extend(2i32.to_be_bytes());
+        want.extend(b"-7");
+        assert_eq!(&out[..], &want[..]);
+    }
+
+    #[test]
+    fn keys_postgres_finds_equal_hash_equal() {
+        let k = |c: Cell| key_hash(&[0], &[c]);
+        assert_eq!(k(Cell::Float(0.0)), k(Cell::Float(-0.0)));
+        assert_eq!(k(Cell::Float(f64::NAN)), k(Cell::Float(-f64::NAN)));
+        assert_eq!(k(Cell::Text("a".into())), k(Cell::Text("a".into())));
+        assert_ne!(k(Cell::Int(1)), k(Cell::Int(2)));
+    }
 }
