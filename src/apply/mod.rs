@@ -182,6 +182,12 @@ async fn attempt<T: Target>(
     let refresh = Duration::from_secs(cfg.apply.topic_refresh_seconds);
     let mut next_refresh = tokio::time::Instant::now() + refresh;
     let mut next_beat = tokio::time::Instant::now();
+    // One batch in the target while the next is read and decoded: the database's work and
+    // the decoding overlap. The target moves into the in-flight future and comes back with
+    // its result, so a batch starts only after the one before it committed (its offsets'
+    // `from` is what that commit stored) and at most one batch waits decoded: backpressure.
+    let mut idle: Option<T> = Some(target);
+    let mut inflight: Option<InFlight<'_, T>> = None;
     loop {
         let mut batch = Batch::default();
         // Next offset per partition read in this batch, in first-seen order.
@@ -198,6 +204,10 @@ async fn attempt<T: Target>(
             tokio::select! {
                 biased;
                 _ = stop.wait() => break true,
+                done = landed(&mut inflight), if inflight.is_some() => {
+                    inflight = None;
+                    idle = Some(done.finish(&reader, &mut committed, &mut counters, status)?);
+                }
                 msg = reader.next() => {
                     // Decoded outside the race: an interrupted decode would lose the record.
                     let ev = reader.decode(msg?).await?;
@@ -231,6 +241,12 @@ async fn attempt<T: Target>(
                 }
             }
         };
+        if let Some(f) = inflight.take() {
+            idle = Some(
+                f.await
+                    .finish(&reader, &mut committed, &mut counters, status)?,
+            );
+        }
         if !moved.is_empty() {
             batch.offsets = moved
                 .iter()
@@ -241,21 +257,81 @@ async fn attempt<T: Target>(
                     to: *to,
                 })
                 .collect();
-            let began = std::time::Instant::now();
-            target.apply(name, &batch).await?;
-            status.batch_done(events, began.elapsed());
-            for (t, p, to) in &moved {
-                committed.insert((t.clone(), *p), *to);
-            }
-            count(&batch, &mut counters, status);
-            tracing::debug!(events, changes = batch.changes.len(), "batch applied");
-            reader.report(&moved);
-            publish_lag(&reader, &committed, status);
+            let Some(mut target) = idle.take() else {
+                return Err(ApplyError::definite(
+                    "internal: the target is neither idle nor applying".into(),
+                ));
+            };
+            inflight = Some(Box::pin(async move {
+                let began = std::time::Instant::now();
+                let result = target.apply(name, &batch).await;
+                Applied {
+                    target,
+                    result,
+                    batch,
+                    moved,
+                    events,
+                    took: began.elapsed(),
+                }
+            }));
         }
         if stopping {
+            if let Some(f) = inflight.take() {
+                f.await
+                    .finish(&reader, &mut committed, &mut counters, status)?;
+            }
             tracing::info!(apply = name, "apply stopped");
             return Ok(());
         }
+    }
+}
+
+/// A batch in the target: resolves to the target back and the batch's outcome.
+type InFlight<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Applied<T>> + 'a>>;
+
+/// Waits for the in-flight batch; pending forever when there is none (the caller's
+/// `select!` guard keeps that branch off then).
+async fn landed<T>(inflight: &mut Option<InFlight<'_, T>>) -> Applied<T> {
+    match inflight {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What an in-flight batch comes back with.
+struct Applied<T> {
+    target: T,
+    result: Result<(), ApplyError>,
+    batch: Batch,
+    moved: Vec<(Arc<str>, i32, i64)>,
+    events: usize,
+    took: Duration,
+}
+
+impl<T> Applied<T> {
+    /// Books a committed batch (offsets, counters, lag, Kafka's committed offsets) and hands
+    /// the target back; a failed one is the attempt's error.
+    fn finish(
+        self,
+        reader: &Reader,
+        committed: &mut HashMap<(Arc<str>, i32), i64>,
+        counters: &mut HashMap<String, TableCounters>,
+        status: &Status,
+    ) -> Result<T, ApplyError> {
+        self.result?;
+        status.batch_done(self.events, self.took);
+        for (t, p, to) in &self.moved {
+            committed.insert((t.clone(), *p), *to);
+        }
+        count(&self.batch, counters, status);
+        tracing::debug!(
+            events = self.events,
+            changes = self.batch.changes.len(),
+            "batch applied"
+        );
+        reader.report(&self.moved);
+        publish_lag(reader, committed, status);
+        Ok(self.target)
     }
 }
 

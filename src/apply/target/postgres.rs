@@ -11,7 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use tokio_postgres::types::Type;
+use bytes::{BufMut, BytesMut};
+use std::hash::{Hash, Hasher};
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
 use super::{type_change, Batch, Change, Offsets, TableInfo, Target};
@@ -24,9 +26,100 @@ use crate::apply::schema::{self, Cell, ColType};
 const BULK_MIN_ROWS: usize = 2;
 
 /// The parameters of one statement: one text per column, or one text array per column.
-enum Params {
+enum Params<'a> {
     Scalars(Vec<Option<String>>),
-    Arrays(Vec<Vec<Option<String>>>),
+    Arrays(Vec<TextColumn<'a>>),
+}
+
+/// Column `col` of a run of upserts as one `text[]` parameter, written straight from the
+/// cells into the wire buffer: no text per cell is kept, which is most of a bulk upsert's
+/// client cost otherwise.
+#[derive(Debug)]
+struct TextColumn<'a> {
+    rows: &'a [Change],
+    col: usize,
+}
+
+impl ToSql for TextColumn<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let count = i32::try_from(self.rows.len())?;
+        // array_recv's layout: dimensions, has-nulls flag, element type, then per dimension
+        // its length and lower bound; then each element as a length (-1: NULL) and its bytes.
+        out.put_i32(1);
+        let flags_at = out.len();
+        out.put_i32(0);
+        out.put_u32(Type::TEXT.oid());
+        out.put_i32(count);
+        out.put_i32(1);
+        let mut nulls = false;
+        for change in self.rows {
+            let Change::Upsert { row, .. } = change else {
+                return Err("a bulk upsert run holds a change that is not an upsert".into());
+            };
+            let len_at = out.len();
+            out.put_i32(0);
+            if write_pg_text(&row[self.col], out) {
+                let len = i32::try_from(out.len() - len_at - 4)?;
+                out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+            } else {
+                nulls = true;
+                out[len_at..len_at + 4].copy_from_slice(&(-1i32).to_be_bytes());
+            }
+        }
+        if nulls {
+            out[flags_at..flags_at + 4].copy_from_slice(&1i32.to_be_bytes());
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT_ARRAY
+    }
+
+    to_sql_checked!();
+}
+
+/// Appends the text [`pg_text`] gives `cell` to `out`; `false` (nothing written) for NULL.
+fn write_pg_text(cell: &Cell, out: &mut BytesMut) -> bool {
+    match cell {
+        Cell::Null | Cell::Unavailable => return false,
+        Cell::Text(s) | Cell::Decimal(s) => out.extend_from_slice(s.as_bytes()),
+        Cell::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Cell::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        other => match pg_text(other) {
+            Some(s) => out.extend_from_slice(s.as_bytes()),
+            None => return false,
+        },
+    }
+    true
+}
+
+/// A hash of an upsert's key cells, to end a run at a key seen again in it. Equal keys hash
+/// equal; a collision only ends a run early, which costs a statement and nothing else.
+fn key_hash(key: &[usize], row: &[Cell]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for &k in key {
+        match &row[k] {
+            Cell::Null | Cell::Unavailable => 0u8.hash(&mut h),
+            Cell::Bool(b) => (1u8, b).hash(&mut h),
+            Cell::Int(i) => (2u8, i).hash(&mut h),
+            // PostgreSQL's float equality: every NaN is one value, and -0 equals 0.
+            Cell::Float(f) if f.is_nan() => (3u8, f64::NAN.to_bits()).hash(&mut h),
+            Cell::Float(f) if *f == 0.0 => (3u8, 0u64).hash(&mut h),
+            Cell::Float(f) => (3u8, f.to_bits()).hash(&mut h),
+            Cell::Text(s) | Cell::Decimal(s) => (4u8, s).hash(&mut h),
+            Cell::Bytes(b) => (5u8, b).hash(&mut h),
+            Cell::Date(d) => (6u8, d).hash(&mut h),
+            Cell::Time(t) | Cell::Timestamp(t) | Cell::Interval(t) => (7u8, t).hash(&mut h),
+        }
+    }
+    h.finish()
 }
 
 /// A PostgreSQL target.
@@ -484,40 +577,27 @@ impl PgTarget {
                 // again ends the run: every upsert is still applied, in order (row triggers
                 // on the target see every version).
                 let sent: Vec<bool> = row.iter().map(|c| *c != Cell::Unavailable).collect();
-                let key_of = |r: &[Cell]| -> Vec<Option<String>> {
-                    table.key.iter().map(|&k| pg_text(&r[k])).collect()
-                };
-                let mut seen: HashSet<Vec<Option<String>>> = HashSet::new();
-                seen.insert(key_of(row));
+                let mut seen: HashSet<u64> = HashSet::new();
+                seen.insert(key_hash(&table.key, row));
                 let mut end = i + 1;
                 while let Some(Change::Upsert { table: t, row: r }) = batch.changes.get(end) {
                     let same = Arc::ptr_eq(t, table)
                         && r.iter()
                             .zip(&sent)
                             .all(|(c, s)| (*c != Cell::Unavailable) == *s);
-                    if !same || !seen.insert(key_of(r)) {
+                    if !same || !seen.insert(key_hash(&table.key, r)) {
                         break;
                     }
                     end += 1;
                 }
                 if end - i >= BULK_MIN_ROWS {
-                    let mut columns: Vec<Vec<Option<String>>> = sent
+                    let rows = &batch.changes[i..end];
+                    let columns: Vec<TextColumn<'_>> = sent
                         .iter()
-                        .filter(|s| **s)
-                        .map(|_| Vec::with_capacity(end - i))
+                        .enumerate()
+                        .filter(|(_, s)| **s)
+                        .map(|(col, _)| TextColumn { rows, col })
                         .collect();
-                    for c in &batch.changes[i..end] {
-                        let Change::Upsert { row, .. } = c else {
-                            continue;
-                        };
-                        let mut col = 0;
-                        for (cell, s) in row.iter().zip(&sent) {
-                            if *s {
-                                columns[col].push(pg_text(cell));
-                                col += 1;
-                            }
-                        }
-                    }
                     let sql = self.upsert_many_sql(table, &sent);
                     let st = self
                         .statement_typed(&sql, columns.len(), Type::TEXT_ARRAY)
@@ -609,4 +689,68 @@ pub fn fenced(name: &str, topic: &str, partition: i32) -> ApplyError {
          process read: another apply with the same name writes to this target; fix: run one \
          apply per [apply] name and target (give each its own name)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::schema::{Column, Shape};
+
+    fn upsert(table: &Arc<TableInfo>, row: Vec<Cell>) -> Change {
+        Change::Upsert {
+            table: table.clone(),
+            row,
+        }
+    }
+
+    #[test]
+    fn a_text_column_is_the_binary_text_array_of_the_cells() {
+        let table = Arc::new(TableInfo {
+            name: "t".into(),
+            schema_id: 1,
+            shape: Shape {
+                columns: vec![Column {
+                    name: "v".into(),
+                    ty: ColType::Text,
+                }],
+            },
+            key: vec![0],
+        });
+        let rows = vec![
+            upsert(&table, vec![Cell::Text("ab".into())]),
+            upsert(&table, vec![Cell::Null]),
+            upsert(&table, vec![Cell::Int(-7)]),
+        ];
+        let mut out = BytesMut::new();
+        let col = TextColumn {
+            rows: &rows,
+            col: 0,
+        };
+        assert!(matches!(
+            col.to_sql(&Type::TEXT_ARRAY, &mut out),
+            Ok(IsNull::No)
+        ));
+        let mut want: Vec<u8> = Vec::new();
+        for n in [1i32, 1] {
+            want.extend(n.to_be_bytes());
+        }
+        want.extend(Type::TEXT.oid().to_be_bytes());
+        for n in [3i32, 1, 2] {
+            want.extend(n.to_be_bytes());
+        }
+        want.extend(b"ab");
+        want.extend((-1i32).to_be_bytes());
+        want.extend(2i32.to_be_bytes());
+        want.extend(b"-7");
+        assert_eq!(&out[..], &want[..]);
+    }
+
+    #[test]
+    fn keys_postgres_finds_equal_hash_equal() {
+        let k = |c: Cell| key_hash(&[0], &[c]);
+        assert_eq!(k(Cell::Float(0.0)), k(Cell::Float(-0.0)));
+        assert_eq!(k(Cell::Float(f64::NAN)), k(Cell::Float(-f64::NAN)));
+        assert_eq!(k(Cell::Text("a".into())), k(Cell::Text("a".into())));
+        assert_ne!(k(Cell::Int(1)), k(Cell::Int(2)));
+    }
 }
