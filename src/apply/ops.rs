@@ -381,19 +381,12 @@ pub async fn serve(
     listen: &str,
     status: Arc<Status>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(status);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "http endpoint stopped");
-        }
-    });
-    Ok((addr, task))
+    crate::ops::http::serve_router(listen, app).await
 }
 
 async fn healthz(State(s): State<Arc<Status>>) -> Response {

@@ -34,13 +34,22 @@ pub async fn serve(
     health: Arc<Health>,
     max_lag: Duration,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(AppState { health, max_lag });
+    serve_router(listen, app).await
+}
+
+/// Binds `listen` and serves `app` on a task of its own until that task is aborted: the
+/// endpoint of `run` and of `apply` alike. Binding errors are returned, serving errors logged.
+pub async fn serve_router(
+    listen: &str,
+    app: Router,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "http endpoint stopped");
