@@ -144,21 +144,32 @@ impl<S: Sink> Pipeline<S> {
         let Some(s) = self.snapshots.as_mut() else {
             return Ok(());
         };
-        if !s.take_dirty() {
-            return Ok(());
+        if s.take_dirty() {
+            if s.idle() {
+                self.status().set_state(SourceState::Streaming);
+            } else {
+                let (done, estimate) = s.progress();
+                self.status().snapshot_progress(done, estimate);
+            }
+            self.snapshot_unsaved = true;
         }
-        if s.idle() {
-            self.status().set_state(SourceState::Streaming);
-        } else {
-            let (done, estimate) = s.progress();
-            self.status().snapshot_progress(done, estimate);
+        if !self.snapshot_unsaved {
+            return Ok(());
         }
         if self.exactly_once() {
-            if !self.publisher.sink_ref().txn_open() && source.between_transactions() {
+            if self.publisher.sink_ref().txn_open() {
+                // The open transaction's commit carries the state.
+                self.snapshot_unsaved = false;
+            } else if source.between_transactions() {
+                self.snapshot_unsaved = false;
                 self.commit_with(source).await?;
             }
+            // Else inside a source transaction that sent nothing yet (the pause or stop
+            // signal's own): its end comes through here again and commits then; without
+            // this, an idle source would show the old state until its next change.
             return Ok(());
         }
+        self.snapshot_unsaved = false;
         let acked = self.drain().await?;
         if let Some(s) = self.snapshots.as_mut() {
             s.durable = s.state().clone();
@@ -316,7 +327,9 @@ impl<S: Sink> Pipeline<S> {
         C: ChangeStream<Position = S::Position>,
     {
         if self.exactly_once() {
-            let moved = C::IDLE_CHECKPOINT.is_some() && self.checkpoint_moved(source)?;
+            // A snapshot state no commit carried yet (see `snapshot_unsaved`) is saved too.
+            let moved = (C::IDLE_CHECKPOINT.is_some() || self.snapshot_unsaved)
+                && self.checkpoint_moved(source)?;
             if self.publisher.sink_ref().txn_open() || moved {
                 let cp = self.with_snapshot(source.checkpoint());
                 self.write_checkpoint(&cp).await?;

@@ -74,6 +74,10 @@ pub struct Pipeline<S: Sink> {
     heartbeat_every: Option<Duration>,
     /// When the last heartbeat was sent.
     last_heartbeat: std::time::Instant,
+    /// Exactly once: the snapshot state moved while no commit could carry it (a pause or stop
+    /// signal arrives inside its own source transaction, which holds no event); it is
+    /// committed at the next point between source transactions.
+    snapshot_unsaved: bool,
 }
 
 impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
@@ -259,6 +263,7 @@ impl<S: Sink> Pipeline<S> {
             offsets_missing: false,
             heartbeat_every: None,
             last_heartbeat: std::time::Instant::now(),
+            snapshot_unsaved: false,
         }
     }
 

@@ -597,6 +597,55 @@ fn one_piece_snapshot_killed_is_taken_again(
     });
 }
 
+/// A pause (or stop) arrives as a logical decoding message in a transaction of its own, which
+/// holds no row: on an idle source no Kafka transaction is open to carry the new state. It is
+/// committed when that transaction ends, so `--status` shows it without waiting for the next
+/// change (it did not before: the matrix runs on 16 and 17 caught the stop's status waiting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_sent_to_an_idle_source_shows_in_its_status_without_a_change() {
+    let db = FreshPgDb::create("idlepause").await;
+    pg_connect(&db.url)
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, val int NOT NULL);
+             INSERT INTO t VALUES (1, 0);
+             CREATE PUBLICATION cdc_pub FOR TABLE t;",
+        )
+        .await
+        .unwrap();
+    let name = unique_name("idlepause");
+    let _cleanup = StackCleanup {
+        prefix: name.clone(),
+    };
+    let mut cfg = AgentConfig::postgres(&name, &db.name);
+    cfg.extra_source_toml = format!(
+        "[snapshot]\nmode = \"never\"\n\
+         [postgres]\nslot_name = \"{name}\"\npublication = \"cdc_pub\"\n"
+    );
+    let mut agent = Agent::start(&cfg);
+    tokio::task::block_in_place(|| agent.wait_streaming(Duration::from_secs(60)));
+    if on_demand_refused_before_14(&pg_connect(&db.url).await, &mut agent, &name).await {
+        return;
+    }
+    snapshot_cli(&agent, &name, &["--pause"]);
+    tokio::task::block_in_place(|| {
+        wait_log(&mut agent, "snapshot paused", Duration::from_secs(30))
+    });
+    // No row changes from here on: only the pause's own transaction can carry it.
+    let status = wait_until(
+        Duration::from_secs(60),
+        "--status showing the pause of an idle source",
+        || {
+            let out = snapshot_cli(&agent, &name, &["--status"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            async move { text.contains("snapshots paused").then_some(text) }
+        },
+    )
+    .await;
+    assert!(status.contains("no snapshot in progress"), "{status}");
+    common::cdc::assert_alive(&mut agent);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_on_demand_snapshot_pauses_resumes_stops_and_shows_its_status() {
     const ROWS: i64 = 100_000;
