@@ -322,8 +322,8 @@ impl Cluster {
 
     /// The transaction coordinator of `transactional_id` as Kafka's own admin tool reports it
     /// (`kafka-transactions.sh describe`, a FindCoordinator request); `None` when the tool
-    /// fails (e.g. the id is unknown). Slow (a JVM start): used to check
-    /// [`Cluster::txn_coordinator`].
+    /// fails (e.g. the id is unknown). Slow (a JVM start): the authority the kills aim by,
+    /// [`Cluster::txn_coordinator`] printed beside it.
     pub fn describe_coordinator(&self, transactional_id: &str) -> Option<i32> {
         let out = Command::new("java")
             .args(["-Xmx128m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"])
