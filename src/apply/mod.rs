@@ -157,6 +157,7 @@ async fn attempt<T: Target>(
 ) -> Result<(), ApplyError> {
     let name = cfg.apply.name.as_str();
     target.prepare().await?;
+    target.claim(name).await?;
     let stored: Offsets = target.offsets(name).await?;
     let mut reader = Reader::new(cfg)?;
     let (n, resolved) = reader.assign_new(&stored).await?;

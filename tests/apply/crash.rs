@@ -125,3 +125,65 @@ async fn apply_killed_three_times_mid_stream_applies_every_change_exactly_once()
 async fn apply_killed_twenty_times_mid_stream_applies_every_change_exactly_once() {
     killed_mid_stream(20).await;
 }
+
+/// Two `apply` processes of one name on one target: the second waits on the first's claim
+/// (it applies nothing, and says why), then takes over where the first stopped when the
+/// first is killed; every row arrives once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_apply_of_the_same_name_waits_for_the_first_and_takes_over_at_its_kill() {
+    let PgCase {
+        admin,
+        name,
+        cfg,
+        db: _db,
+        cleanup: _cleanup,
+    } = PgCase::new(
+        "apply_claim",
+        "CREATE TABLE acc (id int PRIMARY KEY, version int NOT NULL, payload text);
+         INSERT INTO acc SELECT i, 0, 'p' || i FROM generate_series(1, 100) i;
+         CREATE PUBLICATION cdc_pub FOR TABLE acc;",
+        "",
+    )
+    .await;
+    let target_db = FreshPgDb::create("apply_claim_target").await;
+    let target = pg_connect(&target_db.url).await;
+    let agent = Agent::start(&cfg);
+    agent.wait_streaming(Duration::from_secs(60));
+    let toml = apply_toml(
+        &format!("topics = [\"{name}.public.acc\"]"),
+        &format!("kind = \"postgres\"\nurl = \"{}\"", target_db.url),
+        "batch_max_ms = 20\ntopic_refresh_seconds = 1",
+    );
+    let select = "SELECT id::text, version::text, payload FROM acc ORDER BY id";
+    let mut first = Apply::start(&toml);
+    wait_equal(&admin, &target, select, &mut first).await;
+
+    let mut second = Apply::start(&toml);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !second.log().contains("holds apply") {
+        second.assert_alive();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second apply never said it waits for the claim; log:\n{}",
+            second.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !second.log().contains("apply started"),
+        "the second apply started beside the first; log:\n{}",
+        second.log()
+    );
+
+    admin
+        .batch_execute("UPDATE acc SET version = version + 1, payload = 'after' WHERE id <= 50")
+        .await
+        .unwrap();
+    drop(first); // SIGKILL
+    wait_equal(&admin, &target, select, &mut second).await;
+    assert!(
+        second.log().contains("apply started"),
+        "log:\n{}",
+        second.log()
+    );
+}

@@ -7,6 +7,11 @@
 //!   point the target holds either all of the batch (rows and offsets) or none of it. This is
 //!   what makes `apply` exactly-once: the offsets a restart resumes from are always those of
 //!   the rows the target holds.
+//! - **One writer per name.** [`Target::claim`] comes before the offsets are read: it makes
+//!   sure that no other session can still be writing this consumer's rows — in particular that
+//!   a killed predecessor's last transaction has landed (or is gone) before its offsets are
+//!   read back. While another session holds the claim the attempt fails *transiently*
+//!   (retried with backoff, the holder named), since a predecessor's session ends on its own.
 //! - **Fenced offsets.** Each offset move names the value it expects to replace
 //!   ([`OffsetMove::from`], `None` for a partition the target has no row for). When the stored
 //!   value differs (another `apply` with the same name wrote meanwhile) the transaction is
@@ -98,6 +103,10 @@ pub type Offsets = HashMap<(String, i32), i64>;
 pub trait Target {
     /// Creates the offsets table when it is missing.
     async fn prepare(&mut self) -> Result<(), ApplyError>;
+
+    /// Claims consumer `name`'s rows for this connection (see the contract); transient while
+    /// another session holds the claim.
+    async fn claim(&mut self, name: &str) -> Result<(), ApplyError>;
 
     /// The offsets stored for consumer `name`.
     async fn offsets(&mut self, name: &str) -> Result<Offsets, ApplyError>;

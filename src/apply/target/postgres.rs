@@ -518,6 +518,36 @@ impl Target for PgTarget {
             .map_err(|e| pg_error("create the offsets table", e))
     }
 
+    /// A session-level advisory lock on (offsets table, name). It is what makes a kill -9
+    /// safe to restart from at once: the killed process's server session may still be
+    /// committing its last batch (the server learns of the client's death only when it next
+    /// reads or writes the socket), and offsets read before that commit lands would be read
+    /// again and then refused by the fence. The session holds its lock until it ends, which is
+    /// after that commit; so once the lock is ours, the offsets are final.
+    async fn claim(&mut self, name: &str) -> Result<(), ApplyError> {
+        let key = claim_key(&self.schema, &self.offsets_table, name);
+        let row = self
+            .client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await
+            .map_err(|e| pg_error("claim the consumer (pg_try_advisory_lock)", e))?;
+        if row.get::<_, bool>(0) {
+            return Ok(());
+        }
+        Err(ApplyError::transient(format!(
+            "another database session holds apply `{name}`'s claim on the target (the session \
+             of a previous apply process that has not ended yet, or a second apply with the \
+             same name); fix, if it lasts: run one apply per [apply] name and target; the \
+             holder: SELECT pid, application_name, client_addr, state FROM pg_stat_activity \
+             JOIN pg_locks USING (pid) WHERE locktype = 'advisory' AND \
+             (classid::bigint << 32 | objid::bigint) = hashtextextended('{}', 0)",
+            key.replace('\'', "''")
+        )))
+    }
+
     async fn offsets(&mut self, name: &str) -> Result<Offsets, ApplyError> {
         let sql = format!(
             "SELECT topic, partition, next_offset FROM {}.{} WHERE consumer = $1",
@@ -680,6 +710,12 @@ impl PgTarget {
         }
         Ok(())
     }
+}
+
+/// The text whose hash keys consumer `name`'s advisory lock: the offsets table is part of
+/// it, so consumers of one name in different offsets tables do not exclude each other.
+fn claim_key(schema: &str, offsets_table: &str, name: &str) -> String {
+    format!("cdc-agent apply {schema}.{offsets_table} {name}")
 }
 
 /// Another writer moved this consumer's offsets.

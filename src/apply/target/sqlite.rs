@@ -316,6 +316,14 @@ impl SqliteTarget {
 }
 
 impl Target for SqliteTarget {
+    /// Nothing to claim: SQLite commits inside this process, so a killed predecessor's
+    /// transaction either committed before it died or is rolled back from the journal when
+    /// the file is opened; none can land later. Two processes on one file are serialized by
+    /// SQLite's lock and fenced by the offsets.
+    async fn claim(&mut self, _name: &str) -> Result<(), ApplyError> {
+        Ok(())
+    }
+
     async fn prepare(&mut self) -> Result<(), ApplyError> {
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS {} (
