@@ -24,6 +24,7 @@
 //! offsets after a backoff; definite ones (a type change, a table without key) stop with the
 //! fix. See docs/consumers.md.
 
+pub mod avro;
 pub mod config;
 pub mod error;
 pub mod ops;
