@@ -11,6 +11,10 @@
 //!        └───────────── on (re)start: offsets read back from the target ◀────────────────┘
 //! ```
 //!
+//! Values are decoded by avro.rs: a plan compiled once per writer schema reads `op`, the
+//! `source` names and the one row image a change needs straight into cells (apache-avro's
+//! `Value` tree only for schemas the plan does not model).
+//!
 //! `[source] event_store` reads the agent's event-store topic instead of table topics (the
 //! same envelopes; keys are text, so key columns come from the key's JSON). `[tables]` maps
 //! source tables to target names and renames or leaves out columns; `include_tables` /
@@ -24,6 +28,7 @@
 //! offsets after a backoff; definite ones (a type change, a table without key) stop with the
 //! fix. See docs/consumers.md.
 
+pub mod avro;
 pub mod config;
 pub mod error;
 pub mod ops;

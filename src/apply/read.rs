@@ -16,9 +16,10 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use super::avro::{Envelope, RowMap, Writer};
 use super::config::{ApplyConfig, StartAt, TableMapping};
 use super::error::ApplyError;
-use super::schema::{self, Cell, Shape};
+use super::schema::{self, Shape};
 use super::target::{Change, Offsets, TableInfo};
 use crate::registry::Registry;
 use crate::sink::kafka::base_client_config;
@@ -54,6 +55,8 @@ struct Routed {
     info: Arc<TableInfo>,
     /// Source column name → index in `info.shape` (excluded columns are absent).
     by_source: HashMap<String, usize>,
+    /// The same, per row record of the writer's direct decoder (empty without one).
+    rows: Vec<RowMap>,
 }
 
 /// `[source] include_tables / exclude_tables` and `[tables]`.
@@ -108,8 +111,8 @@ pub struct Reader {
     registry: Registry,
     topics: TopicSelection,
     placeholder: Arc<str>,
-    /// Parsed writer schemas by id.
-    schemas: HashMap<u32, Arc<apache_avro::Schema>>,
+    /// Parsed (and, when they can be, compiled) writer schemas by id.
+    schemas: HashMap<u32, Arc<Writer>>,
     /// Table shapes by (value schema id, key, source `schema.table`, topic).
     tables: HashMap<(u32, KeySpec, String, Arc<str>), Routed>,
     mapping: Mapping,
@@ -390,46 +393,10 @@ impl Reader {
         };
         let value_id = schema_id(value)?;
         let writer = self.writer_schema(value_id).await?;
-        let decoded =
-            apache_avro::from_avro_datum(&writer, &mut &value[5..], None).map_err(|e| {
-                ApplyError::definite(format!("avro decode (schema id {value_id}): {e}"))
-            })?;
-        let Some(fields) = schema::record_fields(decoded) else {
-            return Err(ApplyError::definite("value is not an Avro record".into()));
-        };
-        let mut op = String::new();
-        let (mut before, mut after) = (None, None);
-        let (mut table, mut schema_name, mut db) = (None, None, None);
-        for (name, v) in fields {
-            match name.as_str() {
-                "op" => {
-                    if let apache_avro::types::Value::String(s) = v {
-                        op = s;
-                    }
-                }
-                "before" => before = schema::record_fields(v),
-                "after" => after = schema::record_fields(v),
-                "source" => {
-                    for (k, v) in schema::record_fields(v).unwrap_or_default() {
-                        let text = match v {
-                            apache_avro::types::Value::String(t) => Some(t),
-                            apache_avro::types::Value::Union(_, inner) => match *inner {
-                                apache_avro::types::Value::String(t) => Some(t),
-                                _ => None,
-                            },
-                            _ => None,
-                        };
-                        match k.as_str() {
-                            "table" => table = text,
-                            "schema" => schema_name = text,
-                            "db" => db = text,
-                            _ => {}
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
+        let mut envelope = Envelope::decode(&writer, &value[5..]).map_err(|e| {
+            ApplyError::definite(format!("avro decode (schema id {value_id}): {e}"))
+        })?;
+        let [table, schema_name, db] = envelope.names();
         let Some(table) = table else {
             if self.event_store {
                 return Ok(None); // not a table's event: nothing for a read model
@@ -441,13 +408,14 @@ impl Reader {
         // PostgreSQL names the schema; MySQL's database plays its part (`db`).
         let qualified = match schema_name.or(db) {
             Some(s) => format!("{s}.{table}"),
-            None => table.clone(),
+            None => table.to_string(),
         };
         if !self.mapping.selected(&qualified) {
             return Ok(None); // left out by include_tables / exclude_tables
         }
+        let table = table.to_string();
         let topic: Arc<str> = self.intern(msg.topic());
-        if op == "t" {
+        if envelope.op() == "t" {
             return Ok(Some(Change::Truncate {
                 table: self.mapping.target_name(&topic, &qualified, &table),
             }));
@@ -474,43 +442,53 @@ impl Reader {
             .table_info(value_id, spec, topic, &qualified, &table)
             .await?;
         let info = &routed.info;
-        let cells = |row: Vec<(String, apache_avro::types::Value)>| -> Vec<Cell> {
-            let mut out = vec![Cell::Null; info.shape.columns.len()];
-            for (name, v) in row {
-                if let Some(&i) = routed.by_source.get(&name) {
-                    out[i] = schema::cell(v, &info.shape.columns[i].ty, &placeholder);
-                }
-            }
-            out
+        // Upserts need the row after the change, deletes the row before it (for its key).
+        let after = match envelope.op() {
+            "c" | "r" | "u" => Some(true),
+            "d" => Some(false),
+            _ => None,
         };
-        Ok(Some(match (op.as_str(), before, after) {
-            ("c" | "r" | "u", _, Some(row)) => Change::Upsert {
+        let row = match after {
+            Some(after) => envelope
+                .take_row(
+                    after,
+                    &routed.rows,
+                    &routed.by_source,
+                    &info.shape.columns,
+                    &placeholder,
+                )
+                .map_err(|e| {
+                    ApplyError::definite(format!("avro decode (schema id {value_id}): {e}"))
+                })?,
+            None => None,
+        };
+        Ok(Some(match (after, row) {
+            (Some(true), Some(row)) => Change::Upsert {
                 table: info.clone(),
-                row: cells(row),
+                row,
             },
-            ("d", Some(row), _) => {
-                let row = cells(row);
-                Change::Delete {
-                    table: info.clone(),
-                    key: info.key.iter().map(|&i| row[i].clone()).collect(),
-                }
-            }
-            (op, _, _) => {
+            (Some(false), Some(row)) => Change::Delete {
+                table: info.clone(),
+                key: info.key.iter().map(|&i| row[i].clone()).collect(),
+            },
+            _ => {
                 return Err(ApplyError::definite(format!(
-                    "table `{qualified}`: op `{op}` without the row image it needs"
+                    "table `{qualified}`: op `{}` without the row image it needs",
+                    envelope.op()
                 )))
             }
         }))
     }
 
-    async fn writer_schema(&mut self, id: u32) -> Result<Arc<apache_avro::Schema>, ApplyError> {
+    async fn writer_schema(&mut self, id: u32) -> Result<Arc<Writer>, ApplyError> {
         if let Some(s) = self.schemas.get(&id) {
             return Ok(s.clone());
         }
         let text = self.registry_text(id).await?;
-        let parsed = apache_avro::Schema::parse_str(&text)
-            .map_err(|e| ApplyError::definite(format!("writer schema {id}: {e}")))?;
-        let s = Arc::new(parsed);
+        let s = Arc::new(
+            Writer::new(id, &text)
+                .map_err(|e| ApplyError::definite(format!("writer schema {id}: {e}")))?,
+        );
         self.schemas.insert(id, s.clone());
         Ok(s)
     }
@@ -605,6 +583,10 @@ impl Reader {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let rows = match self.schemas.get(&value_id).and_then(|w| w.plan.as_ref()) {
+            Some(plan) => plan.row_maps(&by_source),
+            None => Vec::new(),
+        };
         tracing::debug!(source = %qualified, target = %name, columns = shape.columns.len(), "table routed");
         Ok(Routed {
             info: Arc::new(TableInfo {
@@ -614,6 +596,7 @@ impl Reader {
                 key,
             }),
             by_source,
+            rows,
         })
     }
 

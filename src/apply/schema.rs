@@ -256,6 +256,9 @@ fn col_type(ty: &Json) -> ColType {
 
 /// A decoded Avro value of column type `ty` as a cell; `placeholder` is the unchanged-TOAST
 /// text. A value of a shape the type does not expect becomes JSON text rather than a panic.
+///
+/// The primitive cases go through the same helpers as the direct decoder (`super::avro`), so
+/// both paths give the same cell for the same value by construction.
 pub fn cell(value: Value, ty: &ColType, placeholder: &str) -> Cell {
     let value = match value {
         Value::Union(_, inner) => *inner,
@@ -264,26 +267,12 @@ pub fn cell(value: Value, ty: &ColType, placeholder: &str) -> Cell {
     match (value, ty) {
         (Value::Null, _) => Cell::Null,
         (Value::Boolean(b), _) => Cell::Bool(b),
-        (Value::Int(i), ColType::Date) => Cell::Date(i),
-        (Value::Int(i), ColType::Time { micros_per_unit }) => {
-            Cell::Time(i64::from(i) * micros_per_unit)
-        }
-        (Value::Long(l), ColType::Time { micros_per_unit }) => Cell::Time(l * micros_per_unit),
-        (Value::Long(l), ColType::Timestamp { micros_per_unit }) => {
-            Cell::Timestamp(l.saturating_mul(*micros_per_unit))
-        }
-        (Value::Long(l), ColType::Interval) => Cell::Interval(l),
-        (Value::Int(i), _) => Cell::Int(i64::from(i)),
-        (Value::Long(l), _) => Cell::Int(l),
+        (Value::Int(i), ty) => int_cell(i, ty),
+        (Value::Long(l), ty) => long_cell(l, ty),
         (Value::Float(f), _) => Cell::Float(f64::from(f)),
         (Value::Double(f), _) => Cell::Float(f),
-        (Value::String(s), _) if s == placeholder => Cell::Unavailable,
-        (Value::String(s), _) => Cell::Text(s),
-        (Value::Bytes(b), _) if b == placeholder.as_bytes() => Cell::Unavailable,
-        (Value::Bytes(b), ColType::Decimal { scale, .. }) => {
-            Cell::Decimal(crate::ledger::json::decimal_string(&b, *scale))
-        }
-        (Value::Bytes(b), _) => Cell::Bytes(b),
+        (Value::String(s), _) => text_cell(s, placeholder),
+        (Value::Bytes(b), ty) => bytes_cell(b, ty, placeholder),
         (Value::Decimal(d), ColType::Decimal { scale, .. }) => {
             let n = num_bigint::BigInt::from(d);
             Cell::Decimal(crate::ledger::json::decimal_string(
@@ -297,23 +286,103 @@ pub fn cell(value: Value, ty: &ColType, placeholder: &str) -> Cell {
             for (name, v) in &fields {
                 match (name.as_str(), v) {
                     ("scale", Value::Int(s)) => scale = u32::try_from(*s).ok(),
-                    ("value", Value::Bytes(b)) => bytes = Some(b.clone()),
+                    ("value", Value::Bytes(b)) => bytes = Some(b.as_slice()),
                     _ => {}
                 }
             }
-            match (scale, bytes) {
-                (Some(s), Some(b)) => Cell::Decimal(crate::ledger::json::decimal_string(&b, s)),
-                _ => Cell::Null,
-            }
+            var_decimal_cell(scale, bytes)
         }
-        // Arrays of strings carry the placeholder as their one element.
-        (Value::Array(items), _) if matches!(items.as_slice(), [Value::String(s)] if s == placeholder) => {
-            Cell::Unavailable
-        }
+        (Value::Array(items), _) if placeholder_array(&items, placeholder) => Cell::Unavailable,
         (other, _) => match serde_json::Value::try_from(other) {
             Ok(j) => Cell::Text(j.to_string()),
             Err(_) => Cell::Null,
         },
+    }
+}
+
+/// Whether an array is the unchanged-TOAST placeholder as the agent writes it for array
+/// columns (src/encode/avro.rs, `write_unchanged`): arrays of strings carry it as their one
+/// element, arrays of integers as its bytes, each a sign-extended byte (as Java widens them).
+/// Items may be bare or (as the agent's `["null", T]` items are) union branches.
+fn placeholder_array(items: &[Value], placeholder: &str) -> bool {
+    fn bare(v: &Value) -> &Value {
+        match v {
+            Value::Union(_, inner) => inner,
+            other => other,
+        }
+    }
+    match items {
+        [item] if matches!(bare(item), Value::String(s) if s == placeholder) => true,
+        _ => {
+            !placeholder.is_empty()
+                && items.len() == placeholder.len()
+                && items.iter().zip(placeholder.bytes()).all(|(v, b)| {
+                    let want = i64::from(b as i8);
+                    match bare(v) {
+                        Value::Int(i) => i64::from(*i) == want,
+                        Value::Long(l) => *l == want,
+                        _ => false,
+                    }
+                })
+        }
+    }
+}
+
+/// An Avro `int` of column type `ty`: days, times of day, or a plain integer.
+pub(crate) fn int_cell(i: i32, ty: &ColType) -> Cell {
+    match ty {
+        ColType::Date => Cell::Date(i),
+        ColType::Time { micros_per_unit } => Cell::Time(i64::from(i) * micros_per_unit),
+        _ => Cell::Int(i64::from(i)),
+    }
+}
+
+/// An Avro `long` of column type `ty`. Out-of-range times saturate (a bad value from the
+/// network must not overflow).
+pub(crate) fn long_cell(l: i64, ty: &ColType) -> Cell {
+    match ty {
+        ColType::Time { micros_per_unit } => Cell::Time(l.saturating_mul(*micros_per_unit)),
+        ColType::Timestamp { micros_per_unit } => {
+            Cell::Timestamp(l.saturating_mul(*micros_per_unit))
+        }
+        ColType::Interval => Cell::Interval(l),
+        _ => Cell::Int(l),
+    }
+}
+
+/// An Avro `string`: the unchanged-TOAST placeholder, or text.
+pub(crate) fn text_cell<S: AsRef<str> + Into<String>>(s: S, placeholder: &str) -> Cell {
+    if s.as_ref() == placeholder {
+        Cell::Unavailable
+    } else {
+        Cell::Text(s.into())
+    }
+}
+
+/// Avro `bytes` (without a logical type) of column type `ty`: the placeholder, a decimal of
+/// the column's fixed scale, or bytes.
+pub(crate) fn bytes_cell<B: AsRef<[u8]> + Into<Vec<u8>>>(
+    b: B,
+    ty: &ColType,
+    placeholder: &str,
+) -> Cell {
+    if b.as_ref() == placeholder.as_bytes() {
+        return Cell::Unavailable;
+    }
+    match ty {
+        ColType::Decimal { scale, .. } => {
+            Cell::Decimal(crate::ledger::json::decimal_string(b.as_ref(), *scale))
+        }
+        _ => Cell::Bytes(b.into()),
+    }
+}
+
+/// A VariableScaleDecimal record's cell from its `scale` (an `int` ≥ 0) and `value` (bytes)
+/// fields; null when either is missing.
+pub(crate) fn var_decimal_cell(scale: Option<u32>, bytes: Option<&[u8]>) -> Cell {
+    match (scale, bytes) {
+        (Some(s), Some(b)) => Cell::Decimal(crate::ledger::json::decimal_string(b, s)),
+        _ => Cell::Null,
     }
 }
 
@@ -435,6 +504,30 @@ mod tests {
                 p
             ),
             Cell::Unavailable
+        );
+        // As the agent writes them: array items are `["null", T]` union branches, and an
+        // integer array carries the placeholder's bytes.
+        let some = |v: Value| Value::Union(1, Box::new(v));
+        assert_eq!(
+            cell(
+                Value::Array(vec![some(Value::String(p.into()))]),
+                &ColType::Json,
+                p
+            ),
+            Cell::Unavailable
+        );
+        let bytes = |b: &[u8]| -> Vec<Value> {
+            b.iter()
+                .map(|&b| some(Value::Int(i32::from(b as i8))))
+                .collect()
+        };
+        assert_eq!(
+            cell(Value::Array(bytes(p.as_bytes())), &ColType::Json, p),
+            Cell::Unavailable
+        );
+        assert_eq!(
+            cell(Value::Array(bytes(b"__x")), &ColType::Json, p),
+            Cell::Text("[95,95,120]".into())
         );
         assert_eq!(
             cell(
