@@ -119,6 +119,26 @@ enum Slot<T> {
     Union(Box<[(Node, Option<T>)]>),
 }
 
+impl<T> Slot<T> {
+    /// The slot of a field of schema `node`, `know` saying what the plan keeps of each record
+    /// in it; `None` when the field is neither a record nor a union.
+    fn of(node: &Node, mut know: impl FnMut(&Arc<Record>) -> T) -> Option<Self> {
+        match node {
+            Node::Record(r) => Some(Slot::Whole(know(r))),
+            Node::Union(branches) => Some(Slot::Union(
+                branches
+                    .iter()
+                    .map(|b| match b {
+                        Node::Record(r) => (b.clone(), Some(know(r))),
+                        other => (other.clone(), None),
+                    })
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// Which of the `source` names a field is.
 #[derive(Debug, Clone, Copy)]
 enum SourceName {
@@ -220,35 +240,21 @@ impl Plan {
         };
         let mut top = Vec::with_capacity(envelope.fields.len());
         for (name, node) in &envelope.fields {
-            top.push(match (name.as_str(), node) {
-                ("op", Node::String) => Top::Op,
-                ("before" | "after", Node::Record(r)) => Top::Row {
+            let row = match name.as_str() {
+                "before" | "after" => Slot::of(node, &mut row_index),
+                _ => None,
+            };
+            top.push(match (name.as_str(), row) {
+                ("op", _) if matches!(node, Node::String) => Top::Op,
+                ("before" | "after", Some(slot)) => Top::Row {
                     after: name == "after",
-                    slot: Slot::Whole(row_index(r)),
+                    slot,
                 },
-                ("before" | "after", Node::Union(branches)) => Top::Row {
-                    after: name == "after",
-                    slot: Slot::Union(
-                        branches
-                            .iter()
-                            .map(|b| match b {
-                                Node::Record(r) => (b.clone(), Some(row_index(r))),
-                                other => (other.clone(), None),
-                            })
-                            .collect(),
-                    ),
+                ("source", _) => match Slot::of(node, |r| source_fields(r)) {
+                    Some(slot) => Top::Source(slot),
+                    None => Top::Skip(name.to_owned(), node.clone()),
                 },
-                ("source", Node::Record(r)) => Top::Source(Slot::Whole(source_fields(r))),
-                ("source", Node::Union(branches)) => Top::Source(Slot::Union(
-                    branches
-                        .iter()
-                        .map(|b| match b {
-                            Node::Record(r) => (b.clone(), Some(source_fields(r))),
-                            other => (other.clone(), None),
-                        })
-                        .collect(),
-                )),
-                (name, node) => Top::Skip(name.to_owned(), node.clone()),
+                (name, _) => Top::Skip(name.to_owned(), node.clone()),
             });
         }
         Ok(Self { top, rows })
