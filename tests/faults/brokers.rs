@@ -286,8 +286,8 @@ pub async fn kills(kills: usize) {
     let coordinator = |cluster: &Cluster, id: &str| -> i32 {
         let deadline = Instant::now() + COORDINATOR_LIMIT;
         loop {
-            let computed = cluster.txn_coordinator(id, TIMEOUT);
             if let Some(described) = cluster.describe_coordinator(id) {
+                let computed = cluster.txn_coordinator(id, TIMEOUT);
                 println!(
                     "coordinator of {id}: node {described} (computed from the id: node {computed})"
                 );
