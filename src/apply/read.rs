@@ -466,6 +466,7 @@ impl Reader {
             (Some(true), Some(row)) => Change::Upsert {
                 table: info.clone(),
                 row,
+                insert: matches!(envelope.op(), "c" | "r"),
             },
             (Some(false), Some(row)) => Change::Delete {
                 table: info.clone(),
