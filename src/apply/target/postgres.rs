@@ -976,8 +976,9 @@ impl PgTarget {
             work.push(Work::Statement(st, Params::Scalars(params)));
             i += 1;
         }
-        // Statements go pipelined up to each COPY, which waits for them (its data follows
-        // their answers on the wire) and is waited for in turn: change order throughout.
+        // Statements go pipelined up to each COPY; their answers are awaited before it starts
+        // and its own before the next statements go: change order throughout, at the cost of
+        // a round trip per COPY.
         let mut from = 0;
         for (at, step) in work.iter().enumerate() {
             if let Work::Copy {
