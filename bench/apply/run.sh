@@ -3,6 +3,7 @@
 #
 #   scripts/stack up; eval "$(scripts/stack env)"; cargo build --release
 #   bench/apply/run.sh [--rows N] [--label TEXT] [--no-append] [--apply-setting K=V]...
+#       [--kafka-property K=V]...   (AGENT=path picks another binary than target/release's)
 #
 # 1. A source database with table t (the snapshot bench's shape: id bigint PK, grp int,
 #    amount numeric(12,2), name text, note text NULL, payload text, ver bigint; ~250 bytes a
@@ -24,12 +25,14 @@ ROWS=1000000
 LABEL=""
 APPEND=1
 APPLY_SETTINGS=()
+KAFKA_PROPERTIES=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --rows) ROWS="$2"; shift 2 ;;
         --label) LABEL="$2"; shift 2 ;;
         --no-append) APPEND=0; shift ;;
         --apply-setting) APPLY_SETTINGS+=("$2"); shift 2 ;;
+        --kafka-property) KAFKA_PROPERTIES+=("$2"); shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -153,6 +156,10 @@ echo "== apply"
     for kv in "${APPLY_SETTINGS[@]}"; do echo "${kv%%=*} = ${kv#*=}"; done
     echo "[http]"
     echo "listen = \"127.0.0.1:0\""
+    if [ ${#KAFKA_PROPERTIES[@]} -gt 0 ]; then
+        echo "[kafka.properties]"
+        for kv in "${KAFKA_PROPERTIES[@]}"; do echo "\"${kv%%=*}\" = \"${kv#*=}\""; done
+    fi
 } >"$WORK/apply.toml"
 T0=$(now)
 RUST_LOG="${APPLY_LOG:-info}" "$AGENT" apply --config "$WORK/apply.toml" >"$WORK/apply.log" 2>&1 &
@@ -197,7 +204,7 @@ SECTION="$(cat <<MD
 ## $(date -u '+%Y-%m-%d %H:%M UTC') — apply${LABEL:+ ($LABEL)}
 
 - machine: \`$(uname -m)\`, $CPU_MODEL, $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo) GiB RAM; PostgreSQL $(psql -qtA "$PG_BASE/postgres" -c 'SHOW server_version' | cut -d' ' -f1), Kafka on loopback
-- cdc-agent \`$AGENT\` (tree at $COMMIT), \`apply\` with default settings${APPLY_SETTINGS:+ but ${APPLY_SETTINGS[*]}} into an empty database of the same server
+- cdc-agent \`$AGENT\` (tree at $COMMIT), \`apply\` with default settings${APPLY_SETTINGS:+ but ${APPLY_SETTINGS[*]}}${KAFKA_PROPERTIES:+ and librdkafka ${KAFKA_PROPERTIES[*]}} into an empty database of the same server
 - load average (1/5/15 min): $LOAD_START at the start, $LOAD_END at the end
 - ceiling = \`psql \\copy t_copy FROM\` a CSV of the same rows into an empty table with the same definition (primary key), best of 2; apply = process start → \`/metrics\` counts every row applied (one read_committed consumer, batches in one transaction each with the offsets)
 

@@ -128,6 +128,20 @@ pub struct Reader {
     names: HashMap<String, Arc<str>>,
 }
 
+/// librdkafka consumer settings of apply's own, unless `[kafka] properties` names them.
+///
+/// - `queued.max.messages.kbytes`: the prefetched messages librdkafka holds. Its default,
+///   64 MiB, was most of apply's peak RSS (~110 MiB); 16 MiB is still several batches ahead,
+///   and the 1M-row bench (bench/RESULTS.md) was no slower with it.
+/// - `fetch.queue.backoff.ms`: how long the fetcher waits to ask again once that queue (or
+///   `queued.min.messages`) is full. Its default, 1 s, is longer than apply takes to drain
+///   the queue: apply then sat idle for up to half a second at a time, half the bench's
+///   wall time. Asking again every 20 ms keeps the queue topped up.
+const CONSUMER_DEFAULTS: [(&str, &str); 2] = [
+    ("queued.max.messages.kbytes", "16384"),
+    ("fetch.queue.backoff.ms", "20"),
+];
+
 enum TopicSelection {
     Names(Vec<String>),
     Regex(regex::Regex),
@@ -136,7 +150,13 @@ enum TopicSelection {
 impl Reader {
     /// A consumer on the configured brokers (nothing assigned yet).
     pub fn new(cfg: &ApplyConfig) -> Result<Self, ApplyError> {
-        let consumer: StreamConsumer = base_client_config(&cfg.kafka.client())
+        let mut client = base_client_config(&cfg.kafka.client());
+        for (key, value) in CONSUMER_DEFAULTS {
+            if !cfg.kafka.properties.contains_key(key) {
+                client.set(key, value);
+            }
+        }
+        let consumer: StreamConsumer = client
             .set("group.id", format!("cdc-apply-{}", cfg.apply.name))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -466,6 +486,7 @@ impl Reader {
             (Some(true), Some(row)) => Change::Upsert {
                 table: info.clone(),
                 row,
+                insert: matches!(envelope.op(), "c" | "r"),
             },
             (Some(false), Some(row)) => Change::Delete {
                 table: info.clone(),

@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod copy;
 mod crash;
 mod mapping;
 mod postgres;

@@ -58,6 +58,10 @@ pub enum Change {
         table: Arc<TableInfo>,
         /// Cells in column order.
         row: Vec<Cell>,
+        /// The event is an insert or a snapshot read (`c`, `r`), not an update: the row is
+        /// new to the source, so the target most likely lacks it (a target may then try a
+        /// plain bulk insert first; it must still behave as an upsert).
+        insert: bool,
     },
     /// Delete (`d`) by key.
     Delete {

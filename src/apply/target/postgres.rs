@@ -6,13 +6,22 @@
 //! of one table is one `INSERT … SELECT … FROM unnest($1::text[], …)` (arrays of the same
 //! texts), so a batch costs a few statements rather than one per row. A batch's statements
 //! are sent pipelined, in order, inside one transaction that also moves the offsets.
+//!
+//! A long run of inserts (source inserts and snapshot reads, every column sent, distinct keys)
+//! is first tried as a `COPY … FROM STDIN` inside a savepoint: the server's upsert costs about
+//! 1.6 times a COPY of the same rows, and such rows are usually new to the target. A key the
+//! target already holds (a replay, rows written there by others) makes the COPY fail with
+//! `unique_violation`; the savepoint is rolled back and the run goes through the upsert as
+//! any other, and that table's inserts skip the COPY for a while (see [`CopyPause`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
+use futures_util::SinkExt;
 use std::hash::{Hash, Hasher};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
@@ -25,10 +34,69 @@ use crate::apply::schema::{self, Cell, ColType};
 /// the per-row statement (already prepared for the common single-row case) is as cheap.
 const BULK_MIN_ROWS: usize = 2;
 
+/// Inserts of one table from which on a run is tried as a `COPY` first: a COPY costs a
+/// savepoint (a subtransaction) and four round trips of its own (savepoint, start, end,
+/// release) where the upsert rides the pipeline, which a short run does not earn back.
+const COPY_MIN_ROWS: usize = 64;
+
+/// COPY runs per transaction at most. Each is a subtransaction that stays in the
+/// transaction's list of subtransaction ids until it commits; past 64 of them the server's
+/// per-backend cache of that list overflows, and every other session's snapshot then has to
+/// look subtransactions up on disk (`pg_subtrans`) while the batch runs.
+const COPY_MAX_PER_BATCH: usize = 32;
+
+/// Batches a table's inserts skip the COPY after a conflict; doubled at each further
+/// conflict up to [`COPY_PAUSE_MAX`], forgotten after a COPY of the table succeeds.
+const COPY_PAUSE_FIRST: u64 = 4;
+
+/// The longest pause, in batches: a replay of a topic the target already holds tries (and
+/// fails) a COPY about once every this many batches.
+const COPY_PAUSE_MAX: u64 = 1024;
+
+/// COPY data goes to the connection in chunks of about this size, so a run's text is never
+/// held whole.
+const COPY_CHUNK: usize = 64 * 1024;
+
+/// The savepoint a COPY runs in.
+const COPY_SAVEPOINT: &str = "cdc_apply_copy";
+
 /// The parameters of one statement: one text per column, or one text array per column.
 enum Params<'a> {
     Scalars(Vec<Option<String>>),
     Arrays(Vec<TextColumn<'a>>),
+}
+
+impl Params<'_> {
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        match self {
+            Params::Scalars(p) => p.iter().map(|p| p as &(dyn ToSql + Sync)).collect(),
+            Params::Arrays(p) => p.iter().map(|p| p as &(dyn ToSql + Sync)).collect(),
+        }
+    }
+}
+
+/// One step of a batch, in change order.
+enum Work<'a> {
+    /// A statement, sent pipelined with its neighbours.
+    Statement(Statement, Params<'a>),
+    /// A run of inserts of one table tried as a COPY first, with the bulk upsert of the same
+    /// rows to fall back to.
+    Copy {
+        table: &'a TableInfo,
+        rows: &'a [Change],
+        copy: Statement,
+        upsert: Statement,
+        columns: Params<'a>,
+    },
+}
+
+/// How long a table's inserts skip the COPY after it met keys the target held.
+#[derive(Debug, Clone, Copy)]
+struct CopyPause {
+    /// The last batch (by [`PgTarget::batches`]) that skips it.
+    until: u64,
+    /// This pause's length, doubled at the next conflict.
+    batches: u64,
 }
 
 /// Column `col` of a run of upserts as one `text[]` parameter, written straight from the
@@ -92,12 +160,147 @@ fn write_pg_text(cell: &Cell, out: &mut BytesMut) -> bool {
             let _ = write!(out, "{i}");
         }
         Cell::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Cell::Bytes(b) => {
+            out.extend_from_slice(b"\\x");
+            write_hex(b, out);
+        }
         other => match pg_text(other) {
             Some(s) => out.extend_from_slice(s.as_bytes()),
             None => return false,
         },
     }
     true
+}
+
+/// Appends `bytes` as lowercase hex digits.
+fn write_hex(bytes: &[u8], out: &mut BytesMut) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.put_u8(DIGITS[usize::from(b >> 4)]);
+        out.put_u8(DIGITS[usize::from(b & 0xf)]);
+    }
+}
+
+/// Appends `text` as a field of COPY's text format: the characters it reads as escapes or
+/// separators (backslash, tab, newline, carriage return) backslash-escaped, the rest as is.
+fn copy_escape(text: &[u8], out: &mut BytesMut) {
+    let mut from = 0;
+    for (i, &b) in text.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => continue,
+        };
+        out.extend_from_slice(&text[from..i]);
+        out.extend_from_slice(escaped);
+        from = i + 1;
+    }
+    out.extend_from_slice(&text[from..]);
+}
+
+/// Appends `cell` as a field of COPY's text format: the text the upsert binds for it
+/// ([`write_pg_text`]), escaped, so the column's input function reads the same value either
+/// way; NULL as `\N`. `Unavailable` never reaches a COPY (a run sends every column).
+fn write_copy_cell(cell: &Cell, out: &mut BytesMut) {
+    match cell {
+        Cell::Text(s) => copy_escape(s.as_bytes(), out),
+        // `\x…`: the one backslash is the only character to escape.
+        Cell::Bytes(b) => {
+            out.extend_from_slice(b"\\\\x");
+            write_hex(b, out);
+        }
+        other => {
+            let start = out.len();
+            if !write_pg_text(other, out) {
+                out.extend_from_slice(b"\\N");
+            } else if out[start..]
+                .iter()
+                .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+            {
+                // No other cell's text holds one today; escaped all the same if one ever does.
+                let raw = out[start..].to_vec();
+                out.truncate(start);
+                copy_escape(&raw, out);
+            }
+        }
+    }
+}
+
+/// Appends one upsert's row as a line of COPY's text format, columns in shape order.
+fn write_copy_row(row: &[Cell], out: &mut BytesMut) {
+    for (i, cell) in row.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b'\t');
+        }
+        write_copy_cell(cell, out);
+    }
+    out.put_u8(b'\n');
+}
+
+/// Streams `rows` (upserts) into `copy`, a prepared `COPY … FROM STDIN`; the rows written.
+async fn copy_rows(
+    client: &Client,
+    copy: &Statement,
+    rows: &[Change],
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = client.copy_in::<_, bytes::Bytes>(copy).await?;
+    futures_util::pin_mut!(sink);
+    let mut buf = BytesMut::with_capacity(COPY_CHUNK + COPY_CHUNK / 4);
+    for change in rows {
+        if let Change::Upsert { row, .. } = change {
+            write_copy_row(row, &mut buf);
+        }
+        if buf.len() >= COPY_CHUNK {
+            sink.as_mut().send(buf.split().freeze()).await?;
+        }
+    }
+    if !buf.is_empty() {
+        sink.as_mut().send(buf.freeze()).await?;
+    }
+    sink.as_mut().finish().await
+}
+
+/// Runs `work` (statements only) pipelined: tokio-postgres sends the statements in the order
+/// they are first polled, which `try_join_all` does in order, without waiting for each answer.
+async fn pipelined(client: &Client, work: &[Work<'_>]) -> Result<(), ApplyError> {
+    let runs = work.iter().filter_map(|w| match w {
+        Work::Statement(st, params) => {
+            let refs = params.refs();
+            Some(async move { client.execute(st, &refs).await })
+        }
+        Work::Copy { .. } => None,
+    });
+    futures_util::future::try_join_all(runs)
+        .await
+        .map_err(|e| pg_error("apply a change", e))?;
+    Ok(())
+}
+
+/// The end of the run of upserts that starts at `changes[start]`, an upsert: the upserts
+/// after it of the same table for which `fits(row, insert)` holds, up to a key seen again
+/// (ON CONFLICT may touch a row once per statement, and a COPY would refuse it).
+fn run_end(changes: &[Change], start: usize, fits: impl Fn(&[Cell], bool) -> bool) -> usize {
+    let Some(Change::Upsert { table, row, .. }) = changes.get(start) else {
+        return start;
+    };
+    let mut seen: HashSet<u64> = HashSet::new();
+    seen.insert(key_hash(&table.key, row));
+    let mut end = start + 1;
+    while let Some(Change::Upsert {
+        table: t,
+        row: r,
+        insert,
+    }) = changes.get(end)
+    {
+        if !Arc::ptr_eq(t, table) || !fits(r, *insert) || !seen.insert(key_hash(&table.key, r)) {
+            break;
+        }
+        end += 1;
+    }
+    end
 }
 
 /// A hash of an upsert's key cells, to end a run at a key seen again in it. Equal keys hash
@@ -133,6 +336,10 @@ pub struct PgTarget {
     /// (table, value schema id) checked against the target.
     checked: HashSet<(String, u32)>,
     statements: HashMap<String, Statement>,
+    /// Batches applied (or tried) so far: the clock of [`CopyPause`].
+    batches: u64,
+    /// Tables whose inserts skip the COPY for now, by target table name.
+    copy_paused: HashMap<String, CopyPause>,
     /// Connection task; aborted when the target is dropped.
     conn: tokio::task::JoinHandle<()>,
 }
@@ -246,6 +453,8 @@ impl PgTarget {
             tables: HashMap::new(),
             checked: HashSet::new(),
             statements: HashMap::new(),
+            batches: 0,
+            copy_paused: HashMap::new(),
             conn,
         })
     }
@@ -428,10 +637,119 @@ impl PgTarget {
         )
     }
 
+    /// The bulk upsert of `rows` (upserts of `table` sending the columns `sent`) and its
+    /// parameters.
+    async fn upsert_statement<'a>(
+        &mut self,
+        table: &TableInfo,
+        sent: &[bool],
+        rows: &'a [Change],
+    ) -> Result<(Statement, Params<'a>), ApplyError> {
+        let columns: Vec<TextColumn<'a>> = sent
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s)
+            .map(|(col, _)| TextColumn { rows, col })
+            .collect();
+        let sql = self.upsert_many_sql(table, sent);
+        let st = self
+            .statement_typed(&sql, columns.len(), Type::TEXT_ARRAY)
+            .await?;
+        Ok((st, Params::Arrays(columns)))
+    }
+
+    /// The `COPY` of a run of inserts of `table` (every column), and the bulk upsert of the
+    /// same `rows` with its parameters to fall back to.
+    async fn copy_statements<'a>(
+        &mut self,
+        table: &TableInfo,
+        rows: &'a [Change],
+    ) -> Result<(Statement, Statement, Params<'a>), ApplyError> {
+        let names: Vec<String> = table.shape.columns.iter().map(|c| ident(&c.name)).collect();
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN",
+            self.qualified(&table.name),
+            names.join(", ")
+        );
+        let copy = self.statement(&sql, 0).await?;
+        let sent = vec![true; table.shape.columns.len()];
+        let (upsert, columns) = self.upsert_statement(table, &sent, rows).await?;
+        Ok((copy, upsert, columns))
+    }
+
+    /// Whether `table`'s inserts may try a COPY in this batch.
+    fn copy_allowed(&self, table: &str) -> bool {
+        self.copy_paused
+            .get(table)
+            .is_none_or(|p| self.batches > p.until)
+    }
+
+    /// Applies a run of inserts with `copy` inside a savepoint, or, when that meets a key the
+    /// target holds (or the table's COPY is paused), with `upsert` and its `columns`.
+    async fn copy_or_upsert(
+        &mut self,
+        table: &TableInfo,
+        rows: &[Change],
+        copy: &Statement,
+        upsert: &Statement,
+        columns: &Params<'_>,
+    ) -> Result<(), ApplyError> {
+        // A conflict earlier in this batch may have paused it since the batch was planned.
+        if self.copy_allowed(&table.name) {
+            self.client
+                .batch_execute(&format!("SAVEPOINT {COPY_SAVEPOINT}"))
+                .await
+                .map_err(|e| pg_error("savepoint before a copy", e))?;
+            match copy_rows(&self.client, copy, rows).await {
+                Ok(n) => {
+                    self.client
+                        .batch_execute(&format!("RELEASE SAVEPOINT {COPY_SAVEPOINT}"))
+                        .await
+                        .map_err(|e| pg_error("release the copy's savepoint", e))?;
+                    self.copy_paused.remove(&table.name);
+                    tracing::debug!(table = %table.name, rows = n, "rows copied");
+                    return Ok(());
+                }
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    self.client
+                        .batch_execute(&format!(
+                            "ROLLBACK TO SAVEPOINT {COPY_SAVEPOINT}; \
+                             RELEASE SAVEPOINT {COPY_SAVEPOINT}"
+                        ))
+                        .await
+                        .map_err(|e| pg_error("roll back the copy's savepoint", e))?;
+                    let batches = self
+                        .copy_paused
+                        .get(&table.name)
+                        .map_or(COPY_PAUSE_FIRST, |p| (p.batches * 2).min(COPY_PAUSE_MAX));
+                    self.copy_paused.insert(
+                        table.name.clone(),
+                        CopyPause {
+                            until: self.batches + batches,
+                            batches,
+                        },
+                    );
+                    tracing::debug!(
+                        table = %table.name,
+                        rows = rows.len(),
+                        pause_batches = batches,
+                        "copy met a key the target holds: the run is upserted"
+                    );
+                }
+                Err(e) => return Err(pg_error("apply a change (copy)", e)),
+            }
+        }
+        self.client
+            .execute(upsert, &columns.refs())
+            .await
+            .map_err(|e| pg_error("apply a change", e))?;
+        Ok(())
+    }
+
     /// The SQL and parameters of one change.
     fn sql_of(&self, change: &Change) -> (String, Vec<Option<String>>) {
         match change {
-            Change::Upsert { table, row } => {
+            Change::Upsert { table, row, .. } => {
                 let mut names = Vec::new();
                 let mut values = Vec::new();
                 let mut params = Vec::new();
@@ -597,42 +915,51 @@ impl PgTarget {
                 Change::Truncate { .. } => {}
             }
         }
-        let mut work: Vec<(Statement, Params)> = Vec::with_capacity(batch.changes.len());
+        self.batches += 1;
+        let mut work: Vec<Work<'_>> = Vec::with_capacity(batch.changes.len());
+        let mut copies = 0;
         let mut i = 0;
         while i < batch.changes.len() {
             let change = &batch.changes[i];
-            if let Change::Upsert { table, row } = change {
+            if let Change::Upsert { table, row, insert } = change {
+                // A long run of inserts sending every column, distinct keys: a COPY first.
+                if *insert
+                    && copies < COPY_MAX_PER_BATCH
+                    && self.copy_allowed(&table.name)
+                    && !row.contains(&Cell::Unavailable)
+                {
+                    let end = run_end(&batch.changes, i, |r, insert| {
+                        insert && !r.contains(&Cell::Unavailable)
+                    });
+                    if end - i >= COPY_MIN_ROWS {
+                        let rows = &batch.changes[i..end];
+                        let (copy, upsert, columns) = self.copy_statements(table, rows).await?;
+                        work.push(Work::Copy {
+                            table,
+                            rows,
+                            copy,
+                            upsert,
+                            columns,
+                        });
+                        copies += 1;
+                        i = end;
+                        continue;
+                    }
+                }
                 // A run of upserts of one table sending the same columns becomes one
                 // statement. ON CONFLICT may touch a row once per statement, so a key seen
                 // again ends the run: every upsert is still applied, in order (row triggers
                 // on the target see every version).
                 let sent: Vec<bool> = row.iter().map(|c| *c != Cell::Unavailable).collect();
-                let mut seen: HashSet<u64> = HashSet::new();
-                seen.insert(key_hash(&table.key, row));
-                let mut end = i + 1;
-                while let Some(Change::Upsert { table: t, row: r }) = batch.changes.get(end) {
-                    let same = Arc::ptr_eq(t, table)
-                        && r.iter()
-                            .zip(&sent)
-                            .all(|(c, s)| (*c != Cell::Unavailable) == *s);
-                    if !same || !seen.insert(key_hash(&table.key, r)) {
-                        break;
-                    }
-                    end += 1;
-                }
+                let end = run_end(&batch.changes, i, |r, _| {
+                    r.iter()
+                        .zip(&sent)
+                        .all(|(c, s)| (*c != Cell::Unavailable) == *s)
+                });
                 if end - i >= BULK_MIN_ROWS {
                     let rows = &batch.changes[i..end];
-                    let columns: Vec<TextColumn<'_>> = sent
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, s)| **s)
-                        .map(|(col, _)| TextColumn { rows, col })
-                        .collect();
-                    let sql = self.upsert_many_sql(table, &sent);
-                    let st = self
-                        .statement_typed(&sql, columns.len(), Type::TEXT_ARRAY)
-                        .await?;
-                    work.push((st, Params::Arrays(columns)));
+                    let (st, columns) = self.upsert_statement(table, &sent, rows).await?;
+                    work.push(Work::Statement(st, columns));
                     i = end;
                     continue;
                 }
@@ -646,28 +973,29 @@ impl PgTarget {
             }
             let (sql, params) = self.sql_of(change);
             let st = self.statement(&sql, params.len()).await?;
-            work.push((st, Params::Scalars(params)));
+            work.push(Work::Statement(st, Params::Scalars(params)));
             i += 1;
         }
-        // Pipelined: tokio-postgres sends the statements in the order they are first polled,
-        // which `try_join_all` does in order, without waiting for each answer.
-        let client = &self.client;
-        let runs = work.iter().map(|(st, params)| {
-            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match params {
-                Params::Scalars(p) => p
-                    .iter()
-                    .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-                    .collect(),
-                Params::Arrays(p) => p
-                    .iter()
-                    .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-                    .collect(),
-            };
-            async move { client.execute(st, &refs).await }
-        });
-        futures_util::future::try_join_all(runs)
-            .await
-            .map_err(|e| pg_error("apply a change", e))?;
+        // Statements go pipelined up to each COPY; their answers are awaited before it starts
+        // and its own before the next statements go: change order throughout, at the cost of
+        // a round trip per COPY.
+        let mut from = 0;
+        for (at, step) in work.iter().enumerate() {
+            if let Work::Copy {
+                table,
+                rows,
+                copy,
+                upsert,
+                columns,
+            } = step
+            {
+                pipelined(&self.client, &work[from..at]).await?;
+                self.copy_or_upsert(table, rows, copy, upsert, columns)
+                    .await?;
+                from = at + 1;
+            }
+        }
+        pipelined(&self.client, &work[from..]).await?;
         let table = format!("{}.{}", ident(&self.schema), ident(&self.offsets_table));
         let update = self
             .statement(
@@ -736,7 +1064,133 @@ mod tests {
         Change::Upsert {
             table: table.clone(),
             row,
+            insert: true,
         }
+    }
+
+    fn copy_line(row: &[Cell]) -> String {
+        let mut out = BytesMut::new();
+        write_copy_row(row, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn copy_text_escapes_backslash_tab_newline_and_carriage_return() {
+        assert_eq!(
+            copy_line(&[Cell::Text("a\\b\tc\nd\re".into())]),
+            "a\\\\b\\tc\\nd\\re\n"
+        );
+        assert_eq!(
+            copy_line(&[Cell::Text("plain text, é".into())]),
+            "plain text, é\n"
+        );
+    }
+
+    #[test]
+    fn copy_text_keeps_the_end_marker_and_a_literal_backslash_n_from_reading_as_such() {
+        // `\.` alone ends COPY data and `\N` is NULL: escaped, both stay text.
+        assert_eq!(copy_line(&[Cell::Text("\\.".into())]), "\\\\.\n");
+        assert_eq!(copy_line(&[Cell::Text("\\N".into())]), "\\\\N\n");
+        assert_eq!(copy_line(&[Cell::Text(String::new())]), "\n");
+    }
+
+    #[test]
+    fn copy_text_writes_null_as_backslash_n_and_separates_columns_by_tabs() {
+        assert_eq!(
+            copy_line(&[Cell::Int(7), Cell::Null, Cell::Text("x".into())]),
+            "7\t\\N\tx\n"
+        );
+    }
+
+    #[test]
+    fn copy_text_of_bytea_is_the_escaped_hex_form() {
+        assert_eq!(
+            copy_line(&[Cell::Bytes(vec![0x00, 0x5c, 0x09, 0xff])]),
+            "\\\\x005c09ff\n"
+        );
+        assert_eq!(copy_line(&[Cell::Bytes(vec![])]), "\\\\x\n");
+    }
+
+    #[test]
+    fn copy_text_is_the_upsert_text_of_every_other_cell() {
+        let cells = [
+            Cell::Bool(true),
+            Cell::Int(-42),
+            Cell::Float(1.5),
+            Cell::Float(f64::NAN),
+            Cell::Float(f64::NEG_INFINITY),
+            Cell::Decimal("-12.340".into()),
+            Cell::Date(19_723),
+            Cell::Time(3_723_000_001),
+            Cell::Timestamp(1_704_067_200_000_001),
+            Cell::Interval(-90_000_000),
+        ];
+        for cell in cells {
+            let mut out = BytesMut::new();
+            write_copy_cell(&cell, &mut out);
+            assert_eq!(
+                Some(String::from_utf8(out.to_vec()).unwrap()),
+                pg_text(&cell),
+                "{cell:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_text_of_json_escapes_the_json_escapes() {
+        // JSON's own `\"` and `\n` reach the server as two characters each.
+        assert_eq!(
+            copy_line(&[Cell::Text(r#"{"a":"x\"y\nz","b":[1,null]}"#.into())]),
+            "{\"a\":\"x\\\\\"y\\\\nz\",\"b\":[1,null]}\n"
+        );
+    }
+
+    #[test]
+    fn bytea_text_is_the_hex_form_either_way() {
+        let cell = Cell::Bytes(vec![0xde, 0xad, 0x01]);
+        let mut out = BytesMut::new();
+        assert!(write_pg_text(&cell, &mut out));
+        assert_eq!(&out[..], b"\\xdead01");
+        assert_eq!(pg_text(&cell).as_deref(), Some("\\xdead01"));
+    }
+
+    #[test]
+    fn a_run_ends_at_another_table_a_key_seen_again_or_a_change_that_does_not_fit() {
+        let key = |id: i64| vec![Cell::Int(id)];
+        let t = Arc::new(TableInfo {
+            name: "t".into(),
+            schema_id: 1,
+            shape: Shape {
+                columns: vec![Column {
+                    name: "id".into(),
+                    ty: ColType::Int64,
+                }],
+            },
+            key: vec![0],
+        });
+        let u = Arc::new(TableInfo {
+            name: "u".into(),
+            schema_id: 1,
+            shape: t.shape.clone(),
+            key: vec![0],
+        });
+        let all = |_: &[Cell], _: bool| true;
+        let changes = vec![
+            upsert(&t, key(1)),
+            upsert(&t, key(2)),
+            upsert(&t, key(1)),
+            upsert(&t, key(3)),
+            upsert(&u, key(4)),
+        ];
+        assert_eq!(run_end(&changes, 0, all), 2, "key 1 again");
+        assert_eq!(run_end(&changes, 2, all), 4, "table u");
+        let mut updated = upsert(&t, key(5));
+        if let Change::Upsert { insert, .. } = &mut updated {
+            *insert = false;
+        }
+        let changes = vec![upsert(&t, key(1)), upsert(&t, key(2)), updated];
+        assert_eq!(run_end(&changes, 0, |_, insert| insert), 2, "an update");
+        assert_eq!(run_end(&changes, 0, all), 3);
     }
 
     #[test]

@@ -209,7 +209,7 @@ impl SqliteTarget {
             .map_err(|e| sq_error("begin", e))?;
         for change in &batch.changes {
             match change {
-                Change::Upsert { table, row } => {
+                Change::Upsert { table, row, .. } => {
                     Self::ensure(
                         &tx,
                         &mut self.tables,
