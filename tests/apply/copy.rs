@@ -213,3 +213,64 @@ async fn inserts_of_keys_the_target_already_holds_are_upserted_and_nothing_is_lo
     let total = rows(&target, "SELECT count(DISTINCT id)::text FROM applied").await;
     assert_eq!(total, vec![vec![Some("400".to_string())]]);
 }
+
+/// The log line of a table whose inserts are never copied: the server would refuse it.
+const REFUSED: &str = "row-level security applies to the target table";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inserts_into_a_target_table_under_row_level_security_are_upserted_as_copy_refuses_it() {
+    let PgCase {
+        admin,
+        name,
+        cfg,
+        db: _db,
+        cleanup: _cleanup,
+    } = PgCase::new(
+        "apply_copy_rls",
+        "CREATE TABLE acc (id int PRIMARY KEY, version int NOT NULL, payload text);
+         INSERT INTO acc SELECT i, 0, 'p' || i FROM generate_series(1, 300) i;
+         CREATE PUBLICATION cdc_pub FOR TABLE acc;",
+        "",
+    )
+    .await;
+    let target_db = FreshPgDb::create("apply_copy_rls_target").await;
+    let target = pg_connect(&target_db.url).await;
+    // Apply writes as a role that is neither the table's owner nor exempt from row-level
+    // security: the server refuses it COPY FROM on the table ("COPY FROM not supported with
+    // row-level security", 0A000), and lets the upsert through under the policy.
+    target
+        .batch_execute(&format!(
+            "CREATE TABLE acc (id integer NOT NULL, version integer NOT NULL, payload text,
+                 PRIMARY KEY (id));
+             ALTER TABLE acc ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY apply_writes ON acc USING (true) WITH CHECK (true);
+             GRANT SELECT, INSERT, UPDATE, DELETE ON acc TO cdc_agent;
+             GRANT CREATE ON DATABASE {} TO cdc_agent;
+             GRANT CREATE ON SCHEMA public TO cdc_agent;",
+            target_db.name
+        ))
+        .await
+        .unwrap();
+    let agent = Agent::start(&cfg);
+    agent.wait_streaming(Duration::from_secs(60));
+    let topic = format!("{name}.public.acc");
+    read_topic(&topic, Duration::from_secs(60), |r| r.len() >= 300);
+
+    let mut apply = Apply::start(&apply_toml(
+        &format!("topics = [\"{topic}\"]"),
+        &format!("kind = \"postgres\"\nurl = \"{}\"", target_db.agent_url),
+        "batch_max_ms = 1000",
+    ));
+    let select = "SELECT id::text, version::text, payload FROM acc ORDER BY id";
+    wait_equal(&admin, &target, select, &mut apply).await;
+    admin
+        .batch_execute("INSERT INTO acc SELECT i, 0, 'p' || i FROM generate_series(301, 600) i")
+        .await
+        .unwrap();
+    wait_equal(&admin, &target, select, &mut apply).await;
+    let log = apply.log();
+    assert!(
+        log.contains(REFUSED) && !log.contains(COPIED),
+        "apply saw the table's row-level security and upserted every insert; log:\n{log}"
+    );
+}

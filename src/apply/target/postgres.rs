@@ -340,6 +340,9 @@ pub struct PgTarget {
     batches: u64,
     /// Tables whose inserts skip the COPY for now, by target table name.
     copy_paused: HashMap<String, CopyPause>,
+    /// Tables the server refuses this session `COPY FROM` on (row-level security applies
+    /// to it): their inserts are always upserted. Learnt by [`PgTarget::ensure`].
+    copy_refused: HashSet<String>,
     /// Connection task; aborted when the target is dropped.
     conn: tokio::task::JoinHandle<()>,
 }
@@ -455,6 +458,7 @@ impl PgTarget {
             statements: HashMap::new(),
             batches: 0,
             copy_paused: HashMap::new(),
+            copy_refused: HashSet::new(),
             conn,
         })
     }
@@ -593,7 +597,36 @@ impl PgTarget {
             }
         }
         self.tables.insert(info.name.clone(), cols);
+        self.check_copy(&info.name).await?;
         self.checked.insert((info.name.clone(), info.schema_id));
+        Ok(())
+    }
+
+    /// Notes whether the server lets this session `COPY FROM` into `table`. Under row-level
+    /// security it does not ("COPY FROM not supported with row-level security") while the
+    /// upsert goes through the policies; the COPY must not be tried then, rather than tried
+    /// and fallen back from: that error comes before the COPY starts, and tokio-postgres's
+    /// `copy_in` answers it with a second Sync whose stray ReadyForQuery leaves the
+    /// connection out of step (rust-postgres#789), so only an attempt's end recovers.
+    async fn check_copy(&mut self, table: &str) -> Result<(), ApplyError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT row_security_active($1::text::regclass)",
+                &[&self.qualified(table)],
+            )
+            .await
+            .map_err(|e| pg_error("read the target table's row-level security", e))?;
+        if row.get::<_, bool>(0) {
+            if self.copy_refused.insert(table.to_string()) {
+                tracing::info!(
+                    table = %table,
+                    "row-level security applies to the target table: its inserts are upserted, not copied"
+                );
+            }
+        } else {
+            self.copy_refused.remove(table);
+        }
         Ok(())
     }
 
@@ -679,9 +712,11 @@ impl PgTarget {
 
     /// Whether `table`'s inserts may try a COPY in this batch.
     fn copy_allowed(&self, table: &str) -> bool {
-        self.copy_paused
-            .get(table)
-            .is_none_or(|p| self.batches > p.until)
+        !self.copy_refused.contains(table)
+            && self
+                .copy_paused
+                .get(table)
+                .is_none_or(|p| self.batches > p.until)
     }
 
     /// Applies a run of inserts with `copy` inside a savepoint, or, when that meets a key the
@@ -736,6 +771,11 @@ impl PgTarget {
                         "copy met a key the target holds: the run is upserted"
                     );
                 }
+                // Anything else ends the attempt, and with it this connection: an error the
+                // server raised before the COPY started leaves tokio-postgres's pairing of
+                // answers to requests one ReadyForQuery off (see `check_copy`), so nothing
+                // more is sent on it. The one above is raised by a row, after the server
+                // consumed (and ignored) the Sync sent with the COPY: the pairing holds.
                 Err(e) => return Err(pg_error("apply a change (copy)", e)),
             }
         }
