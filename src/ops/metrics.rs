@@ -89,6 +89,7 @@ struct RegistryErrorLabels {
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
+type FloatCounter = Counter<f64, AtomicU64>;
 
 /// Every metric of the process and the registry that renders them.
 pub struct Metrics {
@@ -99,6 +100,7 @@ pub struct Metrics {
     produce_latency: Family<SourceLabels, Histogram>,
     in_flight: Family<SourceLabels, Gauge>,
     acked_records: Family<SourceLabels, Counter>,
+    kafka_wait: Family<SourceLabels, FloatCounter>,
     kafka_transactions: Family<TxnLabels, Counter>,
     txn_duration: Family<SourceLabels, Histogram>,
     txn_records: Family<SourceLabels, Histogram>,
@@ -150,6 +152,7 @@ impl Metrics {
             produce_latency: Family::new_with_constructor(latency_histogram),
             in_flight: Family::default(),
             acked_records: Family::default(),
+            kafka_wait: Family::default(),
             kafka_transactions: Family::default(),
             txn_duration: Family::new_with_constructor(txn_duration_histogram),
             txn_records: Family::new_with_constructor(txn_records_histogram),
@@ -196,6 +199,14 @@ impl Metrics {
             "kafka_acked_records",
             "Records Kafka acknowledged (every kind: table, tombstone, ledger, offsets)",
             m.acked_records.clone(),
+        );
+        registry.register_with_unit(
+            "kafka_wait",
+            "Time the source's pipeline stood waiting on Kafka: for room in the in-flight bound, \
+             for deliveries before a commit, for the previous commit. Backpressure: a share of \
+             wall time near 1 means Kafka sets the pace",
+            Unit::Seconds,
+            m.kafka_wait.clone(),
         );
         registry.register(
             "kafka_transactions",
@@ -289,6 +300,7 @@ impl Metrics {
             metrics: Some(self.clone()),
             in_flight: self.in_flight.get_or_create_owned(&l),
             acked_records: self.acked_records.get_or_create_owned(&l),
+            kafka_wait: self.kafka_wait.get_or_create_owned(&l),
             produce_latency: self.produce_latency.get_or_create_owned(&l),
             txn_committed: txn("committed"),
             txn_duration: self.txn_duration.get_or_create_owned(&l),
@@ -371,6 +383,8 @@ pub struct SourceMetrics {
     metrics: Option<Arc<Metrics>>,
     pub(crate) in_flight: Gauge,
     pub(crate) acked_records: Counter,
+    /// Seconds the pipeline waited on Kafka.
+    pub(crate) kafka_wait: FloatCounter,
     pub(crate) produce_latency: Histogram,
     pub(crate) txn_committed: Counter,
     pub(crate) txn_aborted: Counter,
@@ -389,6 +403,7 @@ impl SourceMetrics {
             metrics: None,
             in_flight: Gauge::default(),
             acked_records: Counter::default(),
+            kafka_wait: FloatCounter::default(),
             produce_latency: latency_histogram(),
             txn_committed: Counter::default(),
             txn_aborted: Counter::default(),

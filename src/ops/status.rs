@@ -425,15 +425,18 @@ impl SourceStatus {
     }
 
     /// [`SourceStatus::while_waiting`] for a wait on Kafka's answers: it also tells, every
-    /// [`BEAT_INTERVAL`], that the sink is looking ([`SourceStatus::kafka_looked`]).
+    /// [`BEAT_INTERVAL`], that the sink is looking ([`SourceStatus::kafka_looked`]), and adds
+    /// the wait to `cdc_agent_kafka_wait_seconds_total` (a wait given up is not counted).
     pub async fn while_waiting_for_kafka<F: Future>(&self, fut: F) -> F::Output {
         let mut fut = std::pin::pin!(fut);
+        let started = std::time::Instant::now();
         loop {
             self.beat();
             self.kafka_looked();
             tokio::select! {
                 out = &mut fut => {
                     self.beat();
+                    self.metrics().kafka_wait.inc_by(started.elapsed().as_secs_f64());
                     return out;
                 }
                 _ = tokio::time::sleep(BEAT_INTERVAL) => {}

@@ -55,6 +55,7 @@ async fn metrics_parse_as_prometheus_text_and_their_counters_follow_the_load() {
         "cdc_agent_produce_latency_seconds_count",
         "cdc_agent_in_flight_records",
         "cdc_agent_kafka_acked_records_total",
+        "cdc_agent_kafka_wait_seconds_total",
         "cdc_agent_registry_requests_total",
         "cdc_agent_process_resident_memory_bytes",
         "cdc_agent_snapshot_progress_ratio",
