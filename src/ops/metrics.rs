@@ -598,7 +598,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("| `cdc_agent_"))
             .filter_map(|l| l.split('`').next())
             .collect();
-        assert_eq!(documented.len(), 19, "{documented:?}");
+        assert_eq!(documented.len(), 20, "{documented:?}");
         let health = crate::ops::status::Health::new(Metrics::new());
         let s = health.register("s");
         s.metrics().table("public.t").event(Op::Create, 1);
