@@ -772,7 +772,7 @@ fn report(args: &Args, backlog: Option<&Backlog>, drains: &[Drain], lives: &[Liv
         let built = agent_commit(&args.agent).map_or(String::new(), |c| format!(", built from {c}"));
         let _ = writeln!(
             o,
-            "- cdc-agent binary `{}`{built} (release build; bench at {commit}), default settings (zstd, linger 5 ms, \
+            "- cdc-agent binary `{}`{built} (release build; bench at {commit}), default settings (lz4, linger 5 ms at-least-once / 1 ms exactly-once, \
              event-store mirror on, transaction bounds 50000 records / 250 ms){}",
             args.agent.display(),
             if args.kafka_props.is_empty() && args.kafka_main.is_empty() {

@@ -676,7 +676,7 @@ fn report(
     };
     let _ = writeln!(
         o,
-        "- cdc-agent {which} (release build), default settings (zstd, linger 5 ms, event-store mirror on, \
+        "- cdc-agent {which} (release build), default settings (lz4, linger 5 ms at-least-once / 1 ms exactly-once, event-store mirror on, \
          transaction bounds 50000 records / 250 ms); PostgreSQL connections of both readers with \
          sslmode={}{}",
         args.pg_sslmode,
