@@ -68,6 +68,7 @@ fn a_good_config_loads_main_file_and_every_source() {
     assert_eq!(cfg.main.kafka.bootstrap_servers, "127.0.0.1:19092");
     assert_eq!(cfg.main.kafka.compression, DEFAULT_COMPRESSION);
     assert_eq!(cfg.main.event_store.topic, "demo.events");
+    assert!(cfg.main.event_store.headers, "headers on by default");
     assert_eq!(cfg.sources.len(), 2);
     let pg = &cfg.sources[0];
     assert_eq!(pg.name, "demo-pg");
@@ -147,6 +148,7 @@ fn environment_overrides_main_and_source_keys() {
         .load(&[
             ("CDC_AGENT__KAFKA__BOOTSTRAP_SERVERS", "broker:9092"),
             ("CDC_AGENT__EVENT_STORE__ENABLED", "false"),
+            ("CDC_AGENT__EVENT_STORE__HEADERS", "false"),
             ("CDC_AGENT__SOURCES__DEMO_PG__PASSWORD", "from-env"),
             (
                 "CDC_AGENT__SOURCES__DEMO_PG__POSTGRES__SLOT_NAME",
@@ -158,6 +160,7 @@ fn environment_overrides_main_and_source_keys() {
         .unwrap();
     assert_eq!(cfg.main.kafka.bootstrap_servers, "broker:9092");
     assert!(!cfg.main.event_store.enabled);
+    assert!(!cfg.main.event_store.headers);
     let pg = &cfg.sources[0];
     assert_eq!(pg.password.as_ref().unwrap().expose(), "from-env");
     assert_eq!(pg.port(), 6000);

@@ -8,6 +8,9 @@
 //! fetched from the registry by the id in their Confluent header (as any Confluent
 //! deserializer does), and select on the record key (`<source>/<schema>.<table>/<key JSON>`,
 //! see docs/event-store.md) and headers, so a record is decoded only when it is selected.
+//! Records written without headers (`[event_store] headers = false`) are filtered on a start
+//! time by their decoded value's `source.ts_ms` (the commit time) instead; a start position
+//! needs the position header and is refused on them by name.
 //! Order is the ledger's: per key, source commit order.
 
 pub mod json;
@@ -208,6 +211,8 @@ pub async fn scan(
     consumer.assign(&tpl)?;
     let mut at_end: HashMap<i32, bool> = partitions.iter().map(|p| (*p, false)).collect();
     let mut selected = 0u64;
+    // Made at the first record without headers that a start time must judge.
+    let mut decoder: Option<Decoder> = None;
     loop {
         let msg = tokio::select! {
             m = consumer.recv() => m,
@@ -225,17 +230,53 @@ pub async fn scan(
             Ok(m) => m,
         };
         at_end.insert(msg.partition(), false);
-        if let Some(ev) = select(&msg, sel) {
-            selected += 1;
-            if out.send(ev).await.is_err() {
-                break; // the reader stopped
+        let verdict = select(&msg, sel)?;
+        drop(msg);
+        let ev = match verdict {
+            Verdict::Skip => continue,
+            Verdict::Take(ev) => ev,
+            Verdict::TakeIfCommittedSince(ev, ms) => {
+                let decoder = match &mut decoder {
+                    Some(d) => d,
+                    None => decoder.insert(Decoder::new(cfg)?),
+                };
+                let at = match &ev.raw_value {
+                    Some(v) => commit_ms_of(&decoder.decode(v).await?),
+                    None => None,
+                };
+                // A record whose commit time cannot be read is kept: a replay never drops
+                // what it cannot judge.
+                if at.is_some_and(|t| t < ms) {
+                    continue;
+                }
+                ev
             }
+        };
+        selected += 1;
+        if out.send(ev).await.is_err() {
+            break; // the reader stopped
         }
     }
     Ok(selected)
 }
 
-fn select(msg: &BorrowedMessage<'_>, sel: &Selection) -> Option<LedgerEvent> {
+/// The commit time of a decoded event (`source.ts_ms`), milliseconds since the epoch.
+fn commit_ms_of(value: &serde_json::Value) -> Option<i64> {
+    value.get("source")?.get("ts_ms")?.as_i64()
+}
+
+/// What [`select`] decided about one record.
+enum Verdict {
+    /// Not selected.
+    Skip,
+    /// Selected.
+    Take(LedgerEvent),
+    /// Selected by key, but the record carries no commit-time header (`[event_store] headers =
+    /// false`): kept when its decoded value was committed at or after this time.
+    TakeIfCommittedSince(LedgerEvent, i64),
+}
+
+fn select(msg: &BorrowedMessage<'_>, sel: &Selection) -> anyhow::Result<Verdict> {
     let raw_key = msg.key().unwrap_or_default();
     let key_text = String::from_utf8_lossy(raw_key);
     let mut parts = key_text.splitn(3, '/');
@@ -247,11 +288,11 @@ fn select(msg: &BorrowedMessage<'_>, sel: &Selection) -> Option<LedgerEvent> {
     if sel.source.as_deref().is_some_and(|s| s != source)
         || sel.table.as_deref().is_some_and(|t| t != table)
     {
-        return None;
+        return Ok(Verdict::Skip);
     }
     let key: serde_json::Value = serde_json::from_str(key_json).unwrap_or(serde_json::Value::Null);
     if sel.key.as_ref().is_some_and(|k| *k != key) {
-        return None;
+        return Ok(Verdict::Skip);
     }
     let mut headers = Vec::new();
     if let Some(h) = msg.headers() {
@@ -266,22 +307,34 @@ fn select(msg: &BorrowedMessage<'_>, sel: &Selection) -> Option<LedgerEvent> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
+    let mut since = None;
     match sel.from {
         From::Beginning => {}
-        From::Time(ms) => {
-            let at: i64 = header("cdc.commit_ts_ms")?.parse().ok()?;
-            if at < ms {
-                return None;
+        From::Time(ms) => match header("cdc.commit_ts_ms") {
+            Some(at) => {
+                if at.parse::<i64>().map_or(true, |at| at < ms) {
+                    return Ok(Verdict::Skip);
+                }
             }
-        }
-        From::Position(lsn) => {
-            let at: Lsn = header("cdc.position")?.parse().ok()?;
-            if at < lsn {
-                return None;
+            None => since = Some(ms),
+        },
+        From::Position(lsn) => match header("cdc.position") {
+            Some(at) => {
+                if at.parse::<Lsn>().map_or(true, |at| at < lsn) {
+                    return Ok(Verdict::Skip);
+                }
             }
-        }
+            None => anyhow::bail!(
+                "cannot replay from position {lsn}: the event-store record at partition {} \
+                 offset {} has no `cdc.position` header (it was written with `[event_store] \
+                 headers = false`); replay from a commit time (--from 2026-11-26T15:00:00Z) or \
+                 from the beginning",
+                msg.partition(),
+                msg.offset()
+            ),
+        },
     }
-    Some(LedgerEvent {
+    let ev = LedgerEvent {
         partition: msg.partition(),
         offset: msg.offset(),
         source: source.to_string(),
@@ -290,6 +343,10 @@ fn select(msg: &BorrowedMessage<'_>, sel: &Selection) -> Option<LedgerEvent> {
         raw_key: raw_key.to_vec(),
         headers,
         raw_value: msg.payload().map(<[u8]>::to_vec),
+    };
+    Ok(match since {
+        Some(ms) => Verdict::TakeIfCommittedSince(ev, ms),
+        None => Verdict::Take(ev),
     })
 }
 
@@ -493,23 +550,48 @@ pub async fn history(
             Some(a) => Some(a.clone()),
         }
         .unwrap_or(serde_json::Value::Null);
+        // Records without headers (`[event_store] headers = false`): the same facts from the
+        // value, except the commit position, which only the header carries.
         let when = ev
             .header("cdc.commit_ts_ms")
             .and_then(|t| t.parse::<i64>().ok())
+            .or_else(|| commit_ms_of(&value))
             .map(format_rfc3339_ms)
             .unwrap_or_else(|| "-".into());
+        let txid = match ev.header("cdc.txid") {
+            Some(t) => t.to_owned(),
+            None => txid_of(&value).unwrap_or_default(),
+        };
         writeln!(
             out,
             "{when}  {op}  txid={txid}  position={pos}  {row}",
-            op = ev.header("cdc.op").unwrap_or("?"),
-            txid = ev
-                .header("cdc.txid")
-                .filter(|t| !t.is_empty())
-                .unwrap_or("-"),
+            op = ev
+                .header("cdc.op")
+                .or_else(|| value.get("op").and_then(|o| o.as_str()))
+                .unwrap_or("?"),
+            txid = if txid.is_empty() { "-" } else { &txid },
             pos = ev.header("cdc.position").unwrap_or("-"),
         )?;
     }
     Ok(events.len() as u64)
+}
+
+/// The source transaction of a decoded event: the transaction block's id when the source
+/// provides transaction metadata, else PostgreSQL's `source.txId` or MySQL's `source.gtid`.
+fn txid_of(value: &serde_json::Value) -> Option<String> {
+    if let Some(id) = value
+        .get("transaction")
+        .and_then(|t| t.get("id"))
+        .and_then(|i| i.as_str())
+    {
+        return Some(id.to_owned());
+    }
+    let source = value.get("source")?;
+    match (source.get("txId"), source.get("gtid")) {
+        (Some(serde_json::Value::Number(n)), _) => Some(n.to_string()),
+        (_, Some(serde_json::Value::String(g))) => Some(g.clone()),
+        _ => None,
+    }
 }
 
 /// `2026-11-26T15:00:00Z` or `2026-11-26T15:00:00.123Z` (UTC only) → epoch milliseconds.

@@ -106,6 +106,7 @@ impl<P: Unpin + Clone + Send + Sync + 'static> Pipeline<KafkaSink<P>> {
                 source: source.name.clone(),
                 topic_prefix: source.topic_prefix.clone(),
                 event_store_topic: topics::event_store_mirror(&main.event_store).map(str::to_owned),
+                event_store_headers: main.event_store.headers,
                 tombstones: source.tombstones_on_delete,
                 connector,
                 unavailable_value_placeholder: source.unavailable_value_placeholder.clone(),

@@ -216,6 +216,7 @@ fn pipeline(broker: &Arc<Mutex<Broker>>, bounds: Option<TxnBounds>) -> Pipeline<
         source: "test".into(),
         topic_prefix: "test".into(),
         event_store_topic: None,
+        event_store_headers: true,
         tombstones: true,
         connector: ConnectorKind::Postgres,
         unavailable_value_placeholder: String::new(),

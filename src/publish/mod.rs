@@ -52,6 +52,8 @@ pub struct PublishConfig {
     pub topic_prefix: String,
     /// Event-store topic, when mirroring is on.
     pub event_store_topic: Option<String>,
+    /// Event-store records carry the six `cdc.*` headers (`[event_store] headers`).
+    pub event_store_headers: bool,
     /// Emit a tombstone after every delete.
     pub tombstones: bool,
     /// Which connector's `source` block events carry.
@@ -762,7 +764,11 @@ impl<S: Sink> Publisher<S> {
                 topic: store,
                 key: Some(&self.store_key_buf),
                 value: Some(&self.value_buf),
-                headers: &headers,
+                headers: if self.cfg.event_store_headers {
+                    &headers
+                } else {
+                    &[]
+                },
             };
             send_or_divert(
                 &mut self.sink,

@@ -1,5 +1,6 @@
 //! The ledger tools on a real event store: `history` shows every version of a row in order;
-//! `replay --to-topic` re-publishes exactly the selection.
+//! `replay --to-topic` re-publishes exactly the selection; an event store written without
+//! headers is read from its values.
 
 use crate::common;
 
@@ -27,6 +28,13 @@ fn agent_cli(agent: &Agent, args: &[&str]) -> String {
 }
 
 async fn started(what: &str) -> (FreshPgDb, AgentConfig, Agent, tokio_postgres::Client) {
+    started_with(what, Vec::new()).await
+}
+
+async fn started_with(
+    what: &str,
+    env: Vec<(String, String)>,
+) -> (FreshPgDb, AgentConfig, Agent, tokio_postgres::Client) {
     let db = FreshPgDb::create(what).await;
     let admin = pg_connect(&db.url).await;
     admin
@@ -39,6 +47,7 @@ async fn started(what: &str) -> (FreshPgDb, AgentConfig, Agent, tokio_postgres::
     let name = unique_name(what);
     let mut cfg = AgentConfig::postgres(&name, &db.name);
     cfg.extra_source_toml = "[postgres]\npublication = \"cdc_pub\"\n".into();
+    cfg.env = env;
     let agent = Agent::start(&cfg);
     agent.wait_streaming(WAIT);
     (db, cfg, agent, admin)
@@ -185,5 +194,131 @@ async fn replay_prints_decimals_as_decimal_strings_and_bytes_as_base64() {
         after(1),
         serde_json::json!({"id": 2, "qty": 2, "price": null, "n": null, "data": null}),
         "{out}"
+    );
+}
+
+/// The database server's clock, in milliseconds since the epoch (commit times are its).
+async fn db_now_ms(admin: &tokio_postgres::Client) -> i64 {
+    admin
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn without_headers_history_and_a_time_replay_read_the_values_and_a_position_replay_is_refused_by_name(
+) {
+    let env = vec![("CDC_AGENT__EVENT_STORE__HEADERS".into(), "false".into())];
+    let (_db, cfg, agent, admin) = started_with("nohdr", env).await;
+    admin
+        .batch_execute(
+            "INSERT INTO items VALUES (7, 0);
+             UPDATE items SET qty = 1 WHERE id = 7;",
+        )
+        .await
+        .unwrap();
+    // A start time after the first two commits: the server's clock past their millisecond.
+    let from = db_now_ms(&admin).await + 1;
+    let deadline = std::time::Instant::now() + WAIT;
+    while db_now_ms(&admin).await <= from {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server's clock stands still"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    admin
+        .batch_execute(
+            "UPDATE items SET qty = 2 WHERE id = 7;
+             INSERT INTO items VALUES (8, 80);",
+        )
+        .await
+        .unwrap();
+    let ledger = read_topic(&cfg.event_store_topic, WAIT, |r| r.len() >= 4);
+    assert_eq!(ledger.len(), 4);
+    for r in &ledger {
+        assert!(r.headers.is_empty(), "no headers: {:?}", r.headers);
+    }
+
+    // history: ops, commit times and transactions from the values.
+    let out = agent_cli(
+        &agent,
+        &[
+            "history",
+            "--source",
+            &cfg.source_name,
+            "--table",
+            "public.items",
+            "--key",
+            r#"{"id":7}"#,
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "three versions:\n{out}");
+    let ops: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(ops, ["c", "u", "u"], "{out}");
+    for line in &lines {
+        assert!(
+            line.starts_with("20"),
+            "starts with the commit time: {line}"
+        );
+        assert!(!line.contains("txid=-"), "a transaction id: {line}");
+        assert!(
+            line.contains("position=-"),
+            "no position without the header: {line}"
+        );
+    }
+
+    // replay from a time: exactly the two later commits, judged by the values' commit times.
+    let out = agent_cli(
+        &agent,
+        &[
+            "replay",
+            "--source",
+            &cfg.source_name,
+            "--from",
+            &from.to_string(),
+        ],
+    );
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(String, i64)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["value"]["op"].as_str().unwrap().to_owned(),
+                l["value"]["after"]["qty"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("u".into(), 2), ("c".into(), 80)], "{out}");
+
+    // replay from a position: refused, naming the header and the setting.
+    let refused = Command::new(env!("CARGO_BIN_EXE_cdc-agent"))
+        .args([
+            "replay",
+            "--source",
+            &cfg.source_name,
+            "--from",
+            "0/1",
+            "--config",
+        ])
+        .arg(agent.dir.path().join("cdc-agent.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "refused: {err}");
+    assert!(
+        err.contains("cdc.position") && err.contains("[event_store] headers = false"),
+        "names the header and the setting: {err}"
     );
 }
