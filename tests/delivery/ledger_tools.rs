@@ -27,6 +27,29 @@ fn agent_cli(agent: &Agent, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `cdc-agent history` of one key of `public.items`.
+fn history_of(agent: &Agent, cfg: &AgentConfig, key: &str) -> String {
+    agent_cli(
+        agent,
+        &[
+            "history",
+            "--source",
+            &cfg.source_name,
+            "--table",
+            "public.items",
+            "--key",
+            key,
+        ],
+    )
+}
+
+/// The op column of `history` lines.
+fn ops(out: &str) -> Vec<&str> {
+    out.lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect()
+}
+
 async fn started(what: &str) -> (FreshPgDb, AgentConfig, Agent, tokio_postgres::Client) {
     started_with(what, Vec::new()).await
 }
@@ -72,25 +95,10 @@ async fn history_of_a_row_updated_five_times_shows_six_versions_in_order() {
     }
     read_topic(&cfg.event_store_topic, WAIT, |r| r.len() >= 7);
 
-    let out = agent_cli(
-        &agent,
-        &[
-            "history",
-            "--source",
-            &cfg.source_name,
-            "--table",
-            "public.items",
-            "--key",
-            r#"{"id": 7}"#,
-        ],
-    );
+    let out = history_of(&agent, &cfg, r#"{"id": 7}"#);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 6, "six versions:\n{out}");
-    let ops: Vec<&str> = lines
-        .iter()
-        .map(|l| l.split_whitespace().nth(1).unwrap())
-        .collect();
-    assert_eq!(ops, ["c", "u", "u", "u", "u", "u"], "{out}");
+    assert_eq!(ops(&out), ["c", "u", "u", "u", "u", "u"], "{out}");
     for (q, line) in lines.iter().enumerate() {
         assert!(
             line.contains(&format!("\"qty\":{q}")),
@@ -245,25 +253,10 @@ async fn without_headers_history_and_a_time_replay_read_the_values_and_a_positio
     }
 
     // history: ops, commit times and transactions from the values.
-    let out = agent_cli(
-        &agent,
-        &[
-            "history",
-            "--source",
-            &cfg.source_name,
-            "--table",
-            "public.items",
-            "--key",
-            r#"{"id":7}"#,
-        ],
-    );
+    let out = history_of(&agent, &cfg, r#"{"id":7}"#);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "three versions:\n{out}");
-    let ops: Vec<&str> = lines
-        .iter()
-        .map(|l| l.split_whitespace().nth(1).unwrap())
-        .collect();
-    assert_eq!(ops, ["c", "u", "u"], "{out}");
+    assert_eq!(ops(&out), ["c", "u", "u"], "{out}");
     for line in &lines {
         assert!(
             line.starts_with("20"),
