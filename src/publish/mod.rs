@@ -623,8 +623,12 @@ impl<S: Sink> Publisher<S> {
             .metrics
             .event(ev.op, self.key_buf.len() + self.value_buf.len());
 
+        // The commit time is text only in the event store's headers.
         self.num_buf.clear();
-        let _ = std::fmt::Write::write_fmt(&mut self.num_buf, format_args!("{}", meta.commit_ms));
+        if self.cfg.event_store_topic.is_some() && self.cfg.event_store_headers {
+            let _ =
+                std::fmt::Write::write_fmt(&mut self.num_buf, format_args!("{}", meta.commit_ms));
+        }
         let headers: [(&str, &[u8]); 6] = [
             ("cdc.source", self.cfg.source.as_bytes()),
             ("cdc.table", entry.table_header.as_bytes()),
