@@ -22,13 +22,15 @@
 #     tree/                                 the unpacked binaries (bin/ share/ ...; .verified)
 #     my.cnf data/ server.pid server.sock server.err tls/
 #
-# Ports: 127.0.0.1:$CDC_STACK_MYV_PORT_BASE (33200) + the offset below, never the stack's
-# 33106. The same settings as the stack's server where the version has them (row-based binlog
+# Ports: 127.0.0.1:$CDC_STACK_MYV_PORT_BASE (23200) + the offset below, never the stack's
+# 33106. Below Linux's ephemeral range (32768-60999): a server started in the middle of a test
+# run cannot find its port held by one of the run's own client connections (a CI run failed
+# so, "Address already in use" on 33214, with nothing listening there). The same settings as the stack's server where the version has them (row-based binlog
 # with full row image and metadata, GTIDs, server_id 1, utf8mb4, TLS offered) and the same
 # users and database (cdc_admin, cdc_agent, demo), so the tests run against either unchanged.
 
 # shellcheck shell=bash
-MYV_PORT_BASE=${CDC_STACK_MYV_PORT_BASE:-33200}
+MYV_PORT_BASE=${CDC_STACK_MYV_PORT_BASE:-23200}
 # name -> "<kind> <port offset> <what to fetch> <sha256 of the jar, or of each .deb in file-name order, comma-separated>".
 # Versions as served on 2026-12-06. To move one on: change the version, run
 # `scripts/my-versions install NAME` with an empty sha256 (it prints the verified one), paste it.

