@@ -21,8 +21,8 @@ pub struct EventStoreConfig {
     pub topic_config: std::collections::BTreeMap<String, String>,
     /// Put the six `cdc.*` headers (source, table, op, position, txid, commit time) on every
     /// event-store record (docs/event-store.md). `false` leaves them off: librdkafka spends
-    /// about 0.5–0.8 CPU-µs a row less (bench/RESULTS.md); everything they say is also in the
-    /// record's key and value, and the ledger tools then read the commit time, op and
+    /// about 0.5–0.8 CPU-µs a row less (bench/RESULTS.md); all but the commit position is also
+    /// in the record's key and value, and the ledger tools then read the commit time, op and
     /// transaction from the value (`replay --from <LSN>` needs the position header and says
     /// so). Default: true.
     #[serde(default = "default_true")]
