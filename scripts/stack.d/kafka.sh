@@ -196,11 +196,16 @@ _kafka_java_opts() {
 
 _kafka_format() {
   local d=$1 cp=$2 id
-  [[ -s $d/cluster-id ]] || head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$d/cluster-id"
+  # A URL-safe base64 id may begin with '-', which the tool's argument parser reads as an option
+  # (one format in 64 failed that way): draw again, as Kafka's own Uuid.randomUuid does, and pass
+  # it as --cluster-id=ID so an id kept from an older stack cannot trip it either.
+  while [[ ! -s $d/cluster-id || $(head -c1 "$d/cluster-id") == - ]]; do
+    head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$d/cluster-id"
+  done
   id=$(cat "$d/cluster-id")
   log "kafka: formatting storage (cluster id $id)"
   java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dlog4j2.configurationFile="$d/tools-log4j2.properties" \
-    -cp "$cp" kafka.tools.StorageTool format --standalone -t "$id" -c "$d/server.properties" \
+    -cp "$cp" kafka.tools.StorageTool format --standalone --cluster-id="$id" -c "$d/server.properties" \
     --add-scram 'SCRAM-SHA-512=[name=admin,password=admin-secret]' \
     --add-scram 'SCRAM-SHA-256=[name=admin,password=admin-secret]' \
     --add-scram 'SCRAM-SHA-512=[name=cdc,password=cdc-secret]' \
