@@ -106,6 +106,7 @@ impl<S: Sink> Pipeline<S> {
     where
         C: ChangeStream<Position = S::Position>,
     {
+        let started = std::time::Instant::now();
         source.write_watermark(&low).await?;
         let chunk = match source.read_chunk(&req, self, stop).await {
             Ok(chunk) => chunk,
@@ -128,6 +129,12 @@ impl<S: Sink> Pipeline<S> {
             };
             source.write_watermark(&high).await?;
         }
+        tracing::debug!(
+            table = %req.table,
+            rows = chunk.rows.len(),
+            read_us = started.elapsed().as_micros() as u64,
+            "snapshot chunk read"
+        );
         if let Some(s) = self.snapshots.as_mut() {
             s.hold(low.id, &req, chunk);
         }

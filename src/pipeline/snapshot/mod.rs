@@ -565,8 +565,6 @@ impl Snapshots {
     }
 }
 
-/// Tables captured now that the checkpoint's captured set (`known`) lacks: they joined the
-/// capture since the last run and are snapshotted alone — as part of the initial snapshot
 /// How long the `n`th read again in a row of a chunk waits: 10 ms, doubling, at most 1 s.
 fn reread_backoff(n: u32) -> Duration {
     const FIRST: Duration = Duration::from_millis(10);
@@ -576,6 +574,8 @@ fn reread_backoff(n: u32) -> Duration {
         .min(MOST)
 }
 
+/// Tables captured now that the checkpoint's captured set (`known`) lacks: they joined the
+/// capture since the last run and are snapshotted alone — as part of the initial snapshot
 /// while that is still running, incrementally after it.
 pub fn joined_tables<'a>(
     tables: &'a [String],
@@ -736,7 +736,7 @@ impl<S: Sink> Pipeline<S> {
         };
         let (table, last_key, more, schema) =
             (w.table, w.last_key.clone(), w.more, w.schema.clone());
-        tracing::debug!(table = %schema.id, rows = w.remaining(), replaced = w.dropped, "snapshot chunk emitted");
+        let (replaced, stream_wait, started) = (w.dropped, w.held_at.elapsed(), Instant::now());
         let processed_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
@@ -756,6 +756,14 @@ impl<S: Sink> Pipeline<S> {
             self.publisher.publish(&ev, meta).await?;
             n += 1;
         }
+        tracing::debug!(
+            table = %schema.id,
+            rows = n,
+            replaced,
+            stream_wait_us = stream_wait.as_micros() as u64,
+            emit_us = started.elapsed().as_micros() as u64,
+            "snapshot chunk emitted"
+        );
         let status = self.publisher.status().clone();
         status.snapshot_rows(n);
         if let Some(s) = self.snapshots.as_mut() {

@@ -35,6 +35,8 @@ pub struct Window {
     pub more: bool,
     /// Rows the window dropped (replaced by a change).
     pub dropped: u64,
+    /// When the rows were read (debug timings: how long the stream took to close the window).
+    pub held_at: std::time::Instant,
     key_buf: Vec<u8>,
 }
 
@@ -58,6 +60,7 @@ impl Window {
             last_key,
             more,
             dropped: 0,
+            held_at: std::time::Instant::now(),
             key_buf: Vec::with_capacity(64),
         }
     }
