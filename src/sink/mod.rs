@@ -40,7 +40,9 @@ pub struct TxnBounds {
 ///   succeeded, and when one fails, every later one is aborted with it. Nothing of an aborted
 ///   transaction becomes visible to read_committed readers.
 /// - **Backpressure**: `send` waits while the sink holds its maximum of unacknowledged
-///   records, so memory stays bounded whatever the source transaction's size.
+///   records, so memory stays bounded whatever the source transaction's size. The maximum
+///   may be raised for a burst of known size ([`Sink::set_in_flight_bound`]), never beyond a
+///   fixed bound of the sink's.
 /// - **When the next call may come**: any time; the methods are not re-entrant (`&mut self`).
 ///   [`Sink::progress`] and a source's receive are raced in one `select!`, so `progress` must
 ///   be cancel-safe.
@@ -86,6 +88,13 @@ pub trait Sink: Send {
     fn progress(
         &mut self,
     ) -> impl Future<Output = Result<Option<Self::Position>, SinkError>> + Send;
+
+    /// Lets up to `records` (clamped to the sink's own bounds) wait for acknowledgement before
+    /// `send` waits, until called again with `None` (the default bound). For a burst of known
+    /// size whose source then goes quiet for a while (a snapshot chunk, followed by the read of
+    /// the next one): queued whole, it is sent while the source reads. Sinks without such a
+    /// bound ignore it.
+    fn set_in_flight_bound(&mut self, _records: Option<usize>) {}
 
     /// Records (and commits) not yet durable.
     fn in_flight(&self) -> usize;

@@ -741,7 +741,13 @@ impl<S: Sink> Pipeline<S> {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
+        // The chunk is queued whole (two records a row with the event store): Kafka sends it
+        // while the driver reads the next chunk, instead of the read waiting for the last
+        // records to fit under the default bound.
+        let records = w.remaining().saturating_mul(2);
+        self.publisher.sink().set_in_flight_bound(Some(records));
         let mut n = 0u64;
+        let mut emitted = Ok(());
         for (row, marker) in w.into_rows().zip(markers) {
             source.set_snapshot(marker);
             let ev = ChangeEvent {
@@ -753,9 +759,14 @@ impl<S: Sink> Pipeline<S> {
                 processed_us,
                 transaction: None,
             };
-            self.publisher.publish(&ev, meta).await?;
+            if let Err(e) = self.publisher.publish(&ev, meta).await {
+                emitted = Err(e);
+                break;
+            }
             n += 1;
         }
+        self.publisher.sink().set_in_flight_bound(None);
+        emitted?;
         tracing::debug!(
             table = %schema.id,
             rows = n,

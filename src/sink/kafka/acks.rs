@@ -396,6 +396,13 @@ mod tests {
     }
 
     #[test]
+    fn the_delivery_window_covers_the_largest_in_flight_bound_a_sink_may_be_given() {
+        // A sink's tracking is sized once, for `MOST_IN_FLIGHT`; a delivery may run that far
+        // ahead of the watermark without its bit aliasing the watermark's own.
+        assert!(window_bits(super::super::MOST_IN_FLIGHT) > super::super::MOST_IN_FLIGHT);
+    }
+
+    #[test]
     fn the_watermark_waits_for_the_oldest_record_and_then_jumps_over_everything_delivered() {
         let mut b = book(100);
         for s in [1, 2, 3, 5] {
