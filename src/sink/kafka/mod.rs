@@ -44,11 +44,12 @@ pub use error::SinkError;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 
 /// The most records [`Sink::set_in_flight_bound`] lets wait for acknowledgement: two default
-/// snapshot chunks' worth (10,000 rows, two records a row) beyond the default. Queuing a chunk
-/// whole lets Kafka send it while the pipeline reads the next chunk from the database: 1M-3M
-/// row PostgreSQL snapshots ran ~8 % faster (230k → 251k rows/s) for ~8 MiB more peak RSS
-/// (bench/RESULTS.md, 2026-12-07); backlog drains gained nothing and grew by 10-20 MiB, so the
-/// default stays where it is.
+/// snapshot chunks (10,000 rows, two records a row), the one being handed over and the one
+/// before it, still being sent. Queuing a chunk whole lets Kafka send it while the pipeline
+/// reads the next chunk from the database: PostgreSQL snapshots ran 7-15 % faster (3M rows
+/// 235k → 251k rows/s, 10M rows 206k → 237k) for 7-13 MiB more peak RSS (bench/RESULTS.md,
+/// 2026-12-07); backlog drains gained nothing from a higher default and grew by 8-16 MiB, so
+/// the default stays where it is.
 pub const MOST_IN_FLIGHT: usize = 40_000;
 
 /// One record to publish. Key and value are copied by librdkafka, so callers encode into
