@@ -174,7 +174,7 @@ impl Registry {
         self
     }
 
-    /// The id of `schema` under `subject`, as [`Registry::register_once`], counting the
+    /// The id of `schema` under `subject`, as `Registry::register_once`, counting the
     /// outcome.
     pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
         let r = self.register_once(subject, schema).await;

@@ -1,6 +1,6 @@
 //! Where events go, behind one contract: [`Sink`]. Kafka ([`kafka::KafkaSink`]) is the only
 //! production sink (table topics, the event-store mirror, the offsets topic); an in-memory
-//! sink ([`memory::MemorySink`], tests only) lets the pipeline's delivery rules be unit-tested
+//! sink (`memory::MemorySink`, tests only) lets the pipeline's delivery rules be unit-tested
 //! without a broker.
 
 use std::future::Future;

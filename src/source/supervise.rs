@@ -63,7 +63,7 @@ pub async fn run<S: Source>(
 }
 
 /// First delay before retrying after a transient failure; doubles up to [`MAX_RETRY_DELAY`],
-/// and starts again here after an attempt that got to work ([`retry_delay`]).
+/// and starts again here after an attempt that got to work (`retry_delay`).
 pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Longest delay between retries. It bounds how long the agent may sit idle after a dependency
 /// came back: 10 s keeps recovery within 30 s of a long outage's end (docs/reliability.md), at

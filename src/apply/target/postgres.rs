@@ -12,7 +12,7 @@
 //! 1.6 times a COPY of the same rows, and such rows are usually new to the target. A key the
 //! target already holds (a replay, rows written there by others) makes the COPY fail with
 //! `unique_violation`; the savepoint is rolled back and the run goes through the upsert as
-//! any other, and that table's inserts skip the COPY for a while (see [`CopyPause`]).
+//! any other, and that table's inserts skip the COPY for a while (see `CopyPause`).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
