@@ -25,9 +25,10 @@
 # Ports: 127.0.0.1:$CDC_STACK_MYV_PORT_BASE (23200) + the offset below, never the stack's
 # 33106. Below Linux's ephemeral range (32768-60999): a server started in the middle of a test
 # run cannot find its port held by one of the run's own client connections (a CI run failed
-# so, "Address already in use" on 33214, with nothing listening there). The same settings as the stack's server where the version has them (row-based binlog
-# with full row image and metadata, GTIDs, server_id 1, utf8mb4, TLS offered) and the same
-# users and database (cdc_admin, cdc_agent, demo), so the tests run against either unchanged.
+# so, "Address already in use" on 33214, with nothing listening there). The same settings as
+# the stack's server where the version has them (row-based binlog with full row image and
+# metadata, GTIDs, server_id 1, utf8mb4, TLS offered) and the same users and database
+# (cdc_admin, cdc_agent, demo), so the tests run against either unchanged.
 
 # shellcheck shell=bash
 MYV_PORT_BASE=${CDC_STACK_MYV_PORT_BASE:-23200}

@@ -20,9 +20,10 @@
 #
 # Ports: 127.0.0.1:$((CDC_STACK_PGV_PORT_BASE + major)), 25412..25417 by default; never the
 # stack's 54315. Below Linux's ephemeral range (32768-60999), so a server started in the
-# middle of a test run cannot find its port held by one of the run's client connections. Same roles, database and publication as the stack's server (cdc_admin,
-# cdc_agent, demo, cdc_demo) and the same postgresql.conf settings (wal_level = logical, ...),
-# so the tests run against either unchanged.
+# middle of a test run cannot find its port held by one of the run's client connections.
+# Same roles, database and publication as the stack's server (cdc_admin, cdc_agent, demo,
+# cdc_demo) and the same postgresql.conf settings (wal_level = logical, ...), so the tests run
+# against either unchanged.
 
 # shellcheck shell=bash
 PGV_GROUP=io.zonky.test.postgres
