@@ -110,6 +110,7 @@ pub fn snapshot_datum(
                     matches!(ty, ColumnType::MicroTimestamp),
                     parts,
                 )
+                .ok_or_else(|| bad(&value))?
             }
         }
         ColumnType::ZonedTimestamp => {

@@ -502,6 +502,31 @@ fn datetimes_are_epoch_milliseconds_up_to_fsp_3_and_microseconds_above() {
 }
 
 #[test]
+fn a_datetime_whose_year_no_server_writes_is_an_error_not_a_wrapped_number() {
+    let dt = |fsp: u32| with_fsp(col("c", "datetime", &format!("datetime({fsp})")), fsp);
+    // pre-5.6 DATETIME: a year of ten digits (found by the fuzzer: its microsecond count
+    // overflowed i64), the year 10000, and a negative word
+    for raw in [9_223_372_036_854_775_807u64, 100_000_101_000_000] {
+        let err = one(dt(0), mysql_type::DATETIME, 0, &raw.to_le_bytes()).unwrap_err();
+        assert!(err.to_string().contains("outside 0..=9999"), "{raw}: {err}");
+    }
+    let err = one(dt(0), mysql_type::DATETIME, 0, &u64::MAX.to_le_bytes()).unwrap_err();
+    assert!(err.to_string().contains("negative DATETIME"), "{err}");
+    // the last DATETIME a server writes still decodes
+    let last = 99_991_231_235_959u64.to_le_bytes();
+    let max = days_from_civil(9999, 12, 31) * DAY_US + 86_399_000_000;
+    assert_eq!(
+        one(dt(0), mysql_type::DATETIME, 0, &last).unwrap(),
+        Datum::Int(max / 1000)
+    );
+    // DATETIME2 packs year * 13 + month in 17 bits: years up to 10082 fit the format
+    let ym: i64 = 10_082 * 13 + 1;
+    let packed = ((((ym << 5) | 1) << 17) + 0x80_0000_0000) as u64;
+    let err = one(dt(0), mysql_type::DATETIME2, 0, &packed.to_be_bytes()[3..]).unwrap_err();
+    assert!(err.to_string().contains("outside 0..=9999"), "{err}");
+}
+
+#[test]
 fn timestamps_are_iso_8601_utc_strings() {
     let ts = |fsp: u32| with_fsp(col("c", "timestamp", &format!("timestamp({fsp})")), fsp);
     let secs = 1_704_164_645u32.to_be_bytes();

@@ -75,14 +75,22 @@ pub fn epoch_zoned() -> Datum<'static> {
     Datum::Str(Cow::Borrowed("1970-01-01T00:00:00Z"))
 }
 
+/// The last year a DATETIME holds (MySQL and MariaDB: `9999-12-31 23:59:59`).
+pub const MAX_DATETIME_YEAR: i64 = 9999;
+
 /// A DATETIME/DATE as Debezium's epoch milliseconds (`micros_mode`: microseconds) from its
-/// calendar parts; zero dates follow [`zero_date`].
+/// calendar parts; zero dates follow [`zero_date`]. `None` when the year lies outside
+/// 0..=[`MAX_DATETIME_YEAR`]: no server writes such a value, so the bytes are damaged, and the
+/// microsecond count could overflow. The time parts must be at most two digits each.
 pub fn datetime_datum(
     nullable: bool,
     micros_mode: bool,
     (y, mo, d, h, mi, s, us): (i64, i64, i64, i64, i64, i64, i64),
-) -> Datum<'static> {
-    match date_value(y, mo, d) {
+) -> Option<Datum<'static>> {
+    if !(0..=MAX_DATETIME_YEAR).contains(&y) {
+        return None;
+    }
+    Some(match date_value(y, mo, d) {
         None => zero_date(nullable, Datum::Int(0)),
         Some(days) => {
             let micros = days * MICROS_PER_DAY + ((h * 60 + mi) * 60 + s) * MICROS_PER_SEC + us;
@@ -92,7 +100,14 @@ pub fn datetime_datum(
                 micros.div_euclid(1000)
             })
         }
-    }
+    })
+}
+
+/// What a DATETIME whose year [`datetime_datum`] refuses is reported as.
+fn datetime_out_of_range() -> ValueError {
+    ValueError::Invalid(format!(
+        "DATETIME with a year outside 0..={MAX_DATETIME_YEAR} (damaged row image)"
+    ))
 }
 
 fn text_datum<'a>(bytes: &'a [u8], text: Text) -> Result<Datum<'a>, ValueError> {
@@ -180,6 +195,9 @@ pub(super) fn decode_value<'a>(
         Dec::Time2 { fsp } => Datum::Int(time2_micros(data, p, *fsp)?),
         Dec::DatetimeOld { micros } => {
             let v = le(take(data, p, 8)?) as i64;
+            if v < 0 {
+                return Err(ValueError::Invalid("negative DATETIME".into()));
+            }
             let (date, time) = (v / 1_000_000, v % 1_000_000);
             datetime_datum(
                 nullable,
@@ -194,6 +212,7 @@ pub(super) fn decode_value<'a>(
                     0,
                 ),
             )
+            .ok_or_else(datetime_out_of_range)?
         }
         Dec::Datetime2 { fsp, micros } => {
             let int = be(take(data, p, 5)?) as i64 - 0x80_0000_0000;
@@ -217,6 +236,7 @@ pub(super) fn decode_value<'a>(
                     us,
                 ),
             )
+            .ok_or_else(datetime_out_of_range)?
         }
         Dec::TimestampOld => {
             let secs = le(take(data, p, 4)?) as i64;
