@@ -611,6 +611,19 @@ pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
         t.next()?.parse().ok()?,
         t.next()?.parse().ok()?,
     );
+    // Operator input: out-of-range parts or a non-digit fraction are refused, never sliced or
+    // multiplied past i64.
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(0..=23).contains(&h)
+        || !(0..=59).contains(&mi)
+        || !(0..=60).contains(&sec)
+        || frac.is_empty()
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
     let ms: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
     Some(((days_from_civil(y, m, day) * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms)
 }
@@ -658,5 +671,25 @@ mod tests {
         );
         assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00.5Z"), Some(500));
+    }
+
+    #[test]
+    fn a_malformed_time_is_refused_without_panicking() {
+        for bad in [
+            "2026-11-26T15:00:00.ééZ",
+            "2026-11-26T15:00:00.Z",
+            "2026-11-26T15:00:00.-1Z",
+            "99999999999999-01-01T00:00:00Z",
+            "-99999999999999-01-01T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-26T24:00:00Z",
+            "2026-11-26T15:99999999999999:00Z",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-26T15:00:00.123456Z"),
+            Some(1_795_705_200_123)
+        );
     }
 }
