@@ -33,7 +33,7 @@ pub use decimal::decimal_text_to_unscaled;
 pub use layout::RowLayout;
 pub use rows::{decode_stream, fuzz_one};
 pub use table_map::table_def_from_map;
-pub use text::{parse_datetime_text, parse_int_text, parse_time_text, snap_err};
+pub use text::{fuzz_text, parse_datetime_text, parse_int_text, parse_time_text, snap_err};
 pub use value::{
     date_value, datetime_datum, epoch_zoned, format_zoned, geometry_datum, zero_date, zoned,
     MICROS_PER_SEC,

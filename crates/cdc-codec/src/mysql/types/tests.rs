@@ -330,6 +330,51 @@ fn a_decimal_with_a_malformed_digit_group_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn snapshot_date_and_time_text_parses_what_servers_write_and_refuses_the_rest() {
+    assert_eq!(
+        parse_datetime_text("2024-01-02 03:04:05.123456"),
+        Some((2024, 1, 2, 3, 4, 5, 123_456))
+    );
+    assert_eq!(
+        parse_datetime_text("9999-12-31 23:59:59.999999"),
+        Some((9999, 12, 31, 23, 59, 59, 999_999))
+    );
+    assert_eq!(
+        parse_datetime_text("0000-00-00"),
+        Some((0, 0, 0, 0, 0, 0, 0))
+    );
+    assert_eq!(
+        parse_time_text("-838:59:59.5"),
+        Some((true, 3_020_399_500_000))
+    );
+    assert_eq!(parse_time_text("00:00:00"), Some((false, 0)));
+    for bad in [
+        "10000-01-01",
+        "99999999999999999-01-01",
+        "2024-13-01",
+        "2024-01-32",
+        "2024--1-01",
+        "+2024-01-01",
+        "2024-01-01 24:00:00",
+        "2024-01-01 -01:00:00",
+        "2024-01-01 99999999999999:00:00",
+    ] {
+        assert_eq!(parse_datetime_text(bad), None, "{bad}");
+    }
+    for bad in [
+        "9223372036854775807:00:00",
+        "1000000:00:00",
+        "12:60:00",
+        "12:-5:00",
+        "12:00:+5",
+        "12::00",
+        "12:00:00.1234567",
+    ] {
+        assert_eq!(parse_time_text(bad), None, "{bad}");
+    }
+}
+
+#[test]
 fn decimal_text_round_trips_through_the_snapshot_parser() {
     for (text, scale) in [
         ("0.00", 2),

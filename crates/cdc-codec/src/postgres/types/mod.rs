@@ -453,6 +453,87 @@ fn resolve_builtin(
     Some(r)
 }
 
+/// Feeds arbitrary bytes to one text decoder: the first byte picks the column type (every
+/// scalar with a parser of its own, typmods that change parsing, every built-in array, hstore,
+/// a domain over numeric and an array of it), the second whether the column is nullable, the
+/// rest is the value. The `values` fuzz target and the corpus replay test call it. Must never
+/// panic.
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    const NUMERIC_10_2: i32 = ((10 << 16) | 2) + 4;
+    const SCALARS: &[(u32, i32)] = &[
+        (oid::BOOL, -1),
+        (oid::BIT, 1),
+        (oid::BIT, 12),
+        (oid::VARBIT, -1),
+        (oid::INT2, -1),
+        (oid::INT4, -1),
+        (oid::INT8, -1),
+        (oid::OID, -1),
+        (oid::FLOAT4, -1),
+        (oid::FLOAT8, -1),
+        (oid::TEXT, -1),
+        (oid::BYTEA, -1),
+        (oid::NUMERIC, -1),
+        (oid::NUMERIC, NUMERIC_10_2),
+        (oid::MONEY, -1),
+        (oid::DATE, -1),
+        (oid::TIME, -1),
+        (oid::TIME, 3),
+        (oid::TIMESTAMP, -1),
+        (oid::TIMESTAMP, 3),
+        (oid::TIMESTAMPTZ, -1),
+        (oid::TIMETZ, -1),
+        (oid::INTERVAL, -1),
+        (oid::JSON, -1),
+        (oid::UUID, -1),
+        (90_001, -1),
+        (90_002, -1),
+        (90_003, -1),
+    ];
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let (optional, text) = match rest.split_first() {
+        Some((&flags, text)) => (flags & 1 == 1, text),
+        None => (false, rest),
+    };
+    let mut catalog = TypeCatalog::new();
+    let row = |oid: u32, name: &str, typtype: &str| CatalogRow {
+        oid,
+        name: name.to_owned(),
+        schema: "public".to_owned(),
+        typtype: typtype.to_owned(),
+        category: "U".to_owned(),
+        elem: 0,
+        base: 0,
+        typmod: -1,
+        delimiter: ",".to_owned(),
+        enum_labels: Vec::new(),
+    };
+    catalog.insert_row(row(90_001, "hstore", "b"));
+    catalog.insert_row(CatalogRow {
+        base: oid::NUMERIC,
+        typmod: NUMERIC_10_2,
+        ..row(90_002, "price", "d")
+    });
+    catalog.insert_row(CatalogRow {
+        elem: 90_002,
+        ..row(90_003, "_price", "b")
+    });
+    let arrays = BUILTIN_ARRAYS.iter().map(|&(array, ..)| (array, -1));
+    let Some((type_oid, typmod)) = SCALARS
+        .iter()
+        .copied()
+        .chain(arrays)
+        .cycle()
+        .nth(usize::from(pick))
+    else {
+        return;
+    };
+    let _ = PgColumnDecoder::new(&catalog, type_oid, typmod, optional).decode(text);
+}
+
 fn malformed(type_name: &'static str, text: &[u8], reason: &'static str) -> TypeError {
     TypeError::Malformed {
         type_name,

@@ -953,3 +953,28 @@ fn random_text_never_panics_any_decoder() {
         }
     }
 }
+
+/// The `values` fuzz target's seeds and whatever it found, replayed through both of its
+/// entries (PostgreSQL text decoders, MySQL snapshot text parsers), so CI catches a regression
+/// without building the target.
+#[test]
+fn every_values_corpus_file_decodes_without_panicking() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/values");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        super::fuzz_one(&data);
+        crate::mysql::types::fuzz_text(&data);
+        seen += 1;
+    }
+    assert!(seen > 0, "corpus {dir} is empty");
+}
+
+#[test]
+fn every_pick_byte_of_the_values_fuzz_entry_decodes_without_panicking() {
+    // a pick byte maps to one type; the 256 of them cover the 28 scalars and every array
+    assert!(28 + super::BUILTIN_ARRAYS.len() <= 256);
+    for pick in 0..=255u8 {
+        super::fuzz_one(&[pick, 0, b'{', b'1', b'}']);
+    }
+}
