@@ -76,11 +76,11 @@ pub fn epoch_zoned() -> Datum<'static> {
 }
 
 /// The last year a DATETIME holds (MySQL and MariaDB: `9999-12-31 23:59:59`).
-pub const MAX_DATETIME_YEAR: i64 = 9999;
+const MAX_DATETIME_YEAR: i64 = 9999;
 
 /// A DATETIME/DATE as Debezium's epoch milliseconds (`micros_mode`: microseconds) from its
 /// calendar parts; zero dates follow [`zero_date`]. `None` when the year lies outside
-/// 0..=[`MAX_DATETIME_YEAR`]: no server writes such a value, so the bytes are damaged, and the
+/// 0..=9999: no server writes such a value, so the bytes are damaged, and the
 /// microsecond count could overflow. The time parts must be at most two digits each.
 pub fn datetime_datum(
     nullable: bool,
