@@ -4,7 +4,7 @@
 use crate::mysql::catalog::ColumnDef;
 use crate::mysql::error::DecodeError;
 
-use super::value::MICROS_PER_SEC;
+use super::value::{MAX_DATETIME_YEAR, MICROS_PER_SEC};
 
 /// A snapshot value of `col` the decoder cannot convert (`reason` says why).
 pub fn snap_err(col: &ColumnDef, reason: impl Into<String>) -> DecodeError {
@@ -42,7 +42,7 @@ pub fn parse_datetime_text(s: &str) -> Option<(i64, i64, i64, i64, i64, i64, i64
         None => (s, None),
     };
     let mut dp = date.splitn(3, '-');
-    let y = field(dp.next()?, 9999)?;
+    let y = field(dp.next()?, MAX_DATETIME_YEAR)?;
     let mo = field(dp.next()?, 12)?;
     let d = field(dp.next()?, 31)?;
     let (h, mi, sec, us) = match time {

@@ -76,7 +76,7 @@ pub fn epoch_zoned() -> Datum<'static> {
 }
 
 /// The last year a DATETIME holds (MySQL and MariaDB: `9999-12-31 23:59:59`).
-const MAX_DATETIME_YEAR: i64 = 9999;
+pub(super) const MAX_DATETIME_YEAR: i64 = 9999;
 
 /// A DATETIME/DATE as Debezium's epoch milliseconds (`micros_mode`: microseconds) from its
 /// calendar parts; zero dates follow [`zero_date`]. `None` when the year lies outside
